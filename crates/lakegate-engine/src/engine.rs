@@ -1,0 +1,203 @@
+//! The engine: a validated catalog's raw tables, and sessions that run SQL
+//! under one runtime role.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::catalog::CatalogProvider;
+use datafusion::catalog::{
+    MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, TableProvider,
+};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
+use lakegate_policy::{RoleError, TableName};
+
+use crate::error::{EngineError, Result};
+use crate::session::QuerySession;
+use crate::validate::validate_policies;
+
+/// Settings of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Partitions a query is split into (DataFusion's `target_partitions`).
+    pub target_partitions: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            batch_size: 8192,
+        }
+    }
+}
+
+/// Runs SQL under runtime roles over a catalog's tables. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+/// What sessions share.
+#[derive(Debug)]
+pub(crate) struct EngineInner {
+    pub(crate) catalog: Catalog,
+    /// The stored tables, unsecured. Only policy plans and the secured
+    /// catalog's unrestricted tables reach them.
+    pub(crate) raw_tables: BTreeMap<TableName, Arc<dyn TableProvider>>,
+    /// A session state with functions and settings but no catalog, cloned for
+    /// each user session.
+    pub(crate) user_template: SessionState,
+    /// A session state whose catalog holds the raw tables: where policies'
+    /// SQL is planned (their subqueries read with the policy's rights).
+    pub(crate) policy_template: SessionState,
+}
+
+impl Engine {
+    /// Builds an engine on `catalog`, checking every row filter and mask with
+    /// the query planner. A catalog that fails any check is refused, with all
+    /// problems listed.
+    pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
+        let runtime = Arc::new(RuntimeEnv::default());
+        for location in catalog.storage.values() {
+            runtime.register_object_store(&location.url, Arc::clone(&location.store));
+        }
+        let config = session_config(&catalog, &options);
+        let user_template = SessionStateBuilder::new()
+            .with_config(config.clone())
+            .with_runtime_env(Arc::clone(&runtime))
+            .with_default_features()
+            .build();
+
+        let mut errors = Vec::new();
+        let mut raw_tables = BTreeMap::new();
+        let raw_catalog = MemoryCatalogProvider::new();
+        for database in catalog.databases.keys() {
+            let schema = Arc::new(MemorySchemaProvider::new());
+            raw_catalog
+                .register_schema(database, schema)
+                .expect("a memory catalog accepts schemas");
+        }
+        for table in catalog.tables.values() {
+            match raw_table(&user_template, table).await {
+                Ok(provider) => {
+                    raw_catalog
+                        .schema(&table.name.database)
+                        .expect("registered above")
+                        .register_table(table.name.table.clone(), Arc::clone(&provider))
+                        .expect("a memory schema accepts tables");
+                    raw_tables.insert(table.name.clone(), provider);
+                }
+                Err(e) => errors.push(CatalogError {
+                    file: Default::default(),
+                    entry: format!("table '{}'", table.name),
+                    message: format!("cannot open: {e}"),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CatalogErrors(errors));
+        }
+        // Its own catalog list: the template's must stay empty.
+        let mut policy_template = SessionStateBuilder::new_from_existing(user_template.clone())
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .build();
+        policy_template
+            .config_mut()
+            .options_mut()
+            .catalog
+            .information_schema = false;
+        let catalogs = policy_template.catalog_list();
+        catalogs.register_catalog(catalog.name.clone(), Arc::new(raw_catalog));
+
+        let engine = Self {
+            inner: Arc::new(EngineInner {
+                catalog,
+                raw_tables,
+                user_template,
+                policy_template,
+            }),
+        };
+        let errors = validate_policies(&engine).await;
+        if !errors.is_empty() {
+            return Err(CatalogErrors(errors));
+        }
+        Ok(engine)
+    }
+
+    /// The catalog the engine serves.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Opens a session for `user` (already authenticated by the caller) under
+    /// `role`, or the user's default role.
+    pub fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession> {
+        let runtime = self
+            .inner
+            .catalog
+            .policy
+            .runtime_role(user, role)
+            .map_err(|e| match e {
+                RoleError::UnknownUser { .. } => {
+                    EngineError::PermissionDenied(format!("unknown user '{user}'"))
+                }
+                other => EngineError::PermissionDenied(other.to_string()),
+            })?;
+        Ok(QuerySession::new(Arc::clone(&self.inner), runtime))
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<EngineInner> {
+        &self.inner
+    }
+}
+
+fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_create_default_catalog_and_schema(false)
+        .with_default_catalog_and_schema(
+            catalog.name.clone(),
+            catalog
+                .default_database
+                .clone()
+                .unwrap_or_else(|| NO_DATABASE.to_string()),
+        )
+        .with_target_partitions(options.target_partitions)
+        .with_batch_size(options.batch_size);
+    // Planning errors point at the offending part of the SQL text.
+    config.options_mut().sql_parser.collect_spans = true;
+    config
+}
+
+/// The default schema while a session has no current database: a name no
+/// database can have (database names cannot contain '.'), so unqualified
+/// table names resolve to nothing.
+pub(crate) const NO_DATABASE: &str = "no.database";
+
+/// The raw Parquet table behind a catalog table.
+async fn raw_table(
+    state: &SessionState,
+    table: &lakegate_catalog::Table,
+) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+    let url = ListingTableUrl::parse(table.url.as_str())?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    // DataFusion's own inference gives the types it reads the files as
+    // (string columns as Utf8View), which every plan then agrees with.
+    let schema = options.infer_schema(state, &url).await?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

@@ -1,0 +1,213 @@
+//! The engine's error type. Variants say who is at fault, so that the Flight
+//! layer can map each to one gRPC code in one place, and no variant carries a
+//! policy's predicate text or a value the role may not see.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// A position in the SQL text, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlPosition {
+    /// Line, from 1.
+    pub line: u64,
+    /// Column, from 1.
+    pub column: u64,
+}
+
+impl fmt::Display for SqlPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+/// Why a statement did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The caller's SQL is malformed or does not plan (unknown column, type
+    /// error): the caller's fault.
+    #[error("{message}{}", position.map(|p| format!(" (at {p})")).unwrap_or_default())]
+    InvalidSql {
+        /// What is wrong.
+        message: String,
+        /// Where, when known.
+        position: Option<SqlPosition>,
+    },
+    /// The statement kind is not allowed through the SQL gate.
+    #[error(
+        "{statement} statements are not allowed: Lakegate runs read-only queries (SELECT, WITH, VALUES, EXPLAIN, SHOW, DESCRIBE, USE)"
+    )]
+    StatementRefused {
+        /// The refused statement kind, such as `CREATE EXTERNAL TABLE`.
+        statement: String,
+    },
+    /// The role may not do this (or the object does not exist: the answer is
+    /// the same, so that names cannot be probed).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The query failed while running, through the caller's own expressions
+    /// (division by zero, a failing cast).
+    #[error("{0}")]
+    Execution(String),
+    /// A policy could not be evaluated: the table is unreadable until an
+    /// administrator fixes it (default deny). Details go to the server log only.
+    #[error(
+        "the access policy of table '{table}' could not be evaluated; the table is unreadable until an administrator fixes it"
+    )]
+    PolicyFailure {
+        /// The table whose policy failed.
+        table: String,
+    },
+    /// A resource limit was hit.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The query was cancelled.
+    #[error("query cancelled")]
+    Cancelled,
+    /// A bug in Lakegate.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result with [`EngineError`].
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Marker text carried through DataFusion errors raised inside a policy
+/// barrier, so that they can be turned into [`EngineError::PolicyFailure`]
+/// however DataFusion wraps them.
+pub(crate) const POLICY_FAILURE_MARKER: &str = "lakegate-policy-failure:";
+
+impl EngineError {
+    /// Classifies a DataFusion error raised while planning the caller's SQL.
+    pub fn from_planning(error: DataFusionError) -> Self {
+        if let Some(failure) = policy_failure(&error) {
+            return failure;
+        }
+        if let Some(denied) = permission_denied(&error) {
+            return denied;
+        }
+        let position = error
+            .diagnostic()
+            .and_then(|d| d.span)
+            .map(|span| SqlPosition {
+                line: span.start.line,
+                column: span.start.column,
+            });
+        match error.find_root() {
+            DataFusionError::SQL(parser_error, _) => {
+                let message = parser_error.to_string();
+                let position = position.or_else(|| parse_position(&message));
+                Self::InvalidSql { message, position }
+            }
+            DataFusionError::ResourcesExhausted(message) => {
+                Self::ResourceExhausted(message.clone())
+            }
+            DataFusionError::Internal(message) => Self::Internal(message.clone()),
+            DataFusionError::NotImplemented(message) => Self::InvalidSql {
+                message: format!("not supported: {message}"),
+                position,
+            },
+            root => Self::InvalidSql {
+                message: strip_df_prefix(&root.to_string()),
+                position,
+            },
+        }
+    }
+
+    /// Classifies a DataFusion error raised while running a query.
+    pub fn from_execution(error: DataFusionError) -> Self {
+        if let Some(failure) = policy_failure(&error) {
+            return failure;
+        }
+        if let Some(denied) = permission_denied(&error) {
+            return denied;
+        }
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(message) => {
+                Self::ResourceExhausted(message.clone())
+            }
+            DataFusionError::Internal(message) => Self::Internal(message.clone()),
+            root => Self::Execution(strip_df_prefix(&root.to_string())),
+        }
+    }
+}
+
+/// Marker for permission errors raised inside DataFusion callbacks (a table
+/// provider's scan), recognised however DataFusion wraps them.
+pub(crate) const PERMISSION_DENIED_MARKER: &str = "lakegate-permission-denied:";
+
+fn permission_denied(error: &DataFusionError) -> Option<EngineError> {
+    let text = error.to_string();
+    let start = text.find(PERMISSION_DENIED_MARKER)? + PERMISSION_DENIED_MARKER.len();
+    let message = text[start..].lines().next().unwrap_or_default().trim();
+    Some(EngineError::PermissionDenied(message.to_string()))
+}
+
+fn policy_failure(error: &DataFusionError) -> Option<EngineError> {
+    let text = error.to_string();
+    let start = text.find(POLICY_FAILURE_MARKER)? + POLICY_FAILURE_MARKER.len();
+    let table = text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Some(EngineError::PolicyFailure { table })
+}
+
+/// A DataFusion error for a permission refusal inside a provider callback.
+pub(crate) fn permission_error(message: impl fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("{PERMISSION_DENIED_MARKER}{message}"))
+}
+
+/// A DataFusion error standing for a policy that failed on `table`; the cause
+/// is logged, never returned to the caller.
+pub(crate) fn policy_error(table: &impl fmt::Display, cause: &dyn fmt::Display) -> DataFusionError {
+    log::error!("policy of table {table} failed: {cause}");
+    DataFusionError::External(format!("{POLICY_FAILURE_MARKER}{table} ").into())
+}
+
+/// Finds `Line: N, Column: M` in a sqlparser message.
+fn parse_position(message: &str) -> Option<SqlPosition> {
+    let at = message.rfind("Line: ")?;
+    let rest = &message[at + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(SqlPosition {
+        line: line.trim().parse().ok()?,
+        column: column.parse().ok()?,
+    })
+}
+
+/// DataFusion prefixes messages with their kind ("Error during planning: ");
+/// callers get the message itself.
+fn strip_df_prefix(text: &str) -> String {
+    const PREFIXES: [&str; 6] = [
+        "Error during planning: ",
+        "Schema error: ",
+        "Execution error: ",
+        "Arrow error: ",
+        "Optimizer rule ",
+        "External error: ",
+    ];
+    let mut text = text.trim();
+    for prefix in PREFIXES {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest;
+        }
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_read_from_parser_messages() {
+        assert_eq!(
+            parse_position("Expected: an expression, found: FROM at Line: 2, Column: 8"),
+            Some(SqlPosition { line: 2, column: 8 })
+        );
+        assert_eq!(parse_position("no position"), None);
+    }
+}

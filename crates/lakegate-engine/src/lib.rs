@@ -1,0 +1,41 @@
+//! Lakegate's engine: SQL under a runtime role, planned by DataFusion, with
+//! every table behind its role's policy.
+//!
+//! ```text
+//!             Engine::new(catalog)            checks every filter and mask with the planner
+//!                    │
+//!   engine.session(user, role) ─▶ QuerySession   one user, one runtime role, a current database
+//!                    │
+//!   session.execute(sql)
+//!      1. parse: exactly one statement (sqlparser, DataFusion dialect)
+//!      2. gate: read-only statements only (gate.rs)
+//!      3. every named table must be one the role may describe
+//!      4. DataFusion plans over the role's secured catalog: each table name
+//!         resolves to a SecuredTable whose scan is the policy plan under a
+//!         PolicyBarrierExec (secured_table.rs, barrier.rs)
+//!      5. a stream of Arrow batches
+//! ```
+//!
+//! The barrier is what makes the policy hold whatever the optimizer does:
+//! see [`PolicyBarrierExec`]. Errors say who is at fault ([`EngineError`]).
+
+mod barrier;
+mod engine;
+mod error;
+mod explain;
+mod functions;
+mod gate;
+mod leakproof;
+mod masks;
+mod secured_catalog;
+mod secured_table;
+mod session;
+mod sql_text;
+mod validate;
+
+pub use barrier::PolicyBarrierExec;
+pub use engine::{Engine, EngineOptions};
+pub use error::{EngineError, Result, SqlPosition};
+pub use masks::REDACTED_TEXT;
+pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
+pub use session::{QueryOutput, QuerySession};

@@ -1,0 +1,236 @@
+//! The catalog a role's session sees: only databases and tables the role may
+//! describe, each table resolved to a [`SecuredTable`]. DataFusion's
+//! `information_schema` and SHOW commands read through these providers, so they
+//! list exactly what the role may describe. Nothing can be registered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, Result, not_impl_err};
+use datafusion::execution::SessionState;
+use lakegate_policy::{RuntimeRole, TableName};
+
+use crate::engine::EngineInner;
+use crate::error::policy_error;
+use crate::secured_table::{SecuredTable, finish_policy_plan, policy_sql};
+
+/// Resolves tables to their secured form for one session, caching them for
+/// the session's lifetime.
+#[derive(Debug)]
+pub(crate) struct SecuredResolver {
+    engine: Arc<EngineInner>,
+    runtime: RuntimeRole,
+    /// The policy context: raw tables, and the session functions bound to this
+    /// session's user and role.
+    policy_state: SessionState,
+    cache: Mutex<HashMap<TableName, Arc<SecuredTable>>>,
+}
+
+impl SecuredResolver {
+    pub(crate) fn new(
+        engine: Arc<EngineInner>,
+        runtime: RuntimeRole,
+        policy_state: SessionState,
+    ) -> Self {
+        Self {
+            engine,
+            runtime,
+            policy_state,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> &RuntimeRole {
+        &self.runtime
+    }
+
+    /// The table as the session's role sees it, or `None` when the role may
+    /// not describe it (or it does not exist).
+    pub(crate) async fn secured_table(
+        &self,
+        name: &TableName,
+    ) -> Result<Option<Arc<SecuredTable>>> {
+        if let Some(table) = self.cache.lock().expect("cache lock").get(name) {
+            return Ok(Some(Arc::clone(table)));
+        }
+        let Some(raw) = self.engine.raw_tables.get(name) else {
+            return Ok(None);
+        };
+        let columns: Vec<String> = raw
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let Some(access) =
+            self.engine
+                .catalog
+                .policy
+                .effective_access(&self.runtime.role, name, &columns)
+        else {
+            return Ok(None);
+        };
+        let table = if access.is_unrestricted(&columns) {
+            SecuredTable::unrestricted(access, Arc::clone(raw))
+        } else {
+            let sql = policy_sql(&access);
+            let mut state = self.policy_state.clone();
+            // Unqualified names in a policy's subqueries resolve in the
+            // database of the table the policy protects.
+            state.config_mut().options_mut().catalog.default_schema = name.database.clone();
+            let plan = state
+                .create_logical_plan(&sql)
+                .await
+                .and_then(|plan| finish_policy_plan(plan, &access, &raw.schema()))
+                .map_err(|e| policy_error(name, &e))?;
+            SecuredTable::restricted(access, plan)
+        };
+        let table = Arc::new(table);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(name.clone(), Arc::clone(&table));
+        Ok(Some(table))
+    }
+
+    /// Databases the role may see: those holding a table it may describe.
+    pub(crate) fn visible_databases(&self) -> Vec<String> {
+        let policy = &self.engine.catalog.policy;
+        self.engine
+            .catalog
+            .databases
+            .keys()
+            .filter(|db| {
+                self.engine
+                    .catalog
+                    .tables
+                    .keys()
+                    .any(|t| &t.database == *db && policy.may_describe(&self.runtime.role, t))
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn visible_tables(&self, database: &str) -> Vec<String> {
+        let policy = &self.engine.catalog.policy;
+        self.engine
+            .catalog
+            .tables
+            .keys()
+            .filter(|t| t.database == database && policy.may_describe(&self.runtime.role, t))
+            .map(|t| t.table.clone())
+            .collect()
+    }
+}
+
+/// The list of catalogs: just the Lakegate catalog.
+#[derive(Debug)]
+pub(crate) struct SecuredCatalogList {
+    name: String,
+    catalog: Arc<SecuredCatalog>,
+}
+
+impl SecuredCatalogList {
+    pub(crate) fn new(resolver: Arc<SecuredResolver>) -> Self {
+        Self {
+            name: resolver.engine.catalog.name.clone(),
+            catalog: Arc::new(SecuredCatalog { resolver }),
+        }
+    }
+}
+
+impl CatalogProviderList for SecuredCatalogList {
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        // Refused statements never get here; ignore attempts defensively.
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        vec![self.name.clone()]
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        (name == self.name).then(|| Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>)
+    }
+}
+
+/// The Lakegate catalog as one role sees it.
+#[derive(Debug)]
+pub(crate) struct SecuredCatalog {
+    resolver: Arc<SecuredResolver>,
+}
+
+impl CatalogProvider for SecuredCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.resolver.visible_databases()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.resolver
+            .visible_databases()
+            .iter()
+            .any(|db| db == name)
+            .then(|| {
+                Arc::new(SecuredDatabase {
+                    database: name.to_string(),
+                    resolver: Arc::clone(&self.resolver),
+                }) as Arc<dyn SchemaProvider>
+            })
+    }
+
+    fn register_schema(
+        &self,
+        _name: &str,
+        _schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        not_impl_err!("creating databases is not allowed")
+    }
+}
+
+/// One database as one role sees it.
+#[derive(Debug)]
+pub(crate) struct SecuredDatabase {
+    database: String,
+    resolver: Arc<SecuredResolver>,
+}
+
+#[async_trait]
+impl SchemaProvider for SecuredDatabase {
+    fn table_names(&self) -> Vec<String> {
+        self.resolver.visible_tables(&self.database)
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let name = TableName::new(&self.database, name);
+        Ok(self
+            .resolver
+            .secured_table(&name)
+            .await?
+            .map(|t| t as Arc<dyn TableProvider>))
+    }
+
+    fn register_table(
+        &self,
+        _name: String,
+        _table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        not_impl_err!("creating tables is not allowed")
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.resolver.engine.catalog.policy.may_describe(
+            &self.resolver.runtime.role,
+            &TableName::new(&self.database, name),
+        ) && self
+            .resolver
+            .engine
+            .raw_tables
+            .contains_key(&TableName::new(&self.database, name))
+    }
+}

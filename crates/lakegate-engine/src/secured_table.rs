@@ -1,0 +1,291 @@
+//! `SecuredTable`: what a table name resolves to inside a role's session.
+//!
+//! Its schema is the role's view of the table (hidden columns are absent,
+//! masked columns carry `lakegate.mask` metadata). Its scan plans the *policy
+//! plan* and puts it under a [`PolicyBarrierExec`]:
+//!
+//! ```text
+//!   user's query ...
+//!        │
+//!   PolicyBarrierExec            ◀── nothing from above passes below
+//!        │
+//!   [LIMIT n]                     (a limit DataFusion handed to the scan)
+//!   Projection: requested columns
+//!   [Filter: leakproof user predicates]
+//!   Projection: masks and cell rules, over stored columns (one projection)
+//!   Filter: row filter (union of grants), over stored columns
+//!   TableScan: raw Parquet
+//! ```
+//!
+//! A role that sees a table unrestricted (every column raw, every row) skips
+//! all of it and scans the raw table directly, so admins pay nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Column, Result};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, cast,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use lakegate_policy::{CellValue, EffectiveAccess, RowFilter};
+
+use crate::barrier::PolicyBarrierExec;
+use crate::error::{permission_error, policy_error};
+use crate::leakproof::is_leakproof;
+use crate::masks::mask_sql;
+use crate::sql_text::quote_ident;
+
+/// Field metadata key naming the mask applied to a column.
+pub const MASK_METADATA_KEY: &str = "lakegate.mask";
+
+/// A table as one role may see it.
+#[derive(Debug)]
+pub struct SecuredTable {
+    access: EffectiveAccess,
+    schema: SchemaRef,
+    plan: SecuredPlan,
+}
+
+#[derive(Debug)]
+enum SecuredPlan {
+    /// The role sees the stored table as it is.
+    Unrestricted(Arc<dyn TableProvider>),
+    /// The role's policy plan, over every visible column.
+    Restricted {
+        policy_plan: LogicalPlan,
+        /// Visible columns shown raw in every visible row: the only ones a
+        /// pushed-down user predicate may read.
+        raw_columns: BTreeSet<String>,
+    },
+}
+
+impl SecuredTable {
+    /// A table the role sees unrestricted: the raw provider, unchanged.
+    pub fn unrestricted(access: EffectiveAccess, raw: Arc<dyn TableProvider>) -> Self {
+        Self {
+            access,
+            schema: raw.schema(),
+            plan: SecuredPlan::Unrestricted(raw),
+        }
+    }
+
+    /// A table behind the role's policy. `policy_plan` must come from
+    /// [`policy_sql`] planned in the policy context, then [`finish_policy_plan`].
+    pub fn restricted(access: EffectiveAccess, policy_plan: LogicalPlan) -> Self {
+        let schema = Arc::new(policy_plan.schema().as_arrow().clone());
+        let raw_columns = access
+            .columns
+            .iter()
+            .filter(|c| c.uniform_value(&access.row_filter) == Some(&CellValue::Raw))
+            .map(|c| c.name.clone())
+            .collect();
+        Self {
+            access,
+            schema,
+            plan: SecuredPlan::Restricted {
+                policy_plan,
+                raw_columns,
+            },
+        }
+    }
+
+    /// The effective access this table enforces.
+    pub fn access(&self) -> &EffectiveAccess {
+        &self.access
+    }
+
+    fn deny_unless_select(&self) -> Result<()> {
+        if self.access.can_select {
+            Ok(())
+        } else {
+            Err(permission_error(format!(
+                "role '{}' may describe table '{}' but not read its rows",
+                self.access.role, self.access.table
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SecuredTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        match &self.plan {
+            SecuredPlan::Unrestricted(raw) => raw.supports_filters_pushdown(filters),
+            // Inexact: DataFusion keeps the filter above as well, so nothing
+            // depends on how much the scan prunes.
+            SecuredPlan::Restricted { raw_columns, .. } => Ok(filters
+                .iter()
+                .map(|f| {
+                    if is_leakproof(f, raw_columns) {
+                        TableProviderFilterPushDown::Inexact
+                    } else {
+                        TableProviderFilterPushDown::Unsupported
+                    }
+                })
+                .collect()),
+        }
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.deny_unless_select()?;
+        let (policy_plan, raw_columns) = match &self.plan {
+            SecuredPlan::Unrestricted(raw) => {
+                return raw.scan(state, projection, filters, limit).await;
+            }
+            SecuredPlan::Restricted {
+                policy_plan,
+                raw_columns,
+            } => (policy_plan, raw_columns),
+        };
+        let table = &self.access.table;
+        let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
+        // Only predicates we declared leakproof may come here; check again
+        // rather than trust the caller.
+        let pushed: Vec<Expr> = filters
+            .iter()
+            .filter(|f| is_leakproof(f, raw_columns))
+            .map(|f| unqualify(f.clone()))
+            .collect();
+        if let Some(predicate) = conjunction(pushed) {
+            builder = builder.filter(predicate)?;
+        }
+        if let Some(indices) = projection {
+            let columns: Vec<Expr> = indices
+                .iter()
+                .map(|i| Expr::Column(Column::new_unqualified(self.schema.field(*i).name())))
+                .collect();
+            builder = builder.project(columns)?;
+        }
+        if let Some(fetch) = limit {
+            builder = builder.limit(0, Some(fetch))?;
+        }
+        let plan = builder.build()?;
+        let physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(|e| policy_error(table, &e))?;
+        Ok(Arc::new(PolicyBarrierExec::new(
+            table.clone(),
+            self.access.role.clone(),
+            physical,
+        )))
+    }
+}
+
+/// Drops table qualifiers: pushed filters are qualified with the name the user
+/// gave the table, the policy plan's columns with none.
+fn unqualify(expr: Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    expr.transform(|e| {
+        Ok(match e {
+            Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+    .expect("renaming columns cannot fail")
+}
+
+/// The policy plan of `access` as SQL over the stored table: one projection
+/// computing every visible column (masks and cell rules read stored values
+/// only), over the union of the grants' row filters.
+pub fn policy_sql(access: &EffectiveAccess) -> String {
+    let table = &access.table;
+    let predicate = |sql: &str| format!("({sql})");
+    let value_sql = |column: &str, value: &CellValue| match value {
+        CellValue::Raw => quote_ident(column),
+        CellValue::Masked(mask) => mask_sql(&mask.kind, column),
+    };
+    let mut select = Vec::with_capacity(access.columns.len());
+    for column in &access.columns {
+        let expr = match column.uniform_value(&access.row_filter) {
+            Some(value) => value_sql(&column.name, value),
+            None => {
+                let mut case = String::from("CASE");
+                for branch in &column.branches {
+                    let when = branch
+                        .when
+                        .as_ref()
+                        .map(|p| predicate(&p.sql))
+                        .unwrap_or_else(|| "TRUE".to_string());
+                    case.push_str(&format!(
+                        " WHEN {when} THEN {}",
+                        value_sql(&column.name, &branch.value)
+                    ));
+                }
+                case.push_str(" ELSE NULL END");
+                case
+            }
+        };
+        select.push(format!("{expr} AS {}", quote_ident(&column.name)));
+    }
+    if select.is_empty() {
+        // A grant that exposes no column still admits rows (count(*) works).
+        select.push("1 AS \"__lakegate_no_columns\"".to_string());
+    }
+    let mut sql = format!(
+        "SELECT {} FROM {}.{}",
+        select.join(", "),
+        quote_ident(&table.database),
+        quote_ident(&table.table)
+    );
+    if let RowFilter::AnyOf(predicates) = &access.row_filter {
+        let union: Vec<String> = predicates.iter().map(|p| predicate(&p.sql)).collect();
+        sql.push_str(&format!(" WHERE {}", union.join(" OR ")));
+    }
+    sql
+}
+
+/// Casts each column of a planned policy SQL back to the stored type (masks
+/// keep the column's type) and labels masked columns with `lakegate.mask`.
+pub fn finish_policy_plan(
+    plan: LogicalPlan,
+    access: &EffectiveAccess,
+    stored: &SchemaRef,
+) -> Result<LogicalPlan> {
+    let planned = Arc::clone(plan.schema());
+    let mut exprs = Vec::with_capacity(access.columns.len());
+    for column in &access.columns {
+        let (_, planned_field) = planned.qualified_field_with_unqualified_name(&column.name)?;
+        let stored_type = stored.field_with_name(&column.name)?.data_type().clone();
+        let mut expr = Expr::Column(Column::new_unqualified(&column.name));
+        if planned_field.data_type() != &stored_type {
+            expr = cast(expr, stored_type);
+        }
+        let metadata = column
+            .mask_label(&access.row_filter)
+            .map(|label| HashMap::from([(MASK_METADATA_KEY.to_string(), label)]));
+        expr = match metadata {
+            Some(metadata) => expr.alias_with_metadata(&column.name, Some(metadata.into())),
+            None => expr.alias(&column.name),
+        };
+        exprs.push(expr);
+    }
+    if exprs.is_empty() {
+        return Ok(plan);
+    }
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
+}

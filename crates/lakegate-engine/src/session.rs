@@ -1,0 +1,358 @@
+//! `QuerySession`: SQL run under one user and runtime role.
+//!
+//! ```text
+//! SQL text ─▶ parse (one statement) ─▶ gate ─▶ table check ─▶ DataFusion plan ─▶ stream
+//!                                         │          │
+//!                                         │          └─ a table the role may not describe:
+//!                                         │             "does not exist or role may not read it"
+//!                                         └─ USE, SHOW DATABASES, EXPLAIN (non-admin) answered here
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::execution::FunctionRegistry;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::TryStreamExt;
+use lakegate_policy::{RuntimeRole, TableName};
+
+use crate::engine::{EngineInner, NO_DATABASE};
+use crate::error::{EngineError, Result};
+use crate::explain::{explain_batch, explain_schema};
+use crate::functions::session_functions;
+use crate::gate::{Admitted, admit};
+use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
+
+/// The result of a statement: its schema and a stream of batches. Errors in
+/// the stream are DataFusion's; turn them into [`EngineError`] with
+/// [`EngineError::from_execution`] (or use [`QueryOutput::collect`]).
+pub struct QueryOutput {
+    /// The result's schema (masked columns carry `lakegate.mask` metadata).
+    pub schema: SchemaRef,
+    /// The result rows.
+    pub stream: SendableRecordBatchStream,
+}
+
+impl std::fmt::Debug for QueryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryOutput")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryOutput {
+    /// Reads the whole result.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        self.stream
+            .try_collect()
+            .await
+            .map_err(EngineError::from_execution)
+    }
+
+    fn from_batch(batch: RecordBatch) -> Self {
+        let schema = batch.schema();
+        let stream = MemoryStream::try_new(vec![batch], Arc::clone(&schema), None)
+            .expect("a memory stream over one batch");
+        Self {
+            schema,
+            stream: Box::pin(stream),
+        }
+    }
+}
+
+/// A session: one user, one runtime role, a current database.
+pub struct QuerySession {
+    engine: Arc<EngineInner>,
+    resolver: Arc<SecuredResolver>,
+    state: SessionState,
+    current_database: Option<String>,
+}
+
+impl std::fmt::Debug for QuerySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuerySession")
+            .field("runtime", self.resolver.runtime())
+            .field("current_database", &self.current_database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuerySession {
+    pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
+        let functions = session_functions(&runtime.user, &runtime.role);
+        let mut policy_state = engine.policy_template.clone();
+        for f in &functions {
+            policy_state
+                .register_udf(Arc::clone(f))
+                .expect("registering a function cannot fail");
+        }
+        let resolver = Arc::new(SecuredResolver::new(
+            Arc::clone(&engine),
+            runtime,
+            policy_state,
+        ));
+        let mut state = SessionStateBuilder::new_from_existing(engine.user_template.clone())
+            .with_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))))
+            .build();
+        for f in functions {
+            state
+                .register_udf(f)
+                .expect("registering a function cannot fail");
+        }
+        let current_database = engine.catalog.default_database.clone();
+        Self {
+            engine,
+            resolver,
+            state,
+            current_database,
+        }
+    }
+
+    /// The authenticated user.
+    pub fn user(&self) -> &str {
+        &self.resolver.runtime().user
+    }
+
+    /// The runtime role.
+    pub fn role(&self) -> &str {
+        &self.resolver.runtime().role
+    }
+
+    /// The current database, if any.
+    pub fn current_database(&self) -> Option<&str> {
+        self.current_database.as_deref()
+    }
+
+    /// Whether the session's role administers the whole lake (sees full plans).
+    pub fn is_lake_admin(&self) -> bool {
+        self.engine.catalog.policy.is_lake_admin(self.role())
+    }
+
+    /// Makes `database` current, if the role may see it.
+    pub fn use_database(&mut self, database: &str) -> Result<()> {
+        if !self
+            .resolver
+            .visible_databases()
+            .iter()
+            .any(|d| d == database)
+        {
+            return Err(EngineError::PermissionDenied(format!(
+                "database '{database}' does not exist or role '{}' may not use it",
+                self.role()
+            )));
+        }
+        self.current_database = Some(database.to_string());
+        self.state.config_mut().options_mut().catalog.default_schema = database.to_string();
+        Ok(())
+    }
+
+    /// Adds a scalar function to this session's SQL (for embedding
+    /// applications and tests). Policies never see it.
+    pub fn register_function(&mut self, function: ScalarUDF) {
+        self.state
+            .register_udf(Arc::new(function))
+            .expect("registering a function cannot fail");
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
+        let statement = parse_one(sql)?;
+        match admit(statement)? {
+            Admitted::ShowDatabases => Ok(QueryOutput::from_batch(self.databases_batch())),
+            Admitted::Use(database) => {
+                self.use_database(&database)?;
+                let schema = Arc::new(Schema::new(vec![Field::new(
+                    "current_database",
+                    DataType::Utf8,
+                    false,
+                )]));
+                let batch =
+                    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec![database]))])
+                        .map_err(|e| EngineError::Internal(e.to_string()))?;
+                Ok(QueryOutput::from_batch(batch))
+            }
+            Admitted::Plan(statement) => {
+                let physical = self.physical_plan_of(statement).await?;
+                self.run(physical)
+            }
+            Admitted::Explain {
+                statement,
+                inner,
+                analyze,
+            } => {
+                if self.is_lake_admin() {
+                    let physical = self.physical_plan_of(statement).await?;
+                    return self.run(physical);
+                }
+                if analyze {
+                    return Err(EngineError::PermissionDenied(
+                        "EXPLAIN ANALYZE is available to lake administrators only".into(),
+                    ));
+                }
+                let logical = self.logical_plan_of(inner).await?;
+                let optimized = self
+                    .state
+                    .optimize(&logical)
+                    .map_err(EngineError::from_planning)?;
+                let physical = self
+                    .state
+                    .create_physical_plan(&logical)
+                    .await
+                    .map_err(EngineError::from_planning)?;
+                let batch = explain_batch(&optimized, physical)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                debug_assert_eq!(batch.schema(), explain_schema());
+                Ok(QueryOutput::from_batch(batch))
+            }
+        }
+    }
+
+    /// The physical plan of a query, as it would run (for tests and tools that
+    /// inspect plans: it shows what lies beneath policy barriers).
+    pub async fn physical_plan(&mut self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
+        let statement = parse_one(sql)?;
+        match admit(statement)? {
+            Admitted::Plan(statement) => self.physical_plan_of(statement).await,
+            _ => Err(EngineError::InvalidSql {
+                message: "only queries have a physical plan".into(),
+                position: None,
+            }),
+        }
+    }
+
+    fn run(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryOutput> {
+        let schema = physical.schema();
+        let stream =
+            execute_stream(physical, self.state.task_ctx()).map_err(EngineError::from_execution)?;
+        Ok(QueryOutput { schema, stream })
+    }
+
+    async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
+        self.check_table_references(&statement)?;
+        let plan = self
+            .state
+            .statement_to_plan(statement)
+            .await
+            .map_err(EngineError::from_planning)?;
+        check_read_only(&plan)?;
+        Ok(plan)
+    }
+
+    async fn physical_plan_of(&self, statement: DFStatement) -> Result<Arc<dyn ExecutionPlan>> {
+        let plan = self.logical_plan_of(statement).await?;
+        self.state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(EngineError::from_planning)
+    }
+
+    /// Every table the statement names must be one the role may describe;
+    /// a table that does not exist gets the same answer.
+    fn check_table_references(&self, statement: &DFStatement) -> Result<()> {
+        let references = self
+            .state
+            .resolve_table_references(statement)
+            .map_err(EngineError::from_planning)?;
+        let catalog = &self.engine.catalog.name;
+        let current = self.current_database.as_deref().unwrap_or(NO_DATABASE);
+        for reference in references {
+            let resolved = reference.clone().resolve(catalog, current);
+            if resolved.catalog.as_ref() == catalog.as_str()
+                && resolved.schema.as_ref() == "information_schema"
+            {
+                continue;
+            }
+            let name = TableName::new(resolved.schema.as_ref(), resolved.table.as_ref());
+            let visible = resolved.catalog.as_ref() == catalog.as_str()
+                && self.engine.raw_tables.contains_key(&name)
+                && self.engine.catalog.policy.may_describe(self.role(), &name);
+            if !visible {
+                return Err(self.no_such_table(&reference, &resolved));
+            }
+        }
+        Ok(())
+    }
+
+    fn no_such_table(
+        &self,
+        reference: &TableReference,
+        resolved: &ResolvedTableReference,
+    ) -> EngineError {
+        let (shown, hint) = match reference {
+            TableReference::Bare { table } if self.current_database.is_none() => (
+                table.to_string(),
+                " (there is no current database: run USE <database> or qualify the name)",
+            ),
+            TableReference::Bare { .. } | TableReference::Partial { .. } => {
+                (format!("{}.{}", resolved.schema, resolved.table), "")
+            }
+            TableReference::Full { .. } => (resolved.to_string(), ""),
+        };
+        EngineError::PermissionDenied(format!(
+            "table '{shown}' does not exist or role '{}' may not read it{hint}",
+            self.role()
+        ))
+    }
+
+    fn databases_batch(&self) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "database_name",
+            DataType::Utf8,
+            false,
+        )]));
+        let names = StringArray::from(self.resolver.visible_databases());
+        RecordBatch::try_new(schema, vec![Arc::new(names)]).expect("one string column")
+    }
+}
+
+/// Parses exactly one statement.
+fn parse_one(sql: &str) -> Result<DFStatement> {
+    let dialect = GenericDialect {};
+    let mut statements =
+        DFParser::parse_sql_with_dialect(sql, &dialect).map_err(EngineError::from_planning)?;
+    match statements.len() {
+        0 => Err(EngineError::InvalidSql {
+            message: "empty statement".into(),
+            position: None,
+        }),
+        1 => Ok(statements.pop_front().expect("one statement")),
+        n => Err(EngineError::InvalidSql {
+            message: format!("expected one statement per request, found {n}"),
+            position: None,
+        }),
+    }
+}
+
+/// Defense in depth behind the gate: a plan that would change anything is refused.
+fn check_read_only(plan: &LogicalPlan) -> Result<()> {
+    let mut offending = None;
+    plan.apply(|node| {
+        let kind = match node {
+            LogicalPlan::Ddl(ddl) => Some(ddl.name().to_string()),
+            LogicalPlan::Dml(dml) => Some(dml.op.to_string()),
+            LogicalPlan::Copy(_) => Some("COPY".to_string()),
+            LogicalPlan::Statement(statement) => Some(statement.name().to_string()),
+            _ => None,
+        };
+        if kind.is_some() {
+            offending = kind;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| EngineError::Internal(e.to_string()))?;
+    match offending {
+        Some(statement) => Err(EngineError::StatementRefused { statement }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,144 @@
+//! Checks of a catalog's policies that need the query planner: row filters
+//! parse and are boolean over the table's columns, masks fit their column's
+//! type, and every role's policy plan of every table it is granted plans.
+//! Run when an engine is built; any failure keeps the catalog from serving.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::execution::FunctionRegistry;
+
+use arrow::datatypes::DataType;
+use datafusion::execution::SessionState;
+use lakegate_catalog::CatalogError;
+use lakegate_policy::{MaskKind, Resource, TableName};
+
+use crate::engine::Engine;
+use crate::functions::session_functions;
+use crate::masks::{check_builtin_fits, is_text};
+use crate::secured_table::{finish_policy_plan, policy_sql};
+use crate::sql_text::{check_single_expression, quote_ident};
+
+/// The user name policies are planned for while checking a catalog.
+const CHECK_USER: &str = "lakegate-check";
+
+/// Every problem found, with the file of the grant concerned.
+pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
+    let inner = engine.inner();
+    let catalog = &inner.catalog;
+    let mut errors = Vec::new();
+    let mut checked_pairs = BTreeSet::new();
+    for grant in catalog.policy.grants() {
+        let Resource::Table(name) = &grant.resource else {
+            continue;
+        };
+        let Some(raw) = inner.raw_tables.get(name) else {
+            continue;
+        };
+        let schema = raw.schema();
+        let state = policy_state(engine, &grant.role, name);
+        let mut error = |message: String| {
+            errors.push(CatalogError {
+                file: catalog.grant_file(&grant.name),
+                entry: format!("grant '{}'", grant.name),
+                message,
+            })
+        };
+        if let Some(filter) = &grant.row_filter {
+            match expression_type(&state, name, filter).await {
+                Ok(DataType::Boolean) => {}
+                Ok(other) => error(format!(
+                    "row_filter is not a boolean expression (it is {other})"
+                )),
+                Err(e) => error(format!("row_filter is invalid: {e}")),
+            }
+        }
+        for (column, mask) in &grant.masks {
+            let Ok(field) = schema.field_with_name(column) else {
+                continue; // reported by the catalog loader
+            };
+            let column_type = field.data_type();
+            let fits = match &mask.kind {
+                MaskKind::Custom { sql } => match expression_type(&state, name, sql).await {
+                    Ok(t) if &t == column_type || t == DataType::Null => Ok(()),
+                    Ok(t) if is_text(&t) && is_text(column_type) => Ok(()),
+                    Ok(t) => Err(format!(
+                        "returns {t}, but column '{column}' is {column_type}"
+                    )),
+                    Err(e) => Err(format!("is invalid: {e}")),
+                },
+                builtin => check_builtin_fits(builtin, column_type),
+            };
+            if let Err(e) = fits {
+                error(format!("mask '{}' on column '{column}' {e}", mask.name));
+            }
+        }
+        checked_pairs.insert((grant.role.clone(), name.clone()));
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+    // Each role's combined plan per table (unions of filters, cell rules).
+    for (role, name) in checked_pairs {
+        let raw = &inner.raw_tables[&name];
+        let columns: Vec<String> = raw
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let Some(access) = catalog.policy.effective_access(&role, &name, &columns) else {
+            continue;
+        };
+        if access.is_unrestricted(&columns) {
+            continue;
+        }
+        let state = policy_state(engine, &role, &name);
+        let planned = async {
+            let plan = state.create_logical_plan(&policy_sql(&access)).await?;
+            let plan = finish_policy_plan(plan, &access, &raw.schema())?;
+            state.create_physical_plan(&plan).await
+        };
+        if let Err(e) = planned.await {
+            let grant = access.grants.first().cloned().unwrap_or_default();
+            errors.push(CatalogError {
+                file: catalog.grant_file(&grant),
+                entry: format!("role '{role}' on table '{name}'"),
+                message: format!("the combined policy does not plan: {e}"),
+            });
+        }
+    }
+    errors
+}
+
+/// The policy context for `role`, resolving unqualified names in `table`'s database.
+fn policy_state(engine: &Engine, role: &str, table: &TableName) -> SessionState {
+    let mut state = engine.inner().policy_template.clone();
+    for f in session_functions(CHECK_USER, role) {
+        state
+            .register_udf(f)
+            .expect("registering a function cannot fail");
+    }
+    state.config_mut().options_mut().catalog.default_schema = table.database.clone();
+    state
+}
+
+/// The type of `sql` evaluated over the rows of `table`.
+async fn expression_type(
+    state: &SessionState,
+    table: &TableName,
+    sql: &str,
+) -> Result<DataType, String> {
+    check_single_expression(sql)?;
+    let query = format!(
+        "SELECT ({sql}) AS \"lakegate_expression\" FROM {}.{}",
+        quote_ident(&table.database),
+        quote_ident(&table.table)
+    );
+    let plan = state
+        .create_logical_plan(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let field = Arc::clone(plan.schema()).field(0).data_type().clone();
+    Ok(field)
+}

@@ -1,0 +1,238 @@
+//! Effective access: what one role may see of one table, resolved from its grants.
+//!
+//! Lake Formation semantics, for the SELECT grants `g1..gn` a role holds on a table:
+//!
+//! * a row is visible when any grant admits it (the union of the row filters);
+//! * a column is visible when any grant exposes it;
+//! * a cell (row r, column c) shows the value of the first grant that admits r and
+//!   exposes c, trying grants that show c unmasked before those that mask it (the
+//!   most revealing admitting grant wins); when no grant admitting r exposes c,
+//!   the cell is NULL (cell-level security).
+//!
+//! The engine turns [`EffectiveAccess`] into `WHERE <row filter>` and one
+//! `CASE WHEN <filter_i> THEN <value_i> ... ELSE NULL END` per column; when a
+//! column has one unconditional branch it is just the (masked) column.
+
+use serde::Serialize;
+
+use crate::model::{ColumnMask, Grant, Privilege, TableName};
+
+/// A grant's row filter, named after the grant it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PolicyPredicate {
+    /// The grant the predicate belongs to.
+    pub grant: String,
+    /// SQL boolean expression over the table's stored columns.
+    pub sql: String,
+}
+
+/// The rows a role may see: the union of its grants' filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RowFilter {
+    /// Every row (some grant has no filter).
+    AllRows,
+    /// Rows for which any of these predicates is true.
+    AnyOf(Vec<PolicyPredicate>),
+}
+
+/// What a cell shows when its branch applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CellValue {
+    /// The stored value.
+    Raw,
+    /// The stored value through a mask.
+    Masked(ColumnMask),
+}
+
+/// One branch of a cell rule: when `when` holds (always, if `None`), show `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellBranch {
+    /// The admitting grant's predicate; `None` for a grant admitting every row.
+    pub when: Option<PolicyPredicate>,
+    /// What the cell shows.
+    pub value: CellValue,
+}
+
+/// A column the role may see, with the rule computing its cells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VisibleColumn {
+    /// The column's name in the table.
+    pub name: String,
+    /// Tried in order; the first whose `when` holds gives the value; none: NULL.
+    pub branches: Vec<CellBranch>,
+}
+
+impl VisibleColumn {
+    /// The single value rule when every visible row shows the column the same
+    /// way (the common case: one grant, or grants agreeing on this column).
+    pub fn uniform_value(&self, row_filter: &RowFilter) -> Option<&CellValue> {
+        let first = self.branches.first()?;
+        if first.when.is_none() {
+            return Some(&first.value);
+        }
+        // Every branch has the same value and, together, the branches cover
+        // exactly the visible rows: then the CASE adds nothing.
+        let same_value = self.branches.iter().all(|b| b.value == first.value);
+        let covers_all = match row_filter {
+            RowFilter::AllRows => false,
+            RowFilter::AnyOf(predicates) => {
+                predicates.len() == self.branches.len()
+                    && predicates
+                        .iter()
+                        .all(|p| self.branches.iter().any(|b| b.when.as_ref() == Some(p)))
+            }
+        };
+        (same_value && covers_all).then_some(&first.value)
+    }
+
+    /// The name to report in `lakegate.mask` metadata: the mask's name when
+    /// every branch masks the same way, `cell-level` when branches differ,
+    /// `None` when the column is always raw.
+    pub fn mask_label(&self, row_filter: &RowFilter) -> Option<String> {
+        match self.uniform_value(row_filter) {
+            Some(CellValue::Raw) => None,
+            Some(CellValue::Masked(mask)) => Some(mask.name.clone()),
+            None => {
+                let all_raw = self.branches.iter().all(|b| b.value == CellValue::Raw);
+                if all_raw {
+                    Some("cell-level".to_string())
+                } else {
+                    let masks: Vec<&str> = self
+                        .branches
+                        .iter()
+                        .filter_map(|b| match &b.value {
+                            CellValue::Masked(mask) => Some(mask.name.as_str()),
+                            CellValue::Raw => None,
+                        })
+                        .collect();
+                    if masks.len() == self.branches.len() && masks.windows(2).all(|w| w[0] == w[1])
+                    {
+                        Some(format!("{} (cell-level)", masks[0]))
+                    } else {
+                        Some("cell-level".to_string())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Everything the engine needs to secure one table for one role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectiveAccess {
+    /// The table.
+    pub table: TableName,
+    /// The runtime role.
+    pub role: String,
+    /// Whether the role may read rows (otherwise it may only describe the table).
+    pub can_select: bool,
+    /// Visible columns, in the table's column order.
+    pub columns: Vec<VisibleColumn>,
+    /// The rows the role may see.
+    pub row_filter: RowFilter,
+    /// Names of the grants that contributed, for audit and explanation.
+    pub grants: Vec<String>,
+}
+
+impl EffectiveAccess {
+    /// Resolves the access of `role` on `table` (whose stored columns are
+    /// `table_columns`, in order) from `grants`. Returns `None` when no grant
+    /// lets the role even describe the table: default deny.
+    pub fn resolve<'a>(
+        role: &str,
+        table: &TableName,
+        table_columns: &[String],
+        grants: impl IntoIterator<Item = &'a Grant>,
+    ) -> Option<Self> {
+        let applicable: Vec<&Grant> = grants
+            .into_iter()
+            .filter(|g| g.role == role && g.resource.covers(table))
+            .filter(|g| g.confers(Privilege::Describe))
+            .collect();
+        if applicable.is_empty() {
+            return None;
+        }
+        let selecting: Vec<&Grant> = applicable
+            .iter()
+            .copied()
+            .filter(|g| g.confers(Privilege::Select))
+            .collect();
+        let can_select = !selecting.is_empty();
+        // A describe-only role sees the columns its grants expose, and no rows.
+        let shaping = if can_select { &selecting } else { &applicable };
+
+        let predicate_of = |g: &Grant| {
+            g.row_filter.as_ref().map(|sql| PolicyPredicate {
+                grant: g.name.clone(),
+                sql: sql.clone(),
+            })
+        };
+        let row_filter = if shaping.iter().any(|g| g.row_filter.is_none()) {
+            RowFilter::AllRows
+        } else {
+            RowFilter::AnyOf(shaping.iter().filter_map(|g| predicate_of(g)).collect())
+        };
+
+        let columns = table_columns
+            .iter()
+            .filter_map(|column| {
+                let mut exposing: Vec<(&Grant, CellValue)> = shaping
+                    .iter()
+                    .filter(|g| g.columns.admits(column))
+                    .map(|g| {
+                        let value = match g.masks.get(column) {
+                            Some(mask) => CellValue::Masked(mask.clone()),
+                            None => CellValue::Raw,
+                        };
+                        (*g, value)
+                    })
+                    .collect();
+                if exposing.is_empty() {
+                    return None;
+                }
+                // Most revealing first; the sort is stable, so declaration
+                // order breaks ties between masks.
+                exposing.sort_by_key(|(_, value)| !matches!(value, CellValue::Raw));
+                let mut branches = Vec::new();
+                for (grant, value) in exposing {
+                    let when = predicate_of(grant);
+                    let unconditional = when.is_none();
+                    branches.push(CellBranch { when, value });
+                    if unconditional {
+                        break; // later branches can never be reached
+                    }
+                }
+                Some(VisibleColumn {
+                    name: column.clone(),
+                    branches,
+                })
+            })
+            .collect();
+
+        Some(Self {
+            table: table.clone(),
+            role: role.to_string(),
+            can_select,
+            columns,
+            row_filter,
+            grants: shaping.iter().map(|g| g.name.clone()).collect(),
+        })
+    }
+
+    /// The visible column named `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&VisibleColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether the role sees the table exactly as stored: every column, raw,
+    /// every row. The engine can then skip the barrier's work.
+    pub fn is_unrestricted(&self, table_columns: &[String]) -> bool {
+        self.can_select
+            && self.row_filter == RowFilter::AllRows
+            && self.columns.len() == table_columns.len()
+            && self
+                .columns
+                .iter()
+                .all(|c| c.uniform_value(&self.row_filter) == Some(&CellValue::Raw))
+    }
+}

@@ -1,0 +1,49 @@
+//! Lakegate's policy model, pure: no I/O and no query engine.
+//!
+//! A catalog's policy is a [`PolicySet`]: roles, the users and groups that may
+//! assume them, and Lake Formation-style [`Grant`]s of privileges on tables,
+//! each with an optional column selection, row filter and column masks. The
+//! engine asks it two questions:
+//!
+//! 1. which role does this session run as? ([`PolicySet::runtime_role`]);
+//! 2. what may that role see of this table? ([`PolicySet::effective_access`]),
+//!    answered as an [`EffectiveAccess`]: visible columns with their cell rules,
+//!    and the row filter (the union of the grants' filters). Default deny: no
+//!    grant, no access.
+//!
+//! ```
+//! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Privilege, Resource, Role, TableName, User};
+//!
+//! let policy = PolicySet::new(
+//!     [Role { name: "analyst".into(), description: String::new() }],
+//!     [User { name: "ann".into(), groups: vec![], may_assume: vec!["analyst".into()], default_role: Some("analyst".into()) }],
+//!     [],
+//!     [Grant {
+//!         name: "analyst_orders".into(),
+//!         role: "analyst".into(),
+//!         resource: Resource::parse("shop.orders").unwrap(),
+//!         privileges: vec![Privilege::Select],
+//!         grantable: false,
+//!         columns: ColumnSelection::Exclude(vec!["card".into()]),
+//!         row_filter: Some("region = 'EU'".into()),
+//!         masks: Default::default(),
+//!     }],
+//! );
+//! let role = policy.runtime_role("ann", None).unwrap();
+//! let columns = ["id".to_string(), "region".into(), "card".into()];
+//! let access = policy.effective_access(&role.role, &TableName::new("shop", "orders"), &columns).unwrap();
+//! assert_eq!(access.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "region"]);
+//! assert!(policy.effective_access("analyst", &TableName::new("shop", "customers"), &columns).is_none());
+//! ```
+
+mod access;
+mod model;
+mod policy_set;
+
+pub use access::{
+    CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, VisibleColumn,
+};
+pub use model::{
+    ColumnMask, ColumnSelection, Grant, Group, MaskKind, Privilege, Resource, Role, TableName, User,
+};
+pub use policy_set::{PolicySet, RoleError, RuntimeRole};

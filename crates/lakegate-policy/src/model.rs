@@ -1,0 +1,270 @@
+//! The policy vocabulary: principals, roles, resources, grants, row filters and masks.
+//!
+//! These types are plain data. The catalog crate builds them from files and
+//! validates them; [`crate::PolicySet`] resolves them into effective access.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A table's fully qualified name: `database.table`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TableName {
+    /// The database (DataFusion schema) holding the table.
+    pub database: String,
+    /// The table's name inside its database.
+    pub table: String,
+}
+
+impl TableName {
+    /// Builds a qualified table name.
+    pub fn new(database: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            database: database.into(),
+            table: table.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+/// What a grant is about: one table, every table of a database, or every table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Resource {
+    /// Every table of every database (`*`).
+    AllDatabases,
+    /// Every table of one database (`db.*`).
+    AllTablesIn(String),
+    /// One table (`db.table`).
+    Table(TableName),
+}
+
+impl Resource {
+    /// Parses the catalog spelling: `*`, `db.*` or `db.table`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text == "*" {
+            return Some(Self::AllDatabases);
+        }
+        let (database, table) = text.split_once('.')?;
+        if database.is_empty() || table.is_empty() || table.contains('.') || database == "*" {
+            return None;
+        }
+        if table == "*" {
+            Some(Self::AllTablesIn(database.to_string()))
+        } else {
+            Some(Self::Table(TableName::new(database, table)))
+        }
+    }
+
+    /// Whether this resource covers `table`.
+    pub fn covers(&self, table: &TableName) -> bool {
+        match self {
+            Self::AllDatabases => true,
+            Self::AllTablesIn(database) => *database == table.database,
+            Self::Table(name) => name == table,
+        }
+    }
+
+    /// Whether this resource names exactly one table (column lists, filters
+    /// and masks are only meaningful then).
+    pub fn is_single_table(&self) -> bool {
+        matches!(self, Self::Table(_))
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AllDatabases => f.write_str("*"),
+            Self::AllTablesIn(database) => write!(f, "{database}.*"),
+            Self::Table(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// A permission a grant confers. `Select` implies `Describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Privilege {
+    /// See that the table exists and which columns it has.
+    Describe,
+    /// Read the table's rows.
+    Select,
+}
+
+impl Privilege {
+    /// Parses the catalog spelling (`select`, `describe`, case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "select" => Some(Self::Select),
+            "describe" => Some(Self::Describe),
+            _ => None,
+        }
+    }
+}
+
+/// Which columns of the table a grant exposes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ColumnSelection {
+    /// Every column.
+    #[default]
+    All,
+    /// Only these columns.
+    Include(Vec<String>),
+    /// Every column but these.
+    Exclude(Vec<String>),
+}
+
+impl ColumnSelection {
+    /// Whether `column` is exposed by this selection.
+    pub fn admits(&self, column: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Include(columns) => columns.iter().any(|c| c == column),
+            Self::Exclude(columns) => !columns.iter().any(|c| c == column),
+        }
+    }
+
+    /// The columns this selection names (to validate them against a schema).
+    pub fn named_columns(&self) -> &[String] {
+        match self {
+            Self::All => &[],
+            Self::Include(columns) | Self::Exclude(columns) => columns,
+        }
+    }
+}
+
+/// How a mask computes the value a role sees from the stored value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MaskKind {
+    /// A fixed text in place of every non-NULL value (text columns).
+    Redact,
+    /// NULL, whatever the stored value (any type).
+    Nullify,
+    /// SHA-256 of the UTF-8 text, as lowercase hex (text columns).
+    Hash,
+    /// Every character but the last four replaced by `X` (text columns).
+    ShowLast4,
+    /// Every character but the first four replaced by `X` (text columns).
+    ShowFirst4,
+    /// The first day of the value's year (date and timestamp columns).
+    YearOnly,
+    /// A SQL expression over the table's stored columns and session functions
+    /// (`current_user()`, `current_role()`), of the column's type.
+    Custom {
+        /// The expression's SQL text.
+        sql: String,
+    },
+}
+
+impl MaskKind {
+    /// Parses a built-in mask name.
+    pub fn builtin(name: &str) -> Option<Self> {
+        match name {
+            "redact" => Some(Self::Redact),
+            "nullify" => Some(Self::Nullify),
+            "hash" => Some(Self::Hash),
+            "show_last_4" => Some(Self::ShowLast4),
+            "show_first_4" => Some(Self::ShowFirst4),
+            "year_only" => Some(Self::YearOnly),
+            _ => None,
+        }
+    }
+
+    /// Names of the built-in masks, for error messages and documentation.
+    pub const BUILTIN_NAMES: [&'static str; 6] = [
+        "redact",
+        "nullify",
+        "hash",
+        "show_last_4",
+        "show_first_4",
+        "year_only",
+    ];
+}
+
+/// A named mask applied to one column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ColumnMask {
+    /// The mask's name: the built-in's name, or the custom mask's given name.
+    /// Shown to clients in the result schema (`lakegate.mask`).
+    pub name: String,
+    /// What the mask computes.
+    pub kind: MaskKind,
+}
+
+impl ColumnMask {
+    /// A built-in mask by name.
+    pub fn builtin(name: &str) -> Option<Self> {
+        MaskKind::builtin(name).map(|kind| Self {
+            name: name.to_string(),
+            kind,
+        })
+    }
+}
+
+/// A grant of privileges on a resource to a role, Lake Formation-style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// A name unique in the catalog, used in audit events and explanations.
+    pub name: String,
+    /// The role receiving the grant.
+    pub role: String,
+    /// The table(s) the grant is about.
+    pub resource: Resource,
+    /// The privileges conferred.
+    pub privileges: Vec<Privilege>,
+    /// Whether the role may pass the grant on.
+    pub grantable: bool,
+    /// Which columns are exposed.
+    pub columns: ColumnSelection,
+    /// Rows this grant admits: a SQL boolean expression over the stored
+    /// columns; `None` admits every row.
+    pub row_filter: Option<String>,
+    /// Masks on exposed columns, by column name.
+    pub masks: BTreeMap<String, ColumnMask>,
+}
+
+impl Grant {
+    /// Whether the grant confers `privilege` (SELECT implies DESCRIBE).
+    pub fn confers(&self, privilege: Privilege) -> bool {
+        self.privileges.iter().any(|p| {
+            *p == privilege || (*p == Privilege::Select && privilege == Privilege::Describe)
+        })
+    }
+}
+
+/// A role: what a session runs as. Carries permissions through grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// The role's unique name.
+    pub name: String,
+    /// Free text for operators.
+    pub description: String,
+}
+
+/// A user: authenticates, then assumes one of the roles it may assume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's unique name.
+    pub name: String,
+    /// Groups the user belongs to.
+    pub groups: Vec<String>,
+    /// Roles the user may assume directly.
+    pub may_assume: Vec<String>,
+    /// The role used when the client names none.
+    pub default_role: Option<String>,
+}
+
+/// A group of users; its members may assume the group's roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The group's unique name.
+    pub name: String,
+    /// Roles every member may assume.
+    pub may_assume: Vec<String>,
+}

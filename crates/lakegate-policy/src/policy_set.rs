@@ -1,0 +1,185 @@
+//! The whole policy of a catalog: roles, users, groups and grants, with the
+//! decisions the engine asks of it (which role a session runs as, what a role
+//! may see of a table, which databases it may see at all).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::access::EffectiveAccess;
+use crate::model::{Grant, Group, Privilege, Resource, Role, TableName, User};
+
+/// Why a runtime role could not be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// The user may not assume the requested role (or it does not exist: the
+    /// answer is the same, so that role names cannot be probed).
+    #[error("user '{user}' may not assume role '{role}'")]
+    MayNotAssume {
+        /// The user.
+        user: String,
+        /// The role asked for.
+        role: String,
+    },
+    /// The client named no role and the user has no default role.
+    #[error("user '{user}' has no default role; choose one of its roles explicitly")]
+    NoDefaultRole {
+        /// The user.
+        user: String,
+    },
+    /// The user is unknown.
+    #[error("unknown user '{user}'")]
+    UnknownUser {
+        /// The user.
+        user: String,
+    },
+}
+
+/// A role a session runs under, checked against what its user may assume.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RuntimeRole {
+    /// The authenticated user.
+    pub user: String,
+    /// The role every query of the session runs as.
+    pub role: String,
+}
+
+/// Roles, principals and grants, indexed for the engine's questions.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    roles: BTreeMap<String, Role>,
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
+    /// Grants by role, in declaration order.
+    grants_by_role: BTreeMap<String, Vec<Grant>>,
+}
+
+impl PolicySet {
+    /// Builds a policy set from validated parts (the catalog crate checks names
+    /// and references before calling this).
+    pub fn new(
+        roles: impl IntoIterator<Item = Role>,
+        users: impl IntoIterator<Item = User>,
+        groups: impl IntoIterator<Item = Group>,
+        grants: impl IntoIterator<Item = Grant>,
+    ) -> Self {
+        let mut grants_by_role: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+        for grant in grants {
+            grants_by_role
+                .entry(grant.role.clone())
+                .or_default()
+                .push(grant);
+        }
+        Self {
+            roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            groups: groups.into_iter().map(|g| (g.name.clone(), g)).collect(),
+            grants_by_role,
+        }
+    }
+
+    /// All roles, by name.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
+    /// All users, by name.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// The user named `name`.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// The role named `name`.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    /// The grants held by `role`, in declaration order.
+    pub fn grants_of(&self, role: &str) -> &[Grant] {
+        self.grants_by_role
+            .get(role)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every grant, grouped by role.
+    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
+        self.grants_by_role.values().flatten()
+    }
+
+    /// The roles `user` may assume, directly or through its groups, sorted.
+    pub fn assumable_roles(&self, user: &str) -> BTreeSet<String> {
+        let Some(user) = self.users.get(user) else {
+            return BTreeSet::new();
+        };
+        let mut roles: BTreeSet<String> = user.may_assume.iter().cloned().collect();
+        for group in &user.groups {
+            if let Some(group) = self.groups.get(group) {
+                roles.extend(group.may_assume.iter().cloned());
+            }
+        }
+        roles.retain(|r| self.roles.contains_key(r));
+        roles
+    }
+
+    /// Chooses the runtime role of a session: the requested one if `user` may
+    /// assume it, else the user's default role.
+    pub fn runtime_role(
+        &self,
+        user: &str,
+        requested: Option<&str>,
+    ) -> Result<RuntimeRole, RoleError> {
+        let Some(record) = self.users.get(user) else {
+            return Err(RoleError::UnknownUser {
+                user: user.to_string(),
+            });
+        };
+        let role = match requested {
+            Some(role) => role.to_string(),
+            None => record
+                .default_role
+                .clone()
+                .ok_or_else(|| RoleError::NoDefaultRole {
+                    user: user.to_string(),
+                })?,
+        };
+        if !self.assumable_roles(user).contains(&role) {
+            return Err(RoleError::MayNotAssume {
+                user: user.to_string(),
+                role,
+            });
+        }
+        Ok(RuntimeRole {
+            user: user.to_string(),
+            role,
+        })
+    }
+
+    /// What `role` may see of `table`, whose stored columns are `table_columns`.
+    /// `None`: the role may not even describe it.
+    pub fn effective_access(
+        &self,
+        role: &str,
+        table: &TableName,
+        table_columns: &[String],
+    ) -> Option<EffectiveAccess> {
+        EffectiveAccess::resolve(role, table, table_columns, self.grants_of(role))
+    }
+
+    /// Whether `role` may describe `table` (any grant covering it).
+    pub fn may_describe(&self, role: &str, table: &TableName) -> bool {
+        self.grants_of(role)
+            .iter()
+            .any(|g| g.resource.covers(table) && g.confers(Privilege::Describe))
+    }
+
+    /// Whether `role` holds a grant on every table of every database (a lake
+    /// administrator). Such a role may see plans in full.
+    pub fn is_lake_admin(&self, role: &str) -> bool {
+        self.grants_of(role)
+            .iter()
+            .any(|g| g.resource == Resource::AllDatabases && g.confers(Privilege::Select))
+    }
+}

@@ -1,0 +1,352 @@
+//! `lakegate`: the command-line entry point.
+//!
+//! ```text
+//! lakegate demo                 generate the TPC-DS demo data, load catalog/demo, run the walkthrough
+//! lakegate query ... "SQL"      run one statement in-process under a user and role
+//! lakegate access ...           print a role's effective access to tables
+//! lakegate catalog check DIR    validate a catalog and print every error
+//! lakegate catalog hash-password   make an Argon2 hash for a catalog's user entry
+//! ```
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lakegate_catalog::{Catalog, LoadOptions, hash_password};
+use lakegate_engine::{Engine, EngineOptions};
+use lakegate_policy::{CellValue, RowFilter, TableName};
+
+use crate::output::{OutputFormat, print_output};
+use lakegate::demo_data::{DemoData, ensure_demo_data};
+
+#[derive(Parser)]
+#[command(
+    name = "lakegate",
+    version,
+    about = "Lake Formation-style fine-grained access to Parquet data lakes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the demo TPC-DS data (if missing), load the demo catalog and
+    /// run the demo walkthrough as each demo user.
+    Demo {
+        /// Where the Parquet data lives (generated on first run, reused after).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// TPC-DS scale factor of the generated data.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The demo catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+    },
+    /// Run one SQL statement in-process as USER under ROLE and print the result.
+    ///
+    /// An operator tool: whoever runs it can read the catalog and data files
+    /// already, so it asks for no password. Clients connect over Flight SQL.
+    Query {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// The user to run as.
+        #[arg(long)]
+        user: String,
+        /// The runtime role (default: the user's default role).
+        #[arg(long)]
+        role: Option<String>,
+        /// The current database (default: the catalog's default database).
+        #[arg(long)]
+        database: Option<String>,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// The statement.
+        sql: String,
+    },
+    /// Print what a role may see: visible columns, masks and row filter.
+    Access {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// The role.
+        #[arg(long)]
+        role: String,
+        /// Only this table (`db.table`).
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Catalog tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Load and validate a catalog (files, names, references, schemas, row
+    /// filters and masks) and print every error found.
+    Check {
+        /// The catalog directory.
+        dir: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+    },
+    /// Read a password from standard input and print its Argon2 hash for a
+    /// user's `password_hash`.
+    HashPassword,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Demo {
+            data_dir,
+            scale,
+            catalog,
+        } => demo(&data_dir, scale, &catalog).await,
+        Command::Query {
+            catalog,
+            data_dir,
+            user,
+            role,
+            database,
+            format,
+            sql,
+        } => {
+            let engine = load_engine(&catalog, &data_dir).await?;
+            let mut session = engine
+                .session(&user, role.as_deref())
+                .map_err(|e| e.to_string())?;
+            if let Some(database) = database {
+                session.use_database(&database).map_err(|e| e.to_string())?;
+            }
+            let output = session.execute(&sql).await.map_err(|e| e.to_string())?;
+            print_output(output, format)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Access {
+            catalog,
+            data_dir,
+            role,
+            table,
+        } => {
+            let engine = load_engine(&catalog, &data_dir).await?;
+            print_access(engine.catalog(), &role, table.as_deref())
+        }
+        Command::Catalog { command } => match command {
+            CatalogCommand::Check { dir, data_dir } => {
+                let engine = load_engine(&dir, &data_dir).await?;
+                let catalog = engine.catalog();
+                println!(
+                    "catalog '{}' is valid: {} database(s), {} table(s), {} role(s), {} user(s), {} grant(s)",
+                    catalog.name,
+                    catalog.databases.len(),
+                    catalog.tables.len(),
+                    catalog.policy.roles().count(),
+                    catalog.policy.users().count(),
+                    catalog.policy.grants().count()
+                );
+                Ok(())
+            }
+            CatalogCommand::HashPassword => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .map_err(|e| format!("cannot read the password: {e}"))?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                if password.is_empty() {
+                    return Err("the password is empty".into());
+                }
+                println!("{}", hash_password(password));
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Loads a catalog and builds an engine on it; every catalog error is listed.
+async fn load_engine(catalog: &Path, data_dir: &Path) -> Result<Engine, String> {
+    let options = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+    };
+    let catalog = Catalog::load(catalog, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Engine::new(catalog, EngineOptions::default())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The demo walkthrough: who runs what, as in DESIGN §4.
+const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
+    ("david", None, "SHOW DATABASES"),
+    ("david", None, "SELECT * FROM dl_tpc_customer LIMIT 10"),
+    (
+        "david",
+        None,
+        "SELECT * FROM dl_tpc_customer_address LIMIT 10",
+    ),
+    (
+        "tina",
+        Some("sales"),
+        "SELECT * FROM dl_tpc_web_sales LIMIT 10",
+    ),
+    (
+        "tina",
+        Some("electronics"),
+        "SELECT * FROM dl_tpc_item LIMIT 10",
+    ),
+    (
+        "tina",
+        Some("electronics"),
+        "SELECT i_category, count(*) AS items FROM dl_tpc_item GROUP BY i_category",
+    ),
+    (
+        "admin",
+        None,
+        "SELECT count(*) AS all_web_sales FROM dl_tpc_web_sales",
+    ),
+];
+
+async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<(), String> {
+    if !(scale > 0.0) {
+        return Err(format!("--scale must be positive, not {scale}"));
+    }
+    if !catalog.join("catalog.toml").exists() {
+        return Err(format!(
+            "no demo catalog at '{}' (run from the repository root, or pass --catalog)",
+            catalog.display()
+        ));
+    }
+    match ensure_demo_data(data_dir, scale, true).map_err(|e| e.to_string())? {
+        DemoData::Generated => println!("demo data written to {}", data_dir.display()),
+        DemoData::Reused => println!(
+            "reusing demo data in {} (scale {scale})",
+            data_dir.display()
+        ),
+    }
+    let engine = load_engine(catalog, data_dir).await?;
+    for (user, role, sql) in WALKTHROUGH {
+        let mut session = engine.session(user, role).map_err(|e| e.to_string())?;
+        println!("\n── {user} as {}  ▸ USE tpc; {sql}", session.role());
+        session.use_database("tpc").map_err(|e| e.to_string())?;
+        match session.execute(sql).await {
+            Ok(output) => print_output(output, OutputFormat::Table)
+                .await
+                .unwrap_or_else(|e| println!("error: {e}")),
+            Err(e) => println!("error: {e}"),
+        }
+    }
+    println!(
+        "\nTry your own: cargo run -- query --data-dir {} --user tina --role electronics \"SELECT i_brand, count(*) FROM dl_tpc_item GROUP BY 1\"",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(), String> {
+    if catalog.policy.role(role).is_none() {
+        return Err(format!("unknown role '{role}'"));
+    }
+    let tables: Vec<&TableName> = match only {
+        Some(text) => {
+            let (db, table) = text
+                .split_once('.')
+                .ok_or_else(|| format!("--table takes db.table, not '{text}'"))?;
+            let name = TableName::new(db, table);
+            let found = catalog.tables.keys().find(|t| **t == name);
+            vec![found.ok_or_else(|| format!("unknown table '{text}'"))?]
+        }
+        None => catalog.tables.keys().collect(),
+    };
+    let mut shown = 0;
+    for name in tables {
+        let columns = catalog.tables[name].column_names();
+        let Some(access) = catalog.policy.effective_access(role, name, &columns) else {
+            if only.is_some() {
+                println!("{name}: no access (no grant)");
+            }
+            continue;
+        };
+        shown += 1;
+        let privilege = if access.can_select {
+            "SELECT"
+        } else {
+            "DESCRIBE only"
+        };
+        println!("{name}: {privilege} (grants: {})", access.grants.join(", "));
+        let hidden: Vec<&String> = columns
+            .iter()
+            .filter(|c| access.column(c).is_none())
+            .collect();
+        for column in &access.columns {
+            let rule = match column.uniform_value(&access.row_filter) {
+                Some(CellValue::Raw) => "visible".to_string(),
+                Some(CellValue::Masked(mask)) => format!("masked: {}", mask.name),
+                None => format!(
+                    "cell-level: {}",
+                    column
+                        .branches
+                        .iter()
+                        .map(|b| {
+                            let value = match &b.value {
+                                CellValue::Raw => "raw".to_string(),
+                                CellValue::Masked(mask) => mask.name.clone(),
+                            };
+                            match &b.when {
+                                Some(p) => format!("{value} where grant {}", p.grant),
+                                None => value,
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; else ")
+                ),
+            };
+            println!("  {:<28} {rule}", column.name);
+        }
+        if !hidden.is_empty() {
+            let hidden: Vec<&str> = hidden.iter().map(|s| s.as_str()).collect();
+            println!("  hidden columns: {}", hidden.join(", "));
+        }
+        match &access.row_filter {
+            RowFilter::AllRows => println!("  rows: all"),
+            RowFilter::AnyOf(predicates) => {
+                println!("  rows: where any of");
+                for p in predicates {
+                    println!("    [{}] {}", p.grant, p.sql);
+                }
+            }
+        }
+    }
+    if shown == 0 {
+        println!("role '{role}' has no access to any table");
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Fixtures shared by the test suites: the hand-written `shop` lake and the
+//! generated TPC-DS demo lake, each as real Parquet files under a temporary
+//! directory, loaded through the real catalog loader and engine.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use lakegate::demo_data::ensure_demo_data;
+use lakegate_catalog::{Catalog, LoadOptions};
+use lakegate_engine::{Engine, EngineOptions};
+use parquet::arrow::ArrowWriter;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `batch` as one Parquet file `<dir>/<table>/part-0.parquet`.
+pub fn write_parquet(dir: &Path, table: &str, batch: &RecordBatch) {
+    let table_dir = dir.join(table);
+    std::fs::create_dir_all(&table_dir).unwrap();
+    let file = std::fs::File::create(table_dir.join("part-0.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn strings(values: &[Option<&str>]) -> ArrayRef {
+    Arc::new(StringArray::from(values.to_vec()))
+}
+
+fn days(date: &str) -> i32 {
+    let (y, rest) = date.split_once('-').unwrap();
+    let (m, d) = rest.split_once('-').unwrap();
+    let (y, m, d): (i32, u32, u32) = (y.parse().unwrap(), m.parse().unwrap(), d.parse().unwrap());
+    // Days from 1970-01-01 (proleptic Gregorian), Howard Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe as u32 * 365 + yoe as u32 / 4 - yoe as u32 / 100 + doy;
+    era * 146_097 + doe as i32 - 719_468
+}
+
+/// The `shop` lake's customers (see tests/fixtures/shop/).
+pub fn shop_customers() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("email", DataType::Utf8, true),
+        Field::new("phone", DataType::Utf8, true),
+        Field::new("card", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("birth", DataType::Date32, true),
+    ]));
+    let birth: Vec<Option<i32>> = [
+        Some("1990-04-12"),
+        Some("1985-11-02"),
+        Some("2001-01-30"),
+        None,
+        Some("1979-07-07"),
+        Some("1995-03-03"),
+    ]
+    .iter()
+    .map(|d| d.map(days))
+    .collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6])),
+            strings(&[
+                Some("Alice Martin"),
+                Some("Bob Stone"),
+                Some("Chloé Dubois"),
+                Some("Dan Wu"),
+                Some("Eva"),
+                Some("Frank Ocean"),
+            ]),
+            strings(&[
+                Some("alice@example.com"),
+                Some("bob@example.com"),
+                Some("chloe@example.fr"),
+                None,
+                Some("eva@example.de"),
+                Some("frank@example.com"),
+            ]),
+            strings(&[
+                Some("+33 1 23 45 67 89"),
+                Some("555-0101"),
+                Some("+33 6 11 22 33 44"),
+                Some("555-0199"),
+                Some("1234"),
+                Some("555-0123"),
+            ]),
+            strings(&[
+                Some("4111111111111111"),
+                Some("4222222222222222"),
+                Some("4333333333333333"),
+                Some("4444"),
+                None,
+                Some("4555555555555555"),
+            ]),
+            strings(&[
+                Some("EU"),
+                Some("US"),
+                Some("EU"),
+                Some("US"),
+                Some("EU"),
+                Some("APAC"),
+            ]),
+            Arc::new(Date32Array::from(birth)),
+        ],
+    )
+    .unwrap()
+}
+
+/// The `shop` lake's orders: `a` runs 1..=10, so `10 / (a - 3)` fails on a = 3.
+pub fn shop_orders() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("order_id", DataType::Int64, false),
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("a", DataType::Int64, false),
+        Field::new("amount", DataType::Float64, false),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    let a: Vec<i64> = (1..=10).collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(
+                a.iter().map(|a| 100 + a).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                a.iter().map(|a| (a - 1) % 6 + 1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(a.clone())),
+            Arc::new(Float64Array::from(
+                a.iter().map(|a| *a as f64 * 10.5).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                a.iter().map(|a| format!("note-{a}")).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+/// The `hr` database's salaries: only admin may see them.
+pub fn hr_salaries() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("salary", DataType::Int64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(Int64Array::from(vec![50_000, 70_000])),
+        ],
+    )
+    .unwrap()
+}
+
+/// The shop lake: data in a temporary directory, engine over tests/fixtures/shop.
+pub struct ShopLake {
+    /// Keeps the data directory alive.
+    pub dir: tempfile::TempDir,
+    /// The engine.
+    pub engine: Engine,
+}
+
+/// Writes the shop lake's Parquet files and builds an engine on its catalog.
+pub async fn shop_lake() -> ShopLake {
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(dir.path(), "customers", &shop_customers());
+    write_parquet(dir.path(), "orders", &shop_orders());
+    write_parquet(dir.path(), "salaries", &hr_salaries());
+    let engine = engine_for(&repo_root().join("tests/fixtures/shop"), dir.path()).await;
+    ShopLake { dir, engine }
+}
+
+/// Loads the catalog in `catalog_dir` over `data_dir` and builds an engine.
+pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
+    let options = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+    };
+    let catalog = Catalog::load(catalog_dir, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Engine::new(catalog, EngineOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The TPC-DS scale the tests generate the demo lake at: small, but large
+/// enough for every demo role to see rows.
+pub const TEST_DEMO_SCALE: f64 = 0.01;
+
+/// The demo lake at [`TEST_DEMO_SCALE`], generated once per build directory
+/// and reused (generation is deterministic).
+pub fn demo_data_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lakegate-demo-sf0.01");
+    // Test binaries may run concurrently (nextest): each generates into its
+    // own directory and renames it into place; the first rename wins.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if dir.join("tpc/_lakegate_demo.json").exists() {
+            return;
+        }
+        let own = dir.with_extension(format!("partial-{}", std::process::id()));
+        ensure_demo_data(&own, TEST_DEMO_SCALE, false).expect("demo data generates");
+        if std::fs::rename(&own, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&own);
+        }
+        assert!(
+            dir.join("tpc/_lakegate_demo.json").exists(),
+            "demo data in place"
+        );
+    });
+    dir
+}
+
+/// An engine over the demo catalog and the test-scale demo lake.
+pub async fn demo_lake() -> Engine {
+    engine_for(&repo_root().join("catalog/demo"), &demo_data_dir()).await
+}

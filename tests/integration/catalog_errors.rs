@@ -1,0 +1,276 @@
+//! A catalog with errors never serves: loading reports every problem with its
+//! file and the offending name, and the `lakegate catalog check` command
+//! prints them and fails.
+
+use std::path::Path;
+
+use lakegate_catalog::{Catalog, CatalogErrors, LoadOptions};
+use lakegate_engine::{Engine, EngineOptions};
+
+use crate::common;
+
+/// Copies the shop catalog into a temporary directory, applies `edit` to
+/// `file`'s text, and loads it (catalog, then engine checks).
+async fn load_edited(file: &str, edit: impl Fn(String) -> String) -> Result<Engine, CatalogErrors> {
+    let lake = common::shop_lake().await;
+    let catalog_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(common::repo_root().join("tests/fixtures/shop")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = if name == file { edit(text) } else { text };
+        std::fs::write(catalog_dir.path().join(name), text).unwrap();
+    }
+    let options = LoadOptions {
+        data_dir: lake.dir.path().to_path_buf(),
+    };
+    let catalog = Catalog::load(catalog_dir.path(), &options).await?;
+    Engine::new(catalog, EngineOptions::default()).await
+}
+
+fn assert_reported(errors: &CatalogErrors, file: &str, entry: &str, message: &str) {
+    let found = errors.0.iter().any(|e| {
+        Path::new(&e.file).file_name().is_some_and(|f| f == file)
+            && e.entry.contains(entry)
+            && e.message.contains(message)
+    });
+    assert!(
+        found,
+        "expected `{file}: {entry}: …{message}…` among:\n{errors}"
+    );
+}
+
+fn append(extra: &'static str) -> impl Fn(String) -> String {
+    move |text| format!("{text}\n{extra}\n")
+}
+
+#[tokio::test]
+async fn structural_errors_are_all_reported_with_file_and_name() {
+    let errors = load_edited(
+        "grants.toml",
+        append(
+            r#"
+[[grant]]
+name = "bad_table"
+role = "analyst"
+on = "shop.no_such_table"
+privileges = ["select"]
+
+[[grant]]
+name = "bad_column"
+role = "analyst"
+on = "shop.orders"
+privileges = ["select"]
+exclude_columns = ["no_such_column"]
+
+[[grant]]
+name = "bad_role"
+role = "no_such_role"
+on = "shop.orders"
+privileges = ["select"]
+
+[[grant]]
+name = "both_lists"
+role = "analyst"
+on = "shop.orders"
+privileges = ["select"]
+include_columns = ["a"]
+exclude_columns = ["note"]
+
+[[grant]]
+name = "bad_mask_name"
+role = "analyst"
+on = "shop.orders"
+privileges = ["select"]
+masks = { note = "scramble" }
+
+[[grant]]
+name = "auditor_orders"
+role = "auditor"
+on = "shop.orders"
+privileges = ["select"]
+
+[[grant]]
+name = "bad_privilege"
+role = "auditor"
+on = "shop.orders"
+privileges = ["delete"]
+"#,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'bad_table'",
+        "unknown table 'shop.no_such_table'",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'bad_column'",
+        "unknown column 'no_such_column'",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'bad_role'",
+        "unknown role 'no_such_role'",
+    );
+    assert_reported(&errors, "grants.toml", "grant 'both_lists'", "exclusive");
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'bad_mask_name'",
+        "unknown mask 'scramble'",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'auditor_orders'",
+        "duplicate name",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'bad_privilege'",
+        "unknown privilege 'delete'",
+    );
+}
+
+#[tokio::test]
+async fn principal_errors_are_reported() {
+    let errors = load_edited(
+        "principals.toml",
+        append(
+            r#"
+[[user]]
+name = "zed"
+password_hash = "not-a-hash"
+may_assume = ["no_such_role"]
+default_role = "admin"
+
+[[role]]
+name = "analyst"
+"#,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(&errors, "principals.toml", "user 'zed'", "Argon2");
+    assert_reported(
+        &errors,
+        "principals.toml",
+        "user 'zed'",
+        "unknown role 'no_such_role'",
+    );
+    assert_reported(
+        &errors,
+        "principals.toml",
+        "user 'zed'",
+        "default_role 'admin' is not a role the user may assume",
+    );
+    assert_reported(
+        &errors,
+        "principals.toml",
+        "role 'analyst'",
+        "duplicate name",
+    );
+}
+
+#[tokio::test]
+async fn planner_checked_errors_are_reported() {
+    let errors = load_edited(
+        "grants.toml",
+        append(
+            r#"
+[[grant]]
+name = "filter_does_not_parse"
+role = "auditor"
+on = "shop.customers"
+privileges = ["select"]
+row_filter = "region = 'EU' AND"
+
+[[grant]]
+name = "filter_not_boolean"
+role = "nobody"
+on = "shop.customers"
+privileges = ["select"]
+row_filter = "id + 1"
+
+[[grant]]
+name = "filter_escapes"
+role = "describer"
+on = "shop.orders"
+privileges = ["select"]
+row_filter = "true) OR (true"
+
+[[grant]]
+name = "mask_wrong_type"
+role = "admin"
+on = "shop.orders"
+privileges = ["select"]
+masks = { a = "hash" }
+
+[[grant]]
+name = "custom_mask_wrong_type"
+role = "cells"
+on = "shop.orders"
+privileges = ["select"]
+masks = { a = { name = "texty", expression = "'xx'" } }
+
+[[grant]]
+name = "filter_unknown_column"
+role = "analyst"
+on = "hr.salaries"
+privileges = ["select"]
+row_filter = "no_such_column > 1"
+"#,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'filter_does_not_parse'",
+        "row_filter is invalid",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'filter_not_boolean'",
+        "not a boolean expression",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'filter_escapes'",
+        "row_filter is invalid",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'mask_wrong_type'",
+        "needs a text column",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'custom_mask_wrong_type'",
+        "returns Utf8",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'filter_unknown_column'",
+        "no_such_column",
+    );
+}
+
+#[tokio::test]
+async fn the_shop_and_demo_catalogs_are_valid() {
+    common::shop_lake().await;
+    common::demo_lake().await;
+}

@@ -1,0 +1,29 @@
+//! Lakegate's Rust integration tests, compiled into one binary.
+//!
+//! Table of contents:
+//!
+//! * `catalog_errors` — a broken catalog is refused with every error, its file
+//!   and the offending name; `lakegate catalog check` prints them.
+//! * `probe` — a probe function placed anywhere in user SQL only ever sees
+//!   values the role may see (test tool b).
+//! * `plan_checker` — in the final physical plan, every scan of a protected
+//!   table sits under its policy barrier, and nothing the user wrote was pushed
+//!   beneath it (test tool c).
+//! * `oracle` — the differential oracle: queries under each demo role return
+//!   exactly what they return over that role's visible view, materialised
+//!   independently from the raw Parquet (test tool a).
+//! * `malformed` — a corpus of malformed SQL never panics and always gets a
+//!   clear error.
+//! * `result_schema` — masked columns carry `lakegate.mask` metadata.
+//! * `cli` — the `lakegate` binary's commands as a user runs them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod catalog_errors;
+mod cli;
+mod malformed;
+mod oracle;
+mod plan_checker;
+mod probe;
+mod result_schema;
