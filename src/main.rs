@@ -236,7 +236,7 @@ const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
 ];
 
 async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<(), String> {
-    if !(scale > 0.0) {
+    if !scale.is_finite() || scale <= 0.0 {
         return Err(format!("--scale must be positive, not {scale}"));
     }
     if !catalog.join("catalog.toml").exists() {

@@ -192,7 +192,13 @@ pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
     let catalog = Catalog::load(catalog_dir, &options)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(catalog, EngineOptions::default())
+    // Fixed partitioning, so that plans in .slt files do not depend on the
+    // machine's core count.
+    let options = EngineOptions {
+        target_partitions: 2,
+        ..EngineOptions::default()
+    };
+    Engine::new(catalog, options)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -79,7 +79,9 @@ async fn malformed_sql_never_panics_and_errors_are_clear() {
                     );
                 }
             }
-            Err(EngineError::PermissionDenied(_)) | Err(EngineError::Execution(_)) => {}
+            Err(EngineError::PermissionDenied(_))
+            | Err(EngineError::Execution(_))
+            | Err(EngineError::StatementRefused { .. }) => {}
             Err(other) => panic!("{sql:?}: unexpected error kind {other:?}"),
         }
     }

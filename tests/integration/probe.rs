@@ -84,8 +84,8 @@ async fn probe_values(session: &mut QuerySession, queries: &[&str]) -> BTreeSet<
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    let values = seen.lock().unwrap().iter().cloned().collect();
-    values
+    let values = seen.lock().unwrap();
+    values.iter().cloned().collect()
 }
 
 /// Places of the probe around column `c` of table `t`.

@@ -20,9 +20,9 @@ pub(crate) enum Admitted {
     /// EXPLAIN of an admitted query.
     Explain {
         /// The whole EXPLAIN statement.
-        statement: DFStatement,
+        statement: Box<DFStatement>,
         /// The explained statement.
-        inner: DFStatement,
+        inner: Box<DFStatement>,
         /// EXPLAIN ANALYZE (runs the query).
         analyze: bool,
     },
@@ -67,8 +67,8 @@ pub(crate) fn admit(statement: DFStatement) -> Result<Admitted> {
             let analyze = explain.options.analyze;
             match admit(inner.clone())? {
                 Admitted::Plan(_) => Ok(Admitted::Explain {
-                    statement,
-                    inner,
+                    statement: Box::new(statement),
+                    inner: Box::new(inner),
                     analyze,
                 }),
                 _ => Err(EngineError::InvalidSql {

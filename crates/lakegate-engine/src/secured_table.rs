@@ -39,7 +39,7 @@ use crate::barrier::PolicyBarrierExec;
 use crate::error::{permission_error, policy_error};
 use crate::leakproof::is_leakproof;
 use crate::masks::mask_sql;
-use crate::sql_text::quote_ident;
+use crate::sql_text::{accept_session_function_parens, quote_ident};
 
 /// Field metadata key naming the mask applied to a column.
 pub const MASK_METADATA_KEY: &str = "lakegate.mask";
@@ -214,10 +214,12 @@ fn unqualify(expr: Expr) -> Expr {
 /// only), over the union of the grants' row filters.
 pub fn policy_sql(access: &EffectiveAccess) -> String {
     let table = &access.table;
-    let predicate = |sql: &str| format!("({sql})");
+    let predicate = |sql: &str| format!("({})", accept_session_function_parens(sql));
     let value_sql = |column: &str, value: &CellValue| match value {
         CellValue::Raw => quote_ident(column),
-        CellValue::Masked(mask) => mask_sql(&mask.kind, column),
+        CellValue::Masked(mask) => {
+            accept_session_function_parens(&mask_sql(&mask.kind, column)).into_owned()
+        }
     };
     let mut select = Vec::with_capacity(access.columns.len());
     for column in &access.columns {

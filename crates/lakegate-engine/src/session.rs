@@ -26,11 +26,12 @@ use futures::TryStreamExt;
 use lakegate_policy::{RuntimeRole, TableName};
 
 use crate::engine::{EngineInner, NO_DATABASE};
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, SqlPosition};
 use crate::explain::{explain_batch, explain_schema};
 use crate::functions::session_functions;
 use crate::gate::{Admitted, admit};
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
+use crate::sql_text::accept_session_function_parens;
 
 /// The result of a statement: its schema and a stream of batches. Errors in
 /// the stream are DataFusion's; turn them into [`EngineError`] with
@@ -191,7 +192,7 @@ impl QuerySession {
                 analyze,
             } => {
                 if self.is_lake_admin() {
-                    let physical = self.physical_plan_of(statement).await?;
+                    let physical = self.physical_plan_of(*statement).await?;
                     return self.run(physical);
                 }
                 if analyze {
@@ -199,7 +200,7 @@ impl QuerySession {
                         "EXPLAIN ANALYZE is available to lake administrators only".into(),
                     ));
                 }
-                let logical = self.logical_plan_of(inner).await?;
+                let logical = self.logical_plan_of(*inner).await?;
                 let optimized = self
                     .state
                     .optimize(&logical)
@@ -266,6 +267,12 @@ impl QuerySession {
         let catalog = &self.engine.catalog.name;
         let current = self.current_database.as_deref().unwrap_or(NO_DATABASE);
         for reference in references {
+            // `FROM generate_series(1, 3)`: a table function, not a table.
+            if let TableReference::Bare { table } = &reference
+                && self.state.table_functions().contains_key(table.as_ref())
+            {
+                continue;
+            }
             let resolved = reference.clone().resolve(catalog, current);
             if resolved.catalog.as_ref() == catalog.as_str()
                 && resolved.schema.as_ref() == "information_schema"
@@ -318,8 +325,20 @@ impl QuerySession {
 /// Parses exactly one statement.
 fn parse_one(sql: &str) -> Result<DFStatement> {
     let dialect = GenericDialect {};
-    let mut statements =
-        DFParser::parse_sql_with_dialect(sql, &dialect).map_err(EngineError::from_planning)?;
+    let sql = accept_session_function_parens(sql);
+    let mut statements = DFParser::parse_sql_with_dialect(&sql, &dialect).map_err(|e| {
+        match EngineError::from_planning(e) {
+            // sqlparser gives no position for "found: EOF": it is the end.
+            EngineError::InvalidSql {
+                message,
+                position: None,
+            } if message.ends_with("found: EOF") => EngineError::InvalidSql {
+                message,
+                position: Some(end_of(&sql)),
+            },
+            other => other,
+        }
+    })?;
     match statements.len() {
         0 => Err(EngineError::InvalidSql {
             message: "empty statement".into(),
@@ -330,6 +349,20 @@ fn parse_one(sql: &str) -> Result<DFStatement> {
             message: format!("expected one statement per request, found {n}"),
             position: None,
         }),
+    }
+}
+
+/// The position just past the end of `sql`.
+fn end_of(sql: &str) -> SqlPosition {
+    let line = sql.lines().count().max(1) as u64;
+    let last = if sql.ends_with('\n') {
+        ""
+    } else {
+        sql.lines().last().unwrap_or("")
+    };
+    SqlPosition {
+        line: if sql.ends_with('\n') { line + 1 } else { line },
+        column: last.chars().count() as u64 + 1,
     }
 }
 

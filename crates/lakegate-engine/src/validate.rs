@@ -17,7 +17,7 @@ use crate::engine::Engine;
 use crate::functions::session_functions;
 use crate::masks::{check_builtin_fits, is_text};
 use crate::secured_table::{finish_policy_plan, policy_sql};
-use crate::sql_text::{check_single_expression, quote_ident};
+use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
 
 /// The user name policies are planned for while checking a catalog.
 const CHECK_USER: &str = "lakegate-check";
@@ -130,6 +130,7 @@ async fn expression_type(
     sql: &str,
 ) -> Result<DataType, String> {
     check_single_expression(sql)?;
+    let sql = accept_session_function_parens(sql);
     let query = format!(
         "SELECT ({sql}) AS \"lakegate_expression\" FROM {}.{}",
         quote_ident(&table.database),

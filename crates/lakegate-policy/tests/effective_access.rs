@@ -236,7 +236,12 @@ fn model_grant() -> impl Strategy<Value = ModelGrant> {
     (
         proptest::option::weighted(0.7, proptest::collection::btree_set(0..ROWS, 0..ROWS)),
         [any::<bool>(); 4],
-        [proptest::option::of(0u8..2); 4],
+        [
+            proptest::option::of(0u8..2),
+            proptest::option::of(0u8..2),
+            proptest::option::of(0u8..2),
+            proptest::option::of(0u8..2),
+        ],
     )
         .prop_map(|(rows, exposes, masks)| ModelGrant {
             rows,
