@@ -28,6 +28,25 @@ async fn masked_columns_carry_their_mask_name() {
     assert_eq!(mask_of("id"), None);
     assert!(output.schema.field_with_name("card").is_err());
 
+    let output = session
+        .execute("SELECT amount, note FROM shop.orders")
+        .await
+        .unwrap();
+    let mask_of = |name: &str| {
+        output
+            .schema
+            .field_with_name(name)
+            .unwrap()
+            .metadata()
+            .get(MASK_METADATA_KEY)
+            .cloned()
+    };
+    assert_eq!(mask_of("amount").as_deref(), Some("nullify"));
+    assert_eq!(
+        mask_of("note").as_deref(),
+        Some("note_redacted_unless_mine")
+    );
+
     let mut session = lake.engine.session("ann", Some("cells")).unwrap();
     let output = session
         .execute("SELECT name, email FROM shop.customers")

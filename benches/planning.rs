@@ -1,0 +1,278 @@
+//! Planning overhead of enforcement: the time from SQL text to an executable
+//! physical plan for a 5-table join under a role with row filters and masks,
+//! against plain DataFusion planning the same query over the same, unsecured
+//! tables, interleaved in one run.
+//!
+//! The catalog has 1,000 tables and 10,000 grants (100 roles × 100 grants,
+//! each with a row filter and a mask). Three variants are measured:
+//!
+//! * `datafusion`: a `SessionContext` with the 1,000 raw tables registered;
+//! * `lakegate (new session)`: a session opened for the query (as a server
+//!   does per call), so the five policy plans are built from scratch;
+//! * `lakegate (warm session)`: the same session planning again (policy plans
+//!   cached for the session's lifetime).
+//!
+//! Run: `cargo bench --bench planning` (release build). Results are printed as
+//! a Markdown table and written to `$CARGO_TARGET_DIR/bench-results/planning.json`.
+//! Under `cargo test` the benchmark runs once at a tiny size, as a smoke test.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use lakegate_catalog::{Catalog, LoadOptions, hash_password};
+use lakegate_engine::{Engine, EngineOptions};
+use parquet::arrow::ArrowWriter;
+
+/// The benchmark's shape.
+struct Size {
+    tables: usize,
+    roles: usize,
+    grants_per_role: usize,
+    iterations: usize,
+}
+
+const JOIN: &str = "SELECT a.id, b.email, c.region, d.v, e.k \
+    FROM t0000 a JOIN t0010 b ON a.id = b.id JOIN t0020 c ON b.id = c.id \
+    JOIN t0030 d ON c.id = d.id JOIN t0040 e ON d.id = e.id \
+    WHERE a.region = 'EU' AND e.k > 3";
+
+fn write_data(dir: &Path) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("k", DataType::Int64, false),
+        Field::new("region", DataType::Utf8, false),
+        Field::new("email", DataType::Utf8, true),
+        Field::new("v", DataType::Float64, false),
+    ]));
+    let n = 100i64;
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from((0..n).map(|i| i % 10).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                (0..n)
+                    .map(|i| ["EU", "US", "APAC"][i as usize % 3])
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                (0..n)
+                    .map(|i| format!("user{i}@example.com"))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let file = std::fs::File::create(dir.join("shared.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// Every table reads the same small file: the benchmark is about planning.
+fn write_catalog(dir: &Path, size: &Size) {
+    let mut toml = String::from(
+        "[catalog]\nname = \"lakegate\"\ndefault_database = \"bench\"\n\n\
+         [[storage]]\nname = \"data\"\nurl = \"${data_dir}\"\n\n\
+         [[database]]\nname = \"bench\"\n\n",
+    );
+    for t in 0..size.tables {
+        toml.push_str(&format!(
+            "[[table]]\ndatabase = \"bench\"\nname = \"t{t:04}\"\nstorage = \"data\"\npath = \"shared.parquet\"\n\n"
+        ));
+    }
+    let roles: Vec<String> = (0..size.roles).map(|r| format!("r{r:03}")).collect();
+    for role in &roles {
+        toml.push_str(&format!("[[role]]\nname = \"{role}\"\n\n"));
+    }
+    toml.push_str(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{}\"\nmay_assume = [{}]\ndefault_role = \"r000\"\n\n",
+        hash_password("u-pass"),
+        roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+    ));
+    for (r, role) in roles.iter().enumerate() {
+        for j in 0..size.grants_per_role {
+            // Distinct tables per role; role r000 holds t0000, t0010, t0020, ...
+            let table = (r + j * 10) % size.tables;
+            toml.push_str(&format!(
+                "[[grant]]\nname = \"g_{r}_{j}\"\nrole = \"{role}\"\non = \"bench.t{table:04}\"\n\
+                 privileges = [\"select\"]\nrow_filter = \"region <> 'APAC' AND k >= {}\"\n\
+                 masks = {{ email = \"hash\" }}\n\n",
+                j % 3
+            ));
+        }
+    }
+    std::fs::write(dir.join("catalog.toml"), toml).unwrap();
+}
+
+async fn plain_context(data_dir: &Path, tables: usize) -> SessionContext {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+    let url =
+        ListingTableUrl::parse(format!("file://{}/shared.parquet", data_dir.display())).unwrap();
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+    let schema = options.infer_schema(&ctx.state(), &url).await.unwrap();
+    for t in 0..tables {
+        let config = ListingTableConfig::new(url.clone())
+            .with_listing_options(options.clone())
+            .with_schema(Arc::clone(&schema));
+        ctx.register_table(
+            format!("t{t:04}"),
+            Arc::new(ListingTable::try_new(config).unwrap()),
+        )
+        .unwrap();
+    }
+    ctx
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn p90(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() * 9 / 10]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn run(size: Size) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let catalog_dir = dir.path().join("catalog");
+    std::fs::create_dir_all(&catalog_dir).unwrap();
+    write_data(&data_dir);
+    write_catalog(&catalog_dir, &size);
+
+    let started = Instant::now();
+    let catalog = Catalog::load(
+        &catalog_dir,
+        &LoadOptions {
+            data_dir: data_dir.clone(),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = started.elapsed();
+    let options = EngineOptions {
+        target_partitions: 2,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(catalog, options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let validated = started.elapsed() - loaded;
+    let ctx = plain_context(&data_dir, size.tables).await;
+
+    let mut warm = engine.session("u", None).unwrap();
+    // Warm-up, and a check that both plan the same query.
+    for _ in 0..3 {
+        let state = ctx.state();
+        let plan = state.create_logical_plan(JOIN).await.unwrap();
+        state.create_physical_plan(&plan).await.unwrap();
+        warm.physical_plan(JOIN).await.unwrap();
+    }
+
+    let (mut plain, mut cold, mut warm_samples) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..size.iterations {
+        let t = Instant::now();
+        let state = ctx.state();
+        let plan = state.create_logical_plan(JOIN).await.unwrap();
+        state.create_physical_plan(&plan).await.unwrap();
+        plain.push(t.elapsed());
+
+        let t = Instant::now();
+        let mut session = engine.session("u", None).unwrap();
+        session.physical_plan(JOIN).await.unwrap();
+        cold.push(t.elapsed());
+
+        let t = Instant::now();
+        warm.physical_plan(JOIN).await.unwrap();
+        warm_samples.push(t.elapsed());
+    }
+    let grants = size.roles * size.grants_per_role;
+    let (plain_med, cold_med, warm_med) = (
+        median(&mut plain),
+        median(&mut cold),
+        median(&mut warm_samples),
+    );
+    println!(
+        "\nPlanning a 5-table join: {} tables, {grants} grants, {} iterations (interleaved)\n",
+        size.tables, size.iterations
+    );
+    println!("| variant | median ms | p90 ms | added vs DataFusion, ms |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| datafusion | {:.3} | {:.3} | |",
+        ms(plain_med),
+        ms(p90(&mut plain))
+    );
+    println!(
+        "| lakegate (new session) | {:.3} | {:.3} | {:+.3} |",
+        ms(cold_med),
+        ms(p90(&mut cold)),
+        ms(cold_med) - ms(plain_med)
+    );
+    println!(
+        "| lakegate (warm session) | {:.3} | {:.3} | {:+.3} |",
+        ms(warm_med),
+        ms(p90(&mut warm_samples)),
+        ms(warm_med) - ms(plain_med)
+    );
+    println!(
+        "\ncatalog load {:.0} ms, policy validation {:.0} ms",
+        ms(loaded),
+        ms(validated)
+    );
+    let results = serde_json::json!({
+        "benchmark": "planning",
+        "tables": size.tables,
+        "grants": grants,
+        "iterations": size.iterations,
+        "datafusion_median_ms": ms(plain_med),
+        "lakegate_new_session_median_ms": ms(cold_med),
+        "lakegate_warm_session_median_ms": ms(warm_med),
+        "added_new_session_ms": ms(cold_med) - ms(plain_med),
+        "added_warm_session_ms": ms(warm_med) - ms(plain_med),
+        "catalog_load_ms": ms(loaded),
+        "policy_validation_ms": ms(validated),
+    });
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../bench-results");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("planning.json"), format!("{results:#}\n")).unwrap();
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test` runs this once, small.
+    let full = std::env::args().any(|a| a == "--bench");
+    let size = if full {
+        Size {
+            tables: 1000,
+            roles: 100,
+            grants_per_role: 100,
+            iterations: 300,
+        }
+    } else {
+        Size {
+            tables: 50,
+            roles: 5,
+            grants_per_role: 10,
+            iterations: 3,
+        }
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(run(size));
+}
