@@ -20,9 +20,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use lakegate_engine::{Engine, EngineError, QuerySession};
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -101,43 +100,23 @@ fn column_type(data_type: &DataType) -> DefaultColumnType {
     }
 }
 
-/// Every cell as text; NULL as `NULL`, the empty string as `(empty)`.
+/// Rows for the runner: cells as text, plans one line per row.
 fn rows_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .zip(batch.columns())
-                .map(|(f, column)| {
-                    let text = f.value(row).to_string();
-                    if text.is_empty() && !column.is_null(row) {
-                        "(empty)".to_string()
-                    } else {
-                        text
-                    }
-                })
-                .collect();
-            // A multi-line cell (a plan) becomes one line per plan line,
-            // numbered, indentation shown as dashes, as DataFusion's own
-            // .slt files show plans.
-            let is_plan =
-                |i: usize, c: &String| c.contains('\n') || (i == 1 && cells[0].ends_with("_plan"));
-            match cells.iter().enumerate().position(|(i, c)| is_plan(i, c)) {
-                None => rows.push(cells),
-                Some(at) => {
-                    rows.push(cells[..at].to_vec());
-                    for (i, line) in cells[at].lines().enumerate() {
-                        let body = line.trim_start();
-                        let indent = "-".repeat(line.len() - body.len());
-                        rows.push(vec![format!("{:02}){indent}{body}", i + 1)]);
-                    }
+    for cells in common::cells_as_text(batches) {
+        // A multi-line cell (a plan) becomes one line per plan line,
+        // numbered, indentation shown as dashes, as DataFusion's own
+        // .slt files show plans.
+        let is_plan =
+            |i: usize, c: &String| c.contains('\n') || (i == 1 && cells[0].ends_with("_plan"));
+        match cells.iter().enumerate().position(|(i, c)| is_plan(i, c)) {
+            None => rows.push(cells),
+            Some(at) => {
+                rows.push(cells[..at].to_vec());
+                for (i, line) in cells[at].lines().enumerate() {
+                    let body = line.trim_start();
+                    let indent = "-".repeat(line.len() - body.len());
+                    rows.push(vec![format!("{:02}){indent}{body}", i + 1)]);
                 }
             }
         }

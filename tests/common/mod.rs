@@ -7,8 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use lakegate::demo_data::ensure_demo_data;
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
@@ -234,4 +237,35 @@ pub fn demo_data_dir() -> PathBuf {
 /// An engine over the demo catalog and the test-scale demo lake.
 pub async fn demo_lake() -> Engine {
     engine_for(&repo_root().join("catalog/demo"), &demo_data_dir()).await
+}
+
+/// Every cell of every row as text: NULL as `NULL`, the empty string as
+/// `(empty)` (so that it cannot be confused with a missing cell).
+pub fn cells_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(f, column)| {
+                        let text = f.value(row).to_string();
+                        if text.is_empty() && !column.is_null(row) {
+                            "(empty)".to_string()
+                        } else {
+                            text
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -133,22 +132,10 @@ fn electronics_item() -> RecordBatch {
 
 /// Rows as text, sorted unless `ordered`.
 fn rows_of(batches: &[RecordBatch], ordered: bool) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            rows.push(cells.join(" | "));
-        }
-    }
+    let mut rows: Vec<String> = common::cells_as_text(batches)
+        .into_iter()
+        .map(|cells| cells.join(" | "))
+        .collect();
     if !ordered {
         rows.sort();
     }

@@ -14,7 +14,7 @@ use lakegate_policy::{RuntimeRole, TableName};
 
 use crate::engine::EngineInner;
 use crate::error::policy_error;
-use crate::secured_table::{SecuredTable, finish_policy_plan, policy_sql};
+use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
 
 /// Resolves tables to their secured form for one session, caching them for
 /// the session's lifetime.
@@ -58,12 +58,7 @@ impl SecuredResolver {
         let Some(raw) = self.engine.raw_tables.get(name) else {
             return Ok(None);
         };
-        let columns: Vec<String> = raw
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let columns = stored_columns(raw.as_ref());
         let Some(access) =
             self.engine
                 .catalog
@@ -75,15 +70,8 @@ impl SecuredResolver {
         let table = if access.is_unrestricted(&columns) {
             SecuredTable::unrestricted(access, Arc::clone(raw))
         } else {
-            let sql = policy_sql(&access);
-            let mut state = self.policy_state.clone();
-            // Unqualified names in a policy's subqueries resolve in the
-            // database of the table the policy protects.
-            state.config_mut().options_mut().catalog.default_schema = name.database.clone();
-            let plan = state
-                .create_logical_plan(&sql)
+            let plan = plan_policy(&self.policy_state, &access, &raw.schema())
                 .await
-                .and_then(|plan| finish_policy_plan(plan, &access, &raw.schema()))
                 .map_err(|e| policy_error(name, &e))?;
             SecuredTable::restricted(access, plan)
         };

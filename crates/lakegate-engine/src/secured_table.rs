@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Column, Result};
 use datafusion::datasource::TableType;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, cast,
@@ -209,10 +210,37 @@ fn unqualify(expr: Expr) -> Expr {
     .expect("renaming columns cannot fail")
 }
 
+/// Plans the policy of `access` over the stored table (whose schema is
+/// `stored`) in a policy context `state`: raw tables, and session functions
+/// bound to the session's user and role. Serving and catalog validation both
+/// come through here, so what validation accepts is what serves.
+pub(crate) async fn plan_policy(
+    state: &SessionState,
+    access: &EffectiveAccess,
+    stored: &SchemaRef,
+) -> Result<LogicalPlan> {
+    let mut state = state.clone();
+    // Unqualified names in a policy's subqueries resolve in the database of
+    // the table the policy protects.
+    state.config_mut().options_mut().catalog.default_schema = access.table.database.clone();
+    let plan = state.create_logical_plan(&policy_sql(access)).await?;
+    finish_policy_plan(plan, access, stored)
+}
+
+/// The stored column names of a table, in order.
+pub(crate) fn stored_columns(table: &dyn TableProvider) -> Vec<String> {
+    table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
 /// The policy plan of `access` as SQL over the stored table: one projection
 /// computing every visible column (masks and cell rules read stored values
 /// only), over the union of the grants' row filters.
-pub fn policy_sql(access: &EffectiveAccess) -> String {
+fn policy_sql(access: &EffectiveAccess) -> String {
     let table = &access.table;
     let predicate = |sql: &str| format!("({})", accept_session_function_parens(sql));
     let value_sql = |column: &str, value: &CellValue| match value {
@@ -263,7 +291,7 @@ pub fn policy_sql(access: &EffectiveAccess) -> String {
 
 /// Casts each column of a planned policy SQL back to the stored type (masks
 /// keep the column's type) and labels masked columns with `lakegate.mask`.
-pub fn finish_policy_plan(
+fn finish_policy_plan(
     plan: LogicalPlan,
     access: &EffectiveAccess,
     stored: &SchemaRef,

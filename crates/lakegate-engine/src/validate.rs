@@ -16,7 +16,7 @@ use lakegate_policy::{MaskKind, Resource, TableName};
 use crate::engine::Engine;
 use crate::functions::session_functions;
 use crate::masks::{check_builtin_fits, is_text};
-use crate::secured_table::{finish_policy_plan, policy_sql};
+use crate::secured_table::{plan_policy, stored_columns};
 use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
 
 /// The user name policies are planned for while checking a catalog.
@@ -81,12 +81,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
     // Each role's combined plan per table (unions of filters, cell rules).
     for (role, name) in checked_pairs {
         let raw = &inner.raw_tables[&name];
-        let columns: Vec<String> = raw
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let columns = stored_columns(raw.as_ref());
         let Some(access) = catalog.policy.effective_access(&role, &name, &columns) else {
             continue;
         };
@@ -95,8 +90,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
         }
         let state = policy_state(engine, &role, &name);
         let planned = async {
-            let plan = state.create_logical_plan(&policy_sql(&access)).await?;
-            let plan = finish_policy_plan(plan, &access, &raw.schema())?;
+            let plan = plan_policy(&state, &access, &raw.schema()).await?;
             state.create_physical_plan(&plan).await
         };
         if let Err(e) = planned.await {
