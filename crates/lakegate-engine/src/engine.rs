@@ -1,8 +1,8 @@
 //! The engine: a validated catalog's raw tables, and sessions that run SQL
 //! under one runtime role.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{
@@ -19,6 +19,7 @@ use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
 use lakegate_policy::{RoleError, TableName};
 
 use crate::error::{EngineError, Result};
+use crate::secured_table::SecuredTable;
 use crate::session::QuerySession;
 use crate::validate::validate_policies;
 
@@ -61,7 +62,14 @@ pub(crate) struct EngineInner {
     /// A session state whose catalog holds the raw tables: where policies'
     /// SQL is planned (their subqueries read with the policy's rights).
     pub(crate) policy_template: SessionState,
+    /// Secured tables by (user, role, table), shared by all sessions: a
+    /// policy plan depends on nothing else (it may call current_user()), and
+    /// the catalog of an engine never changes.
+    pub(crate) secured_tables: Mutex<HashMap<(String, String, TableName), Arc<SecuredTable>>>,
 }
+
+/// How many secured tables the engine keeps before starting over.
+pub(crate) const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
 
 impl Engine {
     /// Builds an engine on `catalog`, checking every row filter and mask with
@@ -126,6 +134,7 @@ impl Engine {
                 raw_tables,
                 user_template,
                 policy_template,
+                secured_tables: Mutex::default(),
             }),
         };
         let errors = validate_policies(&engine).await;

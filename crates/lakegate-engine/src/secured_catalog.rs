@@ -3,8 +3,7 @@
 //! `information_schema` and SHOW commands read through these providers, so they
 //! list exactly what the role may describe. Nothing can be registered.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
@@ -12,7 +11,7 @@ use datafusion::common::{DataFusionError, Result, not_impl_err};
 use datafusion::execution::SessionState;
 use lakegate_policy::{RuntimeRole, TableName};
 
-use crate::engine::EngineInner;
+use crate::engine::{EngineInner, SECURED_TABLE_CACHE_LIMIT};
 use crate::error::policy_error;
 use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
 
@@ -25,7 +24,6 @@ pub(crate) struct SecuredResolver {
     /// The policy context: raw tables, and the session functions bound to this
     /// session's user and role.
     policy_state: SessionState,
-    cache: Mutex<HashMap<TableName, Arc<SecuredTable>>>,
 }
 
 impl SecuredResolver {
@@ -38,7 +36,6 @@ impl SecuredResolver {
             engine,
             runtime,
             policy_state,
-            cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -52,7 +49,18 @@ impl SecuredResolver {
         &self,
         name: &TableName,
     ) -> Result<Option<Arc<SecuredTable>>> {
-        if let Some(table) = self.cache.lock().expect("cache lock").get(name) {
+        let key = (
+            self.runtime.user.clone(),
+            self.runtime.role.clone(),
+            name.clone(),
+        );
+        if let Some(table) = self
+            .engine
+            .secured_tables
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+        {
             return Ok(Some(Arc::clone(table)));
         }
         let Some(raw) = self.engine.raw_tables.get(name) else {
@@ -76,10 +84,11 @@ impl SecuredResolver {
             SecuredTable::restricted(access, plan)
         };
         let table = Arc::new(table);
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .insert(name.clone(), Arc::clone(&table));
+        let mut cache = self.engine.secured_tables.lock().expect("cache lock");
+        if cache.len() >= SECURED_TABLE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&table));
         Ok(Some(table))
     }
 

@@ -21,7 +21,7 @@
 //! all of it and scans the raw table directly, so admins pay nothing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -51,7 +51,23 @@ pub struct SecuredTable {
     access: EffectiveAccess,
     schema: SchemaRef,
     plan: SecuredPlan,
+    /// Optimized policy plans by scan shape (projection, pushed filters,
+    /// limit): a repeated scan only needs physical planning. Valid as long as
+    /// the policy it was built from, which is immutable in an engine.
+    scan_plans: Mutex<HashMap<ScanShape, LogicalPlan>>,
 }
+
+/// What a scan asks of a secured table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScanShape {
+    projection: Option<Vec<usize>>,
+    /// The pushed filters' display (Expr has no Hash).
+    filters: String,
+    limit: Option<usize>,
+}
+
+/// How many scan shapes a table keeps before starting over.
+const SCAN_PLAN_CACHE_LIMIT: usize = 256;
 
 #[derive(Debug)]
 enum SecuredPlan {
@@ -73,6 +89,7 @@ impl SecuredTable {
             access,
             schema: raw.schema(),
             plan: SecuredPlan::Unrestricted(raw),
+            scan_plans: Mutex::default(),
         }
     }
 
@@ -93,6 +110,7 @@ impl SecuredTable {
                 policy_plan,
                 raw_columns,
             },
+            scan_plans: Mutex::default(),
         }
     }
 
@@ -162,7 +180,6 @@ impl TableProvider for SecuredTable {
             } => (policy_plan, raw_columns),
         };
         let table = &self.access.table;
-        let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
         // Only predicates we declared leakproof may come here; check again
         // rather than trust the caller.
         let pushed: Vec<Expr> = filters
@@ -170,22 +187,50 @@ impl TableProvider for SecuredTable {
             .filter(|f| is_leakproof(f, raw_columns))
             .map(|f| unqualify(f.clone()))
             .collect();
-        if let Some(predicate) = conjunction(pushed) {
-            builder = builder.filter(predicate)?;
-        }
-        if let Some(indices) = projection {
-            let columns: Vec<Expr> = indices
-                .iter()
-                .map(|i| Expr::Column(Column::new_unqualified(self.schema.field(*i).name())))
-                .collect();
-            builder = builder.project(columns)?;
-        }
-        if let Some(fetch) = limit {
-            builder = builder.limit(0, Some(fetch))?;
-        }
-        let plan = builder.build()?;
+        let shape = ScanShape {
+            projection: projection.cloned(),
+            filters: format!("{pushed:?}"),
+            limit,
+        };
+        let cached = self
+            .scan_plans
+            .lock()
+            .expect("scan plan cache")
+            .get(&shape)
+            .cloned();
+        let optimized = match cached {
+            Some(plan) => plan,
+            None => {
+                let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
+                if let Some(predicate) = conjunction(pushed) {
+                    builder = builder.filter(predicate)?;
+                }
+                if let Some(indices) = projection {
+                    let columns: Vec<Expr> = indices
+                        .iter()
+                        .map(|i| {
+                            Expr::Column(Column::new_unqualified(self.schema.field(*i).name()))
+                        })
+                        .collect();
+                    builder = builder.project(columns)?;
+                }
+                if let Some(fetch) = limit {
+                    builder = builder.limit(0, Some(fetch))?;
+                }
+                let plan = builder.build()?;
+                let optimized = state.optimize(&plan).map_err(|e| policy_error(table, &e))?;
+                let mut cache = self.scan_plans.lock().expect("scan plan cache");
+                if cache.len() >= SCAN_PLAN_CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(shape, optimized.clone());
+                optimized
+            }
+        };
+        // Already optimized: physical planning only.
         let physical = state
-            .create_physical_plan(&plan)
+            .query_planner()
+            .create_physical_plan(&optimized, state)
             .await
             .map_err(|e| policy_error(table, &e))?;
         Ok(Arc::new(PolicyBarrierExec::new(
