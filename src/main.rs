@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
+use lakegate_flight::{EnvelopeKey, LakegateFlightService, ServiceOptions, bind, serve_on};
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
 use crate::output::{OutputFormat, print_output};
@@ -88,6 +89,26 @@ enum Command {
         #[arg(long)]
         table: Option<String>,
     },
+    /// Serve the catalog over Arrow Flight SQL.
+    Serve {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// How long bearer tokens stay valid, in seconds.
+        #[arg(long, default_value_t = 43_200)]
+        token_ttl: u64,
+        /// File holding the server key (32 bytes or more) that signs tokens
+        /// and tickets. Servers sharing a load balancer need the same key;
+        /// without it a random key is made, valid for this process only.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// Catalog tools.
     Catalog {
         #[command(subcommand)]
@@ -159,6 +180,41 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let engine = load_engine(&catalog, &data_dir).await?;
             print_access(engine.catalog(), &role, table.as_deref())
+        }
+        Command::Serve {
+            catalog,
+            data_dir,
+            listen,
+            token_ttl,
+            key_file,
+        } => {
+            let engine = load_engine(&catalog, &data_dir).await?;
+            let key = match key_file {
+                Some(path) => EnvelopeKey::from_file(&path)?,
+                None => EnvelopeKey::random(),
+            };
+            let options = ServiceOptions {
+                token_ttl: std::time::Duration::from_secs(token_ttl),
+                ..ServiceOptions::default()
+            };
+            let service = LakegateFlightService::new(engine, key, options);
+            let (listener, addr) = bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            println!("lakegate: Flight SQL on grpc://{addr} (Ctrl-C or SIGTERM stops)");
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                println!("lakegate: shutting down");
+            };
+            serve_on(listener, service, shutdown)
+                .await
+                .map_err(|e| format!("server failed: {e}"))
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {

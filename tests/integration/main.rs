@@ -16,12 +16,15 @@
 //!   clear error.
 //! * `result_schema` — masked columns carry `lakegate.mask` metadata.
 //! * `cli` — the `lakegate` binary's commands as a user runs them.
+//! * `flight` — the Flight SQL service on a loopback port with arrow-flight's
+//!   clients: authentication, runtime roles, sealed tickets.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod catalog_errors;
 mod cli;
+mod flight;
 mod malformed;
 mod oracle;
 mod plan_checker;

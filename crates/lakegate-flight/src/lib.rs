@@ -1,0 +1,27 @@
+//! Lakegate's Arrow Flight SQL service.
+//!
+//! Clients authenticate (Flight Handshake with HTTP Basic, answered with a
+//! bearer token; or Basic/Bearer on any call), choose a runtime role per call
+//! with the `x-lakegate-role` header (default: the user's default role), and
+//! run SQL through Flight SQL statement queries. Results are redeemed with
+//! tickets that are sealed by the server (HMAC-SHA256), bound to the user and
+//! role, and expire; DoGet authenticates the caller again and applies the
+//! policy as of DoGet time. See [`service`] for the call sequence.
+//!
+//! Built so far: handshake, Basic and Bearer authentication (padded or not),
+//! runtime roles, statement queries with sealed tickets, one place mapping
+//! engine errors to gRPC codes. Still to come (issue 3): prepared statements,
+//! metadata RPCs, session options, plain-SQL descriptors and tickets, TLS,
+//! parallel endpoints, resource limits, audit log.
+
+mod credentials;
+pub mod server;
+pub mod service;
+mod signing;
+mod status;
+
+pub use credentials::{Credentials, parse_authorization};
+pub use server::{bind, serve_on};
+pub use service::{LakegateFlightService, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions};
+pub use signing::{EnvelopeError, EnvelopeKey};
+pub use status::status_of;

@@ -1,0 +1,255 @@
+//! The Flight SQL service: authentication, the runtime role of each call,
+//! and statement queries redeemed through signed tickets.
+//!
+//! ```text
+//! client                                   Lakegate
+//!   │ 1. Handshake (authorization: Basic u:p) ─▶ verify Argon2 hash
+//!   │ ◀─ authorization: Bearer lg1.<token>       token = sealed {user}, expiring
+//!   │ 2. GetFlightInfo(CommandStatementQuery)  ─▶ authenticate, choose the role
+//!   │    (x-lakegate-role: r)                      (x-lakegate-role or default),
+//!   │                                              plan under the role: schema
+//!   │ ◀─ FlightInfo { schema, endpoint { ticket = sealed {user, role, sql} } }
+//!   │ 3. DoGet(ticket)                         ─▶ authenticate again; the ticket
+//!   │                                              must be the caller's, unexpired,
+//!   │                                              untampered; the role is checked
+//!   │                                              again and the policy applied as
+//!   │ ◀─ Arrow record batches                      of now, then the query streams
+//! ```
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+};
+use futures::{Stream, TryStreamExt};
+use lakegate_engine::{Engine, EngineError, QuerySession};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::credentials::{Credentials, parse_authorization};
+use crate::signing::{EnvelopeError, EnvelopeKey};
+use crate::status::{status_of, unauthenticated};
+
+/// Call header choosing the runtime role.
+pub const ROLE_HEADER: &str = "x-lakegate-role";
+/// Call header naming the caller's source identity (a notebook profile, a
+/// job), recorded with the call.
+pub const SOURCE_IDENTITY_HEADER: &str = "x-lakegate-source-identity";
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// How long a bearer token stays valid.
+    pub token_ttl: Duration,
+    /// How long a ticket stays redeemable.
+    pub ticket_ttl: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(12 * 3600),
+            ticket_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a bearer token says.
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenClaims {
+    /// The authenticated user.
+    user: String,
+}
+
+/// What a statement ticket says: everything a server sharing the key needs
+/// to run it, bound to the user and role it was issued to.
+#[derive(Debug, Serialize, Deserialize)]
+struct StatementTicket {
+    user: String,
+    role: String,
+    sql: String,
+}
+
+/// The authenticated caller of one call.
+#[derive(Debug, Clone)]
+struct Caller {
+    user: String,
+    /// The role asked for with `x-lakegate-role`, if any.
+    requested_role: Option<String>,
+}
+
+/// Lakegate's Flight SQL service.
+#[derive(Debug, Clone)]
+pub struct LakegateFlightService {
+    engine: Engine,
+    key: Arc<EnvelopeKey>,
+    options: ServiceOptions,
+}
+
+impl LakegateFlightService {
+    /// A service over `engine`, sealing tokens and tickets with `key`.
+    pub fn new(engine: Engine, key: EnvelopeKey, options: ServiceOptions) -> Self {
+        Self {
+            engine,
+            key: Arc::new(key),
+            options,
+        }
+    }
+
+    /// Authenticates a call from its `authorization` header: Basic (checked
+    /// against the catalog's password hashes) or a Bearer token we sealed.
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        let header = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "authentication required: send Basic credentials or a bearer token",
+                )
+            })?;
+        let user = match parse_authorization(header).map_err(|_| unauthenticated())? {
+            Credentials::Basic { user, password } => {
+                if !self.engine.catalog().verify_password(&user, &password) {
+                    log::info!("failed login for user '{user}'");
+                    return Err(unauthenticated());
+                }
+                user
+            }
+            Credentials::Bearer(token) => {
+                let claims: TokenClaims = self.key.open(&token).map_err(|_| unauthenticated())?;
+                claims.user
+            }
+        };
+        let requested_role = metadata
+            .get(ROLE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Caller {
+            user,
+            requested_role,
+        })
+    }
+
+    fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession, Status> {
+        self.engine.session(user, role).map_err(status_of)
+    }
+}
+
+type DoGetStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl FlightSqlService for LakegateFlightService {
+    type FlightService = Self;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let caller = self.authenticate(request.metadata())?;
+        let token = self
+            .key
+            .seal(&TokenClaims { user: caller.user }, self.options.token_ttl);
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let stream = futures::stream::iter(vec![Ok(reply)]);
+        let mut response: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(stream));
+        let header = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("token is not a valid header value"))?;
+        response.metadata_mut().insert("authorization", header);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.authenticate(request.metadata())?;
+        let mut session = self.session(&caller.user, caller.requested_role.as_deref())?;
+        // Planned under the role now, so that the schema is the role's view
+        // (and a denied query fails here, before any ticket exists).
+        let output = session.execute(&query.query).await.map_err(status_of)?;
+        let schema = output.schema.clone();
+        drop(output);
+        let ticket = StatementTicket {
+            user: caller.user,
+            role: session.role().to_string(),
+            sql: query.query,
+        };
+        let sealed = self.key.seal(&ticket, self.options.ticket_ttl);
+        let ticket = TicketStatementQuery {
+            statement_handle: sealed.into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner());
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.authenticate(request.metadata())?;
+        let sealed = std::str::from_utf8(&ticket.statement_handle)
+            .map_err(|_| Status::invalid_argument("malformed ticket"))?;
+        let ticket: StatementTicket = self.key.open(sealed).map_err(|e| match e {
+            EnvelopeError::Expired => {
+                Status::permission_denied("the ticket has expired; request a new one")
+            }
+            EnvelopeError::BadSignature | EnvelopeError::Malformed => {
+                Status::permission_denied("invalid ticket")
+            }
+        })?;
+        if ticket.user != caller.user {
+            return Err(Status::permission_denied(
+                "the ticket was issued to another user",
+            ));
+        }
+        // The role is checked again and the policy applied as of now.
+        let mut session = self.session(&ticket.user, Some(&ticket.role))?;
+        let output = session.execute(&ticket.sql).await.map_err(status_of)?;
+        let batches = output
+            .stream
+            .map_err(|e| FlightError::Tonic(Box::new(status_of(EngineError::from_execution(e)))));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(output.schema)
+            .build(batches)
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The tonic service to mount.
+pub fn flight_service(
+    service: LakegateFlightService,
+) -> arrow_flight::flight_service_server::FlightServiceServer<LakegateFlightService> {
+    arrow_flight::flight_service_server::FlightServiceServer::new(service)
+}
