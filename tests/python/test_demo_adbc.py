@@ -1,0 +1,86 @@
+"""The demo scenario (DESIGN §4) through the ADBC Flight SQL driver against
+the real server. Expected answers are computed by DuckDB from the raw Parquet
+files, never by Lakegate."""
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import adbc_driver_manager
+import duckdb
+import pytest
+
+ROLE_HEADER = "adbc.flight.sql.rpc.call_header.x-lakegate-role"
+
+
+def connect(server, user, password=None, role=None):
+    options = {
+        adbc_driver_manager.DatabaseOptions.USERNAME.value: user,
+        adbc_driver_manager.DatabaseOptions.PASSWORD.value: password or f"{user}-pass",
+    }
+    if role:
+        options[ROLE_HEADER] = role
+    return flight_sql.connect(server, db_kwargs=options, autocommit=True)
+
+
+def query(server, user, sql, role=None):
+    with connect(server, user, role=role) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table()
+
+
+def raw(data_dir, table):
+    return f"read_parquet('{data_dir}/tpc/{table}/*.parquet')"
+
+
+def test_david_sees_customers_without_names_and_with_hashed_emails(server, data_dir):
+    table = query(server, "david", "SELECT * FROM dl_tpc_customer")
+    stored = duckdb.sql(f"SELECT * FROM {raw(data_dir, 'dl_tpc_customer')} LIMIT 0").columns
+    hidden = {"c_salutation", "c_first_name", "c_last_name"}
+    assert table.column_names == [c for c in stored if c not in hidden]
+    assert table.schema.field("c_email_address").metadata == {b"lakegate.mask": b"hash"}
+
+    expected = duckdb.sql(
+        f"SELECT c_customer_sk, CASE WHEN c_email_address IS NULL THEN NULL ELSE sha256(c_email_address) END "
+        f"FROM {raw(data_dir, 'dl_tpc_customer')} ORDER BY 1"
+    ).fetchall()
+    got = sorted(zip(table.column("c_customer_sk").to_pylist(), table.column("c_email_address").to_pylist()))
+    assert got == expected
+
+
+def test_david_is_denied_customer_address(server):
+    with pytest.raises(Exception, match="does not exist or role 'marketing' may not read it"):
+        query(server, "david", "SELECT * FROM dl_tpc_customer_address LIMIT 10")
+
+
+def test_tina_as_sales_sees_west_coast_web_sales(server, data_dir):
+    table = query(server, "tina", "SELECT ws_order_number, ws_item_sk FROM dl_tpc_web_sales")
+    expected = duckdb.sql(
+        f"SELECT ws_order_number, ws_item_sk FROM {raw(data_dir, 'dl_tpc_web_sales')} "
+        f"WHERE ws_bill_addr_sk IN (SELECT ca_address_sk FROM {raw(data_dir, 'dl_tpc_customer_address')} "
+        f"WHERE ca_state IN ('CA', 'OR', 'WA')) ORDER BY 1, 2"
+    ).fetchall()
+    assert len(expected) > 0
+    assert sorted(zip(table.column(0).to_pylist(), table.column(1).to_pylist())) == expected
+
+
+def test_tina_as_electronics_sees_electronics_items_only(server, data_dir):
+    table = query(server, "tina", "SELECT i_item_sk, i_category FROM dl_tpc_item", role="electronics")
+    expected = duckdb.sql(
+        f"SELECT i_item_sk FROM {raw(data_dir, 'dl_tpc_item')} WHERE i_category = 'Electronics' ORDER BY 1"
+    ).fetchall()
+    assert sorted(table.column(0).to_pylist()) == [row[0] for row in expected]
+    assert set(table.column(1).to_pylist()) == {"Electronics"}
+
+
+def test_a_role_the_user_may_not_assume_is_refused(server):
+    with pytest.raises(Exception, match="may not assume role 'marketing'"):
+        query(server, "tina", "SELECT 1", role="marketing")
+
+
+def test_wrong_password_and_unknown_user_are_refused_alike(server):
+    messages = []
+    for user, password in [("david", "wrong"), ("nobody", "wrong")]:
+        with pytest.raises(Exception) as failure:
+            with connect(server, user, password=password) as conn:
+                conn.cursor().execute("SELECT 1")
+        messages.append(str(failure.value))
+    assert all("nauthenticated" in m or "UNAUTHENTICATED" in m for m in messages), messages
