@@ -269,3 +269,31 @@ async fn roles_and_tickets_are_checked() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_per_user_and_peer() {
+    let server = start().await;
+    // ServiceOptions::default() allows 5 failures per minute.
+    for _ in 0..5 {
+        let status = raw_handshake(server.addr, &basic("ann", "guess"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    // Now even the right password is refused for a while, with a clear reason.
+    let locked = raw_handshake(server.addr, &basic("ann", "ann-pass"))
+        .await
+        .unwrap_err();
+    assert_eq!(locked.code(), Code::ResourceExhausted, "{locked}");
+    assert!(
+        locked
+            .message()
+            .contains("too many failed sign-in attempts")
+    );
+    // Another user is not affected.
+    assert!(
+        raw_handshake(server.addr, &basic("root", "root-pass"))
+            .await
+            .is_ok()
+    );
+}

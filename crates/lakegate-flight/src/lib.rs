@@ -9,7 +9,7 @@
 //! policy as of DoGet time. See [`service`] for the call sequence.
 //!
 //! Built so far: handshake, Basic and Bearer authentication (padded or not),
-//! runtime roles, statement queries with sealed tickets, one place mapping
+//! failed sign-ins rate-limited per user and peer, runtime roles, statement queries with sealed tickets, one place mapping
 //! engine errors to gRPC codes. Still to come (issue 3): prepared statements,
 //! metadata RPCs, session options, plain-SQL descriptors and tickets, TLS,
 //! parallel endpoints, resource limits, audit log.
@@ -19,6 +19,7 @@ pub mod server;
 pub mod service;
 mod signing;
 mod status;
+mod throttle;
 
 pub use credentials::{Credentials, parse_authorization};
 pub use server::{bind, serve_on};

@@ -31,12 +31,12 @@ use futures::{Stream, TryStreamExt};
 use lakegate_engine::{Engine, EngineError, QuerySession};
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::credentials::{Credentials, parse_authorization};
 use crate::signing::{EnvelopeError, EnvelopeKey};
 use crate::status::{status_of, unauthenticated};
+use crate::throttle::LoginThrottle;
 
 /// Call header choosing the runtime role.
 pub const ROLE_HEADER: &str = "x-lakegate-role";
@@ -51,6 +51,10 @@ pub struct ServiceOptions {
     pub token_ttl: Duration,
     /// How long a ticket stays redeemable.
     pub ticket_ttl: Duration,
+    /// Failed sign-ins allowed per user and peer within `login_window`.
+    pub max_login_failures: u32,
+    /// The window over which failed sign-ins are counted.
+    pub login_window: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -58,6 +62,8 @@ impl Default for ServiceOptions {
         Self {
             token_ttl: Duration::from_secs(12 * 3600),
             ticket_ttl: Duration::from_secs(300),
+            max_login_failures: 5,
+            login_window: Duration::from_secs(60),
         }
     }
 }
@@ -92,21 +98,29 @@ pub struct LakegateFlightService {
     engine: Engine,
     key: Arc<EnvelopeKey>,
     options: ServiceOptions,
+    throttle: Arc<LoginThrottle>,
 }
 
 impl LakegateFlightService {
     /// A service over `engine`, sealing tokens and tickets with `key`.
     pub fn new(engine: Engine, key: EnvelopeKey, options: ServiceOptions) -> Self {
+        let throttle = Arc::new(LoginThrottle::new(
+            options.max_login_failures,
+            options.login_window,
+        ));
         Self {
             engine,
             key: Arc::new(key),
             options,
+            throttle,
         }
     }
 
     /// Authenticates a call from its `authorization` header: Basic (checked
     /// against the catalog's password hashes) or a Bearer token we sealed.
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let metadata = request.metadata();
+        let peer = request.remote_addr().map(|a| a.ip());
         let header = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -117,10 +131,18 @@ impl LakegateFlightService {
             })?;
         let user = match parse_authorization(header).map_err(|_| unauthenticated())? {
             Credentials::Basic { user, password } => {
+                if let Err(retry_after) = self.throttle.check(&user, peer) {
+                    return Err(Status::resource_exhausted(format!(
+                        "too many failed sign-in attempts; retry in {} s",
+                        retry_after.as_secs().max(1)
+                    )));
+                }
                 if !self.engine.catalog().verify_password(&user, &password) {
-                    log::info!("failed login for user '{user}'");
+                    log::info!("failed sign-in for user '{user}' from {peer:?}");
+                    self.throttle.failed(&user, peer);
                     return Err(unauthenticated());
                 }
+                self.throttle.succeeded(&user, peer);
                 user
             }
             Credentials::Bearer(token) => {
@@ -157,7 +179,7 @@ impl FlightSqlService for LakegateFlightService {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        let caller = self.authenticate(request.metadata())?;
+        let caller = self.authenticate(&request)?;
         let token = self
             .key
             .seal(&TokenClaims { user: caller.user }, self.options.token_ttl);
@@ -181,7 +203,7 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.authenticate(request.metadata())?;
+        let caller = self.authenticate(&request)?;
         let mut session = self.session(&caller.user, caller.requested_role.as_deref())?;
         // Planned under the role now, so that the schema is the role's view
         // (and a denied query fails here, before any ticket exists).
@@ -212,7 +234,7 @@ impl FlightSqlService for LakegateFlightService {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let caller = self.authenticate(request.metadata())?;
+        let caller = self.authenticate(&request)?;
         let sealed = std::str::from_utf8(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("malformed ticket"))?;
         let ticket: StatementTicket = self.key.open(sealed).map_err(|e| match e {
