@@ -84,3 +84,31 @@ def test_wrong_password_and_unknown_user_are_refused_alike(server):
                 conn.cursor().execute("SELECT 1")
         messages.append(str(failure.value))
     assert all("nauthenticated" in m or "UNAUTHENTICATED" in m for m in messages), messages
+
+
+def test_plain_pyarrow_flight_with_sql_text(server, data_dir):
+    """Notebooks without Flight SQL: a descriptor or a ticket that is SQL text."""
+    import pyarrow.flight as flight
+
+    client = flight.FlightClient(server)
+    authorization = client.authenticate_basic_token("tina", "tina-pass")
+    options = flight.FlightCallOptions(headers=[authorization, (b"x-lakegate-role", b"electronics")])
+
+    descriptor = flight.FlightDescriptor.for_command(b"SELECT DISTINCT i_category FROM dl_tpc_item")
+    info = client.get_flight_info(descriptor, options)
+    assert len(info.endpoints) == 1
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    assert table.column(0).to_pylist() == ["Electronics"]
+
+    table = client.do_get(flight.Ticket(b"SELECT count(*) AS n FROM dl_tpc_item"), options).read_all()
+    expected = duckdb.sql(
+        f"SELECT count(*) FROM {raw(data_dir, 'dl_tpc_item')} WHERE i_category = 'Electronics'"
+    ).fetchone()[0]
+    assert table.column("n").to_pylist() == [expected]
+
+    # SQL text is refused like any statement the role may not run.
+    with pytest.raises(flight.FlightUnauthorizedError, match="may not read it"):
+        client.do_get(flight.Ticket(b"SELECT * FROM dl_tpc_web_sales"), options).read_all()
+    # And an unauthenticated caller gets nothing.
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        flight.FlightClient(server).do_get(flight.Ticket(b"SELECT 1")).read_all()

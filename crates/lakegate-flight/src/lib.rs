@@ -10,11 +10,13 @@
 //!
 //! Built so far: handshake, Basic and Bearer authentication (padded or not),
 //! failed sign-ins rate-limited per user and peer, runtime roles, statement queries with sealed tickets, one place mapping
-//! engine errors to gRPC codes. Still to come (issue 3): prepared statements,
+//! engine errors to gRPC codes, and plain Flight for notebooks (a descriptor
+//! or ticket that is SQL text). Still to come (issue 3): prepared statements,
 //! metadata RPCs, session options, plain-SQL descriptors and tickets, TLS,
 //! parallel endpoints, resource limits, audit log.
 
 mod credentials;
+mod plain;
 pub mod server;
 pub mod service;
 mod signing;
@@ -22,6 +24,7 @@ mod status;
 mod throttle;
 
 pub use credentials::{Credentials, parse_authorization};
+pub use plain::LakegateFlight;
 pub use server::{bind, serve_on};
 pub use service::{LakegateFlightService, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions};
 pub use signing::{EnvelopeError, EnvelopeKey};

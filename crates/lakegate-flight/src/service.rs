@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::credentials::{Credentials, parse_authorization};
+use crate::plain::LakegateFlight;
 use crate::signing::{EnvelopeError, EnvelopeKey};
 use crate::status::{status_of, unauthenticated};
 use crate::throttle::LoginThrottle;
@@ -251,8 +252,35 @@ impl FlightSqlService for LakegateFlightService {
             ));
         }
         // The role is checked again and the policy applied as of now.
-        let mut session = self.session(&ticket.user, Some(&ticket.role))?;
-        let output = session.execute(&ticket.sql).await.map_err(status_of)?;
+        self.stream_query(&ticket.user, Some(&ticket.role), &ticket.sql)
+            .await
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl LakegateFlightService {
+    /// DoGet of a ticket that is SQL text (plain Flight, for notebooks): the
+    /// caller is authenticated and the query planned under its role now.
+    pub(crate) async fn do_get_sql_text(
+        &self,
+        sql: String,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.authenticate(&request)?;
+        self.stream_query(&caller.user, caller.requested_role.as_deref(), &sql)
+            .await
+    }
+
+    /// Runs `sql` as `user` under `role` and streams the result as Flight data.
+    async fn stream_query(
+        &self,
+        user: &str,
+        role: Option<&str>,
+        sql: &str,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut session = self.session(user, role)?;
+        let output = session.execute(sql).await.map_err(status_of)?;
         let batches = output
             .stream
             .map_err(|e| FlightError::Tonic(Box::new(status_of(EngineError::from_execution(e)))));
@@ -265,13 +293,11 @@ impl FlightSqlService for LakegateFlightService {
             });
         Ok(Response::new(Box::pin(stream)))
     }
-
-    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// The tonic service to mount.
+/// The tonic service to mount: Flight SQL, plus plain Flight with SQL text.
 pub fn flight_service(
     service: LakegateFlightService,
-) -> arrow_flight::flight_service_server::FlightServiceServer<LakegateFlightService> {
-    arrow_flight::flight_service_server::FlightServiceServer::new(service)
+) -> arrow_flight::flight_service_server::FlightServiceServer<LakegateFlight> {
+    arrow_flight::flight_service_server::FlightServiceServer::new(LakegateFlight::new(service))
 }

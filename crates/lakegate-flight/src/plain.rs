@@ -1,0 +1,169 @@
+//! Plain Arrow Flight for notebooks: a descriptor or a ticket that is SQL text.
+//!
+//! `pyarrow.flight` users write
+//! `client.get_flight_info(FlightDescriptor.for_command(b"SELECT ..."))` and
+//! `client.do_get(Ticket(b"SELECT ..."))`. arrow-flight's blanket Flight SQL
+//! dispatch decodes every command and ticket as a protobuf `Any` and fails on
+//! SQL text before any fallback runs. So the service mounted is this wrapper:
+//! Flight SQL messages go to [`LakegateFlightService`] unchanged; SQL text
+//! becomes a statement query, through the same authentication, role and
+//! policy decision.
+
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{Any, CommandStatementQuery};
+use arrow_flight::{
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
+    SchemaResult, Ticket,
+};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::service::LakegateFlightService;
+
+/// Flight SQL messages all carry this type URL prefix.
+const FLIGHT_SQL_TYPE_PREFIX: &str = "type.googleapis.com/arrow.flight.protocol.sql.";
+
+/// The SQL text in `bytes`, unless they are a Flight SQL message.
+fn sql_text(bytes: &[u8]) -> Option<String> {
+    if let Ok(any) = Any::decode(bytes)
+        && any.type_url.starts_with(FLIGHT_SQL_TYPE_PREFIX)
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The mounted Flight service: Flight SQL, plus SQL text descriptors and tickets.
+#[derive(Debug, Clone)]
+pub struct LakegateFlight {
+    sql: LakegateFlightService,
+}
+
+impl LakegateFlight {
+    /// Wraps the Flight SQL service.
+    pub fn new(sql: LakegateFlightService) -> Self {
+        Self { sql }
+    }
+}
+
+type Inner = LakegateFlightService;
+
+#[tonic::async_trait]
+impl FlightService for LakegateFlight {
+    type HandshakeStream = <Inner as FlightService>::HandshakeStream;
+    type ListFlightsStream = <Inner as FlightService>::ListFlightsStream;
+    type DoGetStream = <Inner as FlightService>::DoGetStream;
+    type DoPutStream = <Inner as FlightService>::DoPutStream;
+    type DoActionStream = <Inner as FlightService>::DoActionStream;
+    type ListActionsStream = <Inner as FlightService>::ListActionsStream;
+    type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        FlightService::handshake(&self.sql, request).await
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        FlightService::list_flights(&self.sql, request).await
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        match sql_text(&request.get_ref().cmd) {
+            Some(query) => {
+                let command = CommandStatementQuery {
+                    query,
+                    transaction_id: None,
+                };
+                self.sql.get_flight_info_statement(command, request).await
+            }
+            None => FlightService::get_flight_info(&self.sql, request).await,
+        }
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        FlightService::poll_flight_info(&self.sql, request).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        FlightService::get_schema(&self.sql, request).await
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        match sql_text(&request.get_ref().ticket) {
+            // SQL text as a ticket: authenticated and planned under the
+            // caller's role now, like any statement.
+            Some(query) => self.sql.do_get_sql_text(query, request).await,
+            None => FlightService::do_get(&self.sql, request).await,
+        }
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        FlightService::do_put(&self.sql, request).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        FlightService::do_action(&self.sql, request).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        FlightService::list_actions(&self.sql, request).await
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        FlightService::do_exchange(&self.sql, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_flight::sql::ProstMessageExt;
+
+    use super::*;
+
+    #[test]
+    fn tells_sql_text_from_flight_sql_messages() {
+        assert_eq!(sql_text(b"SELECT 1").as_deref(), Some("SELECT 1"));
+        assert_eq!(
+            sql_text(b"  select * from t \n").as_deref(),
+            Some("select * from t")
+        );
+        let command = CommandStatementQuery {
+            query: "SELECT 1".into(),
+            transaction_id: None,
+        };
+        assert_eq!(sql_text(&command.as_any().encode_to_vec()), None);
+        assert_eq!(sql_text(b""), None);
+        assert_eq!(sql_text(&[0xff, 0xfe]), None);
+    }
+}
