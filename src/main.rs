@@ -35,8 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate the demo TPC-DS data (if missing), load the demo catalog and
-    /// run the demo walkthrough as each demo user.
+    /// Generate the demo TPC-DS data (if missing), load the demo catalog, run
+    /// the demo walkthrough as each demo user, then serve it over Flight SQL.
     Demo {
         /// Where the Parquet data lives (generated on first run, reused after).
         #[arg(long, default_value = "./lakegate-data")]
@@ -47,6 +47,12 @@ enum Command {
         /// The demo catalog directory.
         #[arg(long, default_value = "catalog/demo")]
         catalog: PathBuf,
+        /// Address to serve on after the walkthrough.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Stop after the walkthrough instead of serving.
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Run one SQL statement in-process as USER under ROLE and print the result.
     ///
@@ -150,7 +156,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             data_dir,
             scale,
             catalog,
-        } => demo(&data_dir, scale, &catalog).await,
+            listen,
+            no_serve,
+        } => {
+            let engine = demo(&data_dir, scale, &catalog).await?;
+            if no_serve {
+                return Ok(());
+            }
+            let options = ServiceOptions::default();
+            let service = LakegateFlightService::new(engine, EnvelopeKey::random(), options);
+            let (listener, addr) = bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            print_connection_snippets(addr);
+            serve_until_signal(listener, service, addr).await
+        }
         Command::Query {
             catalog,
             data_dir,
@@ -291,7 +311,53 @@ const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
     ),
 ];
 
-async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<(), String> {
+/// Serves until Ctrl-C or SIGTERM. The first line printed names the address
+/// (tests read it to find an ephemeral port).
+async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    service: LakegateFlightService,
+    addr: std::net::SocketAddr,
+) -> Result<(), String> {
+    println!("lakegate: Flight SQL on grpc://{addr} (Ctrl-C or SIGTERM stops)");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        println!("lakegate: shutting down");
+    };
+    serve_on(listener, service, shutdown)
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+/// Ready-to-paste client code for the demo server.
+fn print_connection_snippets(addr: std::net::SocketAddr) {
+    println!(
+        r#"
+Connect from Python (pip install adbc-driver-flightsql pyarrow):
+
+    import adbc_driver_flightsql.dbapi as flight_sql
+    conn = flight_sql.connect("grpc://{addr}", db_kwargs={{
+        "username": "tina", "password": "tina-pass",
+        "adbc.flight.sql.rpc.call_header.x-lakegate-role": "electronics"}}, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("SELECT i_category, count(*) FROM dl_tpc_item GROUP BY 1")
+    print(cur.fetch_arrow_table())
+
+or with plain pyarrow.flight:
+
+    import pyarrow.flight as flight
+    client = flight.FlightClient("grpc://{addr}")
+    options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("david", "david-pass")])
+    print(client.do_get(flight.Ticket(b"SELECT * FROM dl_tpc_customer LIMIT 5"), options).read_all())
+"#
+    );
+}
+
+async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<Engine, String> {
     if !scale.is_finite() || scale <= 0.0 {
         return Err(format!("--scale must be positive, not {scale}"));
     }
@@ -324,7 +390,7 @@ async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<(), String>
         "\nTry your own: cargo run -- query --data-dir {} --user tina --role electronics \"SELECT i_brand, count(*) FROM dl_tpc_item GROUP BY 1\"",
         data_dir.display()
     );
-    Ok(())
+    Ok(engine)
 }
 
 fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(), String> {

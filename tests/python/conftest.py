@@ -19,7 +19,7 @@ CATALOG = str(ROOT / "catalog" / "demo")
 def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("lake")
     subprocess.run(
-        [BINARY, "demo", "--scale", "0.01", "--data-dir", str(directory), "--catalog", CATALOG],
+        [BINARY, "demo", "--no-serve", "--scale", "0.01", "--data-dir", str(directory), "--catalog", CATALOG],
         check=True,
         capture_output=True,
         timeout=300,
