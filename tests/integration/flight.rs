@@ -297,3 +297,42 @@ async fn failed_sign_ins_are_rate_limited_per_user_and_peer() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn get_sql_info_answers_every_info_for_an_empty_list() {
+    let server = start().await;
+    let mut client = sql_client(server.addr, "ann", None).await;
+    let info = client.get_sql_info(vec![]).await.unwrap();
+    let batches: Vec<RecordBatch> = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<u32> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::UInt32Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    // Server name (0), version (1), read-only (3), identifier quote (504), keywords (508).
+    for id in [0, 1, 3, 504, 508, 509, 510] {
+        assert!(ids.contains(&id), "info {id} missing from {ids:?}");
+    }
+    let only = client
+        .get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName])
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = client
+        .do_get(only.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+}

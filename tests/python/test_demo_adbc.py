@@ -112,3 +112,10 @@ def test_plain_pyarrow_flight_with_sql_text(server, data_dir):
     # And an unauthenticated caller gets nothing.
     with pytest.raises(flight.FlightUnauthenticatedError):
         flight.FlightClient(server).do_get(flight.Ticket(b"SELECT 1")).read_all()
+
+
+def test_adbc_get_info_reports_the_server(server):
+    with connect(server, "david") as conn:
+        info = conn.adbc_get_info()
+    assert info["vendor_name"] == "Lakegate"
+    assert info["vendor_version"]

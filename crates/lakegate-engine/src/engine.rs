@@ -166,6 +166,24 @@ impl Engine {
         Ok(QuerySession::new(Arc::clone(&self.inner), runtime))
     }
 
+    /// The scalar functions SQL may call, by documentation section (such as
+    /// "Math Functions", "String Functions"), each list sorted. For clients
+    /// that ask which functions exist (Flight SQL GetSqlInfo).
+    pub fn scalar_functions_by_section(&self) -> BTreeMap<String, Vec<String>> {
+        let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, function) in self.inner.user_template.scalar_functions() {
+            let section = function
+                .documentation()
+                .map(|doc| doc.doc_section.label.to_string())
+                .unwrap_or_else(|| "Other Functions".to_string());
+            sections.entry(section).or_default().push(name.clone());
+        }
+        for names in sections.values_mut() {
+            names.sort();
+        }
+        sections
+    }
+
     pub(crate) fn inner(&self) -> &Arc<EngineInner> {
         &self.inner
     }

@@ -39,3 +39,8 @@ pub use error::{EngineError, Result, SqlPosition};
 pub use masks::REDACTED_TEXT;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
 pub use session::{QueryOutput, QuerySession};
+
+/// The SQL keywords of the dialect Lakegate parses (for clients that ask).
+pub fn sql_keywords() -> &'static [&'static str] {
+    datafusion::sql::sqlparser::keywords::ALL_KEYWORDS
+}

@@ -9,17 +9,19 @@
 //! policy as of DoGet time. See [`service`] for the call sequence.
 //!
 //! Built so far: handshake, Basic and Bearer authentication (padded or not),
-//! failed sign-ins rate-limited per user and peer, runtime roles, statement queries with sealed tickets, one place mapping
-//! engine errors to gRPC codes, and plain Flight for notebooks (a descriptor
-//! or ticket that is SQL text). Still to come (issue 3): prepared statements,
-//! metadata RPCs, session options, plain-SQL descriptors and tickets, TLS,
-//! parallel endpoints, resource limits, audit log.
+//! failed sign-ins rate-limited per user and peer, runtime roles, statement
+//! queries with sealed tickets, GetSqlInfo, plain Flight for notebooks (a
+//! descriptor or ticket that is SQL text, see `plain.rs`), and one place
+//! mapping engine errors to gRPC codes (`status.rs`). Still to come (issue 3):
+//! prepared statements, the other metadata RPCs, session options, TLS,
+//! parallel endpoints, resource limits, the audit log.
 
 mod credentials;
 mod plain;
 pub mod server;
 pub mod service;
 mod signing;
+mod sql_info;
 mod status;
 mod throttle;
 

@@ -22,8 +22,11 @@ use std::time::Duration;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::FlightSqlService;
-use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::sql::{
+    CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
@@ -36,6 +39,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::plain::LakegateFlight;
 use crate::signing::{EnvelopeError, EnvelopeKey};
+use crate::sql_info::sql_info_data;
 use crate::status::{status_of, unauthenticated};
 use crate::throttle::LoginThrottle;
 
@@ -94,12 +98,21 @@ struct Caller {
 }
 
 /// Lakegate's Flight SQL service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LakegateFlightService {
     engine: Engine,
     key: Arc<EnvelopeKey>,
     options: ServiceOptions,
     throttle: Arc<LoginThrottle>,
+    sql_info: Arc<SqlInfoData>,
+}
+
+impl std::fmt::Debug for LakegateFlightService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakegateFlightService")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LakegateFlightService {
@@ -109,11 +122,13 @@ impl LakegateFlightService {
             options.max_login_failures,
             options.login_window,
         ));
+        let sql_info = Arc::new(sql_info_data(&engine));
         Self {
             engine,
             key: Arc::new(key),
             options,
             throttle,
+            sql_info,
         }
     }
 
@@ -254,6 +269,44 @@ impl FlightSqlService for LakegateFlightService {
         // The role is checked again and the policy applied as of now.
         self.stream_query(&ticket.user, Some(&ticket.role), &ticket.sql)
             .await
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner());
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let builder = query.into_builder(&self.sql_info);
+        let schema = builder.schema();
+        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::once(async move {
+                batch.map_err(|s| FlightError::Tonic(Box::new(s)))
+            }))
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
