@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -335,4 +335,67 @@ async fn get_sql_info_answers_every_info_for_an_empty_list() {
         .await
         .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+}
+
+#[tokio::test]
+async fn metadata_lists_only_what_the_role_may_see() {
+    let server = start().await;
+    let fetch = |info: arrow_flight::FlightInfo| info.endpoint[0].ticket.clone().unwrap();
+    let strings = |batches: &[RecordBatch], column: usize| -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(column).as_string::<i32>();
+                (0..c.len())
+                    .map(|i| c.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let mut analyst = sql_client(server.addr, "ann", Some("analyst")).await;
+    let info = analyst.get_catalogs().await.unwrap();
+    let batches: Vec<RecordBatch> = analyst
+        .do_get(fetch(info))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(strings(&batches, 0), vec!["lakegate"]);
+
+    let request = arrow_flight::sql::CommandGetDbSchemas::default();
+    let info = analyst.get_db_schemas(request.clone()).await.unwrap();
+    let batches: Vec<RecordBatch> = analyst
+        .do_get(fetch(info))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&batches, 1),
+        vec!["shop"],
+        "the analyst sees no hr database"
+    );
+
+    let mut root = sql_client(server.addr, "root", None).await;
+    let info = root.get_db_schemas(request).await.unwrap();
+    let batches: Vec<RecordBatch> = root
+        .do_get(fetch(info))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(strings(&batches, 1), vec!["hr", "shop"]);
+
+    let info = root.get_table_types().await.unwrap();
+    let batches: Vec<RecordBatch> = root
+        .do_get(fetch(info))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(strings(&batches, 0), vec!["TABLE"]);
 }

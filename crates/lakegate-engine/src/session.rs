@@ -139,6 +139,11 @@ impl QuerySession {
         self.engine.catalog.policy.is_lake_admin(self.role())
     }
 
+    /// The databases the role may see (those holding a table it may describe).
+    pub fn visible_databases(&self) -> Vec<String> {
+        self.resolver.visible_databases()
+    }
+
     /// Makes `database` current, if the role may see it.
     pub fn use_database(&mut self, database: &str) -> Result<()> {
         if !self

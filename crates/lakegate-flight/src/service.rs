@@ -25,7 +25,8 @@ use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
-    CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
@@ -278,14 +279,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
+        metadata_info(query.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -295,21 +289,109 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<DoGetStream>, Status> {
         self.authenticate(&request)?;
         let builder = query.into_builder(&self.sql_info);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::once(async move {
-                batch.map_err(|s| FlightError::Tonic(Box::new(s)))
-            }))
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::internal(other.to_string()),
-            });
-        Ok(Response::new(Box::pin(stream)))
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.into_builder().schema();
+        metadata_info(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let mut builder = query.into_builder();
+        builder.append(&self.engine.catalog().name);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.clone().into_builder().schema();
+        metadata_info(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.authenticate(&request)?;
+        // Only the databases the caller's role may see.
+        let session = self.session(&caller.user, caller.requested_role.as_deref())?;
+        let mut builder = query.into_builder();
+        for database in session.visible_databases() {
+            builder.append(&self.engine.catalog().name, database);
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        let schema = query.into_builder().schema();
+        metadata_info(query.as_any(), &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let mut builder = query.into_builder();
+        builder.append("TABLE");
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// A FlightInfo for a metadata command: one endpoint whose ticket is the
+/// command itself (it carries nothing secret; DoGet authenticates again).
+fn metadata_info(
+    command: arrow_flight::sql::Any,
+    schema: &arrow::datatypes::Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.encode_to_vec()));
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(endpoint)
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+/// A DoGet answer of one batch.
+fn one_batch(
+    schema: arrow::datatypes::SchemaRef,
+    batch: Result<arrow::array::RecordBatch, impl std::fmt::Display>,
+) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async move { Ok(batch) }))
+        .map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::internal(other.to_string()),
+        });
+    Ok(Response::new(Box::pin(stream)))
 }
 
 impl LakegateFlightService {
