@@ -221,20 +221,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (listener, addr) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            println!("lakegate: Flight SQL on grpc://{addr} (Ctrl-C or SIGTERM stops)");
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                println!("lakegate: shutting down");
-            };
-            serve_on(listener, service, shutdown)
-                .await
-                .map_err(|e| format!("server failed: {e}"))
+            serve_until_signal(listener, service, addr).await
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {

@@ -78,6 +78,14 @@ async fn sql_client(
 
 async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
     let info = client.execute(sql.to_string(), None).await.unwrap();
+    results(client, &info).await
+}
+
+/// Redeems the single endpoint of `info` and collects its batches.
+async fn results(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &arrow_flight::FlightInfo,
+) -> Vec<RecordBatch> {
     let ticket = info.endpoint[0].ticket.clone().unwrap();
     client
         .do_get(ticket)
@@ -130,13 +138,7 @@ async fn statements_run_under_the_callers_role() {
         Some("hash"),
         "the FlightInfo schema is the role's view"
     );
-    let batches: Vec<RecordBatch> = analyst
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut analyst, &info).await;
     assert_eq!(int64s(&batches, 0), vec![1, 3, 5]);
     let emails = batches[0].column(1).as_string_view();
     assert_eq!(
@@ -303,13 +305,7 @@ async fn get_sql_info_answers_every_info_for_an_empty_list() {
     let server = start().await;
     let mut client = sql_client(server.addr, "ann", None).await;
     let info = client.get_sql_info(vec![]).await.unwrap();
-    let batches: Vec<RecordBatch> = client
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut client, &info).await;
     let ids: Vec<u32> = batches
         .iter()
         .flat_map(|b| {
@@ -327,20 +323,13 @@ async fn get_sql_info_answers_every_info_for_an_empty_list() {
         .get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName])
         .await
         .unwrap();
-    let batches: Vec<RecordBatch> = client
-        .do_get(only.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut client, &only).await;
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
 
 #[tokio::test]
 async fn metadata_lists_only_what_the_role_may_see() {
     let server = start().await;
-    let fetch = |info: arrow_flight::FlightInfo| info.endpoint[0].ticket.clone().unwrap();
     let strings = |batches: &[RecordBatch], column: usize| -> Vec<String> {
         batches
             .iter()
@@ -354,24 +343,12 @@ async fn metadata_lists_only_what_the_role_may_see() {
     };
     let mut analyst = sql_client(server.addr, "ann", Some("analyst")).await;
     let info = analyst.get_catalogs().await.unwrap();
-    let batches: Vec<RecordBatch> = analyst
-        .do_get(fetch(info))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut analyst, &info).await;
     assert_eq!(strings(&batches, 0), vec!["lakegate"]);
 
     let request = arrow_flight::sql::CommandGetDbSchemas::default();
     let info = analyst.get_db_schemas(request.clone()).await.unwrap();
-    let batches: Vec<RecordBatch> = analyst
-        .do_get(fetch(info))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut analyst, &info).await;
     assert_eq!(
         strings(&batches, 1),
         vec!["shop"],
@@ -380,22 +357,10 @@ async fn metadata_lists_only_what_the_role_may_see() {
 
     let mut root = sql_client(server.addr, "root", None).await;
     let info = root.get_db_schemas(request).await.unwrap();
-    let batches: Vec<RecordBatch> = root
-        .do_get(fetch(info))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut root, &info).await;
     assert_eq!(strings(&batches, 1), vec!["hr", "shop"]);
 
     let info = root.get_table_types().await.unwrap();
-    let batches: Vec<RecordBatch> = root
-        .do_get(fetch(info))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = results(&mut root, &info).await;
     assert_eq!(strings(&batches, 0), vec!["TABLE"]);
 }

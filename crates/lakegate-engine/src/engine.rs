@@ -1,8 +1,8 @@
 //! The engine: a validated catalog's raw tables, and sessions that run SQL
 //! under one runtime role.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{
@@ -18,7 +18,11 @@ use datafusion::prelude::SessionConfig;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
 use lakegate_policy::{RoleError, TableName};
 
+use datafusion::execution::FunctionRegistry;
+
+use crate::cache::BoundedCache;
 use crate::error::{EngineError, Result};
+use crate::functions::session_functions;
 use crate::secured_table::SecuredTable;
 use crate::session::QuerySession;
 use crate::validate::validate_policies;
@@ -65,11 +69,26 @@ pub(crate) struct EngineInner {
     /// Secured tables by (user, role, table), shared by all sessions: a
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
-    pub(crate) secured_tables: Mutex<HashMap<(String, String, TableName), Arc<SecuredTable>>>,
+    pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
 }
 
 /// How many secured tables the engine keeps before starting over.
-pub(crate) const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
+const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
+
+impl EngineInner {
+    /// The policy context for `user` under `role`: the raw tables, and
+    /// `current_user()` / `current_role()` bound to them. Policies are planned
+    /// here, for serving and for catalog checks alike.
+    pub(crate) fn policy_state(&self, user: &str, role: &str) -> SessionState {
+        let mut state = self.policy_template.clone();
+        for function in session_functions(user, role) {
+            state
+                .register_udf(function)
+                .expect("registering a function cannot fail");
+        }
+        state
+    }
+}
 
 impl Engine {
     /// Builds an engine on `catalog`, checking every row filter and mask with
@@ -134,7 +153,7 @@ impl Engine {
                 raw_tables,
                 user_template,
                 policy_template,
-                secured_tables: Mutex::default(),
+                secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
             }),
         };
         let errors = validate_policies(&engine).await;

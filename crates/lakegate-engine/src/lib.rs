@@ -20,6 +20,7 @@
 //! see [`PolicyBarrierExec`]. Errors say who is at fault ([`EngineError`]).
 
 mod barrier;
+mod cache;
 mod engine;
 mod error;
 mod explain;

@@ -11,12 +11,12 @@ use datafusion::common::{DataFusionError, Result, not_impl_err};
 use datafusion::execution::SessionState;
 use lakegate_policy::{RuntimeRole, TableName};
 
-use crate::engine::{EngineInner, SECURED_TABLE_CACHE_LIMIT};
+use crate::engine::EngineInner;
 use crate::error::policy_error;
 use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
 
-/// Resolves tables to their secured form for one session, caching them for
-/// the session's lifetime.
+/// Resolves tables to their secured form for one session (secured tables are
+/// cached engine-wide, by user, role and table).
 #[derive(Debug)]
 pub(crate) struct SecuredResolver {
     engine: Arc<EngineInner>,
@@ -54,14 +54,8 @@ impl SecuredResolver {
             self.runtime.role.clone(),
             name.clone(),
         );
-        if let Some(table) = self
-            .engine
-            .secured_tables
-            .lock()
-            .expect("cache lock")
-            .get(&key)
-        {
-            return Ok(Some(Arc::clone(table)));
+        if let Some(table) = self.engine.secured_tables.get(&key) {
+            return Ok(Some(table));
         }
         let Some(raw) = self.engine.raw_tables.get(name) else {
             return Ok(None);
@@ -84,41 +78,37 @@ impl SecuredResolver {
             SecuredTable::restricted(access, plan)
         };
         let table = Arc::new(table);
-        let mut cache = self.engine.secured_tables.lock().expect("cache lock");
-        if cache.len() >= SECURED_TABLE_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&table));
+        self.engine.secured_tables.insert(key, Arc::clone(&table));
         Ok(Some(table))
     }
 
     /// Databases the role may see: those holding a table it may describe.
     pub(crate) fn visible_databases(&self) -> Vec<String> {
-        let policy = &self.engine.catalog.policy;
         self.engine
             .catalog
             .databases
             .keys()
-            .filter(|db| {
-                self.engine
-                    .catalog
-                    .tables
-                    .keys()
-                    .any(|t| &t.database == *db && policy.may_describe(&self.runtime.role, t))
-            })
+            .filter(|db| self.visible_tables(db).next().is_some())
             .cloned()
             .collect()
     }
 
-    fn visible_tables(&self, database: &str) -> Vec<String> {
-        let policy = &self.engine.catalog.policy;
+    /// The one visibility decision every path uses (SQL, SHOW, metadata,
+    /// Flight): the table exists and the session's role may describe it.
+    pub(crate) fn may_describe(&self, table: &TableName) -> bool {
+        self.engine.raw_tables.contains_key(table)
+            && self
+                .engine
+                .catalog
+                .policy
+                .may_describe(&self.runtime.role, table)
+    }
+
+    fn visible_tables<'a>(&'a self, database: &'a str) -> impl Iterator<Item = &'a TableName> + 'a {
         self.engine
-            .catalog
-            .tables
+            .raw_tables
             .keys()
-            .filter(|t| t.database == database && policy.may_describe(&self.runtime.role, t))
-            .map(|t| t.table.clone())
-            .collect()
+            .filter(move |t| t.database == database && self.may_describe(t))
     }
 }
 
@@ -200,7 +190,10 @@ pub(crate) struct SecuredDatabase {
 #[async_trait]
 impl SchemaProvider for SecuredDatabase {
     fn table_names(&self) -> Vec<String> {
-        self.resolver.visible_tables(&self.database)
+        self.resolver
+            .visible_tables(&self.database)
+            .map(|t| t.table.clone())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
@@ -221,13 +214,7 @@ impl SchemaProvider for SecuredDatabase {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.resolver.engine.catalog.policy.may_describe(
-            &self.resolver.runtime.role,
-            &TableName::new(&self.database, name),
-        ) && self
-            .resolver
-            .engine
-            .raw_tables
-            .contains_key(&TableName::new(&self.database, name))
+        self.resolver
+            .may_describe(&TableName::new(&self.database, name))
     }
 }

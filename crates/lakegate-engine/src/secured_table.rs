@@ -21,7 +21,7 @@
 //! all of it and scans the raw table directly, so admins pay nothing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -37,6 +37,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use lakegate_policy::{CellValue, EffectiveAccess, RowFilter};
 
 use crate::barrier::PolicyBarrierExec;
+use crate::cache::BoundedCache;
 use crate::error::{permission_error, policy_error};
 use crate::leakproof::is_leakproof;
 use crate::masks::mask_sql;
@@ -54,7 +55,7 @@ pub struct SecuredTable {
     /// Optimized policy plans by scan shape (projection, pushed filters,
     /// limit): a repeated scan only needs physical planning. Valid as long as
     /// the policy it was built from, which is immutable in an engine.
-    scan_plans: Mutex<HashMap<ScanShape, LogicalPlan>>,
+    scan_plans: BoundedCache<ScanShape, LogicalPlan>,
 }
 
 /// What a scan asks of a secured table.
@@ -89,7 +90,7 @@ impl SecuredTable {
             access,
             schema: raw.schema(),
             plan: SecuredPlan::Unrestricted(raw),
-            scan_plans: Mutex::default(),
+            scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
         }
     }
 
@@ -110,7 +111,7 @@ impl SecuredTable {
                 policy_plan,
                 raw_columns,
             },
-            scan_plans: Mutex::default(),
+            scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
         }
     }
 
@@ -192,13 +193,7 @@ impl TableProvider for SecuredTable {
             filters: format!("{pushed:?}"),
             limit,
         };
-        let cached = self
-            .scan_plans
-            .lock()
-            .expect("scan plan cache")
-            .get(&shape)
-            .cloned();
-        let optimized = match cached {
+        let optimized = match self.scan_plans.get(&shape) {
             Some(plan) => plan,
             None => {
                 let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
@@ -219,11 +214,7 @@ impl TableProvider for SecuredTable {
                 }
                 let plan = builder.build()?;
                 let optimized = state.optimize(&plan).map_err(|e| policy_error(table, &e))?;
-                let mut cache = self.scan_plans.lock().expect("scan plan cache");
-                if cache.len() >= SCAN_PLAN_CACHE_LIMIT {
-                    cache.clear();
-                }
-                cache.insert(shape, optimized.clone());
+                self.scan_plans.insert(shape, optimized.clone());
                 optimized
             }
         };
@@ -268,7 +259,11 @@ pub(crate) async fn plan_policy(
     // Unqualified names in a policy's subqueries resolve in the database of
     // the table the policy protects.
     state.config_mut().options_mut().catalog.default_schema = access.table.database.clone();
-    let plan = state.create_logical_plan(&policy_sql(access)).await?;
+    // Once, over the composed text: policies may write current_user().
+    let sql = policy_sql(access);
+    let plan = state
+        .create_logical_plan(&accept_session_function_parens(&sql))
+        .await?;
     finish_policy_plan(plan, access, stored)
 }
 
@@ -287,12 +282,10 @@ pub(crate) fn stored_columns(table: &dyn TableProvider) -> Vec<String> {
 /// only), over the union of the grants' row filters.
 fn policy_sql(access: &EffectiveAccess) -> String {
     let table = &access.table;
-    let predicate = |sql: &str| format!("({})", accept_session_function_parens(sql));
+    let predicate = |sql: &str| format!("({sql})");
     let value_sql = |column: &str, value: &CellValue| match value {
         CellValue::Raw => quote_ident(column),
-        CellValue::Masked(mask) => {
-            accept_session_function_parens(&mask_sql(&mask.kind, column)).into_owned()
-        }
+        CellValue::Masked(mask) => mask_sql(&mask.kind, column),
     };
     let mut select = Vec::with_capacity(access.columns.len());
     for column in &access.columns {

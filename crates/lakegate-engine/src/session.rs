@@ -91,12 +91,7 @@ impl std::fmt::Debug for QuerySession {
 impl QuerySession {
     pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
         let functions = session_functions(&runtime.user, &runtime.role);
-        let mut policy_state = engine.policy_template.clone();
-        for f in &functions {
-            policy_state
-                .register_udf(Arc::clone(f))
-                .expect("registering a function cannot fail");
-        }
+        let policy_state = engine.policy_state(&runtime.user, &runtime.role);
         let resolver = Arc::new(SecuredResolver::new(
             Arc::clone(&engine),
             runtime,
@@ -223,6 +218,18 @@ impl QuerySession {
         }
     }
 
+    /// The schema a statement's result would have, as the role sees it,
+    /// without running it: queries are planned only (the policy applies, so
+    /// a denied statement fails here). Other statements are answered as by
+    /// [`QuerySession::execute`], which costs nothing for them.
+    pub async fn output_schema(&mut self, sql: &str) -> Result<SchemaRef> {
+        let statement = parse_one(sql)?;
+        if let Admitted::Plan(statement) = admit(statement)? {
+            return Ok(self.physical_plan_of(statement).await?.schema());
+        }
+        Ok(self.execute(sql).await?.schema)
+    }
+
     /// The physical plan of a query, as it would run (for tests and tools that
     /// inspect plans: it shows what lies beneath policy barriers).
     pub async fn physical_plan(&mut self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
@@ -285,9 +292,8 @@ impl QuerySession {
                 continue;
             }
             let name = TableName::new(resolved.schema.as_ref(), resolved.table.as_ref());
-            let visible = resolved.catalog.as_ref() == catalog.as_str()
-                && self.engine.raw_tables.contains_key(&name)
-                && self.engine.catalog.policy.may_describe(self.role(), &name);
+            let visible =
+                resolved.catalog.as_ref() == catalog.as_str() && self.resolver.may_describe(&name);
             if !visible {
                 return Err(self.no_such_table(&reference, &resolved));
             }

@@ -6,15 +6,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::execution::FunctionRegistry;
-
 use arrow::datatypes::DataType;
 use datafusion::execution::SessionState;
 use lakegate_catalog::CatalogError;
 use lakegate_policy::{MaskKind, Resource, TableName};
 
 use crate::engine::Engine;
-use crate::functions::session_functions;
 use crate::masks::{check_builtin_fits, is_text};
 use crate::secured_table::{plan_policy, stored_columns};
 use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
@@ -107,12 +104,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
 
 /// The policy context for `role`, resolving unqualified names in `table`'s database.
 fn policy_state(engine: &Engine, role: &str, table: &TableName) -> SessionState {
-    let mut state = engine.inner().policy_template.clone();
-    for f in session_functions(CHECK_USER, role) {
-        state
-            .register_udf(f)
-            .expect("registering a function cannot fail");
-    }
+    let mut state = engine.inner().policy_state(CHECK_USER, role);
     state.config_mut().options_mut().catalog.default_schema = table.database.clone();
     state
 }

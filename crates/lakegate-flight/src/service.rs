@@ -222,11 +222,12 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.authenticate(&request)?;
         let mut session = self.session(&caller.user, caller.requested_role.as_deref())?;
-        // Planned under the role now, so that the schema is the role's view
-        // (and a denied query fails here, before any ticket exists).
-        let output = session.execute(&query.query).await.map_err(status_of)?;
-        let schema = output.schema.clone();
-        drop(output);
+        // Planned (not run) under the role now, so that the schema is the
+        // role's view and a denied query fails here, before any ticket exists.
+        let schema = session
+            .output_schema(&query.query)
+            .await
+            .map_err(status_of)?;
         let ticket = StatementTicket {
             user: caller.user,
             role: session.role().to_string(),
@@ -236,14 +237,7 @@ impl FlightSqlService for LakegateFlightService {
         let ticket = TicketStatementQuery {
             statement_handle: sealed.into(),
         };
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner());
-        Ok(Response::new(info))
+        flight_info(ticket.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_statement(
@@ -279,7 +273,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        metadata_info(query.as_any(), &schema, request.into_inner())
+        flight_info(query.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -299,7 +293,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        metadata_info(query.as_any(), &schema, request.into_inner())
+        flight_info(query.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -320,7 +314,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        metadata_info(query.as_any(), &schema, request.into_inner())
+        flight_info(query.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_schemas(
@@ -345,7 +339,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        metadata_info(query.as_any(), &schema, request.into_inner())
+        flight_info(query.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_table_types(
@@ -362,14 +356,15 @@ impl FlightSqlService for LakegateFlightService {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// A FlightInfo for a metadata command: one endpoint whose ticket is the
-/// command itself (it carries nothing secret; DoGet authenticates again).
-fn metadata_info(
-    command: arrow_flight::sql::Any,
+/// A FlightInfo of one endpoint with no location, whose ticket is `ticket`
+/// (a sealed statement ticket, or a metadata command, which carries nothing
+/// secret: DoGet authenticates again either way).
+fn flight_info(
+    ticket: arrow_flight::sql::Any,
     schema: &arrow::datatypes::Schema,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command.encode_to_vec()));
+    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec()));
     let info = FlightInfo::new()
         .try_with_schema(schema)
         .map_err(|e| Status::internal(e.to_string()))?
@@ -384,14 +379,26 @@ fn one_batch(
     batch: Result<arrow::array::RecordBatch, impl std::fmt::Display>,
 ) -> Result<Response<DoGetStream>, Status> {
     let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    Ok(encode(
+        schema,
+        futures::stream::once(async move { Ok(batch) }),
+    ))
+}
+
+/// Encodes record batches as Flight data; a status raised while producing
+/// them reaches the client unchanged.
+fn encode(
+    schema: arrow::datatypes::SchemaRef,
+    batches: impl Stream<Item = Result<arrow::array::RecordBatch, Status>> + Send + 'static,
+) -> Response<DoGetStream> {
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .build(futures::stream::once(async move { Ok(batch) }))
+        .build(batches.map_err(|status| FlightError::Tonic(Box::new(status))))
         .map_err(|e| match e {
             FlightError::Tonic(status) => *status,
             other => Status::internal(other.to_string()),
         });
-    Ok(Response::new(Box::pin(stream)))
+    Response::new(Box::pin(stream))
 }
 
 impl LakegateFlightService {
@@ -418,15 +425,8 @@ impl LakegateFlightService {
         let output = session.execute(sql).await.map_err(status_of)?;
         let batches = output
             .stream
-            .map_err(|e| FlightError::Tonic(Box::new(status_of(EngineError::from_execution(e)))));
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(output.schema)
-            .build(batches)
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::internal(other.to_string()),
-            });
-        Ok(Response::new(Box::pin(stream)))
+            .map_err(|e| status_of(EngineError::from_execution(e)));
+        Ok(encode(output.schema, batches))
     }
 }
 
