@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
-use lakegate_flight::{EnvelopeKey, LakegateFlightService, ServiceOptions, bind, serve_on};
+use lakegate_flight::{
+    EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, bind, serve_on,
+};
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
 use crate::output::{OutputFormat, print_output};
@@ -114,6 +117,25 @@ enum Command {
         /// without it a random key is made, valid for this process only.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// Directory of the audit log (`audit.jsonl`, rotated by size);
+        /// default `<data-dir>/audit`. Lake administrators query it as
+        /// `system.audit`.
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
+        /// Rotate the audit log when it reaches this many bytes.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        audit_max_bytes: u64,
+        /// Memory one query may hold, such as `512MiB` or `2GiB` (operators
+        /// that can spill do so at the limit; others fail with
+        /// RESOURCE_EXHAUSTED). Default: no limit.
+        #[arg(long, value_parser = parse_bytes)]
+        query_memory: Option<usize>,
+        /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
+        #[arg(long, default_value_t = 16)]
+        max_queries_per_user: usize,
+        /// Seconds a query may run, results included; 0 means no limit.
+        #[arg(long, default_value_t = 3600)]
+        query_timeout: u64,
     },
     /// Catalog tools.
     Catalog {
@@ -164,12 +186,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                 return Ok(());
             }
             let options = ServiceOptions::default();
-            let service = LakegateFlightService::new(engine, EnvelopeKey::random(), options);
+            let audit = open_audit(AuditOptions::in_dir(default_audit_dir(&data_dir)))?;
+            let service = LakegateFlightService::new(engine, EnvelopeKey::random(), options)
+                .with_audit(audit.clone());
             let (listener, addr) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             print_connection_snippets(addr);
-            serve_until_signal(listener, service, addr).await
+            serve_until_signal(listener, service, addr, &audit).await
         }
         Command::Query {
             catalog,
@@ -207,21 +231,45 @@ async fn run(cli: Cli) -> Result<(), String> {
             listen,
             token_ttl,
             key_file,
+            audit_dir,
+            audit_max_bytes,
+            query_memory,
+            max_queries_per_user,
+            query_timeout,
         } => {
-            let engine = load_engine(&catalog, &data_dir).await?;
+            let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
+            let engine_options = EngineOptions {
+                audit_dir: Some(audit_dir.clone()),
+                query_memory,
+                ..EngineOptions::default()
+            };
+            let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;
             let key = match key_file {
                 Some(path) => EnvelopeKey::from_file(&path)?,
                 None => EnvelopeKey::random(),
             };
+            if max_queries_per_user == 0 {
+                return Err("--max-queries-per-user must be at least 1".into());
+            }
             let options = ServiceOptions {
                 token_ttl: std::time::Duration::from_secs(token_ttl),
+                limits: QueryLimits {
+                    max_queries_per_user,
+                    timeout: (query_timeout > 0)
+                        .then(|| std::time::Duration::from_secs(query_timeout)),
+                },
                 ..ServiceOptions::default()
             };
-            let service = LakegateFlightService::new(engine, key, options);
+            let audit = open_audit(AuditOptions {
+                max_file_bytes: audit_max_bytes,
+                ..AuditOptions::in_dir(audit_dir)
+            })?;
+            let service =
+                LakegateFlightService::new(engine, key, options).with_audit(audit.clone());
             let (listener, addr) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            serve_until_signal(listener, service, addr).await
+            serve_until_signal(listener, service, addr, &audit).await
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {
@@ -255,16 +303,68 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Loads a catalog and builds an engine on it; every catalog error is listed.
+/// Loads and checks a catalog over `data_dir`; `system.audit` reads the
+/// default audit directory.
 async fn load_engine(catalog: &Path, data_dir: &Path) -> Result<Engine, String> {
+    let options = EngineOptions {
+        audit_dir: Some(default_audit_dir(data_dir)),
+        ..EngineOptions::default()
+    };
+    load_engine_with(catalog, data_dir, options).await
+}
+
+async fn load_engine_with(
+    catalog: &Path,
+    data_dir: &Path,
+    engine_options: EngineOptions,
+) -> Result<Engine, String> {
     let options = LoadOptions {
         data_dir: data_dir.to_path_buf(),
     };
     let catalog = Catalog::load(catalog, &options)
         .await
         .map_err(|e| e.to_string())?;
-    Engine::new(catalog, EngineOptions::default())
+    Engine::new(catalog, engine_options)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A byte count: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`,
+/// or `K`, `M`, `G`, `T` meaning the same powers of 1024).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' (use KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Where the audit log goes unless `--audit-dir` says otherwise.
+fn default_audit_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit")
+}
+
+fn open_audit(options: AuditOptions) -> Result<AuditLog, String> {
+    let dir = options.dir.display().to_string();
+    AuditLog::open(options).map_err(|e| format!("cannot open the audit log in {dir}: {e}"))
 }
 
 /// The demo walkthrough: who runs what, as in DESIGN §4.
@@ -304,6 +404,7 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     service: LakegateFlightService,
     addr: std::net::SocketAddr,
+    audit: &AuditLog,
 ) -> Result<(), String> {
     println!("lakegate: Flight SQL on grpc://{addr} (Ctrl-C or SIGTERM stops)");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -315,9 +416,14 @@ async fn serve_until_signal(
         }
         println!("lakegate: shutting down");
     };
-    serve_on(listener, service, shutdown)
+    let served = serve_on(listener, service, shutdown)
         .await
-        .map_err(|e| format!("server failed: {e}"))
+        .map_err(|e| format!("server failed: {e}"));
+    // Every event is written as it happens; make them durable before exit.
+    if let Err(e) = audit.sync() {
+        eprintln!("warning: cannot sync the audit log: {e}");
+    }
+    served
 }
 
 /// Ready-to-paste client code for the demo server.
@@ -458,4 +564,18 @@ fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(),
         println!("role '{role}' has no access to any table");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert!(parse_bytes("2 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
 }

@@ -187,6 +187,11 @@ pub async fn shop_lake() -> ShopLake {
     ShopLake { dir, engine }
 }
 
+/// Where a test lake's audit log lives.
+pub fn audit_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit")
+}
+
 /// Loads the catalog in `catalog_dir` over `data_dir` and builds an engine.
 pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
     let options = LoadOptions {
@@ -199,6 +204,8 @@ pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
     // machine's core count.
     let options = EngineOptions {
         target_partitions: 2,
+        // `system.audit` reads the audit log a test server writes here.
+        audit_dir: Some(audit_dir(data_dir)),
         ..EngineOptions::default()
     };
     Engine::new(catalog, options)

@@ -140,6 +140,23 @@ privileges = ["delete"]
 }
 
 #[tokio::test]
+async fn reserved_database_names_are_refused() {
+    let errors = load_edited(
+        "catalog.toml",
+        append("[[database]]\nname = \"system\"\n\n[[database]]\nname = \"INFORMATION_SCHEMA\""),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(&errors, "catalog.toml", "database 'system'", "reserved");
+    assert_reported(
+        &errors,
+        "catalog.toml",
+        "database 'INFORMATION_SCHEMA'",
+        "reserved",
+    );
+}
+
+#[tokio::test]
 async fn principal_errors_are_reported() {
     let errors = load_edited(
         "principals.toml",

@@ -10,6 +10,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::{HandshakeRequest, Ticket};
 use base64::Engine as _;
 use futures::TryStreamExt;
+use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_engine::{Engine, MASK_METADATA_KEY};
 use lakegate_flight::{
     EnvelopeKey, LakegateFlightService, ROLE_HEADER, ServiceOptions, bind, serve_on,
@@ -21,21 +22,26 @@ use tonic::transport::Channel;
 use crate::common;
 
 /// A running server; dropping it shuts the server down.
-struct Server {
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
     _stop: oneshot::Sender<()>,
-    _lake: common::ShopLake,
+    pub(crate) lake: common::ShopLake,
 }
 
-async fn start() -> Server {
+pub(crate) async fn start() -> Server {
+    start_with(ServiceOptions::default()).await
+}
+
+/// A server over the shop lake with `options`, auditing into the lake's
+/// audit directory (which its engine reads as `system.audit`).
+pub(crate) async fn start_with(options: ServiceOptions) -> Server {
     let lake = common::shop_lake().await;
     let engine: Engine = lake.engine.clone();
     let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let service = LakegateFlightService::new(
-        engine,
-        EnvelopeKey::new(vec![7; 32]).unwrap(),
-        ServiceOptions::default(),
-    );
+    let audit = AuditLog::open(AuditOptions::in_dir(common::audit_dir(lake.dir.path()))).unwrap();
+    let service =
+        LakegateFlightService::new(engine, EnvelopeKey::new(vec![7; 32]).unwrap(), options)
+            .with_audit(audit);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve_on(listener, service, async {
         let _ = stopped.await;
@@ -43,11 +49,11 @@ async fn start() -> Server {
     Server {
         addr,
         _stop: stop,
-        _lake: lake,
+        lake,
     }
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
+pub(crate) async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -56,7 +62,7 @@ async fn channel(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
-async fn sql_client(
+pub(crate) async fn sql_client(
     addr: SocketAddr,
     user: &str,
     role: Option<&str>,
@@ -76,13 +82,16 @@ async fn sql_client(
     client
 }
 
-async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
+pub(crate) async fn query(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Vec<RecordBatch> {
     let info = client.execute(sql.to_string(), None).await.unwrap();
     results(client, &info).await
 }
 
 /// Redeems the single endpoint of `info` and collects its batches.
-async fn results(
+pub(crate) async fn results(
     client: &mut FlightSqlServiceClient<Channel>,
     info: &arrow_flight::FlightInfo,
 ) -> Vec<RecordBatch> {
@@ -96,7 +105,7 @@ async fn results(
         .unwrap()
 }
 
-fn int64s(batches: &[RecordBatch], column: usize) -> Vec<i64> {
+pub(crate) fn int64s(batches: &[RecordBatch], column: usize) -> Vec<i64> {
     batches
         .iter()
         .flat_map(|b| {
@@ -153,7 +162,10 @@ async fn statements_run_under_the_callers_role() {
 }
 
 /// A raw Flight client, to see gRPC status codes.
-async fn raw_handshake(addr: SocketAddr, authorization: &str) -> Result<String, tonic::Status> {
+pub(crate) async fn raw_handshake(
+    addr: SocketAddr,
+    authorization: &str,
+) -> Result<String, tonic::Status> {
     let mut client = FlightServiceClient::new(channel(addr).await);
     let mut request = tonic::Request::new(futures::stream::iter(vec![HandshakeRequest::default()]));
     request
@@ -169,7 +181,7 @@ async fn raw_handshake(addr: SocketAddr, authorization: &str) -> Result<String, 
         .to_string())
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -358,7 +370,8 @@ async fn metadata_lists_only_what_the_role_may_see() {
     let mut root = sql_client(server.addr, "root", None).await;
     let info = root.get_db_schemas(request).await.unwrap();
     let batches = results(&mut root, &info).await;
-    assert_eq!(strings(&batches, 1), vec!["hr", "shop"]);
+    // The lake administrator also sees `system` (the audit log).
+    assert_eq!(strings(&batches, 1), vec!["hr", "shop", "system"]);
 
     let info = root.get_table_types().await.unwrap();
     let batches = results(&mut root, &info).await;

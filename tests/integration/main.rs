@@ -18,13 +18,19 @@
 //! * `cli` — the `lakegate` binary's commands as a user runs them.
 //! * `flight` — the Flight SQL service on a loopback port with arrow-flight's
 //!   clients: authentication, runtime roles, sealed tickets.
+//! * `flight_sql` — prepared statements and parameters, GetTables,
+//!   GetXdbcTypeInfo, the key RPCs, session options, refused writes.
+//! * `audit` — the audit log (reads, denials, failed sign-ins), `system.audit`
+//!   for administrators only, the per-user query cap and the query timeout.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit;
 mod catalog_errors;
 mod cli;
 mod flight;
+mod flight_sql;
 mod malformed;
 mod oracle;
 mod plan_checker;

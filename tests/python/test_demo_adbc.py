@@ -119,3 +119,127 @@ def test_adbc_get_info_reports_the_server(server):
         info = conn.adbc_get_info()
     assert info["vendor_name"] == "Lakegate"
     assert info["vendor_version"]
+
+
+def test_prepared_statement_with_a_parameter(server, data_dir):
+    """The ADBC driver prepares every statement; parameters bind through DoPut."""
+    with connect(server, "tina", role="electronics") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT i_item_sk FROM dl_tpc_item WHERE i_item_sk < ? ORDER BY 1", parameters=(500,))
+        got = cursor.fetch_arrow_table().column(0).to_pylist()
+        # The same prepared text with another value, on the same cursor.
+        cursor.execute("SELECT i_item_sk FROM dl_tpc_item WHERE i_item_sk < ? ORDER BY 1", parameters=(100,))
+        fewer = cursor.fetch_arrow_table().column(0).to_pylist()
+    expected = duckdb.sql(
+        f"SELECT i_item_sk FROM {raw(data_dir, 'dl_tpc_item')} "
+        f"WHERE i_category = 'Electronics' AND i_item_sk < 500 ORDER BY 1"
+    ).fetchall()
+    assert got == [row[0] for row in expected]
+    assert fewer == [sk for sk in got if sk < 100]
+
+
+def test_get_objects_and_table_schema_show_only_what_the_role_may_describe(server, data_dir):
+    with connect(server, "david") as conn:
+        objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+        schema = conn.adbc_get_table_schema("dl_tpc_customer", db_schema_filter="tpc")
+    tables = {
+        table["table_name"]: [column["column_name"] for column in table["table_columns"]]
+        for catalog in objects
+        for db_schema in catalog["catalog_db_schemas"]
+        for table in db_schema["db_schema_tables"]
+    }
+    assert "dl_tpc_customer_address" not in tables
+    assert "dl_tpc_customer" in tables
+    hidden = {"c_salutation", "c_first_name", "c_last_name"}
+    assert not hidden & set(tables["dl_tpc_customer"])
+    assert schema.names == tables["dl_tpc_customer"]
+    assert schema.field("c_email_address").metadata[b"lakegate.mask"] == b"hash"
+
+
+def test_a_ticket_replayed_by_another_user_is_refused(server):
+    import pyarrow.flight as flight
+
+    def signed_in(user):
+        client = flight.FlightClient(server)
+        authorization = client.authenticate_basic_token(user, f"{user}-pass")
+        return client, flight.FlightCallOptions(headers=[authorization])
+
+    david, david_options = signed_in("david")
+    info = david.get_flight_info(flight.FlightDescriptor.for_command(b"SELECT c_customer_sk FROM dl_tpc_customer"), david_options)
+    ticket = info.endpoints[0].ticket
+    assert david.do_get(ticket, david_options).read_all().num_rows > 0
+    tina, tina_options = signed_in("tina")
+    with pytest.raises(flight.FlightUnauthorizedError, match="issued to another user"):
+        tina.do_get(ticket, tina_options).read_all()
+
+
+def test_an_expired_token_is_refused(data_dir):
+    import time
+
+    import pyarrow.flight as flight
+
+    from conftest import start_server
+
+    with start_server(data_dir, "--token-ttl", "1") as address:
+        client = flight.FlightClient(address)
+        authorization = client.authenticate_basic_token("david", "david-pass")
+        options = flight.FlightCallOptions(headers=[authorization])
+        assert client.do_get(flight.Ticket(b"SELECT 1 AS one"), options).read_all().num_rows == 1
+        time.sleep(2.1)
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            client.do_get(flight.Ticket(b"SELECT 1 AS one"), options).read_all()
+
+
+def test_use_persists_with_the_cookie_middleware(server):
+    """USE (and the `schema` session option) survive across calls of one
+    connection when the client keeps cookies."""
+    with flight_sql.connect(
+        server,
+        db_kwargs={
+            adbc_driver_manager.DatabaseOptions.USERNAME.value: "david",
+            adbc_driver_manager.DatabaseOptions.PASSWORD.value: "david-pass",
+            "adbc.flight.sql.rpc.with_cookie_middleware": "true",
+        },
+        autocommit=True,
+    ) as conn:
+        assert conn.adbc_current_catalog == "lakegate"
+        conn.adbc_current_db_schema = "tpc"
+        assert conn.adbc_current_db_schema == "tpc"
+        cursor = conn.cursor()
+        cursor.execute("USE tpc")
+        cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM dl_tpc_customer")
+        assert cursor.fetchone()[0] > 0
+
+
+def test_32_concurrent_clients_with_mixed_roles_get_only_their_own_rows(server, data_dir):
+    """Each client checks its own answer; they run at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    item = raw(data_dir, "dl_tpc_item")
+    sales = raw(data_dir, "dl_tpc_web_sales")
+    address = raw(data_dir, "dl_tpc_customer_address")
+    expected = {
+        ("tina", "electronics"): duckdb.sql(f"SELECT count(*) FROM {item} WHERE i_category = 'Electronics'").fetchone()[0],
+        ("tina", "sales"): duckdb.sql(
+            f"SELECT count(*) FROM {sales} WHERE ws_bill_addr_sk IN "
+            f"(SELECT ca_address_sk FROM {address} WHERE ca_state IN ('CA', 'OR', 'WA'))"
+        ).fetchone()[0],
+        ("admin", None): duckdb.sql(f"SELECT count(*) FROM {item}").fetchone()[0],
+    }
+    table_of = {("tina", "electronics"): "dl_tpc_item", ("tina", "sales"): "dl_tpc_web_sales", ("admin", None): "dl_tpc_item"}
+    clients = [list(expected)[i % len(expected)] for i in range(32)]
+
+    def run(client):
+        user, role = client
+        with connect(server, user, role=role) as conn:
+            cursor = conn.cursor()
+            answers = []
+            for _ in range(3):
+                cursor.execute(f"SELECT count(*) FROM {table_of[client]}")
+                answers.append(cursor.fetchone()[0])
+            return client, answers
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for client, answers in pool.map(run, clients):
+            assert answers == [expected[client]] * 3, client

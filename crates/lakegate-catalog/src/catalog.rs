@@ -98,6 +98,10 @@ impl Table {
     }
 }
 
+/// Database names Lakegate uses itself: `information_schema` (DataFusion's
+/// metadata views) and `system` (the audit log, for lake administrators).
+pub const RESERVED_DATABASES: &[&str] = &["information_schema", "system"];
+
 /// A loaded, validated catalog: storage, databases, tables and the policy.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -338,6 +342,13 @@ impl Loader {
                             file,
                             &format!("database '{}'", entry.name),
                             "name must not contain '.'",
+                        );
+                    }
+                    if RESERVED_DATABASES.contains(&entry.name.to_ascii_lowercase().as_str()) {
+                        self.error(
+                            file,
+                            &format!("database '{}'", entry.name),
+                            "the name is reserved for Lakegate's own tables",
                         );
                     }
                     databases.insert(

@@ -22,6 +22,7 @@ mod files;
 mod storage;
 
 pub use catalog::{
-    Catalog, CatalogError, CatalogErrors, Database, LoadOptions, Table, hash_password,
+    Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
+    hash_password,
 };
 pub use storage::StorageLocation;

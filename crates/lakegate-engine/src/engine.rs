@@ -2,6 +2,7 @@
 //! under one runtime role.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
@@ -12,7 +13,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
@@ -34,6 +36,13 @@ pub struct EngineOptions {
     pub target_partitions: usize,
     /// Rows per batch.
     pub batch_size: usize,
+    /// The audit log's directory: lake administrators query it as
+    /// `system.audit`. Without it there is no `system` database.
+    pub audit_dir: Option<PathBuf>,
+    /// Memory one query may hold, in bytes (DataFusion's memory pool, one
+    /// per query; operators that can spill to disk do so at the limit, the
+    /// others fail with RESOURCE_EXHAUSTED). `None`: no limit.
+    pub query_memory: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -43,6 +52,8 @@ impl Default for EngineOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             batch_size: 8192,
+            audit_dir: None,
+            query_memory: None,
         }
     }
 }
@@ -70,6 +81,10 @@ pub(crate) struct EngineInner {
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
     pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
+    /// Where `system.audit` reads from.
+    pub(crate) audit_dir: Option<PathBuf>,
+    /// The memory limit of one query, if any.
+    pub(crate) query_memory: Option<usize>,
 }
 
 /// How many secured tables the engine keeps before starting over.
@@ -87,6 +102,20 @@ impl EngineInner {
                 .expect("registering a function cannot fail");
         }
         state
+    }
+
+    /// The runtime a new query session runs in: the engine's (object stores,
+    /// caches, spill directory) with a memory pool of its own when queries
+    /// are limited.
+    pub(crate) fn query_runtime(&self) -> Arc<RuntimeEnv> {
+        let shared = self.user_template.runtime_env();
+        match self.query_memory {
+            None => Arc::clone(shared),
+            Some(limit) => RuntimeEnvBuilder::from_runtime_env(shared)
+                .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+                .build_arc()
+                .expect("a runtime from an existing one builds"),
+        }
     }
 }
 
@@ -154,6 +183,8 @@ impl Engine {
                 user_template,
                 policy_template,
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
+                audit_dir: options.audit_dir.clone(),
+                query_memory: options.query_memory,
             }),
         };
         let errors = validate_policies(&engine).await;

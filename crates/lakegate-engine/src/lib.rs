@@ -28,16 +28,20 @@ mod functions;
 mod gate;
 mod leakproof;
 mod masks;
+mod parameters;
 mod secured_catalog;
 mod secured_table;
 mod session;
 mod sql_text;
+mod system_tables;
 mod validate;
 
 pub use barrier::PolicyBarrierExec;
 pub use engine::{Engine, EngineOptions};
 pub use error::{EngineError, Result, SqlPosition};
+pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;
+pub use parameters::PreparedShape;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
 pub use session::{QueryOutput, QuerySession};
 

@@ -14,6 +14,7 @@ use lakegate_policy::{RuntimeRole, TableName};
 use crate::engine::EngineInner;
 use crate::error::policy_error;
 use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
+use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
 
 /// Resolves tables to their secured form for one session (secured tables are
 /// cached engine-wide, by user, role and table).
@@ -82,20 +83,37 @@ impl SecuredResolver {
         Ok(Some(table))
     }
 
-    /// Databases the role may see: those holding a table it may describe.
+    /// Databases the role may see: those holding a table it may describe
+    /// (and `system`, for lake administrators when there is an audit log).
     pub(crate) fn visible_databases(&self) -> Vec<String> {
-        self.engine
+        let mut databases: Vec<String> = self
+            .engine
             .catalog
             .databases
             .keys()
             .filter(|db| self.visible_tables(db).next().is_some())
             .cloned()
-            .collect()
+            .collect();
+        if self.system_database().is_some() {
+            databases.push(SYSTEM_DATABASE.to_string());
+        }
+        databases
+    }
+
+    /// The `system` database, when the session's role administers the lake
+    /// and the engine keeps an audit log.
+    pub(crate) fn system_database(&self) -> Option<SystemDatabase> {
+        let dir = self.engine.audit_dir.as_ref()?;
+        let admin = self.engine.catalog.policy.is_lake_admin(&self.runtime.role);
+        admin.then(|| SystemDatabase::new(dir.clone()))
     }
 
     /// The one visibility decision every path uses (SQL, SHOW, metadata,
     /// Flight): the table exists and the session's role may describe it.
     pub(crate) fn may_describe(&self, table: &TableName) -> bool {
+        if table.database == SYSTEM_DATABASE {
+            return table.table == AUDIT_TABLE && self.system_database().is_some();
+        }
         self.engine.raw_tables.contains_key(table)
             && self
                 .engine
@@ -104,7 +122,10 @@ impl SecuredResolver {
                 .may_describe(&self.runtime.role, table)
     }
 
-    fn visible_tables<'a>(&'a self, database: &'a str) -> impl Iterator<Item = &'a TableName> + 'a {
+    pub(crate) fn visible_tables<'a>(
+        &'a self,
+        database: &'a str,
+    ) -> impl Iterator<Item = &'a TableName> + 'a {
         self.engine
             .raw_tables
             .keys()
@@ -159,6 +180,12 @@ impl CatalogProvider for SecuredCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == SYSTEM_DATABASE {
+            return self
+                .resolver
+                .system_database()
+                .map(|db| Arc::new(db) as Arc<dyn SchemaProvider>);
+        }
         self.resolver
             .visible_databases()
             .iter()

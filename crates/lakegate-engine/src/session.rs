@@ -16,6 +16,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::memory::MemoryStream;
@@ -23,15 +24,20 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::TryStreamExt;
+use lakegate_audit::TableRead;
 use lakegate_policy::{RuntimeRole, TableName};
+
+use crate::secured_table::SecuredTable;
 
 use crate::engine::{EngineInner, NO_DATABASE};
 use crate::error::{EngineError, Result, SqlPosition};
 use crate::explain::{explain_batch, explain_schema};
 use crate::functions::session_functions;
 use crate::gate::{Admitted, admit};
+use crate::parameters::{PreparedShape, parameter_schema, parameter_values};
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
-use crate::sql_text::accept_session_function_parens;
+use crate::sql_text::{accept_session_function_parens, number_question_marks};
+use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE};
 
 /// The result of a statement: its schema and a stream of batches. Errors in
 /// the stream are DataFusion's; turn them into [`EngineError`] with
@@ -41,6 +47,9 @@ pub struct QueryOutput {
     pub schema: SchemaRef,
     /// The result rows.
     pub stream: SendableRecordBatchStream,
+    /// What the statement reads: each table with the columns read and the
+    /// grants whose policy applied (for the audit log).
+    pub reads: Vec<TableRead>,
 }
 
 impl std::fmt::Debug for QueryOutput {
@@ -67,6 +76,7 @@ impl QueryOutput {
         Self {
             schema,
             stream: Box::pin(stream),
+            reads: Vec::new(),
         }
     }
 }
@@ -99,6 +109,7 @@ impl QuerySession {
         ));
         let mut state = SessionStateBuilder::new_from_existing(engine.user_template.clone())
             .with_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))))
+            .with_runtime_env(engine.query_runtime())
             .build();
         for f in functions {
             state
@@ -137,6 +148,39 @@ impl QuerySession {
     /// The databases the role may see (those holding a table it may describe).
     pub fn visible_databases(&self) -> Vec<String> {
         self.resolver.visible_databases()
+    }
+
+    /// The tables the role may describe, as `(database, table)`, sorted.
+    pub fn visible_tables(&self) -> Vec<(String, String)> {
+        let mut tables: Vec<(String, String)> = self
+            .resolver
+            .visible_databases()
+            .iter()
+            .flat_map(|db| self.resolver.visible_tables(db))
+            .map(|t| (t.database.clone(), t.table.clone()))
+            .collect();
+        if self.resolver.system_database().is_some() {
+            tables.push((SYSTEM_DATABASE.to_string(), AUDIT_TABLE.to_string()));
+        }
+        tables.sort();
+        tables
+    }
+
+    /// The columns of a table as the role sees them: visible columns only,
+    /// masked columns with their masked type and `lakegate.mask` metadata.
+    /// `None` when the role may not describe the table (or it does not exist).
+    pub async fn table_schema(&self, database: &str, table: &str) -> Result<Option<SchemaRef>> {
+        let name = TableName::new(database, table);
+        if database == SYSTEM_DATABASE {
+            let audit = self.resolver.may_describe(&name);
+            return Ok(audit.then(lakegate_audit::audit_schema));
+        }
+        let secured = self
+            .resolver
+            .secured_table(&name)
+            .await
+            .map_err(EngineError::from_planning)?;
+        Ok(secured.map(|t| datafusion::catalog::TableProvider::schema(t.as_ref())))
     }
 
     /// Makes `database` current, if the role may see it.
@@ -183,8 +227,8 @@ impl QuerySession {
                 Ok(QueryOutput::from_batch(batch))
             }
             Admitted::Plan(statement) => {
-                let physical = self.physical_plan_of(statement).await?;
-                self.run(physical)
+                let logical = self.logical_plan_of(statement).await?;
+                self.run_logical(logical).await
             }
             Admitted::Explain {
                 statement,
@@ -192,8 +236,8 @@ impl QuerySession {
                 analyze,
             } => {
                 if self.is_lake_admin() {
-                    let physical = self.physical_plan_of(*statement).await?;
-                    return self.run(physical);
+                    let logical = self.logical_plan_of(*statement).await?;
+                    return self.run_logical(logical).await;
                 }
                 if analyze {
                     return Err(EngineError::PermissionDenied(
@@ -230,6 +274,72 @@ impl QuerySession {
         Ok(self.execute(sql).await?.schema)
     }
 
+    /// Prepares a statement: plans it under the role now (so a denied
+    /// statement fails here) and says what it returns and which parameters
+    /// it takes. Nothing is kept: executing re-plans under the executing role.
+    pub async fn prepare(&mut self, sql: &str) -> Result<PreparedShape> {
+        let statement = parse_one(sql)?;
+        if let Admitted::Plan(statement) = admit(statement)? {
+            let plan = self.logical_plan_of(statement).await?;
+            return Ok(PreparedShape {
+                dataset_schema: Arc::new(plan.schema().as_arrow().clone()),
+                parameter_schema: parameter_schema(&plan)?,
+            });
+        }
+        Ok(PreparedShape {
+            dataset_schema: self.output_schema(sql).await?,
+            parameter_schema: Arc::new(Schema::empty()),
+        })
+    }
+
+    /// Runs a query with row `row` of `parameters` bound to its placeholders
+    /// (positional `$1`, `$2` take the columns in order; named `$region`
+    /// takes the column of that name).
+    pub async fn execute_with_parameters(
+        &mut self,
+        sql: &str,
+        parameters: &RecordBatch,
+        row: usize,
+    ) -> Result<QueryOutput> {
+        let logical = self.bound_logical_plan(sql, parameters, row).await?;
+        self.run_logical(logical).await
+    }
+
+    /// The schema of a query with row `row` of `parameters` bound, without
+    /// running it.
+    pub async fn output_schema_with_parameters(
+        &mut self,
+        sql: &str,
+        parameters: &RecordBatch,
+        row: usize,
+    ) -> Result<SchemaRef> {
+        let logical = self.bound_logical_plan(sql, parameters, row).await?;
+        let physical = self
+            .state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(EngineError::from_planning)?;
+        Ok(physical.schema())
+    }
+
+    async fn bound_logical_plan(
+        &self,
+        sql: &str,
+        parameters: &RecordBatch,
+        row: usize,
+    ) -> Result<LogicalPlan> {
+        let Admitted::Plan(statement) = admit(parse_one(sql)?)? else {
+            return Err(EngineError::InvalidSql {
+                message: "parameters can only be bound to queries".into(),
+                position: None,
+            });
+        };
+        let plan = self.logical_plan_of(statement).await?;
+        let values = parameter_values(&plan, parameters, row)?;
+        plan.with_param_values(values)
+            .map_err(EngineError::from_planning)
+    }
+
     /// The physical plan of a query, as it would run (for tests and tools that
     /// inspect plans: it shows what lies beneath policy barriers).
     pub async fn physical_plan(&mut self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
@@ -243,11 +353,27 @@ impl QuerySession {
         }
     }
 
-    fn run(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryOutput> {
+    /// Optimizes, plans and starts a query, noting what it reads.
+    async fn run_logical(&self, logical: LogicalPlan) -> Result<QueryOutput> {
+        let optimized = self
+            .state
+            .optimize(&logical)
+            .map_err(EngineError::from_planning)?;
+        let reads = table_reads(&optimized)?;
+        let physical = self
+            .state
+            .query_planner()
+            .create_physical_plan(&optimized, &self.state)
+            .await
+            .map_err(EngineError::from_planning)?;
         let schema = physical.schema();
         let stream =
             execute_stream(physical, self.state.task_ctx()).map_err(EngineError::from_execution)?;
-        Ok(QueryOutput { schema, stream })
+        Ok(QueryOutput {
+            schema,
+            stream,
+            reads,
+        })
     }
 
     async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
@@ -355,12 +481,29 @@ fn parse_one(sql: &str) -> Result<DFStatement> {
             message: "empty statement".into(),
             position: None,
         }),
-        1 => Ok(statements.pop_front().expect("one statement")),
+        1 => {
+            let mut statement = statements.pop_front().expect("one statement");
+            number_placeholders(&mut statement)?;
+            Ok(statement)
+        }
         n => Err(EngineError::InvalidSql {
             message: format!("expected one statement per request, found {n}"),
             position: None,
         }),
     }
+}
+
+/// `?` placeholders become `$1`, `$2`, ... (see [`number_question_marks`]).
+fn number_placeholders(statement: &mut DFStatement) -> Result<()> {
+    let numbered = match statement {
+        DFStatement::Statement(statement) => number_question_marks(statement),
+        DFStatement::Explain(explain) => return number_placeholders(&mut explain.statement),
+        _ => Ok(()),
+    };
+    numbered.map_err(|message| EngineError::InvalidSql {
+        message,
+        position: None,
+    })
 }
 
 /// The position just past the end of `sql`.
@@ -375,6 +518,47 @@ fn end_of(sql: &str) -> SqlPosition {
         line: if sql.ends_with('\n') { line + 1 } else { line },
         column: last.chars().count() as u64 + 1,
     }
+}
+
+/// The tables an optimized plan scans, with the columns it reads of each
+/// (after projection pushdown) and the grants whose policy applies.
+fn table_reads(plan: &LogicalPlan) -> Result<Vec<TableRead>> {
+    let mut reads: Vec<TableRead> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source)?;
+            let columns: Vec<String> = scan
+                .projected_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let (table, policies) = match provider.downcast_ref::<SecuredTable>() {
+                Some(secured) => {
+                    let access = secured.access();
+                    (access.table.to_string(), access.grants.clone())
+                }
+                None => (scan.table_name.to_string(), Vec::new()),
+            };
+            match reads.iter_mut().find(|r| r.table == table) {
+                Some(read) => {
+                    for column in columns {
+                        if !read.columns.contains(&column) {
+                            read.columns.push(column);
+                        }
+                    }
+                }
+                None => reads.push(TableRead {
+                    table,
+                    columns,
+                    policies,
+                }),
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| EngineError::Internal(e.to_string()))?;
+    Ok(reads)
 }
 
 /// Defense in depth behind the gate: a plan that would change anything is refused.

@@ -1,8 +1,12 @@
 //! Small helpers to compose SQL text safely from names and checked fragments.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Statement, Value, ValueWithSpan, visit_expressions, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -64,6 +68,62 @@ pub fn accept_session_function_parens(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Numbers JDBC/ODBC-style `?` placeholders as DataFusion's `$1`, `$2`, ...
+/// in the order they appear in the text (by source position), so that
+/// clients binding parameters by position work with either style. Mixing
+/// `?` with `$n` in one statement is refused: the numbering would be
+/// ambiguous.
+pub fn number_question_marks(statement: &mut Statement) -> Result<(), String> {
+    let mut question_marks: Vec<(u64, u64)> = Vec::new();
+    let mut numbered = false;
+    let _ = visit_expressions(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(text),
+            span,
+        }) = expr
+        {
+            if text == "?" {
+                question_marks.push((span.start.line, span.start.column));
+            } else {
+                numbered = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if question_marks.is_empty() {
+        return Ok(());
+    }
+    if numbered {
+        return Err("use either ? or $n placeholders in one statement, not both".into());
+    }
+    let mut order = question_marks.clone();
+    order.sort_unstable();
+    order.dedup();
+    // Without distinct source positions, the visiting order (the order of
+    // the statement's clauses) is the best there is.
+    let by_position = order.len() == question_marks.len();
+    let mut next = 0;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(text),
+            span,
+        }) = expr
+        {
+            let index = if by_position {
+                order
+                    .binary_search(&(span.start.line, span.start.column))
+                    .unwrap_or(next)
+            } else {
+                next
+            };
+            next += 1;
+            *text = format!("${}", index + 1);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +161,32 @@ mod tests {
             accept_session_function_parens("SELECT \"current_user\"()"),
             "SELECT \"current_user\"()"
         );
+    }
+
+    fn numbered(sql: &str) -> Result<String, String> {
+        let dialect = GenericDialect {};
+        let mut statements = DFParser::parse_sql_with_dialect(sql, &dialect).unwrap();
+        let Some(datafusion::sql::parser::Statement::Statement(mut statement)) =
+            statements.pop_front()
+        else {
+            panic!("not a SQL statement: {sql}");
+        };
+        number_question_marks(&mut statement)?;
+        Ok(statement.to_string())
+    }
+
+    #[test]
+    fn question_marks_are_numbered_in_text_order() {
+        assert_eq!(
+            numbered("SELECT ? FROM t WHERE a < ? AND b = ?").unwrap(),
+            "SELECT $1 FROM t WHERE a < $2 AND b = $3"
+        );
+        // A subquery in the projection comes before the outer WHERE.
+        assert_eq!(
+            numbered("SELECT (SELECT ? FROM u) FROM t WHERE a = ?").unwrap(),
+            "SELECT (SELECT $1 FROM u) FROM t WHERE a = $2"
+        );
+        assert_eq!(numbered("SELECT $1, $2").unwrap(), "SELECT $1, $2");
+        assert!(numbered("SELECT ?, $1").unwrap_err().contains("not both"));
     }
 }

@@ -10,22 +10,30 @@
 //!
 //! Built so far: handshake, Basic and Bearer authentication (padded or not),
 //! failed sign-ins rate-limited per user and peer, runtime roles, statement
-//! queries with sealed tickets, GetSqlInfo, plain Flight for notebooks (a
-//! descriptor or ticket that is SQL text, see `plain.rs`), and one place
-//! mapping engine errors to gRPC codes (`status.rs`). Still to come (issue 3):
-//! prepared statements, the other metadata RPCs, session options, TLS,
-//! parallel endpoints, resource limits, the audit log.
+//! queries with sealed tickets, prepared statements with parameters and
+//! client-held handles (`prepared.rs`), the catalog RPCs (`metadata.rs`),
+//! client sessions in sealed cookies (`session_options.rs`), per-user query
+//! limits (`limits.rs`), the audit log (`audit.rs`), plain Flight for
+//! notebooks (a descriptor or ticket that is SQL text, see `plain.rs`), and
+//! one place mapping engine errors to gRPC codes (`status.rs`). Still to come
+//! (issue 3): TLS, parallel endpoints, keep-alive batches.
 
+mod audit;
 mod credentials;
+mod limits;
+mod metadata;
 mod plain;
+mod prepared;
 pub mod server;
 pub mod service;
+pub mod session_options;
 mod signing;
 mod sql_info;
 mod status;
 mod throttle;
 
 pub use credentials::{Credentials, parse_authorization};
+pub use limits::QueryLimits;
 pub use plain::LakegateFlight;
 pub use server::{bind, serve_on};
 pub use service::{LakegateFlightService, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions};

@@ -8,10 +8,13 @@
 //! Flight SQL messages go to [`LakegateFlightService`] unchanged; SQL text
 //! becomes a statement query, through the same authentication, role and
 //! policy decision.
+//!
+//! Being the one entry point of every RPC, it is also where calls are
+//! audited (see `audit.rs`): every DoGet, and every other call that fails.
 
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::FlightSqlService;
-use arrow_flight::sql::{Any, CommandStatementQuery};
+use arrow_flight::sql::{ActionCreatePreparedStatementRequest, Any, CommandStatementQuery};
 use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
     SchemaResult, Ticket,
@@ -19,6 +22,7 @@ use arrow_flight::{
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::{AuditedStream, PendingAudit, ReadNote};
 use crate::service::LakegateFlightService;
 
 /// Flight SQL messages all carry this type URL prefix.
@@ -46,6 +50,42 @@ impl LakegateFlight {
     pub fn new(sql: LakegateFlightService) -> Self {
         Self { sql }
     }
+
+    /// Starts the audit event of a call, when calls are audited.
+    fn audit<T>(
+        &self,
+        request: &Request<T>,
+        action: String,
+        statement: Option<String>,
+    ) -> Option<PendingAudit> {
+        let log = self.sql.audit_log()?;
+        let user = self.sql.claimed_user(request);
+        Some(PendingAudit::start(log, request, user, &action, statement))
+    }
+
+    /// The action name and statement of a descriptor or ticket.
+    fn describe(&self, rpc: &str, message: &[u8]) -> (String, Option<String>) {
+        if let Some(sql) = sql_text(message) {
+            return (format!("{rpc}/sql-text"), Some(sql));
+        }
+        let kind = Any::decode(message)
+            .ok()
+            .and_then(|any| {
+                any.type_url
+                    .strip_prefix(FLIGHT_SQL_TYPE_PREFIX)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".into());
+        (format!("{rpc}/{kind}"), self.sql.statement_of(message))
+    }
+}
+
+/// Records a call that failed; passes the result through.
+fn audit_failure<R>(pending: Option<PendingAudit>, result: Result<R, Status>) -> Result<R, Status> {
+    if let (Some(pending), Err(status)) = (pending, &result) {
+        pending.failed(status);
+    }
+    result
 }
 
 type Inner = LakegateFlightService;
@@ -64,7 +104,8 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        FlightService::handshake(&self.sql, request).await
+        let pending = self.audit(&request, "Handshake".into(), None);
+        audit_failure(pending, FlightService::handshake(&self.sql, request).await)
     }
 
     async fn list_flights(
@@ -78,7 +119,9 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        match sql_text(&request.get_ref().cmd) {
+        let (action, statement) = self.describe("GetFlightInfo", &request.get_ref().cmd);
+        let pending = self.audit(&request, action, statement);
+        let result = match sql_text(&request.get_ref().cmd) {
             Some(query) => {
                 let command = CommandStatementQuery {
                     query,
@@ -87,7 +130,8 @@ impl FlightService for LakegateFlight {
                 self.sql.get_flight_info_statement(command, request).await
             }
             None => FlightService::get_flight_info(&self.sql, request).await,
-        }
+        };
+        audit_failure(pending, result)
     }
 
     async fn poll_flight_info(
@@ -108,11 +152,23 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        match sql_text(&request.get_ref().ticket) {
+        let (action, statement) = self.describe("DoGet", &request.get_ref().ticket);
+        let pending = self.audit(&request, action, statement);
+        let result = match sql_text(&request.get_ref().ticket) {
             // SQL text as a ticket: authenticated and planned under the
             // caller's role now, like any statement.
             Some(query) => self.sql.do_get_sql_text(query, request).await,
             None => FlightService::do_get(&self.sql, request).await,
+        };
+        match (pending, result) {
+            // A read: recorded when its stream ends.
+            (Some(mut pending), Ok(response)) => {
+                pending.note(response.extensions().get::<ReadNote>());
+                Ok(response.map(|stream| {
+                    Box::pin(AuditedStream::new(stream, pending)) as Self::DoGetStream
+                }))
+            }
+            (pending, result) => audit_failure(pending, result),
         }
     }
 
@@ -120,14 +176,21 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        FlightService::do_put(&self.sql, request).await
+        let pending = self.audit(&request, "DoPut".into(), None);
+        audit_failure(pending, FlightService::do_put(&self.sql, request).await)
     }
 
     async fn do_action(
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        FlightService::do_action(&self.sql, request).await
+        let action = format!("DoAction/{}", request.get_ref().r#type);
+        let statement = Any::decode(&*request.get_ref().body)
+            .ok()
+            .and_then(|any| any.unpack::<ActionCreatePreparedStatementRequest>().ok()?)
+            .map(|prepare| prepare.query);
+        let pending = self.audit(&request, action, statement);
+        audit_failure(pending, FlightService::do_action(&self.sql, request).await)
     }
 
     async fn list_actions(

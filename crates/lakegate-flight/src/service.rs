@@ -16,29 +16,53 @@
 //!   │ ◀─ Arrow record batches                      of now, then the query streams
 //! ```
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::SqlInfoData;
-use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
+use lakegate_audit::AuditLog;
 use lakegate_engine::{Engine, EngineError, QuerySession};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::ReadNote;
 use crate::credentials::{Credentials, parse_authorization};
+use crate::limits::{LimitedStream, QueryLimits, UserSlots};
+use crate::metadata::{
+    FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
+};
 use crate::plain::LakegateFlight;
+use crate::prepared::{PreparedHandle, decode_parameters, encode_parameters};
+use crate::session_options::{
+    CATALOG_OPTION, CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
+    GetSessionOptionsResult, OptionValue, SCHEMA_OPTION, SET_SESSION_OPTIONS, SessionOptionError,
+    SessionState, SetSessionOptionError, SetSessionOptionsRequest, SetSessionOptionsResult,
+    session_cookie, set_cookie, string_value,
+};
 use crate::signing::{EnvelopeError, EnvelopeKey};
 use crate::sql_info::sql_info_data;
 use crate::status::{status_of, unauthenticated};
@@ -61,6 +85,8 @@ pub struct ServiceOptions {
     pub max_login_failures: u32,
     /// The window over which failed sign-ins are counted.
     pub login_window: Duration,
+    /// Running queries per user, and their timeout.
+    pub limits: QueryLimits,
 }
 
 impl Default for ServiceOptions {
@@ -70,6 +96,7 @@ impl Default for ServiceOptions {
             ticket_ttl: Duration::from_secs(300),
             max_login_failures: 5,
             login_window: Duration::from_secs(60),
+            limits: QueryLimits::default(),
         }
     }
 }
@@ -88,6 +115,12 @@ struct StatementTicket {
     user: String,
     role: String,
     sql: String,
+    /// The current database when the ticket was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
+    /// Bound parameter values (prepared statements), as in [`PreparedHandle`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parameters: Option<String>,
 }
 
 /// The authenticated caller of one call.
@@ -96,6 +129,8 @@ struct Caller {
     user: String,
     /// The role asked for with `x-lakegate-role`, if any.
     requested_role: Option<String>,
+    /// The current database of the client's session (its session cookie).
+    database: Option<String>,
 }
 
 /// Lakegate's Flight SQL service.
@@ -106,6 +141,8 @@ pub struct LakegateFlightService {
     options: ServiceOptions,
     throttle: Arc<LoginThrottle>,
     sql_info: Arc<SqlInfoData>,
+    audit: Option<AuditLog>,
+    slots: Arc<UserSlots>,
 }
 
 impl std::fmt::Debug for LakegateFlightService {
@@ -124,13 +161,62 @@ impl LakegateFlightService {
             options.login_window,
         ));
         let sql_info = Arc::new(sql_info_data(&engine));
+        let slots = Arc::new(UserSlots::new(options.limits));
         Self {
             engine,
             key: Arc::new(key),
             options,
             throttle,
             sql_info,
+            audit: None,
+            slots,
         }
+    }
+
+    /// Records every read and every denied or failed call in `log`.
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// The audit log, if calls are audited.
+    pub(crate) fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// Who a call says it is, for the audit log: the user of a valid bearer
+    /// token, or the user name of Basic credentials (even a wrong one: a
+    /// failed sign-in is recorded under the name it claimed).
+    pub(crate) fn claimed_user<T>(&self, request: &Request<T>) -> Option<String> {
+        let header = request.metadata().get("authorization")?.to_str().ok()?;
+        match parse_authorization(header).ok()? {
+            Credentials::Basic { user, .. } => Some(user),
+            Credentials::Bearer(token) => self.key.open::<TokenClaims>(&token).ok().map(|c| c.user),
+        }
+    }
+
+    /// The SQL text a ticket or a command carries, for the audit log: a
+    /// statement ticket we sealed, a statement query, or a prepared
+    /// statement handle. `None` for anything else, or one we cannot open.
+    pub(crate) fn statement_of(&self, message: &[u8]) -> Option<String> {
+        let any = arrow_flight::sql::Any::decode(message).ok()?;
+        let opened = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_string);
+        if let Ok(Some(ticket)) = any.unpack::<TicketStatementQuery>() {
+            let sealed = opened(&ticket.statement_handle)?;
+            return self
+                .key
+                .open::<StatementTicket>(&sealed)
+                .ok()
+                .map(|t| t.sql);
+        }
+        if let Ok(Some(query)) = any.unpack::<CommandStatementQuery>() {
+            return Some(query.query);
+        }
+        if let Ok(Some(command)) = any.unpack::<CommandPreparedStatementQuery>() {
+            let sealed = opened(&command.prepared_statement_handle)?;
+            return self.key.open::<PreparedHandle>(&sealed).ok().map(|h| h.sql);
+        }
+        None
     }
 
     /// Authenticates a call from its `authorization` header: Basic (checked
@@ -171,14 +257,50 @@ impl LakegateFlightService {
             .get(ROLE_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        // A session cookie counts only when it is sealed by us, unexpired,
+        // and the caller's own.
+        let database = session_cookie(metadata)
+            .and_then(|cookie| self.key.open::<SessionState>(&cookie).ok())
+            .filter(|state| state.user == user)
+            .and_then(|state| state.database);
         Ok(Caller {
             user,
             requested_role,
+            database,
         })
     }
 
-    fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession, Status> {
-        self.engine.session(user, role).map_err(status_of)
+    /// A query session for `user` under `role` (default: the user's default
+    /// role), with `database` current when given.
+    fn session(
+        &self,
+        user: &str,
+        role: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<QuerySession, Status> {
+        let mut session = self.engine.session(user, role).map_err(status_of)?;
+        if let Some(database) = database {
+            session.use_database(database).map_err(status_of)?;
+        }
+        Ok(session)
+    }
+
+    /// The query session of a call.
+    fn caller_session(&self, caller: &Caller) -> Result<QuerySession, Status> {
+        self.session(
+            &caller.user,
+            caller.requested_role.as_deref(),
+            caller.database.as_deref(),
+        )
+    }
+
+    /// The `set-cookie` value that stores a session with `database` current.
+    fn session_cookie_for(&self, user: &str, database: Option<&str>) -> String {
+        let state = SessionState {
+            user: user.to_string(),
+            database: database.map(str::to_string),
+        };
+        set_cookie(Some(&self.key.seal(&state, self.options.token_ttl)))
     }
 }
 
@@ -208,10 +330,11 @@ impl FlightSqlService for LakegateFlightService {
         let mut response: Response<
             Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
         > = Response::new(Box::pin(stream));
-        let header = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Status::internal("token is not a valid header value"))?;
-        response.metadata_mut().insert("authorization", header);
+        insert_header(
+            response.metadata_mut(),
+            "authorization",
+            &format!("Bearer {token}"),
+        )?;
         Ok(response)
     }
 
@@ -221,23 +344,8 @@ impl FlightSqlService for LakegateFlightService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.authenticate(&request)?;
-        let mut session = self.session(&caller.user, caller.requested_role.as_deref())?;
-        // Planned (not run) under the role now, so that the schema is the
-        // role's view and a denied query fails here, before any ticket exists.
-        let schema = session
-            .output_schema(&query.query)
+        self.issue_ticket(&caller, query.query, None, request.into_inner())
             .await
-            .map_err(status_of)?;
-        let ticket = StatementTicket {
-            user: caller.user,
-            role: session.role().to_string(),
-            sql: query.query,
-        };
-        let sealed = self.key.seal(&ticket, self.options.ticket_ttl);
-        let ticket = TicketStatementQuery {
-            statement_handle: sealed.into(),
-        };
-        flight_info(ticket.as_any(), &schema, request.into_inner())
     }
 
     async fn do_get_statement(
@@ -262,8 +370,18 @@ impl FlightSqlService for LakegateFlightService {
             ));
         }
         // The role is checked again and the policy applied as of now.
-        self.stream_query(&ticket.user, Some(&ticket.role), &ticket.sql)
-            .await
+        let parameters = ticket
+            .parameters
+            .as_deref()
+            .map(decode_parameters)
+            .transpose()?;
+        let query = QueryCall {
+            user: &ticket.user,
+            role: Some(&ticket.role),
+            database: ticket.database.as_deref(),
+            sql: &ticket.sql,
+        };
+        self.stream_query(query, parameters).await
     }
 
     async fn get_flight_info_sql_info(
@@ -271,9 +389,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(query.as_any(), &schema, request.into_inner())
+        self.metadata_info(request, query.as_any(), &schema)
     }
 
     async fn do_get_sql_info(
@@ -291,9 +408,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        flight_info(query.as_any(), &schema, request.into_inner())
+        self.metadata_info(request, query.as_any(), &schema)
     }
 
     async fn do_get_catalogs(
@@ -312,9 +428,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(query.as_any(), &schema, request.into_inner())
+        self.metadata_info(request, query.as_any(), &schema)
     }
 
     async fn do_get_schemas(
@@ -324,7 +439,7 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.authenticate(&request)?;
         // Only the databases the caller's role may see.
-        let session = self.session(&caller.user, caller.requested_role.as_deref())?;
+        let session = self.caller_session(&caller)?;
         let mut builder = query.into_builder();
         for database in session.visible_databases() {
             builder.append(&self.engine.catalog().name, database);
@@ -337,9 +452,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authenticate(&request)?;
         let schema = query.into_builder().schema();
-        flight_info(query.as_any(), &schema, request.into_inner())
+        self.metadata_info(request, query.as_any(), &schema)
     }
 
     async fn do_get_table_types(
@@ -353,7 +467,316 @@ impl FlightSqlService for LakegateFlightService {
         one_batch(builder.schema(), builder.build())
     }
 
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(request, query.as_any(), &schema)
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.authenticate(&request)?;
+        // Only the tables the caller's role may describe, with the columns
+        // it sees (masked columns with their masked types).
+        let session = self.caller_session(&caller)?;
+        let catalog = &self.engine.catalog().name;
+        let mut builder = query.into_builder();
+        for (database, table) in session.visible_tables() {
+            let schema = if builder.include_schema() {
+                let Some(schema) = session
+                    .table_schema(&database, &table)
+                    .await
+                    .map_err(status_of)?
+                else {
+                    continue;
+                };
+                with_column_metadata(&schema, catalog, &database, &table)
+            } else {
+                Schema::empty()
+            };
+            builder
+                .append(catalog, &database, &table, "TABLE", &schema)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder(&XDBC_TYPE_INFO).schema();
+        self.metadata_info(request, query.as_any(), &schema)
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        let builder = query.into_builder(&XDBC_TYPE_INFO);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query.as_any(), &PRIMARY_KEYS_SCHEMA)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(&request)?;
+        // Lakegate tables declare no keys.
+        one_batch(
+            Arc::clone(&PRIMARY_KEYS_SCHEMA),
+            Ok::<_, Status>(no_rows(&PRIMARY_KEYS_SCHEMA)),
+        )
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query.as_any(), &FOREIGN_KEYS_SCHEMA)
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.no_foreign_keys(&request)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query.as_any(), &FOREIGN_KEYS_SCHEMA)
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.no_foreign_keys(&request)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.metadata_info(request, query.as_any(), &FOREIGN_KEYS_SCHEMA)
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.no_foreign_keys(&request)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.authenticate(&request)?;
+        let mut session = self.caller_session(&caller)?;
+        let shape = session.prepare(&query.query).await.map_err(status_of)?;
+        let handle = PreparedHandle {
+            user: caller.user,
+            sql: query.query,
+            parameters: None,
+        };
+        // A prepared statement lives as long as the caller's sign-in.
+        let sealed = self.key.seal(&handle, self.options.token_ttl);
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: sealed.into(),
+            dataset_schema: schema_bytes(&shape.dataset_schema)?,
+            parameter_schema: schema_bytes(&shape.parameter_schema)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let caller = self.authenticate(&request)?;
+        let mut handle = self.open_handle(&caller, &query.prepared_statement_handle)?;
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        )
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("cannot read bound parameters: {e}")))?;
+        handle.parameters = encode_parameters(&batches)?;
+        let sealed = self.key.seal(&handle, self.options.token_ttl);
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(sealed.into()),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.authenticate(&request)?;
+        let handle = self.open_handle(&caller, &query.prepared_statement_handle)?;
+        // Planned again under the role of this call, as of now.
+        self.issue_ticket(&caller, handle.sql, handle.parameters, request.into_inner())
+            .await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        // The server keeps nothing for a prepared statement: closing one
+        // only checks that it is the caller's.
+        let caller = self.authenticate(&request)?;
+        self.open_handle(&caller, &query.prepared_statement_handle)
+            .map(drop)
+            .or_else(|status| match status.code() {
+                // An expired handle is closed already.
+                tonic::Code::PermissionDenied if status.message().contains("expired") => Ok(()),
+                _ => Err(status),
+            })
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        _query: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(&request)?;
+        Err(read_only())
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(&request)?;
+        Err(read_only())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _query: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.authenticate(&request)?;
+        Err(read_only())
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<DoActionStream>, Status> {
+        let caller = self.authenticate(&request)?;
+        let action = request.into_inner();
+        match action.r#type.as_str() {
+            SET_SESSION_OPTIONS => self.set_session_options(&caller, &action.body),
+            GET_SESSION_OPTIONS => self.get_session_options(&caller),
+            CLOSE_SESSION => {
+                let result = CloseSessionResult {
+                    status: CloseSessionStatus::Closed.into(),
+                };
+                let mut response = action_result(result.encode_to_vec());
+                insert_header(response.metadata_mut(), "set-cookie", &set_cookie(None))?;
+                Ok(response)
+            }
+            other => Err(Status::invalid_argument(format!(
+                "unknown action '{other}'"
+            ))),
+        }
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        let action = |name: &str, description: &str| {
+            Ok(ActionType {
+                r#type: name.to_string(),
+                description: description.to_string(),
+            })
+        };
+        Some(vec![
+            action(
+                SET_SESSION_OPTIONS,
+                "Set session options (catalog, schema).\nRequest Message: SetSessionOptionsRequest\nResponse Message: SetSessionOptionsResult",
+            ),
+            action(
+                GET_SESSION_OPTIONS,
+                "Get the session's options.\nRequest Message: GetSessionOptionsRequest\nResponse Message: GetSessionOptionsResult",
+            ),
+            action(
+                CLOSE_SESSION,
+                "Close the session.\nRequest Message: CloseSessionRequest\nResponse Message: CloseSessionResult",
+            ),
+        ])
+    }
+
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// One statement to run: who, under which role, in which database.
+#[derive(Debug, Clone, Copy)]
+struct QueryCall<'a> {
+    user: &'a str,
+    role: Option<&'a str>,
+    database: Option<&'a str>,
+    sql: &'a str,
+}
+
+/// The answer to every write: Lakegate serves reads only.
+fn read_only() -> Status {
+    Status::permission_denied(
+        "updates and ingestion are not allowed: Lakegate runs read-only queries",
+    )
+}
+
+type DoActionStream = <LakegateFlightService as FlightService>::DoActionStream;
+
+/// A DoAction answer of one result.
+fn action_result(body: Vec<u8>) -> Response<DoActionStream> {
+    let result = arrow_flight::Result { body: body.into() };
+    Response::new(Box::pin(futures::stream::iter([Ok(result)])))
+}
+
+/// Adds a response header.
+fn insert_header(
+    metadata: &mut tonic::metadata::MetadataMap,
+    name: &'static str,
+    value: &str,
+) -> Result<(), Status> {
+    let value = value
+        .parse()
+        .map_err(|_| Status::internal(format!("not a valid {name} header value")))?;
+    metadata.insert(name, value);
+    Ok(())
 }
 
 /// A FlightInfo of one endpoint with no location, whose ticket is `ticket`
@@ -371,6 +794,15 @@ fn flight_info(
         .with_endpoint(endpoint)
         .with_descriptor(descriptor);
     Ok(Response::new(info))
+}
+
+/// A schema as Flight SQL messages carry it (an encapsulated IPC message).
+fn schema_bytes(schema: &arrow::datatypes::Schema) -> Result<prost::bytes::Bytes, Status> {
+    let options = arrow::ipc::writer::IpcWriteOptions::default();
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &options)
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(bytes)
 }
 
 /// A DoGet answer of one batch.
@@ -410,23 +842,244 @@ impl LakegateFlightService {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.authenticate(&request)?;
-        self.stream_query(&caller.user, caller.requested_role.as_deref(), &sql)
-            .await
+        let query = QueryCall {
+            user: &caller.user,
+            role: caller.requested_role.as_deref(),
+            database: caller.database.as_deref(),
+            sql: &sql,
+        };
+        self.stream_query(query, None).await
     }
 
-    /// Runs `sql` as `user` under `role` and streams the result as Flight data.
+    /// Plans `sql` (with `parameters` bound) under the caller's role, and
+    /// answers with a FlightInfo whose ticket is sealed to the caller and role.
+    async fn issue_ticket(
+        &self,
+        caller: &Caller,
+        sql: String,
+        parameters: Option<String>,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let mut session = self.caller_session(caller)?;
+        // Planned (not run) under the role now, so that the schema is the
+        // role's view and a denied query fails here, before any ticket exists.
+        let schema = match parameters.as_deref().map(decode_parameters).transpose()? {
+            Some(values) => {
+                session
+                    .output_schema_with_parameters(&sql, &values, 0)
+                    .await
+            }
+            None => session.output_schema(&sql).await,
+        }
+        .map_err(status_of)?;
+        let ticket = StatementTicket {
+            user: caller.user.clone(),
+            role: session.role().to_string(),
+            sql,
+            database: session.current_database().map(str::to_string),
+            parameters,
+        };
+        let sealed = self.key.seal(&ticket, self.options.ticket_ttl);
+        let ticket = TicketStatementQuery {
+            statement_handle: sealed.into(),
+        };
+        flight_info(ticket.as_any(), &schema, descriptor)
+    }
+
+    /// Runs a query and streams its result as Flight data, within the
+    /// user's limits: it holds one of the user's query slots until its
+    /// stream ends, and ends at the query timeout.
     async fn stream_query(
         &self,
-        user: &str,
-        role: Option<&str>,
-        sql: &str,
+        query: QueryCall<'_>,
+        parameters: Option<RecordBatch>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let mut session = self.session(user, role)?;
-        let output = session.execute(sql).await.map_err(status_of)?;
-        let batches = output
+        let slot = self.slots.acquire(query.user)?;
+        let timeout = self.slots.limits().timeout;
+        let planned = self.start_query(query, parameters);
+        let response = match timeout {
+            Some(limit) => tokio::time::timeout(limit, planned)
+                .await
+                .map_err(|_| Status::deadline_exceeded("the query took too long to plan"))??,
+            None => planned.await?,
+        };
+        Ok(response
+            .map(|stream| Box::pin(LimitedStream::new(stream, slot, timeout)) as DoGetStream))
+    }
+
+    /// Plans and starts a query. With parameters, it runs once per bound
+    /// row, in order, and the results follow one another (what Flight SQL
+    /// asks of a query bound to several parameter sets). A statement that
+    /// changes the current database (`USE db`) answers with the updated
+    /// session cookie.
+    async fn start_query(
+        &self,
+        query: QueryCall<'_>,
+        parameters: Option<RecordBatch>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let QueryCall {
+            user,
+            role,
+            database,
+            sql,
+        } = query;
+        let mut session = self.session(user, role, database)?;
+        let Some(values) = parameters else {
+            let output = session.execute(sql).await.map_err(status_of)?;
+            let note = ReadNote {
+                role: session.role().to_string(),
+                statement: Some(sql.to_string()),
+                reads: output.reads,
+            };
+            let batches = output
+                .stream
+                .map_err(|e| status_of(EngineError::from_execution(e)));
+            let mut response = encode(output.schema, batches);
+            response.extensions_mut().insert(note);
+            if session.current_database() != database {
+                let cookie = self.session_cookie_for(user, session.current_database());
+                insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
+            }
+            return Ok(response);
+        };
+        let first = session
+            .execute_with_parameters(sql, &values, 0)
+            .await
+            .map_err(status_of)?;
+        let note = ReadNote {
+            role: session.role().to_string(),
+            statement: Some(sql.to_string()),
+            reads: first.reads,
+        };
+        let schema = first.schema;
+        let rows = values.num_rows();
+        let sql = sql.to_string();
+        let rest = futures::stream::unfold((session, 1), move |(mut session, row)| {
+            let (sql, values) = (sql.clone(), values.clone());
+            async move {
+                if row >= rows {
+                    return None;
+                }
+                let output = session.execute_with_parameters(&sql, &values, row).await;
+                Some((output, (session, row + 1)))
+            }
+        })
+        .map_ok(|output| output.stream.map_err(EngineError::from_execution))
+        .try_flatten();
+        let batches = first
             .stream
-            .map_err(|e| status_of(EngineError::from_execution(e)));
-        Ok(encode(output.schema, batches))
+            .map_err(EngineError::from_execution)
+            .chain(rest)
+            .map_err(status_of);
+        let mut response = encode(schema, batches);
+        response.extensions_mut().insert(note);
+        Ok(response)
+    }
+
+    /// GetFlightInfo of a metadata command: the caller is authenticated, and
+    /// the ticket is the command itself (DoGet authenticates again).
+    fn metadata_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        command: arrow_flight::sql::Any,
+        schema: &Schema,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authenticate(&request)?;
+        flight_info(command, schema, request.into_inner())
+    }
+
+    /// The answer to the foreign-key RPCs: Lakegate tables declare no keys.
+    fn no_foreign_keys(&self, request: &Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.authenticate(request)?;
+        one_batch(
+            Arc::clone(&FOREIGN_KEYS_SCHEMA),
+            Ok::<_, Status>(no_rows(&FOREIGN_KEYS_SCHEMA)),
+        )
+    }
+
+    /// SetSessionOptions: `catalog` (Lakegate's own only) and `schema` (a
+    /// database the role may see); each refused option is reported, the
+    /// others take effect, and the session cookie carries the result.
+    fn set_session_options(
+        &self,
+        caller: &Caller,
+        body: &[u8],
+    ) -> Result<Response<DoActionStream>, Status> {
+        let request = SetSessionOptionsRequest::decode(body).map_err(|e| {
+            Status::invalid_argument(format!("malformed SetSessionOptionsRequest: {e}"))
+        })?;
+        let mut session = self.caller_session(caller)?;
+        let mut database = caller.database.clone();
+        let mut errors = HashMap::new();
+        let mut refuse = |name: &str, error: SessionOptionError| {
+            let value = SetSessionOptionError {
+                value: error.into(),
+            };
+            errors.insert(name.to_string(), value);
+        };
+        for (name, value) in &request.session_options {
+            let text = match &value.option_value {
+                Some(OptionValue::StringValue(text)) => Some(text.as_str()),
+                None => None,
+                Some(_) => {
+                    refuse(name, SessionOptionError::InvalidValue);
+                    continue;
+                }
+            };
+            match (name.as_str(), text) {
+                (CATALOG_OPTION, None) => {}
+                (CATALOG_OPTION, Some(catalog)) if catalog == self.engine.catalog().name => {}
+                (SCHEMA_OPTION, None) => database = None,
+                (SCHEMA_OPTION, Some(schema)) if session.use_database(schema).is_ok() => {
+                    database = Some(schema.to_string());
+                }
+                (CATALOG_OPTION | SCHEMA_OPTION, Some(_)) => {
+                    refuse(name, SessionOptionError::InvalidValue)
+                }
+                _ => refuse(name, SessionOptionError::InvalidName),
+            }
+        }
+        let result = SetSessionOptionsResult { errors };
+        let mut response = action_result(result.encode_to_vec());
+        let cookie = self.session_cookie_for(&caller.user, database.as_deref());
+        insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
+        Ok(response)
+    }
+
+    /// GetSessionOptions: the catalog and the current database.
+    fn get_session_options(&self, caller: &Caller) -> Result<Response<DoActionStream>, Status> {
+        let session = self.caller_session(caller)?;
+        let mut options = HashMap::from([(
+            CATALOG_OPTION.to_string(),
+            string_value(&self.engine.catalog().name),
+        )]);
+        if let Some(database) = session.current_database() {
+            options.insert(SCHEMA_OPTION.to_string(), string_value(database));
+        }
+        let result = GetSessionOptionsResult {
+            session_options: options,
+        };
+        Ok(action_result(result.encode_to_vec()))
+    }
+
+    /// Opens a prepared-statement handle the caller created.
+    fn open_handle(&self, caller: &Caller, handle: &[u8]) -> Result<PreparedHandle, Status> {
+        let sealed = std::str::from_utf8(handle)
+            .map_err(|_| Status::invalid_argument("malformed prepared statement handle"))?;
+        let handle: PreparedHandle = self.key.open(sealed).map_err(|e| match e {
+            EnvelopeError::Expired => {
+                Status::permission_denied("the prepared statement has expired; prepare it again")
+            }
+            EnvelopeError::BadSignature | EnvelopeError::Malformed => {
+                Status::permission_denied("invalid prepared statement handle")
+            }
+        })?;
+        if handle.user != caller.user {
+            return Err(Status::permission_denied(
+                "the prepared statement belongs to another user",
+            ));
+        }
+        Ok(handle)
     }
 }
 
