@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use lakegate::demo_data::ensure_demo_data;
+use lakegate::demo_data::{DEMO_LAYOUT, ensure_demo_data};
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 use parquet::arrow::ArrowWriter;
@@ -220,7 +220,9 @@ pub const TEST_DEMO_SCALE: f64 = 0.01;
 /// The demo lake at [`TEST_DEMO_SCALE`], generated once per build directory
 /// and reused (generation is deterministic).
 pub fn demo_data_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lakegate-demo-sf0.01");
+    // The layout version is in the name: data in an older layout is not reused.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("lakegate-demo-sf0.01-layout{DEMO_LAYOUT}"));
     // Test binaries may run concurrently (nextest): each generates into its
     // own directory and renames it into place; the first rename wins.
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -20,6 +20,8 @@
 //!   clients: authentication, runtime roles, sealed tickets.
 //! * `flight_sql` — prepared statements and parameters, GetTables,
 //!   GetXdbcTypeInfo, the key RPCs, session options, refused writes.
+//! * `partitions` — queries read in independent parts (parallel endpoints)
+//!   are disjoint and make the whole result.
 //! * `audit` — the audit log (reads, denials, failed sign-ins), `system.audit`
 //!   for administrators only, the per-user query cap and the query timeout.
 
@@ -33,6 +35,7 @@ mod flight;
 mod flight_sql;
 mod malformed;
 mod oracle;
+mod partitions;
 mod plan_checker;
 mod probe;
 mod result_schema;

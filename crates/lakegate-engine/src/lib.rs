@@ -43,7 +43,7 @@ pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;
 pub use parameters::PreparedShape;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
-pub use session::{QueryOutput, QuerySession};
+pub use session::{PartitionedQuery, QueryOutput, QuerySession};
 
 /// The SQL keywords of the dialect Lakegate parses (for clients that ask).
 pub fn sql_keywords() -> &'static [&'static str] {

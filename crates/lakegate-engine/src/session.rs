@@ -17,10 +17,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ResolvedTableReference, TableReference};
 use datafusion::datasource::source_as_provider;
+use datafusion::execution::TaskContext;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::memory::MemoryStream;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::TryStreamExt;
@@ -79,6 +83,78 @@ impl QueryOutput {
             reads: Vec::new(),
         }
     }
+}
+
+/// A query planned in parts (see [`QuerySession::plan_parts`]).
+pub struct PartitionedQuery {
+    physical: Arc<dyn ExecutionPlan>,
+    reads: Vec<TableRead>,
+    task_ctx: Arc<TaskContext>,
+    parts: usize,
+}
+
+impl std::fmt::Debug for PartitionedQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionedQuery")
+            .field("parts", &self.parts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartitionedQuery {
+    /// How many independent parts the result has (at least 1).
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// The result's schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.physical.schema()
+    }
+
+    /// Starts reading part `part` (of [`PartitionedQuery::parts`]); the parts
+    /// together are the whole result, each row in exactly one.
+    pub fn execute(&self, part: usize) -> Result<QueryOutput> {
+        if part >= self.parts {
+            return Err(EngineError::InvalidSql {
+                message: format!("no part {part}: the query has {} part(s)", self.parts),
+                position: None,
+            });
+        }
+        let physical = Arc::clone(&self.physical);
+        let context = Arc::clone(&self.task_ctx);
+        let stream = if self.parts == 1 {
+            execute_stream(physical, context)
+        } else {
+            physical.execute(part, context)
+        }
+        .map_err(EngineError::from_execution)?;
+        Ok(QueryOutput {
+            schema: self.physical.schema(),
+            stream,
+            reads: self.reads.clone(),
+        })
+    }
+}
+
+/// The number of output partitions of `plan` when each can be computed
+/// without the others: every operator maps input partition i to output
+/// partition i (same count as each child) and none redistributes rows.
+fn independent_parts(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    let parts = plan.output_partitioning().partition_count();
+    if plan.is::<RepartitionExec>()
+        || plan.is::<CoalescePartitionsExec>()
+        || plan.is::<SortPreservingMergeExec>()
+    {
+        return None;
+    }
+    for child in plan.children() {
+        if child.output_partitioning().partition_count() != parts {
+            return None;
+        }
+        independent_parts(child)?;
+    }
+    Some(parts)
 }
 
 /// A session: one user, one runtime role, a current database.
@@ -353,8 +429,50 @@ impl QuerySession {
         }
     }
 
-    /// Optimizes, plans and starts a query, noting what it reads.
-    async fn run_logical(&self, logical: LogicalPlan) -> Result<QueryOutput> {
+    /// Plans a query in parts that can be read independently (by parallel
+    /// Flight endpoints, possibly on other servers). `None` for statements
+    /// that are not queries. A plan whose output partitions depend on one
+    /// another (a repartition, a merge, a join collecting one side) has one
+    /// part: the whole result.
+    pub async fn plan_parts(
+        &mut self,
+        sql: &str,
+        parameters: Option<(&RecordBatch, usize)>,
+    ) -> Result<Option<PartitionedQuery>> {
+        let logical = match parameters {
+            Some((values, row)) => self.bound_logical_plan(sql, values, row).await?,
+            None => {
+                let Admitted::Plan(statement) = admit(parse_one(sql)?)? else {
+                    return Ok(None);
+                };
+                self.logical_plan_of(statement).await?
+            }
+        };
+        let (physical, reads) = self.optimize_and_plan(logical).await?;
+        let parts = independent_parts(&physical).unwrap_or(1);
+        if parts > 1 {
+            // Each part runs alone, possibly on another server: a scan
+            // partition must read its own file group, not steal its absent
+            // siblings' files (DataFusion's default within one execution).
+            self.state
+                .config_mut()
+                .options_mut()
+                .execution
+                .enable_file_stream_work_stealing = false;
+        }
+        Ok(Some(PartitionedQuery {
+            physical,
+            reads,
+            task_ctx: self.state.task_ctx(),
+            parts,
+        }))
+    }
+
+    /// Optimizes and plans a query, noting what it reads.
+    async fn optimize_and_plan(
+        &self,
+        logical: LogicalPlan,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
         let optimized = self
             .state
             .optimize(&logical)
@@ -366,6 +484,12 @@ impl QuerySession {
             .create_physical_plan(&optimized, &self.state)
             .await
             .map_err(EngineError::from_planning)?;
+        Ok((physical, reads))
+    }
+
+    /// Optimizes, plans and starts a query, noting what it reads.
+    async fn run_logical(&self, logical: LogicalPlan) -> Result<QueryOutput> {
+        let (physical, reads) = self.optimize_and_plan(logical).await?;
         let schema = physical.schema();
         let stream =
             execute_stream(physical, self.state.task_ctx()).map_err(EngineError::from_execution)?;

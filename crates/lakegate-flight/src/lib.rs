@@ -13,10 +13,11 @@
 //! queries with sealed tickets, prepared statements with parameters and
 //! client-held handles (`prepared.rs`), the catalog RPCs (`metadata.rs`),
 //! client sessions in sealed cookies (`session_options.rs`), per-user query
-//! limits (`limits.rs`), the audit log (`audit.rs`), plain Flight for
+//! limits (`limits.rs`), parallel endpoints (one per independent part of a
+//! result, on request), the audit log (`audit.rs`), plain Flight for
 //! notebooks (a descriptor or ticket that is SQL text, see `plain.rs`), and
 //! one place mapping engine errors to gRPC codes (`status.rs`). Still to come
-//! (issue 3): TLS, parallel endpoints, keep-alive batches.
+//! (issue 3): TLS, keep-alive batches.
 
 mod audit;
 mod credentials;
@@ -36,6 +37,8 @@ pub use credentials::{Credentials, parse_authorization};
 pub use limits::QueryLimits;
 pub use plain::LakegateFlight;
 pub use server::{bind, serve_on};
-pub use service::{LakegateFlightService, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions};
+pub use service::{
+    LakegateFlightService, PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions,
+};
 pub use signing::{EnvelopeError, EnvelopeKey};
 pub use status::status_of;

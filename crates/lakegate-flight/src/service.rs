@@ -74,6 +74,11 @@ pub const ROLE_HEADER: &str = "x-lakegate-role";
 /// job), recorded with the call.
 pub const SOURCE_IDENTITY_HEADER: &str = "x-lakegate-source-identity";
 
+/// Call header asking for one endpoint per independent part of a result
+/// (`true`), for clients that read endpoints in parallel (ADBC's
+/// `adbc_execute_partitions`, Spark-style readers). Without it, one endpoint.
+pub const PARALLEL_HEADER: &str = "x-lakegate-parallel";
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
@@ -121,6 +126,9 @@ struct StatementTicket {
     /// Bound parameter values (prepared statements), as in [`PreparedHandle`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parameters: Option<String>,
+    /// For one of several parallel endpoints: `[part, parts]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    part: Option<[usize; 2]>,
 }
 
 /// The authenticated caller of one call.
@@ -131,6 +139,8 @@ struct Caller {
     requested_role: Option<String>,
     /// The current database of the client's session (its session cookie).
     database: Option<String>,
+    /// Whether the client asked for parallel endpoints (`x-lakegate-parallel`).
+    parallel: bool,
 }
 
 /// Lakegate's Flight SQL service.
@@ -263,10 +273,17 @@ impl LakegateFlightService {
             .and_then(|cookie| self.key.open::<SessionState>(&cookie).ok())
             .filter(|state| state.user == user)
             .and_then(|state| state.database);
+        let parallel = metadata
+            .get(PARALLEL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+            });
         Ok(Caller {
             user,
             requested_role,
             database,
+            parallel,
         })
     }
 
@@ -380,6 +397,7 @@ impl FlightSqlService for LakegateFlightService {
             role: Some(&ticket.role),
             database: ticket.database.as_deref(),
             sql: &ticket.sql,
+            part: ticket.part,
         };
         self.stream_query(query, parameters).await
     }
@@ -749,6 +767,8 @@ struct QueryCall<'a> {
     role: Option<&'a str>,
     database: Option<&'a str>,
     sql: &'a str,
+    /// One part of a query read through parallel endpoints: `[part, parts]`.
+    part: Option<[usize; 2]>,
 }
 
 /// The answer to every write: Lakegate serves reads only.
@@ -787,12 +807,27 @@ fn flight_info(
     schema: &arrow::datatypes::Schema,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec()));
-    let info = FlightInfo::new()
+    flight_info_of(vec![ticket], schema, descriptor)
+}
+
+/// A FlightInfo with one endpoint per ticket, none with a location (any
+/// server sharing the key redeems them). Several endpoints are unordered
+/// parts of one result.
+fn flight_info_of(
+    tickets: Vec<arrow_flight::sql::Any>,
+    schema: &arrow::datatypes::Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let ordered = tickets.len() == 1;
+    let mut info = FlightInfo::new()
         .try_with_schema(schema)
         .map_err(|e| Status::internal(e.to_string()))?
-        .with_endpoint(endpoint)
-        .with_descriptor(descriptor);
+        .with_descriptor(descriptor)
+        .with_ordered(ordered);
+    for ticket in tickets {
+        info = info
+            .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec())));
+    }
     Ok(Response::new(info))
 }
 
@@ -847,6 +882,7 @@ impl LakegateFlightService {
             role: caller.requested_role.as_deref(),
             database: caller.database.as_deref(),
             sql: &sql,
+            part: None,
         };
         self.stream_query(query, None).await
     }
@@ -861,29 +897,42 @@ impl LakegateFlightService {
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let mut session = self.caller_session(caller)?;
+        let values = parameters.as_deref().map(decode_parameters).transpose()?;
         // Planned (not run) under the role now, so that the schema is the
         // role's view and a denied query fails here, before any ticket exists.
-        let schema = match parameters.as_deref().map(decode_parameters).transpose()? {
-            Some(values) => {
-                session
-                    .output_schema_with_parameters(&sql, &values, 0)
-                    .await
+        // A client that asked for parallel endpoints gets one per independent
+        // part of the result (a query bound to several parameter rows is read
+        // whole: its parts are the rows' results, in order).
+        let parallel = caller.parallel && values.as_ref().is_none_or(|v| v.num_rows() <= 1);
+        let (schema, parts) = if parallel {
+            let bound = values.as_ref().map(|v| (v, 0));
+            match session.plan_parts(&sql, bound).await.map_err(status_of)? {
+                Some(query) => (query.schema(), query.parts()),
+                None => (session.output_schema(&sql).await.map_err(status_of)?, 1),
             }
-            None => session.output_schema(&sql).await,
-        }
-        .map_err(status_of)?;
-        let ticket = StatementTicket {
-            user: caller.user.clone(),
-            role: session.role().to_string(),
-            sql,
-            database: session.current_database().map(str::to_string),
-            parameters,
+        } else {
+            let schema = match &values {
+                Some(values) => session.output_schema_with_parameters(&sql, values, 0).await,
+                None => session.output_schema(&sql).await,
+            };
+            (schema.map_err(status_of)?, 1)
         };
-        let sealed = self.key.seal(&ticket, self.options.ticket_ttl);
-        let ticket = TicketStatementQuery {
-            statement_handle: sealed.into(),
-        };
-        flight_info(ticket.as_any(), &schema, descriptor)
+        let tickets = (0..parts).map(|part| {
+            let ticket = StatementTicket {
+                user: caller.user.clone(),
+                role: session.role().to_string(),
+                sql: sql.clone(),
+                database: session.current_database().map(str::to_string),
+                parameters: parameters.clone(),
+                part: (parts > 1).then_some([part, parts]),
+            };
+            let sealed = self.key.seal(&ticket, self.options.ticket_ttl);
+            TicketStatementQuery {
+                statement_handle: sealed.into(),
+            }
+            .as_any()
+        });
+        flight_info_of(tickets.collect(), &schema, descriptor)
     }
 
     /// Runs a query and streams its result as Flight data, within the
@@ -922,8 +971,31 @@ impl LakegateFlightService {
             role,
             database,
             sql,
+            part,
         } = query;
         let mut session = self.session(user, role, database)?;
+        if let Some([part, parts]) = part {
+            let bound = parameters.as_ref().map(|v| (v, 0));
+            let planned = session.plan_parts(sql, bound).await.map_err(status_of)?;
+            let query = planned.filter(|q| q.parts() == parts).ok_or_else(|| {
+                Status::failed_precondition(
+                    "the query no longer splits as it did when its endpoints were issued; \
+                         request them again",
+                )
+            })?;
+            let output = query.execute(part).map_err(status_of)?;
+            let note = ReadNote {
+                role: session.role().to_string(),
+                statement: Some(sql.to_string()),
+                reads: output.reads,
+            };
+            let batches = output
+                .stream
+                .map_err(|e| status_of(EngineError::from_execution(e)));
+            let mut response = encode(output.schema, batches);
+            response.extensions_mut().insert(note);
+            return Ok(response);
+        }
         let Some(values) = parameters else {
             let output = session.execute(sql).await.map_err(status_of)?;
             let note = ReadNote {
