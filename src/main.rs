@@ -131,11 +131,15 @@ enum Command {
         #[arg(long, value_parser = parse_bytes)]
         query_memory: Option<usize>,
         /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 64)]
         max_queries_per_user: usize,
         /// Seconds a query may run, results included; 0 means no limit.
         #[arg(long, default_value_t = 3600)]
         query_timeout: u64,
+        /// Seconds without a batch after which a result stream sends an
+        /// empty one, so that proxies keep it open; 0 means never.
+        #[arg(long, default_value_t = 15)]
+        keep_alive: u64,
     },
     /// Catalog tools.
     Catalog {
@@ -236,6 +240,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             query_memory,
             max_queries_per_user,
             query_timeout,
+            keep_alive,
         } => {
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
             let engine_options = EngineOptions {
@@ -258,6 +263,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     timeout: (query_timeout > 0)
                         .then(|| std::time::Duration::from_secs(query_timeout)),
                 },
+                keep_alive: (keep_alive > 0).then(|| std::time::Duration::from_secs(keep_alive)),
                 ..ServiceOptions::default()
             };
             let audit = open_audit(AuditOptions {

@@ -13,14 +13,15 @@
 //! queries with sealed tickets, prepared statements with parameters and
 //! client-held handles (`prepared.rs`), the catalog RPCs (`metadata.rs`),
 //! client sessions in sealed cookies (`session_options.rs`), per-user query
-//! limits (`limits.rs`), parallel endpoints (one per independent part of a
+//! limits (`limits.rs`), keep-alive batches on idle streams, parallel endpoints (one per independent part of a
 //! result, on request), the audit log (`audit.rs`), plain Flight for
 //! notebooks (a descriptor or ticket that is SQL text, see `plain.rs`), and
 //! one place mapping engine errors to gRPC codes (`status.rs`). Still to come
-//! (issue 3): TLS, keep-alive batches.
+//! (issue 3): TLS.
 
 mod audit;
 mod credentials;
+mod keep_alive;
 mod limits;
 mod metadata;
 mod plain;

@@ -30,7 +30,7 @@ pub struct QueryLimits {
 impl Default for QueryLimits {
     fn default() -> Self {
         Self {
-            max_queries_per_user: 16,
+            max_queries_per_user: 64,
             timeout: Some(Duration::from_secs(3600)),
         }
     }

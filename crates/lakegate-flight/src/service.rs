@@ -43,7 +43,7 @@ use arrow_flight::{
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
-use lakegate_audit::AuditLog;
+use lakegate_audit::{AuditLog, TableRead};
 use lakegate_engine::{Engine, EngineError, QuerySession};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::ReadNote;
 use crate::credentials::{Credentials, parse_authorization};
+use crate::keep_alive::KeepAlive;
 use crate::limits::{LimitedStream, QueryLimits, UserSlots};
 use crate::metadata::{
     FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
@@ -92,6 +93,9 @@ pub struct ServiceOptions {
     pub login_window: Duration,
     /// Running queries per user, and their timeout.
     pub limits: QueryLimits,
+    /// Send an empty batch after this long without one, so that proxies do
+    /// not cut a long-running result stream. `None`: never.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for ServiceOptions {
@@ -102,6 +106,7 @@ impl Default for ServiceOptions {
             max_login_failures: 5,
             login_window: Duration::from_secs(60),
             limits: QueryLimits::default(),
+            keep_alive: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -984,30 +989,19 @@ impl LakegateFlightService {
                 )
             })?;
             let output = query.execute(part).map_err(status_of)?;
-            let note = ReadNote {
-                role: session.role().to_string(),
-                statement: Some(sql.to_string()),
-                reads: output.reads,
-            };
+            let note = self.read_note(&session, sql, output.reads);
             let batches = output
                 .stream
                 .map_err(|e| status_of(EngineError::from_execution(e)));
-            let mut response = encode(output.schema, batches);
-            response.extensions_mut().insert(note);
-            return Ok(response);
+            return Ok(self.answer(output.schema, batches, note));
         }
         let Some(values) = parameters else {
             let output = session.execute(sql).await.map_err(status_of)?;
-            let note = ReadNote {
-                role: session.role().to_string(),
-                statement: Some(sql.to_string()),
-                reads: output.reads,
-            };
+            let note = self.read_note(&session, sql, output.reads);
             let batches = output
                 .stream
                 .map_err(|e| status_of(EngineError::from_execution(e)));
-            let mut response = encode(output.schema, batches);
-            response.extensions_mut().insert(note);
+            let mut response = self.answer(output.schema, batches, note);
             if session.current_database() != database {
                 let cookie = self.session_cookie_for(user, session.current_database());
                 insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
@@ -1018,11 +1012,7 @@ impl LakegateFlightService {
             .execute_with_parameters(sql, &values, 0)
             .await
             .map_err(status_of)?;
-        let note = ReadNote {
-            role: session.role().to_string(),
-            statement: Some(sql.to_string()),
-            reads: first.reads,
-        };
+        let note = self.read_note(&session, sql, first.reads);
         let schema = first.schema;
         let rows = values.num_rows();
         let sql = sql.to_string();
@@ -1043,9 +1033,35 @@ impl LakegateFlightService {
             .map_err(EngineError::from_execution)
             .chain(rest)
             .map_err(status_of);
-        let mut response = encode(schema, batches);
+        Ok(self.answer(schema, Box::pin(batches), note))
+    }
+
+    /// What the audit log records of a read.
+    fn read_note(&self, session: &QuerySession, sql: &str, reads: Vec<TableRead>) -> ReadNote {
+        ReadNote {
+            role: session.role().to_string(),
+            statement: Some(sql.to_string()),
+            reads,
+        }
+    }
+
+    /// A DoGet answer streaming a query's batches, with keep-alive batches
+    /// while it is idle, and its audit note.
+    fn answer(
+        &self,
+        schema: arrow::datatypes::SchemaRef,
+        batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + Unpin + 'static,
+        note: ReadNote,
+    ) -> Response<DoGetStream> {
+        let mut response = match self.options.keep_alive {
+            Some(interval) => encode(
+                Arc::clone(&schema),
+                KeepAlive::new(batches, schema, interval),
+            ),
+            None => encode(schema, batches),
+        };
         response.extensions_mut().insert(note);
-        Ok(response)
+        response
     }
 
     /// GetFlightInfo of a metadata command: the caller is authenticated, and
