@@ -18,7 +18,8 @@ use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
 use lakegate_flight::{
-    EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, bind, serve_on,
+    EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
+    serve_with_tls,
 };
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
@@ -140,6 +141,13 @@ enum Command {
         /// empty one, so that proxies keep it open; 0 means never.
         #[arg(long, default_value_t = 15)]
         keep_alive: u64,
+        /// PEM certificate chain: serve over TLS (grpc+tls://) with
+        /// `--tls-key`.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of `--tls-cert`.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Catalog tools.
     Catalog {
@@ -197,7 +205,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             print_connection_snippets(addr);
-            serve_until_signal(listener, service, addr, &audit).await
+            serve_until_signal(listener, service, addr, None, &audit).await
         }
         Command::Query {
             catalog,
@@ -241,7 +249,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             max_queries_per_user,
             query_timeout,
             keep_alive,
+            tls_cert,
+            tls_key,
         } => {
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(TlsIdentity::from_pem_files(cert, key)?),
+                _ => None,
+            };
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
             let engine_options = EngineOptions {
                 audit_dir: Some(audit_dir.clone()),
@@ -275,7 +289,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (listener, addr) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            serve_until_signal(listener, service, addr, &audit).await
+            serve_until_signal(listener, service, addr, tls, &audit).await
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {
@@ -410,9 +424,11 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     service: LakegateFlightService,
     addr: std::net::SocketAddr,
+    tls: Option<TlsIdentity>,
     audit: &AuditLog,
 ) -> Result<(), String> {
-    println!("lakegate: Flight SQL on grpc://{addr} (Ctrl-C or SIGTERM stops)");
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    println!("lakegate: Flight SQL on {scheme}://{addr} (Ctrl-C or SIGTERM stops)");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let shutdown = async move {
@@ -422,7 +438,7 @@ async fn serve_until_signal(
         }
         println!("lakegate: shutting down");
     };
-    let served = serve_on(listener, service, shutdown)
+    let served = serve_with_tls(listener, service, tls, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"));
     // Every event is written as it happens; make them durable before exit.

@@ -30,7 +30,8 @@ def data_dir(tmp_path_factory):
 
 @contextlib.contextmanager
 def start_server(data_dir, *flags):
-    """Runs `lakegate serve` with `flags` and yields its grpc:// address."""
+    """Runs `lakegate serve` with `flags` and yields its grpc:// (or
+    grpc+tls://) address."""
     process = subprocess.Popen(
         [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG, *flags],
         stdout=subprocess.PIPE,
@@ -42,12 +43,12 @@ def start_server(data_dir, *flags):
     watchdog.start()
     line = process.stdout.readline()
     watchdog.cancel()
-    match = re.search(r"grpc://(\S+)", line)
+    match = re.search(r"(grpc(\+tls)?://\S+)", line)
     if not match:
         process.kill()
         raise RuntimeError(f"lakegate serve did not start: {line!r} {process.stderr.read()}")
     try:
-        yield f"grpc://{match.group(1)}"
+        yield match.group(1)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -283,3 +283,40 @@ def test_parallel_endpoints_reassemble_the_single_stream_result(server):
     assert len(partitions) == 1
     keys = list(zip(tables[0].column(0).to_pylist(), tables[0].column(1).to_pylist()))
     assert keys == sorted(keys)
+
+
+def test_tls(data_dir, tmp_path):
+    """--tls-cert/--tls-key: clients that trust the certificate connect over
+    grpc+tls; a plain-text client gets nowhere."""
+    import subprocess
+
+    import pyarrow.flight as flight
+
+    from conftest import start_server
+
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    with start_server(data_dir, "--tls-cert", str(cert), "--tls-key", str(key)) as address:
+        assert address.startswith("grpc+tls://")
+        location = address.replace("127.0.0.1", "localhost")
+        client = flight.FlightClient(location, tls_root_certs=cert.read_bytes())
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("david", "david-pass")])
+        assert client.do_get(flight.Ticket(b"SELECT 1 AS one"), options).read_all().num_rows == 1
+
+        with flight_sql.connect(location, db_kwargs={
+            adbc_driver_manager.DatabaseOptions.USERNAME.value: "david",
+            adbc_driver_manager.DatabaseOptions.PASSWORD.value: "david-pass",
+            "adbc.flight.sql.client_option.tls_root_certs": cert.read_text(),
+        }, autocommit=True) as conn:
+            cursor = conn.cursor()
+            cursor.execute("SELECT count(*) FROM dl_tpc_customer")
+            assert cursor.fetchone()[0] > 0
+
+        plain = flight.FlightClient(location.replace("grpc+tls://", "grpc://"))
+        with pytest.raises(flight.FlightError):
+            plain.authenticate_basic_token("david", "david-pass")

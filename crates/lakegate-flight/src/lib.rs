@@ -8,7 +8,7 @@
 //! role, and expire; DoGet authenticates the caller again and applies the
 //! policy as of DoGet time. See [`service`] for the call sequence.
 //!
-//! Built so far: handshake, Basic and Bearer authentication (padded or not),
+//! Built so far: TLS (rustls), handshake, Basic and Bearer authentication (padded or not),
 //! failed sign-ins rate-limited per user and peer, runtime roles, statement
 //! queries with sealed tickets, prepared statements with parameters and
 //! client-held handles (`prepared.rs`), the catalog RPCs (`metadata.rs`),
@@ -17,7 +17,7 @@
 //! result, on request), the audit log (`audit.rs`), plain Flight for
 //! notebooks (a descriptor or ticket that is SQL text, see `plain.rs`), and
 //! one place mapping engine errors to gRPC codes (`status.rs`). Still to come
-//! (issue 3): TLS.
+//! (issue 3): the throughput and latency benchmarks.
 
 mod audit;
 mod credentials;
@@ -37,7 +37,7 @@ mod throttle;
 pub use credentials::{Credentials, parse_authorization};
 pub use limits::QueryLimits;
 pub use plain::LakegateFlight;
-pub use server::{bind, serve_on};
+pub use server::{TlsIdentity, bind, serve_on, serve_with_tls};
 pub use service::{
     LakegateFlightService, PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions,
 };
