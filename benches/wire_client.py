@@ -1,0 +1,154 @@
+"""The client side of `cargo bench --bench wire` (see benches/wire.rs).
+
+Throughput, in MB/s of Arrow payload (the in-memory size of the table the
+client ends up with), for the largest demo table, variants interleaved:
+
+  parquet-local     pyarrow reads the Parquet files itself (no server)
+  ceiling           a bare arrow-flight (Rust) server streams the same
+                    batches from memory: the transport's own ceiling
+  lakegate          Lakegate, lake administrator, one stream
+  lakegate-parallel Lakegate, lake administrator, parallel endpoints read
+                    by one thread each
+  lakegate-policy   Lakegate as tina/sales: row filter with a subquery
+
+Latency: `SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10` through the
+ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99.
+"""
+
+import argparse
+import json
+import statistics
+import threading
+import time
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+
+SCAN = b"SELECT * FROM dl_tpc_web_sales"
+
+
+_SIGNED_IN = {}
+
+
+def signed_in(location, user, extra_headers=(), connection=0):
+    """A client and call options carrying a bearer token, made once per
+    (location, user, headers, connection): sign-in (an Argon2 check) is not
+    part of what is measured."""
+    key = (location, user, tuple(extra_headers), connection)
+    if key not in _SIGNED_IN:
+        client = flight.FlightClient(location)
+        authorization = client.authenticate_basic_token(user, f"{user}-pass")
+        _SIGNED_IN[key] = (client, flight.FlightCallOptions(headers=[authorization, *extra_headers]))
+    return _SIGNED_IN[key]
+
+
+def parquet_local(path):
+    return pq.read_table(path)
+
+
+_CEILING = {}
+
+
+def ceiling(location):
+    client = _CEILING.setdefault(location, flight.FlightClient(location))
+    return client.do_get(flight.Ticket(b"scan")).read_all()
+
+
+def lakegate(location, user="admin", role=None):
+    headers = [(b"x-lakegate-role", role.encode())] if role else []
+    client, options = signed_in(location, user, headers)
+    return client.do_get(flight.Ticket(SCAN), options).read_all()
+
+
+def lakegate_parallel(location):
+    client, options = signed_in(location, "admin", [(b"x-lakegate-parallel", b"true")])
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(SCAN), options)
+    parts = [None] * len(info.endpoints)
+
+    def read(i, endpoint):
+        # One connection per endpoint, as parallel readers have.
+        reader, reader_options = signed_in(location, "admin", connection=i + 1)
+        parts[i] = reader.do_get(endpoint.ticket, reader_options).read_all()
+
+    threads = [threading.Thread(target=read, args=(i, e)) for i, e in enumerate(info.endpoints)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return pa.concat_tables(parts), len(parts)
+
+
+def latency(location, queries):
+    with flight_sql.connect(location, db_kwargs={"username": "admin", "password": "admin-pass"}, autocommit=True) as conn:
+        cursor = conn.cursor()
+        samples = []
+        for i in range(queries + 20):
+            started = time.perf_counter()
+            cursor.execute("SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10")
+            cursor.fetch_arrow_table()
+            if i >= 20:  # warm-up
+                samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99) - 1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lakegate", required=True)
+    parser.add_argument("--ceiling", required=True)
+    parser.add_argument("--parquet", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--iterations", type=int, default=7)
+    parser.add_argument("--latency-queries", type=int, default=1000)
+    args = parser.parse_args()
+
+    variants = {
+        "parquet-local": lambda: parquet_local(args.parquet),
+        "ceiling": lambda: ceiling(args.ceiling),
+        "lakegate": lambda: lakegate(args.lakegate),
+        "lakegate-parallel": lambda: lakegate_parallel(args.lakegate)[0],
+        "lakegate-policy": lambda: lakegate(args.lakegate, "tina", "sales"),
+    }
+    for run in variants.values():  # warm caches and connections once
+        run()
+    seconds = {name: [] for name in variants}
+    sizes = {}
+    rows = {}
+    for _ in range(args.iterations):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            table = run()
+            seconds[name].append(time.perf_counter() - started)
+            sizes[name] = table.nbytes
+            rows[name] = table.num_rows
+    _, endpoints = lakegate_parallel(args.lakegate)
+    assert rows["lakegate"] == rows["ceiling"] == rows["parquet-local"], rows
+    p50, p99 = latency(args.lakegate, args.latency_queries)
+
+    results = {"rows": rows, "endpoints": endpoints, "variants": {}}
+    ceiling_rate = None
+    print(f"\nFull scan of dl_tpc_web_sales ({rows['lakegate']:,} rows), median of {args.iterations}, interleaved\n")
+    print("| variant | median s | MB/s | vs ceiling |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in variants:
+        median = statistics.median(seconds[name])
+        rate = sizes[name] / median / 1e6
+        if name == "ceiling":
+            ceiling_rate = rate
+        results["variants"][name] = {"median_s": median, "mb_per_s": rate, "bytes": sizes[name], "rows": rows[name]}
+    for name in variants:
+        entry = results["variants"][name]
+        ratio = entry["mb_per_s"] / ceiling_rate
+        entry["vs_ceiling"] = ratio
+        print(f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} |")
+    print(f"\nparallel endpoints: {endpoints}")
+    print(f"ADBC `SELECT ... LIMIT 10`: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {args.latency_queries} queries")
+    results["latency_ms"] = {"p50": p50, "p99": p99, "queries": args.latency_queries}
+    with open(args.out, "w") as out:
+        json.dump(results, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
