@@ -141,6 +141,10 @@ enum Command {
         /// empty one, so that proxies keep it open; 0 means never.
         #[arg(long, default_value_t = 15)]
         keep_alive: u64,
+        /// Seconds running queries get to finish after SIGTERM or Ctrl-C;
+        /// then their streams end with UNAVAILABLE and the server exits.
+        #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+        shutdown_grace: u64,
         /// PEM certificate chain: serve over TLS (grpc+tls://) with
         /// `--tls-key`.
         #[arg(long, requires = "tls_key")]
@@ -205,7 +209,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             print_connection_snippets(addr);
-            serve_until_signal(listener, service, addr, None, &audit).await
+            let grace = std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS);
+            serve_until_signal(listener, service, addr, None, grace, &audit).await
         }
         Command::Query {
             catalog,
@@ -249,6 +254,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             max_queries_per_user,
             query_timeout,
             keep_alive,
+            shutdown_grace,
             tls_cert,
             tls_key,
         } => {
@@ -289,7 +295,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (listener, addr) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            serve_until_signal(listener, service, addr, tls, &audit).await
+            let grace = std::time::Duration::from_secs(shutdown_grace);
+            serve_until_signal(listener, service, addr, tls, grace, &audit).await
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {
@@ -377,6 +384,9 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{text}' is too large"))
 }
 
+/// Seconds running queries get to finish when the server is stopped.
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
 /// Where the audit log goes unless `--audit-dir` says otherwise.
 fn default_audit_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("audit")
@@ -425,22 +435,46 @@ async fn serve_until_signal(
     service: LakegateFlightService,
     addr: std::net::SocketAddr,
     tls: Option<TlsIdentity>,
+    grace: std::time::Duration,
     audit: &AuditLog,
 ) -> Result<(), String> {
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     println!("lakegate: Flight SQL on {scheme}://{addr} (Ctrl-C or SIGTERM stops)");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let running = service.clone();
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
-        println!("lakegate: shutting down");
+        println!(
+            "lakegate: shutting down; running queries have {} s to finish",
+            grace.as_secs()
+        );
+        let _ = signalled.send(());
     };
-    let served = serve_with_tls(listener, service, tls, shutdown)
-        .await
-        .map_err(|e| format!("server failed: {e}"));
+    // From the signal on, no new connections; running queries get the grace
+    // period, then their streams end with UNAVAILABLE (audited as such). A
+    // client that stopped reading cannot be told, so after a last short wait
+    // the remaining connections are cut: the server stops in bounded time.
+    let deadline = async move {
+        if on_signal.await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(grace).await;
+        running.stop_running_queries();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    let server = serve_with_tls(listener, service, tls, shutdown);
+    let served = tokio::select! {
+        served = server => served.map_err(|e| format!("server failed: {e}")),
+        () = deadline => {
+            println!("lakegate: closing the connections still open");
+            Ok(())
+        }
+    };
     // Every event is written as it happens; make them durable before exit.
     if let Err(e) = audit.sync() {
         eprintln!("warning: cannot sync the audit log: {e}");

@@ -320,3 +320,44 @@ def test_tls(data_dir, tmp_path):
         plain = flight.FlightClient(location.replace("grpc+tls://", "grpc://"))
         with pytest.raises(flight.FlightError):
             plain.authenticate_basic_token("david", "david-pass")
+
+
+def test_shutdown_ends_running_streams_and_keeps_the_audit_log(data_dir, tmp_path):
+    """SIGTERM: the server stops taking calls, gives running queries
+    --shutdown-grace seconds, then ends their streams and exits; the audit
+    log has the cancelled read."""
+    import json
+    import re
+    import subprocess
+    import time
+
+    import pyarrow.flight as flight
+
+    from conftest import BINARY, CATALOG
+
+    audit_dir = tmp_path / "audit"
+    process = subprocess.Popen(
+        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG,
+         "--audit-dir", str(audit_dir), "--shutdown-grace", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        address = re.search(r"(grpc://\S+)", process.stdout.readline()).group(1)
+        client = flight.FlightClient(address)
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("admin", "admin-pass")])
+        reader = client.do_get(flight.Ticket(b"SELECT value FROM generate_series(1, 10000000000)"), options)
+        reader.read_chunk()  # the query is running
+        started = time.monotonic()
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
+        with pytest.raises(flight.FlightError):
+            while True:
+                reader.read_chunk()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    events = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
+    reads = [e for e in events if e["statement"] and "generate_series" in e["statement"]]
+    assert reads and reads[-1]["outcome"] in ("error", "cancelled"), reads
+    assert reads[-1]["rows"] > 0

@@ -9,13 +9,14 @@
 //! engine (DataFusion's memory pool, spilling allowed).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tonic::Status;
 
 /// How many queries each user may run at once, and for how long.
@@ -36,11 +37,13 @@ impl Default for QueryLimits {
     }
 }
 
-/// The running-query slots of every user.
+/// The running-query slots of every user, and the signal that stops every
+/// running query (at the end of a server's shutdown grace period).
 #[derive(Debug)]
 pub(crate) struct UserSlots {
     limits: QueryLimits,
     by_user: Mutex<HashMap<String, Arc<Semaphore>>>,
+    stop: watch::Sender<bool>,
 }
 
 impl UserSlots {
@@ -48,7 +51,22 @@ impl UserSlots {
         Self {
             limits,
             by_user: Mutex::new(HashMap::new()),
+            stop: watch::Sender::new(false),
         }
+    }
+
+    /// Ends every running query's stream with UNAVAILABLE (the server is
+    /// going away); queries started afterwards end at once too.
+    pub(crate) fn stop_all(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Completes when [`UserSlots::stop_all`] is called.
+    pub(crate) fn stopped(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut stop = self.stop.subscribe();
+        Box::pin(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
     }
 
     pub(crate) fn limits(&self) -> QueryLimits {
@@ -77,21 +95,25 @@ impl UserSlots {
     }
 }
 
-/// A result stream that holds its query's slot and ends at the timeout.
+/// A result stream that holds its query's slot, ends at the timeout, and
+/// ends when the server stops its queries.
 pub(crate) struct LimitedStream<S> {
     inner: S,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Option<Duration>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
     _slot: OwnedSemaphorePermit,
     done: bool,
 }
 
 impl<S> LimitedStream<S> {
-    pub(crate) fn new(inner: S, slot: OwnedSemaphorePermit, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(inner: S, slot: OwnedSemaphorePermit, slots: &UserSlots) -> Self {
+        let timeout = slots.limits.timeout;
         Self {
             inner,
             deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             timeout,
+            stopped: slots.stopped(),
             _slot: slot,
             done: false,
         }
@@ -107,6 +129,12 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(Status::unavailable(
+                "the server is shutting down; the query was cancelled",
+            ))));
         }
         if let Some(deadline) = self.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
@@ -147,15 +175,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_past_its_timeout_ends_with_deadline_exceeded() {
-        let slots = UserSlots::new(QueryLimits::default());
+        let slots = UserSlots::new(QueryLimits {
+            max_queries_per_user: 1,
+            timeout: Some(Duration::from_millis(20)),
+        });
         let endless = futures::stream::pending::<Result<u8, Status>>();
-        let mut limited = LimitedStream::new(
-            endless,
-            slots.acquire("ann").unwrap(),
-            Some(Duration::from_millis(20)),
-        );
+        let mut limited = LimitedStream::new(endless, slots.acquire("ann").unwrap(), &slots);
         let error = limited.next().await.unwrap().unwrap_err();
         assert_eq!(error.code(), tonic::Code::DeadlineExceeded);
+        assert!(limited.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_running_streams_with_unavailable() {
+        let slots = UserSlots::new(QueryLimits {
+            max_queries_per_user: 1,
+            timeout: None,
+        });
+        let endless = futures::stream::pending::<Result<u8, Status>>();
+        let mut limited = LimitedStream::new(endless, slots.acquire("ann").unwrap(), &slots);
+        slots.stop_all();
+        let error = limited.next().await.unwrap().unwrap_err();
+        assert_eq!(error.code(), tonic::Code::Unavailable);
         assert!(limited.next().await.is_none());
     }
 }

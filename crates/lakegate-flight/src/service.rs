@@ -188,6 +188,13 @@ impl LakegateFlightService {
         }
     }
 
+    /// Ends every running query's result stream with UNAVAILABLE: the last
+    /// step of a graceful shutdown, after running queries had their grace
+    /// period to finish.
+    pub fn stop_running_queries(&self) {
+        self.slots.stop_all();
+    }
+
     /// Records every read and every denied or failed call in `log`.
     pub fn with_audit(mut self, log: AuditLog) -> Self {
         self.audit = Some(log);
@@ -957,8 +964,11 @@ impl LakegateFlightService {
                 .map_err(|_| Status::deadline_exceeded("the query took too long to plan"))??,
             None => planned.await?,
         };
-        Ok(response
-            .map(|stream| Box::pin(LimitedStream::new(stream, slot, timeout)) as DoGetStream))
+        let slots = Arc::clone(&self.slots);
+        Ok(
+            response
+                .map(|stream| Box::pin(LimitedStream::new(stream, slot, &slots)) as DoGetStream),
+        )
     }
 
     /// Plans and starts a query. With parameters, it runs once per bound
