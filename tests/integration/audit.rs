@@ -1,6 +1,7 @@
 //! The audit log and the per-user limits, through the Flight service: what
 //! a read, a denial and a failed sign-in record; `system.audit` for lake
-//! administrators only; the per-user query cap and the query timeout.
+//! administrators only; the per-user query cap, the query timeout and the
+//! per-query memory limit.
 
 use std::time::Duration;
 
@@ -193,4 +194,44 @@ async fn a_query_past_its_timeout_is_cancelled() {
     let error = outcome.unwrap_err().to_string();
     assert!(error.contains("longer than the 1 s allowed"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_query_over_its_memory_limit_gets_resource_exhausted() {
+    let lake = common::shop_lake().await;
+    let options = lakegate_catalog::LoadOptions {
+        data_dir: lake.dir.path().to_path_buf(),
+    };
+    let catalog =
+        lakegate_catalog::Catalog::load(&common::repo_root().join("tests/fixtures/shop"), &options)
+            .await
+            .unwrap();
+    let engine = lakegate_engine::Engine::new(
+        catalog,
+        lakegate_engine::EngineOptions {
+            query_memory: Some(1024 * 1024),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // A hash join's build side cannot spill: a million rows do not fit in 1 MiB.
+    let sql = "SELECT count(*) FROM generate_series(1, 1000000) a \
+               JOIN generate_series(1, 1000000) b ON a.value = b.value";
+    let mut session = engine.session("root", None).unwrap();
+    let error = match session.execute(sql).await {
+        Ok(output) => output.collect().await.unwrap_err(),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(error, lakegate_engine::EngineError::ResourceExhausted(_)),
+        "{error:?}"
+    );
+    // The limit is per query: a small query in the same engine runs.
+    let mut session = engine.session("root", None).unwrap();
+    let small = session
+        .execute("SELECT count(*) FROM shop.orders")
+        .await
+        .unwrap();
+    assert_eq!(small.collect().await.unwrap()[0].num_rows(), 1);
 }

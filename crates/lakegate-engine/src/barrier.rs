@@ -38,7 +38,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use lakegate_policy::TableName;
 
-use crate::error::policy_error;
+use crate::error::barrier_error;
 
 /// The boundary between a secured table's policy plan and the user's query.
 #[derive(Debug)]
@@ -148,9 +148,9 @@ impl ExecutionPlan for PolicyBarrierExec {
         let stream = self
             .input
             .execute(partition, context)
-            .map_err(|e| policy_error(&table, &e))?;
+            .map_err(|e| barrier_error(&table, e))?;
         let schema = stream.schema();
-        let sanitized = stream.map(move |batch| batch.map_err(|e| policy_error(&table, &e)));
+        let sanitized = stream.map(move |batch| batch.map_err(|e| barrier_error(&table, e)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, sanitized)))
     }
 }

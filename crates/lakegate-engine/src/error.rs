@@ -166,6 +166,17 @@ pub(crate) fn policy_error(table: &impl fmt::Display, cause: &dyn fmt::Display) 
     DataFusionError::External(format!("{POLICY_FAILURE_MARKER}{table} ").into())
 }
 
+/// What an error raised beneath a policy barrier becomes for the caller: a
+/// memory limit hit stays what it is (its message names operators and byte
+/// counts, never values); anything else is a policy failure (see
+/// [`policy_error`]).
+pub(crate) fn barrier_error(table: &impl fmt::Display, error: DataFusionError) -> DataFusionError {
+    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return error;
+    }
+    policy_error(table, &error)
+}
+
 /// Finds `Line: N, Column: M` in a sqlparser message.
 fn parse_position(message: &str) -> Option<SqlPosition> {
     let at = message.rfind("Line: ")?;
