@@ -701,8 +701,7 @@ impl FlightSqlService for LakegateFlightService {
         _query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(&request)?;
-        Err(read_only())
+        self.refuse_write(&request)
     }
 
     async fn do_put_prepared_statement_update(
@@ -710,8 +709,7 @@ impl FlightSqlService for LakegateFlightService {
         _query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(&request)?;
-        Err(read_only())
+        self.refuse_write(&request)
     }
 
     async fn do_put_statement_ingest(
@@ -719,8 +717,7 @@ impl FlightSqlService for LakegateFlightService {
         _query: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.authenticate(&request)?;
-        Err(read_only())
+        self.refuse_write(&request)
     }
 
     async fn do_action_fallback(
@@ -783,11 +780,15 @@ struct QueryCall<'a> {
     part: Option<[usize; 2]>,
 }
 
-/// The answer to every write: Lakegate serves reads only.
-fn read_only() -> Status {
-    Status::permission_denied(
-        "updates and ingestion are not allowed: Lakegate runs read-only queries",
-    )
+impl LakegateFlightService {
+    /// The answer to every write, once the caller is known: Lakegate serves
+    /// reads only.
+    fn refuse_write<T>(&self, request: &Request<T>) -> Result<i64, Status> {
+        self.authenticate(request)?;
+        Err(Status::permission_denied(
+            "updates and ingestion are not allowed: Lakegate runs read-only queries",
+        ))
+    }
 }
 
 type DoActionStream = <LakegateFlightService as FlightService>::DoActionStream;
