@@ -389,3 +389,18 @@ async fn session_options_and_use_persist_the_current_database() {
     assert_eq!(CloseSessionResult::decode(&*bodies[0]).unwrap().status, 1);
     assert!(set_cookie.unwrap().contains("Max-Age=0"));
 }
+
+#[tokio::test]
+async fn a_describe_only_role_is_refused_before_any_ticket_exists() {
+    let server = start().await;
+    let mut describer = sql_client(server.addr, "ann", Some("describer")).await;
+    let error = describer
+        .execute("SELECT id FROM shop.customers".into(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("may describe table 'shop.customers' but not read its rows"),
+        "{error}"
+    );
+}

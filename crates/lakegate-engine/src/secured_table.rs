@@ -120,7 +120,7 @@ impl SecuredTable {
         &self.access
     }
 
-    fn deny_unless_select(&self) -> Result<()> {
+    pub(crate) fn deny_unless_select(&self) -> Result<()> {
         if self.access.can_select {
             Ok(())
         } else {

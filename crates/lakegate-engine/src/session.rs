@@ -345,7 +345,10 @@ impl QuerySession {
     pub async fn output_schema(&mut self, sql: &str) -> Result<SchemaRef> {
         let statement = parse_one(sql)?;
         if let Admitted::Plan(statement) = admit(statement)? {
-            return Ok(self.physical_plan_of(statement).await?.schema());
+            // The logical plan decides the schema (the physical plan must
+            // match it); optimizing and physical planning wait for execution.
+            let plan = self.logical_plan_of(statement).await?;
+            return schema_if_readable(&plan);
         }
         Ok(self.execute(sql).await?.schema)
     }
@@ -390,12 +393,7 @@ impl QuerySession {
         row: usize,
     ) -> Result<SchemaRef> {
         let logical = self.bound_logical_plan(sql, parameters, row).await?;
-        let physical = self
-            .state
-            .create_physical_plan(&logical)
-            .await
-            .map_err(EngineError::from_planning)?;
-        Ok(physical.schema())
+        schema_if_readable(&logical)
     }
 
     async fn bound_logical_plan(
@@ -642,6 +640,21 @@ fn end_of(sql: &str) -> SqlPosition {
         line: if sql.ends_with('\n') { line + 1 } else { line },
         column: last.chars().count() as u64 + 1,
     }
+}
+
+/// The schema of a logical plan, once every table it scans is one the role
+/// may read rows of (not only describe): what execution would check first.
+fn schema_if_readable(plan: &LogicalPlan) -> Result<SchemaRef> {
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Some(secured) = source_as_provider(&scan.source)?.downcast_ref::<SecuredTable>()
+        {
+            secured.deny_unless_select()?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(EngineError::from_planning)?;
+    Ok(Arc::new(plan.schema().as_arrow().clone()))
 }
 
 /// The tables an optimized plan scans, with the columns it reads of each
