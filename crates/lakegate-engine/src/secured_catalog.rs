@@ -100,6 +100,15 @@ impl SecuredResolver {
         databases
     }
 
+    /// Whether the role may see `database` (one visibility decision for
+    /// SQL resolution, USE and listings; cheaper than listing them all).
+    pub(crate) fn may_see_database(&self, database: &str) -> bool {
+        if database == SYSTEM_DATABASE {
+            return self.system_database().is_some();
+        }
+        self.visible_tables(database).next().is_some()
+    }
+
     /// The `system` database, when the session's role administers the lake
     /// and the engine keeps an audit log.
     pub(crate) fn system_database(&self) -> Option<SystemDatabase> {
@@ -186,16 +195,12 @@ impl CatalogProvider for SecuredCatalog {
                 .system_database()
                 .map(|db| Arc::new(db) as Arc<dyn SchemaProvider>);
         }
-        self.resolver
-            .visible_databases()
-            .iter()
-            .any(|db| db == name)
-            .then(|| {
-                Arc::new(SecuredDatabase {
-                    database: name.to_string(),
-                    resolver: Arc::clone(&self.resolver),
-                }) as Arc<dyn SchemaProvider>
-            })
+        self.resolver.may_see_database(name).then(|| {
+            Arc::new(SecuredDatabase {
+                database: name.to_string(),
+                resolver: Arc::clone(&self.resolver),
+            }) as Arc<dyn SchemaProvider>
+        })
     }
 
     fn register_schema(

@@ -229,9 +229,10 @@ impl QuerySession {
     /// The tables the role may describe, as `(database, table)`, sorted.
     pub fn visible_tables(&self) -> Vec<(String, String)> {
         let mut tables: Vec<(String, String)> = self
-            .resolver
-            .visible_databases()
-            .iter()
+            .engine
+            .catalog
+            .databases
+            .keys()
             .flat_map(|db| self.resolver.visible_tables(db))
             .map(|t| (t.database.clone(), t.table.clone()))
             .collect();
@@ -261,12 +262,7 @@ impl QuerySession {
 
     /// Makes `database` current, if the role may see it.
     pub fn use_database(&mut self, database: &str) -> Result<()> {
-        if !self
-            .resolver
-            .visible_databases()
-            .iter()
-            .any(|d| d == database)
-        {
+        if !self.resolver.may_see_database(database) {
             return Err(EngineError::PermissionDenied(format!(
                 "database '{database}' does not exist or role '{}' may not use it",
                 self.role()
@@ -361,7 +357,7 @@ impl QuerySession {
         if let Admitted::Plan(statement) = admit(statement)? {
             let plan = self.logical_plan_of(statement).await?;
             return Ok(PreparedShape {
-                dataset_schema: Arc::new(plan.schema().as_arrow().clone()),
+                dataset_schema: schema_if_readable(&plan)?,
                 parameter_schema: parameter_schema(&plan)?,
             });
         }

@@ -24,7 +24,7 @@ use futures::Stream;
 use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead, now_rfc3339};
 use tonic::{Code, Request, Status};
 
-use crate::service::{ROLE_HEADER, SOURCE_IDENTITY_HEADER};
+use crate::service::{ROLE_HEADER, SOURCE_IDENTITY_HEADER, header_value};
 
 /// What the service tells the audit about a read it started.
 #[derive(Debug, Clone)]
@@ -43,14 +43,6 @@ pub(crate) struct PendingAudit {
     log: AuditLog,
     started: Instant,
     event: AuditEvent,
-}
-
-fn header<T>(request: &Request<T>, name: &str) -> Option<String> {
-    request
-        .metadata()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 /// The name of a gRPC code as the audit log writes it.
@@ -81,8 +73,8 @@ impl PendingAudit {
             event: AuditEvent {
                 time: now_rfc3339(),
                 user,
-                role: header(request, ROLE_HEADER),
-                source_identity: header(request, SOURCE_IDENTITY_HEADER),
+                role: header_value(request.metadata(), ROLE_HEADER),
+                source_identity: header_value(request.metadata(), SOURCE_IDENTITY_HEADER),
                 peer: request.remote_addr().map(|a| a.to_string()),
                 action: action.to_string(),
                 statement,

@@ -44,7 +44,7 @@ use arrow_flight::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 use lakegate_audit::{AuditLog, TableRead};
-use lakegate_engine::{Engine, EngineError, QuerySession};
+use lakegate_engine::{Engine, EngineError, QueryOutput, QuerySession};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
@@ -275,22 +275,16 @@ impl LakegateFlightService {
                 claims.user
             }
         };
-        let requested_role = metadata
-            .get(ROLE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let requested_role = header_value(metadata, ROLE_HEADER);
         // A session cookie counts only when it is sealed by us, unexpired,
         // and the caller's own.
         let database = session_cookie(metadata)
             .and_then(|cookie| self.key.open::<SessionState>(&cookie).ok())
             .filter(|state| state.user == user)
             .and_then(|state| state.database);
-        let parallel = metadata
-            .get(PARALLEL_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-            });
+        let parallel = header_value(metadata, PARALLEL_HEADER).is_some_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        });
         Ok(Caller {
             user,
             requested_role,
@@ -769,6 +763,14 @@ impl FlightSqlService for LakegateFlightService {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
+/// A call header's value, when present and text.
+pub(crate) fn header_value(metadata: &tonic::metadata::MetadataMap, name: &str) -> Option<String> {
+    metadata
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// One statement to run: who, under which role, in which database.
 #[derive(Debug, Clone, Copy)]
 struct QueryCall<'a> {
@@ -1000,19 +1002,11 @@ impl LakegateFlightService {
                 )
             })?;
             let output = query.execute(part).map_err(status_of)?;
-            let note = self.read_note(&session, sql, output.reads);
-            let batches = output
-                .stream
-                .map_err(|e| status_of(EngineError::from_execution(e)));
-            return Ok(self.answer(output.schema, batches, note));
+            return Ok(self.answer_output(&session, sql, output));
         }
         let Some(values) = parameters else {
             let output = session.execute(sql).await.map_err(status_of)?;
-            let note = self.read_note(&session, sql, output.reads);
-            let batches = output
-                .stream
-                .map_err(|e| status_of(EngineError::from_execution(e)));
-            let mut response = self.answer(output.schema, batches, note);
+            let mut response = self.answer_output(&session, sql, output);
             if session.current_database() != database {
                 let cookie = self.session_cookie_for(user, session.current_database());
                 insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
@@ -1054,6 +1048,20 @@ impl LakegateFlightService {
             statement: Some(sql.to_string()),
             reads,
         }
+    }
+
+    /// The DoGet answer of one started query.
+    fn answer_output(
+        &self,
+        session: &QuerySession,
+        sql: &str,
+        output: QueryOutput,
+    ) -> Response<DoGetStream> {
+        let note = self.read_note(session, sql, output.reads);
+        let batches = output
+            .stream
+            .map_err(|e| status_of(EngineError::from_execution(e)));
+        self.answer(output.schema, batches, note)
     }
 
     /// A DoGet answer streaming a query's batches, with keep-alive batches
