@@ -264,7 +264,11 @@ fn main() {
             tables: 1000,
             roles: 100,
             grants_per_role: 100,
-            iterations: 300,
+            // A longer run for profiling: LAKEGATE_PLANNING_ITERATIONS=3000.
+            iterations: std::env::var("LAKEGATE_PLANNING_ITERATIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(300),
         }
     } else {
         Size {

@@ -49,14 +49,16 @@ pub struct PolicyBarrierExec {
     properties: Arc<PlanProperties>,
     /// The policy plan as first planned, for the plan checker: whatever the
     /// optimizer does later, no predicate may appear beneath the barrier that
-    /// was not there at first.
-    planned: String,
+    /// was not there at first. Kept as the plan itself (plans are immutable)
+    /// and displayed only when asked: formatting it on every scan cost more
+    /// than a tenth of the scan's planning.
+    planned: Arc<dyn ExecutionPlan>,
 }
 
 impl PolicyBarrierExec {
     /// Puts `input`, the policy plan of `table` for `role`, under a barrier.
     pub fn new(table: TableName, role: String, input: Arc<dyn ExecutionPlan>) -> Self {
-        let planned = displayable(input.as_ref()).indent(true).to_string();
+        let planned = Arc::clone(&input);
         Self::with_planned(table, role, input, planned)
     }
 
@@ -64,7 +66,7 @@ impl PolicyBarrierExec {
         table: TableName,
         role: String,
         input: Arc<dyn ExecutionPlan>,
-        planned: String,
+        planned: Arc<dyn ExecutionPlan>,
     ) -> Self {
         let properties = Arc::clone(input.properties());
         Self {
@@ -87,8 +89,8 @@ impl PolicyBarrierExec {
     }
 
     /// The policy plan as first planned (indented display).
-    pub fn planned(&self) -> &str {
-        &self.planned
+    pub fn planned(&self) -> String {
+        displayable(self.planned.as_ref()).indent(true).to_string()
     }
 }
 
@@ -135,7 +137,7 @@ impl ExecutionPlan for PolicyBarrierExec {
             self.table.clone(),
             self.role.clone(),
             input,
-            self.planned.clone(),
+            Arc::clone(&self.planned),
         )))
     }
 

@@ -77,6 +77,11 @@ pub(crate) struct EngineInner {
     /// A session state whose catalog holds the raw tables: where policies'
     /// SQL is planned (their subqueries read with the policy's rights).
     pub(crate) policy_template: SessionState,
+    /// Turns a scan's optimized policy plan into an execution plan without
+    /// running the physical optimizer: the subplan ends up beneath the user's
+    /// plan, which the optimizer then processes whole (barriers included).
+    /// Optimizing it here too did the same work twice on every scan.
+    pub(crate) scan_planner: Arc<SessionState>,
     /// Secured tables by (user, role, table), shared by all sessions: a
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
@@ -175,6 +180,9 @@ impl Engine {
             .information_schema = false;
         let catalogs = policy_template.catalog_list();
         catalogs.register_catalog(catalog.name.clone(), Arc::new(raw_catalog));
+        let scan_planner = SessionStateBuilder::new_from_existing(policy_template.clone())
+            .with_physical_optimizer_rules(Vec::new())
+            .build();
 
         let engine = Self {
             inner: Arc::new(EngineInner {
@@ -182,6 +190,7 @@ impl Engine {
                 raw_tables,
                 user_template,
                 policy_template,
+                scan_planner: Arc::new(scan_planner),
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
                 audit_dir: options.audit_dir.clone(),
                 query_memory: options.query_memory,

@@ -3,7 +3,7 @@
 //! `information_schema` and SHOW commands read through these providers, so they
 //! list exactly what the role may describe. Nothing can be registered.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
@@ -23,21 +23,26 @@ pub(crate) struct SecuredResolver {
     engine: Arc<EngineInner>,
     runtime: RuntimeRole,
     /// The policy context: raw tables, and the session functions bound to this
-    /// session's user and role.
-    policy_state: SessionState,
+    /// session's user and role. Made on the first table missing from the
+    /// engine's cache, so a session whose tables are all cached never pays
+    /// for it.
+    policy_state: OnceLock<SessionState>,
 }
 
 impl SecuredResolver {
-    pub(crate) fn new(
-        engine: Arc<EngineInner>,
-        runtime: RuntimeRole,
-        policy_state: SessionState,
-    ) -> Self {
+    pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
         Self {
             engine,
             runtime,
-            policy_state,
+            policy_state: OnceLock::new(),
         }
+    }
+
+    fn policy_state(&self) -> &SessionState {
+        self.policy_state.get_or_init(|| {
+            self.engine
+                .policy_state(&self.runtime.user, &self.runtime.role)
+        })
     }
 
     pub(crate) fn runtime(&self) -> &RuntimeRole {
@@ -73,10 +78,10 @@ impl SecuredResolver {
         let table = if access.is_unrestricted(&columns) {
             SecuredTable::unrestricted(access, Arc::clone(raw))
         } else {
-            let plan = plan_policy(&self.policy_state, &access, &raw.schema())
+            let plan = plan_policy(self.policy_state(), &access, &raw.schema())
                 .await
                 .map_err(|e| policy_error(name, &e))?;
-            SecuredTable::restricted(access, plan)
+            SecuredTable::restricted(access, plan, Arc::clone(&self.engine.scan_planner))
         };
         let table = Arc::new(table);
         self.engine.secured_tables.insert(key, Arc::clone(&table));

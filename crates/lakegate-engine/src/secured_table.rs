@@ -77,6 +77,8 @@ enum SecuredPlan {
     /// The role's policy plan, over every visible column.
     Restricted {
         policy_plan: LogicalPlan,
+        /// Physical planning for the policy plan (see `EngineInner::scan_planner`).
+        scan_planner: Arc<SessionState>,
         /// Visible columns shown raw in every visible row: the only ones a
         /// pushed-down user predicate may read.
         raw_columns: BTreeSet<String>,
@@ -96,7 +98,11 @@ impl SecuredTable {
 
     /// A table behind the role's policy. `policy_plan` must come from
     /// [`policy_sql`] planned in the policy context, then [`finish_policy_plan`].
-    pub fn restricted(access: EffectiveAccess, policy_plan: LogicalPlan) -> Self {
+    pub(crate) fn restricted(
+        access: EffectiveAccess,
+        policy_plan: LogicalPlan,
+        scan_planner: Arc<SessionState>,
+    ) -> Self {
         let schema = Arc::new(policy_plan.schema().as_arrow().clone());
         let raw_columns = access
             .columns
@@ -109,6 +115,7 @@ impl SecuredTable {
             schema,
             plan: SecuredPlan::Restricted {
                 policy_plan,
+                scan_planner,
                 raw_columns,
             },
             scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
@@ -171,14 +178,15 @@ impl TableProvider for SecuredTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         self.deny_unless_select()?;
-        let (policy_plan, raw_columns) = match &self.plan {
+        let (policy_plan, scan_planner, raw_columns) = match &self.plan {
             SecuredPlan::Unrestricted(raw) => {
                 return raw.scan(state, projection, filters, limit).await;
             }
             SecuredPlan::Restricted {
                 policy_plan,
+                scan_planner,
                 raw_columns,
-            } => (policy_plan, raw_columns),
+            } => (policy_plan, scan_planner, raw_columns),
         };
         let table = &self.access.table;
         // Only predicates we declared leakproof may come here; check again
@@ -218,10 +226,11 @@ impl TableProvider for SecuredTable {
                 optimized
             }
         };
-        // Already optimized: physical planning only.
-        let physical = state
+        // Already optimized: physical planning only, and no physical
+        // optimizer (it runs once over the user's whole plan).
+        let physical = scan_planner
             .query_planner()
-            .create_physical_plan(&optimized, state)
+            .create_physical_plan(&optimized, scan_planner.as_ref())
             .await
             .map_err(|e| policy_error(table, &e))?;
         Ok(Arc::new(PolicyBarrierExec::new(

@@ -177,12 +177,7 @@ impl std::fmt::Debug for QuerySession {
 impl QuerySession {
     pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
         let functions = session_functions(&runtime.user, &runtime.role);
-        let policy_state = engine.policy_state(&runtime.user, &runtime.role);
-        let resolver = Arc::new(SecuredResolver::new(
-            Arc::clone(&engine),
-            runtime,
-            policy_state,
-        ));
+        let resolver = Arc::new(SecuredResolver::new(Arc::clone(&engine), runtime));
         let mut state = SessionStateBuilder::new_from_existing(engine.user_template.clone())
             .with_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))))
             .with_runtime_env(engine.query_runtime())
