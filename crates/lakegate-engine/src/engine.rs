@@ -109,9 +109,9 @@ impl EngineInner {
         state
     }
 
-    /// The runtime a new query session runs in: the engine's (object stores,
-    /// caches, spill directory) with a memory pool of its own when queries
-    /// are limited.
+    /// The runtime a query executes in: the engine's (object stores, caches,
+    /// spill directory) with a memory pool of its own when queries are
+    /// limited.
     pub(crate) fn query_runtime(&self) -> Arc<RuntimeEnv> {
         let shared = self.user_template.runtime_env();
         match self.query_memory {

@@ -18,7 +18,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ResolvedTableReference, TableReference};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::TaskContext;
-use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::memory::MemoryStream;
@@ -178,10 +178,10 @@ impl QuerySession {
     pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
         let functions = session_functions(&runtime.user, &runtime.role);
         let resolver = Arc::new(SecuredResolver::new(Arc::clone(&engine), runtime));
-        let mut state = SessionStateBuilder::new_from_existing(engine.user_template.clone())
-            .with_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))))
-            .with_runtime_env(engine.query_runtime())
-            .build();
+        // A clone of the template, not a rebuild: a builder registers every
+        // function again, which was most of the cost of opening a session.
+        let mut state = engine.user_template.clone();
+        state.register_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))));
         for f in functions {
             state
                 .register_udf(f)
@@ -452,9 +452,16 @@ impl QuerySession {
         Ok(Some(PartitionedQuery {
             physical,
             reads,
-            task_ctx: self.state.task_ctx(),
+            task_ctx: self.task_context(),
             parts,
         }))
+    }
+
+    /// The context one query executes in: the session's settings and
+    /// functions, and the engine's runtime with a memory pool of the query's
+    /// own when queries are limited.
+    fn task_context(&self) -> Arc<TaskContext> {
+        Arc::new(TaskContext::from(&self.state).with_runtime(self.engine.query_runtime()))
     }
 
     /// Optimizes and plans a query, noting what it reads.
@@ -481,7 +488,7 @@ impl QuerySession {
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let schema = physical.schema();
         let stream =
-            execute_stream(physical, self.state.task_ctx()).map_err(EngineError::from_execution)?;
+            execute_stream(physical, self.task_context()).map_err(EngineError::from_execution)?;
         Ok(QueryOutput {
             schema,
             stream,

@@ -124,6 +124,21 @@ impl PolicySet {
         roles
     }
 
+    /// Whether `user` may assume `role` (directly or through a group): what
+    /// [`PolicySet::assumable_roles`] lists, without building the list.
+    pub fn may_assume(&self, user: &str, role: &str) -> bool {
+        let Some(user) = self.users.get(user) else {
+            return false;
+        };
+        self.roles.contains_key(role)
+            && (user.may_assume.iter().any(|r| r == role)
+                || user.groups.iter().any(|g| {
+                    self.groups
+                        .get(g)
+                        .is_some_and(|g| g.may_assume.iter().any(|r| r == role))
+                }))
+    }
+
     /// Chooses the runtime role of a session: the requested one if `user` may
     /// assume it, else the user's default role.
     pub fn runtime_role(
@@ -145,7 +160,7 @@ impl PolicySet {
                     user: user.to_string(),
                 })?,
         };
-        if !self.assumable_roles(user).contains(&role) {
+        if !self.may_assume(user, &role) {
             return Err(RoleError::MayNotAssume {
                 user: user.to_string(),
                 role,
