@@ -9,8 +9,15 @@
 //! * `datafusion`: a `SessionContext` with the 1,000 raw tables registered;
 //! * `lakegate (new session)`: a session opened for the query (as a server
 //!   does per call), so the five policy plans are built from scratch;
-//! * `lakegate (warm session)`: the same session planning again (policy plans
-//!   cached for the session's lifetime).
+//! * `lakegate (warm session)`: the same session planning again;
+//! * `lakegate (no plan reuse)`: a new session on an engine that does not
+//!   reuse scan plans, so every scan is planned from its optimized policy
+//!   plan (secured tables are still cached): the cost when a table's scan
+//!   plan has expired.
+//!
+//! Lakegate reuses a secured table's scan plan for the same scan shape for
+//! the file listing TTL (60 s by default); plain DataFusion lists and plans
+//! every scan, which is why the first two variants can be faster than it.
 //!
 //! Run: `cargo bench --bench planning` (release build). Results are printed as
 //! a Markdown table and written to `$CARGO_TARGET_DIR/bench-results/planning.json`.
@@ -172,10 +179,19 @@ async fn run(size: Size) {
         target_partitions: 2,
         ..EngineOptions::default()
     };
-    let engine = Engine::new(catalog, options)
+    let engine = Engine::new(catalog.clone(), options.clone())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let validated = started.elapsed() - loaded;
+    let no_reuse = Engine::new(
+        catalog,
+        EngineOptions {
+            reuse_scan_plans: false,
+            ..options
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let ctx = plain_context(&data_dir, size.tables).await;
 
     let mut warm = engine.session("u", None).unwrap();
@@ -185,9 +201,16 @@ async fn run(size: Size) {
         let plan = state.create_logical_plan(JOIN).await.unwrap();
         state.create_physical_plan(&plan).await.unwrap();
         warm.physical_plan(JOIN).await.unwrap();
+        no_reuse
+            .session("u", None)
+            .unwrap()
+            .physical_plan(JOIN)
+            .await
+            .unwrap();
     }
 
-    let (mut plain, mut cold, mut warm_samples) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain, mut cold, mut warm_samples, mut unreused) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..size.iterations {
         let t = Instant::now();
         let state = ctx.state();
@@ -203,12 +226,18 @@ async fn run(size: Size) {
         let t = Instant::now();
         warm.physical_plan(JOIN).await.unwrap();
         warm_samples.push(t.elapsed());
+
+        let t = Instant::now();
+        let mut session = no_reuse.session("u", None).unwrap();
+        session.physical_plan(JOIN).await.unwrap();
+        unreused.push(t.elapsed());
     }
     let grants = size.roles * size.grants_per_role;
-    let (plain_med, cold_med, warm_med) = (
+    let (plain_med, cold_med, warm_med, unreused_med) = (
         median(&mut plain),
         median(&mut cold),
         median(&mut warm_samples),
+        median(&mut unreused),
     );
     println!(
         "\nPlanning a 5-table join: {} tables, {grants} grants, {} iterations (interleaved)\n",
@@ -234,6 +263,12 @@ async fn run(size: Size) {
         ms(warm_med) - ms(plain_med)
     );
     println!(
+        "| lakegate (no plan reuse) | {:.3} | {:.3} | {:+.3} |",
+        ms(unreused_med),
+        ms(p90(&mut unreused)),
+        ms(unreused_med) - ms(plain_med)
+    );
+    println!(
         "\ncatalog load {:.0} ms, policy validation {:.0} ms",
         ms(loaded),
         ms(validated)
@@ -248,6 +283,8 @@ async fn run(size: Size) {
         "lakegate_warm_session_median_ms": ms(warm_med),
         "added_new_session_ms": ms(cold_med) - ms(plain_med),
         "added_warm_session_ms": ms(warm_med) - ms(plain_med),
+        "lakegate_no_plan_reuse_median_ms": ms(unreused_med),
+        "added_no_plan_reuse_ms": ms(unreused_med) - ms(plain_med),
         "catalog_load_ms": ms(loaded),
         "policy_validation_ms": ms(validated),
     });

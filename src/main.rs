@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
-use lakegate_engine::{Engine, EngineOptions};
+use lakegate_engine::{DEFAULT_FILE_LISTING_TTL, Engine, EngineOptions};
 use lakegate_flight::{
     EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
     serve_with_tls,
@@ -131,6 +131,10 @@ enum Command {
         /// RESOURCE_EXHAUSTED). Default: no limit.
         #[arg(long, value_parser = parse_bytes)]
         query_memory: Option<usize>,
+        /// Seconds a table's file list is trusted: files added to or removed
+        /// from a table's prefix are seen within this time.
+        #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
+        file_listing_ttl: u64,
         /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
         #[arg(long, default_value_t = 64)]
         max_queries_per_user: usize,
@@ -251,6 +255,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             audit_dir,
             audit_max_bytes,
             query_memory,
+            file_listing_ttl,
             max_queries_per_user,
             query_timeout,
             keep_alive,
@@ -266,6 +271,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let engine_options = EngineOptions {
                 audit_dir: Some(audit_dir.clone()),
                 query_memory,
+                file_listing_ttl: std::time::Duration::from_secs(file_listing_ttl),
                 ..EngineOptions::default()
             };
             let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;

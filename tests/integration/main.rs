@@ -39,3 +39,4 @@ mod partitions;
 mod plan_checker;
 mod probe;
 mod result_schema;
+mod scan_reuse;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{
@@ -13,6 +14,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
@@ -25,7 +27,7 @@ use datafusion::execution::FunctionRegistry;
 use crate::cache::BoundedCache;
 use crate::error::{EngineError, Result};
 use crate::functions::session_functions;
-use crate::secured_table::SecuredTable;
+use crate::secured_table::{ScanPlanner, SecuredTable};
 use crate::session::QuerySession;
 use crate::validate::validate_policies;
 
@@ -43,7 +45,19 @@ pub struct EngineOptions {
     /// per query; operators that can spill to disk do so at the limit, the
     /// others fail with RESOURCE_EXHAUSTED). `None`: no limit.
     pub query_memory: Option<usize>,
+    /// How long a table's file list is trusted before it is listed again:
+    /// files added to or removed from a table's prefix show up within this
+    /// time. DataFusion's list-files cache and Lakegate's scan plans (which
+    /// hold file lists) both expire after it.
+    pub file_listing_ttl: Duration,
+    /// Whether a secured table reuses its scan plans (per scan shape, for
+    /// the file listing TTL). Off, every scan is planned from the table's
+    /// optimized policy plan: for measuring what the reuse saves.
+    pub reuse_scan_plans: bool,
 }
+
+/// The default [`EngineOptions::file_listing_ttl`].
+pub const DEFAULT_FILE_LISTING_TTL: Duration = Duration::from_secs(60);
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -54,6 +68,8 @@ impl Default for EngineOptions {
             batch_size: 8192,
             audit_dir: None,
             query_memory: None,
+            file_listing_ttl: DEFAULT_FILE_LISTING_TTL,
+            reuse_scan_plans: true,
         }
     }
 }
@@ -77,11 +93,8 @@ pub(crate) struct EngineInner {
     /// A session state whose catalog holds the raw tables: where policies'
     /// SQL is planned (their subqueries read with the policy's rights).
     pub(crate) policy_template: SessionState,
-    /// Turns a scan's optimized policy plan into an execution plan without
-    /// running the physical optimizer: the subplan ends up beneath the user's
-    /// plan, which the optimizer then processes whole (barriers included).
-    /// Optimizing it here too did the same work twice on every scan.
-    pub(crate) scan_planner: Arc<SessionState>,
+    /// Physical planning of secured tables' scans.
+    pub(crate) scan_planner: Arc<ScanPlanner>,
     /// Secured tables by (user, role, table), shared by all sessions: a
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
@@ -129,7 +142,18 @@ impl Engine {
     /// the query planner. A catalog that fails any check is refused, with all
     /// problems listed.
     pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
-        let runtime = Arc::new(RuntimeEnv::default());
+        let caches =
+            CacheManagerConfig::default().with_list_files_cache_ttl(Some(options.file_listing_ttl));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
+            .build_arc()
+            .map_err(|e| {
+                CatalogErrors(vec![CatalogError {
+                    file: Default::default(),
+                    entry: "engine".into(),
+                    message: format!("cannot set up the runtime: {e}"),
+                }])
+            })?;
         for location in catalog.storage.values() {
             runtime.register_object_store(&location.url, Arc::clone(&location.store));
         }
@@ -180,9 +204,16 @@ impl Engine {
             .information_schema = false;
         let catalogs = policy_template.catalog_list();
         catalogs.register_catalog(catalog.name.clone(), Arc::new(raw_catalog));
-        let scan_planner = SessionStateBuilder::new_from_existing(policy_template.clone())
-            .with_physical_optimizer_rules(Vec::new())
-            .build();
+        let scan_planner = ScanPlanner {
+            state: SessionStateBuilder::new_from_existing(policy_template.clone())
+                .with_physical_optimizer_rules(Vec::new())
+                .build(),
+            reuse_for: if options.reuse_scan_plans {
+                options.file_listing_ttl
+            } else {
+                Duration::ZERO
+            },
+        };
 
         let engine = Self {
             inner: Arc::new(EngineInner {

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -34,6 +35,7 @@ use datafusion::logical_expr::{
     Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, cast,
 };
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use lakegate_policy::{CellValue, EffectiveAccess, RowFilter};
 
 use crate::barrier::PolicyBarrierExec;
@@ -52,10 +54,37 @@ pub struct SecuredTable {
     access: EffectiveAccess,
     schema: SchemaRef,
     plan: SecuredPlan,
-    /// Optimized policy plans by scan shape (projection, pushed filters,
-    /// limit): a repeated scan only needs physical planning. Valid as long as
-    /// the policy it was built from, which is immutable in an engine.
-    scan_plans: BoundedCache<ScanShape, LogicalPlan>,
+    /// Scan plans by scan shape (projection, pushed filters, limit): a
+    /// repeated scan only copies one. The policy they were built from is
+    /// immutable in an engine; the files they list are not, so a physical
+    /// plan is reused for the engine's file listing TTL only, then planned
+    /// again from the kept optimized plan.
+    scan_plans: BoundedCache<ScanShape, CachedScan>,
+}
+
+/// A scan's plan, kept for the scans of the same shape that follow.
+#[derive(Debug, Clone)]
+struct CachedScan {
+    /// The policy plan narrowed to the scan and optimized.
+    optimized: LogicalPlan,
+    /// `optimized`, physically planned (before the physical
+    /// optimizer). Never executed as is: each scan gets a copy with fresh
+    /// execution state.
+    physical: Arc<dyn ExecutionPlan>,
+    planned_at: Instant,
+}
+
+/// Physical planning of policy plans, shared by an engine's secured tables.
+#[derive(Debug)]
+pub(crate) struct ScanPlanner {
+    /// A policy context without physical optimizer rules: a scan's subplan
+    /// ends up beneath the user's plan, which the optimizer then processes
+    /// whole (barriers included). Optimizing it here too did the same work
+    /// twice on every scan.
+    pub(crate) state: SessionState,
+    /// How long a scan plan (and so the file list it holds) is reused: the
+    /// engine's file listing TTL, or zero.
+    pub(crate) reuse_for: Duration,
 }
 
 /// What a scan asks of a secured table.
@@ -77,8 +106,7 @@ enum SecuredPlan {
     /// The role's policy plan, over every visible column.
     Restricted {
         policy_plan: LogicalPlan,
-        /// Physical planning for the policy plan (see `EngineInner::scan_planner`).
-        scan_planner: Arc<SessionState>,
+        scan_planner: Arc<ScanPlanner>,
         /// Visible columns shown raw in every visible row: the only ones a
         /// pushed-down user predicate may read.
         raw_columns: BTreeSet<String>,
@@ -101,7 +129,7 @@ impl SecuredTable {
     pub(crate) fn restricted(
         access: EffectiveAccess,
         policy_plan: LogicalPlan,
-        scan_planner: Arc<SessionState>,
+        scan_planner: Arc<ScanPlanner>,
     ) -> Self {
         let schema = Arc::new(policy_plan.schema().as_arrow().clone());
         let raw_columns = access
@@ -201,43 +229,73 @@ impl TableProvider for SecuredTable {
             filters: format!("{pushed:?}"),
             limit,
         };
-        let optimized = match self.scan_plans.get(&shape) {
-            Some(plan) => plan,
-            None => {
-                let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
-                if let Some(predicate) = conjunction(pushed) {
-                    builder = builder.filter(predicate)?;
-                }
-                if let Some(indices) = projection {
-                    let columns: Vec<Expr> = indices
-                        .iter()
-                        .map(|i| {
-                            Expr::Column(Column::new_unqualified(self.schema.field(*i).name()))
-                        })
-                        .collect();
-                    builder = builder.project(columns)?;
-                }
-                if let Some(fetch) = limit {
-                    builder = builder.limit(0, Some(fetch))?;
-                }
-                let plan = builder.build()?;
-                let optimized = state.optimize(&plan).map_err(|e| policy_error(table, &e))?;
-                self.scan_plans.insert(shape, optimized.clone());
-                optimized
+        let cached = match self.scan_plans.get(&shape) {
+            Some(cached) if cached.planned_at.elapsed() < scan_planner.reuse_for => cached,
+            expired => {
+                // The optimized policy plan lists no files: it outlives the TTL.
+                let optimized = match expired {
+                    Some(expired) => expired.optimized,
+                    None => {
+                        let plan = self
+                            .policy_plan_for(policy_plan, pushed, projection, limit)
+                            .map_err(|e| policy_error(table, &e))?;
+                        state.optimize(&plan).map_err(|e| policy_error(table, &e))?
+                    }
+                };
+                // Already optimized: physical planning only, and no physical
+                // optimizer (it runs once over the user's whole plan).
+                let physical = scan_planner
+                    .state
+                    .query_planner()
+                    .create_physical_plan(&optimized, &scan_planner.state)
+                    .await
+                    .map_err(|e| policy_error(table, &e))?;
+                let cached = CachedScan {
+                    optimized,
+                    physical,
+                    planned_at: Instant::now(),
+                };
+                self.scan_plans.insert(shape, cached.clone());
+                cached
             }
         };
-        // Already optimized: physical planning only, and no physical
-        // optimizer (it runs once over the user's whole plan).
-        let physical = scan_planner
-            .query_planner()
-            .create_physical_plan(&optimized, scan_planner.as_ref())
-            .await
-            .map_err(|e| policy_error(table, &e))?;
+        // A copy with its own execution state (file queues, join tables):
+        // plans of concurrent queries share nothing that runs.
+        let physical = reset_plan_states(cached.physical).map_err(|e| policy_error(table, &e))?;
         Ok(Arc::new(PolicyBarrierExec::new(
             table.clone(),
             self.access.role.clone(),
             physical,
         )))
+    }
+}
+
+impl SecuredTable {
+    /// The policy plan narrowed to one scan: the pushed (leakproof)
+    /// predicates, the requested columns and the limit, in that order above
+    /// the policy's own filter and masks.
+    fn policy_plan_for(
+        &self,
+        policy_plan: &LogicalPlan,
+        pushed: Vec<Expr>,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<LogicalPlan> {
+        let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
+        if let Some(predicate) = conjunction(pushed) {
+            builder = builder.filter(predicate)?;
+        }
+        if let Some(indices) = projection {
+            let columns: Vec<Expr> = indices
+                .iter()
+                .map(|i| Expr::Column(Column::new_unqualified(self.schema.field(*i).name())))
+                .collect();
+            builder = builder.project(columns)?;
+        }
+        if let Some(fetch) = limit {
+            builder = builder.limit(0, Some(fetch))?;
+        }
+        builder.build()
     }
 }
 
