@@ -19,6 +19,11 @@
 //!
 //! A role that sees a table unrestricted (every column raw, every row) skips
 //! all of it and scans the raw table directly, so admins pay nothing.
+//!
+//! Planning the policy plan for a scan is most of what enforcement costs at
+//! planning time, so it is kept per scan shape: the optimized plan for the
+//! table's lifetime, its physical plan for the file listing TTL. Every scan
+//! gets a copy of the physical plan with fresh execution state.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
