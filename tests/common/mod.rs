@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use lakegate::demo_data::{DEMO_LAYOUT, ensure_demo_data};
 use lakegate_catalog::{Catalog, LoadOptions};
@@ -277,4 +277,15 @@ pub fn cells_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
         }
     }
     rows
+}
+
+/// The first column of `batches` (an Int64 column), sorted: to compare
+/// results whose row order is not defined.
+pub fn sorted_first_column_i64(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut values: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    values.sort_unstable();
+    values
 }

@@ -1,20 +1,10 @@
 //! Queries read in independent parts (parallel Flight endpoints): the parts
 //! are disjoint and together make the whole result, under the role's policy.
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::RecordBatch;
 use futures::TryStreamExt;
 
 use crate::common;
-
-async fn order_numbers(batches: Vec<RecordBatch>) -> Vec<i64> {
-    let mut numbers: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect();
-    numbers.sort_unstable();
-    numbers
-}
 
 #[tokio::test]
 async fn parts_are_disjoint_and_make_the_whole_result() {
@@ -36,8 +26,8 @@ async fn parts_are_disjoint_and_make_the_whole_result() {
             parts.extend(batches);
         }
         assert_eq!(
-            order_numbers(parts).await,
-            order_numbers(whole).await,
+            common::sorted_first_column_i64(&parts),
+            common::sorted_first_column_i64(&whole),
             "{user}: the parts, together, are the whole result"
         );
         if user == "admin" {

@@ -33,24 +33,27 @@ fn conjuncts(display: &str) -> BTreeSet<String> {
     for line in display.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("FilterExec: ") {
-            let end = [", projection=", ", fetch="]
-                .iter()
-                .filter_map(|marker| rest.find(marker))
-                .min()
-                .unwrap_or(rest.len());
-            add(&rest[..end]);
+            add(before_any(rest, &[", projection=", ", fetch="]));
         }
         if let Some(at) = line.find("predicate=") {
             let rest = &line[at + "predicate=".len()..];
-            let end = [", pruning_predicate=", ", dynamic_rg_pruning="]
-                .iter()
-                .filter_map(|marker| rest.find(marker))
-                .min()
-                .unwrap_or(rest.len());
-            add(&rest[..end]);
+            add(before_any(
+                rest,
+                &[", pruning_predicate=", ", dynamic_rg_pruning="],
+            ));
         }
     }
     found
+}
+
+/// `text` up to the first of `markers` (all of it when none occurs).
+fn before_any<'a>(text: &'a str, markers: &[&str]) -> &'a str {
+    let end = markers
+        .iter()
+        .filter_map(|marker| text.find(marker))
+        .min()
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 /// `a@2 > b@0` as `a > b`.

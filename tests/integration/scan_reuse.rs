@@ -4,22 +4,13 @@
 
 use std::time::Duration;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use futures::future::join_all;
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 
 use crate::common;
-
-fn sorted_numbers(batches: &[RecordBatch]) -> Vec<i64> {
-    let mut numbers: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect();
-    numbers.sort_unstable();
-    numbers
-}
 
 #[tokio::test]
 async fn concurrent_queries_from_one_cached_scan_plan_each_read_every_row() {
@@ -29,7 +20,9 @@ async fn concurrent_queries_from_one_cached_scan_plan_each_read_every_row() {
     let engine = common::demo_lake().await;
     let sql = "SELECT ws_order_number FROM dl_tpc_web_sales";
     let mut first = engine.session("tina", Some("sales")).unwrap();
-    let expected = sorted_numbers(&first.execute(sql).await.unwrap().collect().await.unwrap());
+    let expected = common::sorted_first_column_i64(
+        &first.execute(sql).await.unwrap().collect().await.unwrap(),
+    );
     assert!(!expected.is_empty());
 
     // Plan them all first (the later ones from the cached scan plan), then
@@ -41,7 +34,7 @@ async fn concurrent_queries_from_one_cached_scan_plan_each_read_every_row() {
     }
     let results = join_all(outputs.into_iter().map(|output| output.collect())).await;
     for batches in results {
-        assert_eq!(sorted_numbers(&batches.unwrap()), expected);
+        assert_eq!(common::sorted_first_column_i64(&batches.unwrap()), expected);
     }
 }
 

@@ -91,18 +91,13 @@ impl SecuredResolver {
     /// Databases the role may see: those holding a table it may describe
     /// (and `system`, for lake administrators when there is an audit log).
     pub(crate) fn visible_databases(&self) -> Vec<String> {
-        let mut databases: Vec<String> = self
-            .engine
-            .catalog
-            .databases
-            .keys()
-            .filter(|db| self.visible_tables(db).next().is_some())
-            .cloned()
-            .collect();
-        if self.system_database().is_some() {
-            databases.push(SYSTEM_DATABASE.to_string());
-        }
-        databases
+        // `system` is a reserved name, never one of the catalog's databases.
+        let catalog = self.engine.catalog.databases.keys().map(String::as_str);
+        catalog
+            .chain([SYSTEM_DATABASE])
+            .filter(|db| self.may_see_database(db))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Whether the role may see `database` (one visibility decision for

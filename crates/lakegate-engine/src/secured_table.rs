@@ -160,6 +160,33 @@ impl SecuredTable {
         &self.access
     }
 
+    /// The policy plan narrowed to one scan: the pushed (leakproof)
+    /// predicates, the requested columns and the limit, in that order above
+    /// the policy's own filter and masks.
+    fn policy_plan_for(
+        &self,
+        policy_plan: &LogicalPlan,
+        pushed: Vec<Expr>,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<LogicalPlan> {
+        let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
+        if let Some(predicate) = conjunction(pushed) {
+            builder = builder.filter(predicate)?;
+        }
+        if let Some(indices) = projection {
+            let columns: Vec<Expr> = indices
+                .iter()
+                .map(|i| Expr::Column(Column::new_unqualified(self.schema.field(*i).name())))
+                .collect();
+            builder = builder.project(columns)?;
+        }
+        if let Some(fetch) = limit {
+            builder = builder.limit(0, Some(fetch))?;
+        }
+        builder.build()
+    }
+
     pub(crate) fn deny_unless_select(&self) -> Result<()> {
         if self.access.can_select {
             Ok(())
@@ -272,35 +299,6 @@ impl TableProvider for SecuredTable {
             self.access.role.clone(),
             physical,
         )))
-    }
-}
-
-impl SecuredTable {
-    /// The policy plan narrowed to one scan: the pushed (leakproof)
-    /// predicates, the requested columns and the limit, in that order above
-    /// the policy's own filter and masks.
-    fn policy_plan_for(
-        &self,
-        policy_plan: &LogicalPlan,
-        pushed: Vec<Expr>,
-        projection: Option<&Vec<usize>>,
-        limit: Option<usize>,
-    ) -> Result<LogicalPlan> {
-        let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
-        if let Some(predicate) = conjunction(pushed) {
-            builder = builder.filter(predicate)?;
-        }
-        if let Some(indices) = projection {
-            let columns: Vec<Expr> = indices
-                .iter()
-                .map(|i| Expr::Column(Column::new_unqualified(self.schema.field(*i).name())))
-                .collect();
-            builder = builder.project(columns)?;
-        }
-        if let Some(fetch) = limit {
-            builder = builder.limit(0, Some(fetch))?;
-        }
-        builder.build()
     }
 }
 

@@ -111,21 +111,15 @@ impl PolicySet {
 
     /// The roles `user` may assume, directly or through its groups, sorted.
     pub fn assumable_roles(&self, user: &str) -> BTreeSet<String> {
-        let Some(user) = self.users.get(user) else {
-            return BTreeSet::new();
-        };
-        let mut roles: BTreeSet<String> = user.may_assume.iter().cloned().collect();
-        for group in &user.groups {
-            if let Some(group) = self.groups.get(group) {
-                roles.extend(group.may_assume.iter().cloned());
-            }
-        }
-        roles.retain(|r| self.roles.contains_key(r));
-        roles
+        self.roles
+            .keys()
+            .filter(|role| self.may_assume(user, role))
+            .cloned()
+            .collect()
     }
 
-    /// Whether `user` may assume `role` (directly or through a group): what
-    /// [`PolicySet::assumable_roles`] lists, without building the list.
+    /// Whether `user` may assume `role` (directly or through a group): the
+    /// one decision behind runtime roles and [`PolicySet::assumable_roles`].
     pub fn may_assume(&self, user: &str, role: &str) -> bool {
         let Some(user) = self.users.get(user) else {
             return false;
