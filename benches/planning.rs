@@ -170,6 +170,7 @@ async fn run(size: Size) {
         &catalog_dir,
         &LoadOptions {
             data_dir: data_dir.clone(),
+            ..Default::default()
         },
     )
     .await

@@ -21,7 +21,7 @@
 //! once at a tiny scale with a Rust client, as a smoke test.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -41,6 +41,10 @@ use lakegate_flight::{EnvelopeKey, LakegateFlightService, ServiceOptions, bind, 
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{python, repo_root, results_dir};
 
 /// The scan every variant reads.
 const SCAN: &str = "SELECT * FROM dl_tpc_web_sales";
@@ -134,13 +138,10 @@ impl FlightService for Ceiling {
     }
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 async fn demo_engine(data_dir: &Path) -> Engine {
     let options = LoadOptions {
         data_dir: data_dir.to_path_buf(),
+        ..Default::default()
     };
     let catalog = Catalog::load(&repo_root().join("catalog/demo"), &options)
         .await
@@ -214,22 +215,6 @@ async fn smoke(lakegate: SocketAddr, ceiling: SocketAddr, rows: usize) {
     assert_eq!(count(stream).await, rows);
 }
 
-/// The test virtualenv's Python (made by `scripts/test`).
-fn python() -> PathBuf {
-    let venv = std::env::var_os("LAKEGATE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lakegate-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no Python at {} (run scripts/test once to make the virtualenv, or set LAKEGATE_VENV)",
-        python.display()
-    );
-    python
-}
-
 async fn run(full: bool) {
     // LAKEGATE_WIRE_SCALE overrides the scale (to try the client quickly).
     let scale = std::env::var("LAKEGATE_WIRE_SCALE")
@@ -245,8 +230,7 @@ async fn run(full: bool) {
         smoke(lakegate, ceiling, rows).await;
         return;
     }
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../bench-results");
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = results_dir();
     let mut client = std::process::Command::new(python());
     client
         .arg(repo_root().join("benches/wire_client.py"))

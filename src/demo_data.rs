@@ -8,12 +8,22 @@
 //! Generation is skipped when the data directory already holds the tables at
 //! the requested scale and in this layout (recorded in
 //! `<data-dir>/tpc/_lakegate_demo.json`).
+//!
+//! [`publish_demo_data`] copies the generated files to an object store (the
+//! demo's `--storage s3://bucket/prefix`) through the location's own store, so
+//! that its encryption settings apply; the marker is written last, and a copy
+//! already holding the same marker is reused.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use lakegate_catalog::StorageLocation;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -54,6 +64,16 @@ pub enum DemoDataError {
         /// What failed.
         message: String,
     },
+}
+
+/// Why demo data could not be copied to an object store.
+#[derive(Debug, thiserror::Error)]
+#[error("copying the demo data to {target}: {message}")]
+pub struct PublishError {
+    /// Where the data was going.
+    pub target: String,
+    /// What failed.
+    pub message: String,
 }
 
 /// Whether the data was generated now or found from an earlier run.
@@ -199,4 +219,105 @@ fn write_table(
         std::fs::rename(&partial, path).map_err(|e| write_error(path, &e))?;
     }
     Ok(rows)
+}
+
+/// Copies the demo tables generated under `data_dir` to `location`
+/// (`<location>/tpc/<table>/part-N.parquet`), unless the location already
+/// holds the same data (its marker matches). Objects under the tables'
+/// prefixes that the copy does not write are deleted, so that a table never
+/// mixes files of two generations; nothing outside those prefixes is touched.
+pub async fn publish_demo_data(
+    data_dir: &Path,
+    location: &StorageLocation,
+) -> Result<DemoData, PublishError> {
+    let failed = |message: String| PublishError {
+        target: location.url.to_string(),
+        message,
+    };
+    let local_marker = std::fs::read(marker(data_dir))
+        .map_err(|e| failed(format!("no local demo data to copy ({e})")))?;
+    let store: Arc<dyn ObjectStore> = Arc::clone(&location.store);
+    let remote_marker = location
+        .object_path("tpc/_lakegate_demo.json")
+        .map_err(failed)?;
+    if let Ok(found) = store.get(&remote_marker).await
+        && let Ok(bytes) = found.bytes().await
+        && bytes.as_ref() == local_marker.as_slice()
+    {
+        return Ok(DemoData::Reused);
+    }
+    // The marker goes first out and last in: a copy cut short is never
+    // taken for complete.
+    match store.delete(&remote_marker).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(failed(e.to_string())),
+    }
+    for (name, _, _) in DEMO_TABLES {
+        let prefix = location
+            .object_path(&format!("tpc/{name}/"))
+            .map_err(failed)?;
+        let local_dir = data_dir.join("tpc").join(name);
+        let mut written = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(&local_dir)
+            .map_err(|e| failed(format!("{}: {e}", local_dir.display())))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+            .collect();
+        entries.sort();
+        for file in entries {
+            let file_name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("generated names are UTF-8");
+            let target = prefix.clone().join(file_name);
+            copy_file(&file, Arc::clone(&store), &target)
+                .await
+                .map_err(|e| failed(format!("{target}: {e}")))?;
+            written.push(target);
+        }
+        let stale: Vec<ObjectPath> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_filter(|path| futures::future::ready(!written.contains(path)))
+            .try_collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        for path in stale {
+            store
+                .delete(&path)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    store
+        .put(&remote_marker, local_marker.into())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(DemoData::Generated)
+}
+
+/// Copies one local file to `target`: one PUT when small, a multipart
+/// upload in 8 MiB parts otherwise.
+async fn copy_file(
+    file: &Path,
+    store: Arc<dyn ObjectStore>,
+    target: &ObjectPath,
+) -> Result<(), String> {
+    const PART: usize = 8 * 1024 * 1024;
+    let bytes = tokio::fs::read(file).await.map_err(|e| e.to_string())?;
+    if bytes.len() <= PART {
+        store
+            .put(target, bytes.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let upload = store
+        .put_multipart(target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+    writer.write(&bytes);
+    writer.finish().await.map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use lakegate_audit::{AuditLog, AuditOptions};
-use lakegate_catalog::{Catalog, LoadOptions, hash_password};
+use lakegate_catalog::{Catalog, LoadOptions, StorageEntry, StorageLocation, hash_password};
 use lakegate_engine::{DEFAULT_FILE_LISTING_TTL, Engine, EngineOptions};
 use lakegate_flight::{
     EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
@@ -24,7 +24,7 @@ use lakegate_flight::{
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
 use crate::output::{OutputFormat, print_output};
-use lakegate::demo_data::{DemoData, ensure_demo_data};
+use lakegate::demo_data::{DemoData, ensure_demo_data, publish_demo_data};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,14 @@ enum Command {
         /// Stop after the walkthrough instead of serving.
         #[arg(long)]
         no_serve: bool,
+        /// Serve the demo tables from this object store URL
+        /// (`s3://bucket/prefix`) instead of the data directory: they are
+        /// generated under --data-dir, then copied under the prefix (once;
+        /// nothing else is created). The standard AWS variables apply
+        /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+        /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, AWS_SERVER_SIDE_ENCRYPTION...).
+        #[arg(long)]
+        storage: Option<String>,
     },
     /// Run one SQL statement in-process as USER under ROLE and print the result.
     ///
@@ -135,6 +143,16 @@ enum Command {
         /// from a table's prefix are seen within this time.
         #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
         file_listing_ttl: u64,
+        /// Memory for Parquet footers kept across queries (validated per
+        /// file by size and modification time), such as `64MiB`; `0` turns
+        /// the cache off and every query reads the footers again.
+        #[arg(long, value_parser = parse_bytes, default_value = "64MiB")]
+        metadata_cache: usize,
+        /// Memory for tables' file listings, kept for --file-listing-ttl
+        /// (about 200 bytes an object); a listing that does not fit is
+        /// listed again by every query.
+        #[arg(long, value_parser = parse_bytes, default_value = "32MiB")]
+        listing_cache: usize,
         /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
         #[arg(long, default_value_t = 64)]
         max_queries_per_user: usize,
@@ -200,8 +218,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             catalog,
             listen,
             no_serve,
+            storage,
         } => {
-            let engine = demo(&data_dir, scale, &catalog).await?;
+            let engine = demo(&data_dir, scale, &catalog, storage.as_deref()).await?;
             if no_serve {
                 return Ok(());
             }
@@ -256,6 +275,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             audit_max_bytes,
             query_memory,
             file_listing_ttl,
+            metadata_cache,
+            listing_cache,
             max_queries_per_user,
             query_timeout,
             keep_alive,
@@ -272,6 +293,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 audit_dir: Some(audit_dir.clone()),
                 query_memory,
                 file_listing_ttl: std::time::Duration::from_secs(file_listing_ttl),
+                metadata_cache_bytes: metadata_cache,
+                listing_cache_bytes: listing_cache,
                 ..EngineOptions::default()
             };
             let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;
@@ -335,7 +358,6 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Loads a catalog and builds an engine on it; every catalog error is listed.
 /// Loads and checks a catalog over `data_dir`; `system.audit` reads the
 /// default audit directory.
 async fn load_engine(catalog: &Path, data_dir: &Path) -> Result<Engine, String> {
@@ -353,8 +375,17 @@ async fn load_engine_with(
 ) -> Result<Engine, String> {
     let options = LoadOptions {
         data_dir: data_dir.to_path_buf(),
+        ..Default::default()
     };
-    let catalog = Catalog::load(catalog, &options)
+    load_engine_from(catalog, &options, engine_options).await
+}
+
+async fn load_engine_from(
+    catalog: &Path,
+    options: &LoadOptions,
+    engine_options: EngineOptions,
+) -> Result<Engine, String> {
+    let catalog = Catalog::load(catalog, options)
         .await
         .map_err(|e| e.to_string())?;
     Engine::new(catalog, engine_options)
@@ -512,7 +543,12 @@ or with plain pyarrow.flight:
     );
 }
 
-async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<Engine, String> {
+async fn demo(
+    data_dir: &Path,
+    scale: f64,
+    catalog: &Path,
+    storage: Option<&str>,
+) -> Result<Engine, String> {
     if !scale.is_finite() || scale <= 0.0 {
         return Err(format!("--scale must be positive, not {scale}"));
     }
@@ -529,7 +565,31 @@ async fn demo(data_dir: &Path, scale: f64, catalog: &Path) -> Result<Engine, Str
             data_dir.display()
         ),
     }
-    let engine = load_engine(catalog, data_dir).await?;
+    if let Some(url) = storage {
+        let entry = StorageEntry {
+            name: "demo_lake".into(),
+            url: url.into(),
+            ..Default::default()
+        };
+        let location = StorageLocation::open(&entry, url, Path::new("."))
+            .map_err(|e| format!("--storage {url}: {e}"))?;
+        match publish_demo_data(data_dir, &location)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            DemoData::Generated => println!("demo data copied to {}", location.url),
+            DemoData::Reused => println!("reusing demo data in {}", location.url),
+        }
+    }
+    let options = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+        data_root: storage.map(str::to_string),
+    };
+    let engine = load_engine_from(catalog, &options, EngineOptions {
+        audit_dir: Some(default_audit_dir(data_dir)),
+        ..EngineOptions::default()
+    })
+    .await?;
     for (user, role, sql) in WALKTHROUGH {
         let mut session = engine.session(user, role).map_err(|e| e.to_string())?;
         println!("\n── {user} as {}  ▸ USE tpc; {sql}", session.role());

@@ -196,6 +196,7 @@ pub fn audit_dir(data_dir: &Path) -> PathBuf {
 pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
     let options = LoadOptions {
         data_dir: data_dir.to_path_buf(),
+        ..Default::default()
     };
     let catalog = Catalog::load(catalog_dir, &options)
         .await

@@ -201,6 +201,7 @@ async fn a_query_over_its_memory_limit_gets_resource_exhausted() {
     let lake = common::shop_lake().await;
     let options = lakegate_catalog::LoadOptions {
         data_dir: lake.dir.path().to_path_buf(),
+        ..Default::default()
     };
     let catalog =
         lakegate_catalog::Catalog::load(&common::repo_root().join("tests/fixtures/shop"), &options)

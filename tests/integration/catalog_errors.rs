@@ -23,6 +23,7 @@ async fn load_edited(file: &str, edit: impl Fn(String) -> String) -> Result<Engi
     }
     let options = LoadOptions {
         data_dir: lake.dir.path().to_path_buf(),
+        ..Default::default()
     };
     let catalog = Catalog::load(catalog_dir.path(), &options).await?;
     Engine::new(catalog, EngineOptions::default()).await

@@ -24,6 +24,8 @@
 //!   are disjoint and make the whole result.
 //! * `audit` — the audit log (reads, denials, failed sign-ins), `system.audit`
 //!   for administrators only, the per-user query cap and the query timeout.
+//! * `storage` — storage location settings are checked, Hive partition
+//!   columns prune reads and work in grants, a failing location is named.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -40,3 +42,4 @@ mod plan_checker;
 mod probe;
 mod result_schema;
 mod scan_reuse;
+mod storage;

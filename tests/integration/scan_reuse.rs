@@ -43,6 +43,7 @@ async fn shop_engine(data_dir: &std::path::Path, file_listing_ttl: Duration) -> 
         &common::repo_root().join("tests/fixtures/shop"),
         &LoadOptions {
             data_dir: data_dir.to_path_buf(),
+            ..Default::default()
         },
     )
     .await

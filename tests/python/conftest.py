@@ -29,14 +29,15 @@ def data_dir(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def start_server(data_dir, *flags):
-    """Runs `lakegate serve` with `flags` and yields its grpc:// (or
-    grpc+tls://) address."""
+def start_server(data_dir, *flags, catalog=CATALOG, env=None):
+    """Runs `lakegate serve` with `flags` (and the environment `env`, when
+    given) and yields its grpc:// (or grpc+tls://) address."""
     process = subprocess.Popen(
-        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG, *flags],
+        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", str(catalog), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     # Never wait forever for the server to announce itself.
     watchdog = threading.Timer(60, process.kill)

@@ -7,25 +7,7 @@ import adbc_driver_manager
 import duckdb
 import pytest
 
-ROLE_HEADER = "adbc.flight.sql.rpc.call_header.x-lakegate-role"
-
-
-def connect(server, user, password=None, role=None, extra=None):
-    options = {
-        adbc_driver_manager.DatabaseOptions.USERNAME.value: user,
-        adbc_driver_manager.DatabaseOptions.PASSWORD.value: password or f"{user}-pass",
-        **(extra or {}),
-    }
-    if role:
-        options[ROLE_HEADER] = role
-    return flight_sql.connect(server, db_kwargs=options, autocommit=True)
-
-
-def query(server, user, sql, role=None):
-    with connect(server, user, role=role) as conn:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return cursor.fetch_arrow_table()
+from clients import ROLE_HEADER, connect, query
 
 
 def raw(data_dir, table):

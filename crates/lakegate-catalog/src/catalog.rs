@@ -7,17 +7,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lakegate_policy::{
     ColumnMask, ColumnSelection, Grant, Group, MaskKind, PolicySet, Privilege, Resource, Role,
     TableName, User,
 };
 use url::Url;
 
-use crate::files::{CatalogFile, MaskEntry};
+use crate::files::{CatalogFile, MaskEntry, PartitionColumnEntry};
 use crate::storage::{StorageLocation, list_parquet_files, read_parquet_schema};
 
 /// One problem found in a catalog: where, about what, and what is wrong.
@@ -79,9 +80,17 @@ pub struct Table {
     pub name: TableName,
     /// The storage location's name.
     pub storage: String,
-    /// The URL of the table's directory or file (`file:///lake/customer/`).
+    /// The URL DataFusion reads the table's directory or file by, under its
+    /// location's registry URL (`lakegate://lake/srv/lake/customer/`).
     pub url: Url,
-    /// The schema of the stored data.
+    /// The same directory or file as users write it (`s3://bucket/customer/`).
+    pub location_url: Url,
+    /// The URL of one of its files (under the registry URL, like `url`):
+    /// the one whose footer gives the stored schema.
+    pub sample_file: Url,
+    /// Hive-style partition columns, outermost first, with their types.
+    pub partition_columns: Vec<(String, DataType)>,
+    /// The table's columns: the stored ones, then the partition columns.
     pub schema: SchemaRef,
     /// Free text.
     pub description: String,
@@ -124,11 +133,14 @@ pub struct Catalog {
     grant_files: BTreeMap<String, PathBuf>,
 }
 
-/// Where the catalog's `${data_dir}` points and relative paths start.
-#[derive(Debug, Clone)]
+/// Where the catalog's `${data_dir}` points.
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// Replaces `${data_dir}` in storage URLs.
     pub data_dir: PathBuf,
+    /// Replaces `${data_dir}` instead of `data_dir` when set: a URL such as
+    /// `s3://bucket/prefix` (the demo's `--storage`).
+    pub data_root: Option<String>,
 }
 
 impl Catalog {
@@ -302,7 +314,13 @@ impl Loader {
         }
 
         // Storage locations.
-        let data_dir = std::path::absolute(&options.data_dir).unwrap_or(options.data_dir.clone());
+        let data_root = match &options.data_root {
+            Some(root) => root.trim_end_matches('/').to_string(),
+            None => std::path::absolute(&options.data_dir)
+                .unwrap_or(options.data_dir.clone())
+                .to_string_lossy()
+                .into_owned(),
+        };
         let mut storage = BTreeMap::new();
         let mut seen = BTreeMap::new();
         for (file, content) in &files {
@@ -311,18 +329,8 @@ impl Loader {
                 if !self.unique(&mut seen, "storage", &entry.name, file) {
                     continue;
                 }
-                if let Some(key) = entry.options.keys().next() {
-                    self.error(
-                        file,
-                        &label,
-                        format!("option '{key}' is not supported for this location"),
-                    );
-                    continue;
-                }
-                let url = entry
-                    .url
-                    .replace("${data_dir}", &data_dir.to_string_lossy());
-                match StorageLocation::open(&entry.name, &url, dir) {
+                let url = entry.url.replace("${data_dir}", &data_root);
+                match StorageLocation::open(entry, &url, dir) {
                     Ok(location) => {
                         storage.insert(entry.name.clone(), location);
                     }
@@ -401,16 +409,26 @@ impl Loader {
                     );
                     continue;
                 };
-                match read_table(location, &entry.path).await {
-                    Ok((url, schema)) => {
+                let partition_columns = match partition_columns(&entry.partition_columns) {
+                    Ok(columns) => columns,
+                    Err(message) => {
+                        self.error(file, &label, message);
+                        continue;
+                    }
+                };
+                match read_table(location, &entry.path, &partition_columns).await {
+                    Ok(read) => {
                         let name = TableName::new(&entry.database, &entry.name);
                         tables.insert(
                             name.clone(),
                             Table {
                                 name,
                                 storage: entry.storage.clone(),
-                                url,
-                                schema,
+                                url: read.url,
+                                location_url: read.location_url,
+                                sample_file: read.sample_file,
+                                partition_columns,
+                                schema: read.schema,
                                 description: entry.description.clone(),
                             },
                         );
@@ -721,18 +739,77 @@ impl Loader {
     }
 }
 
+/// What reading a table's files at load time found.
+struct ReadTable {
+    url: Url,
+    location_url: Url,
+    sample_file: Url,
+    schema: SchemaRef,
+}
+
 /// Resolves a table's files and reads its schema from the first of them.
-async fn read_table(location: &StorageLocation, path: &str) -> Result<(Url, SchemaRef), String> {
-    let object_path = location.object_path(path)?;
-    let mut url = location.url_of(path)?;
+async fn read_table(
+    location: &StorageLocation,
+    path: &str,
+    partition_columns: &[(String, DataType)],
+) -> Result<ReadTable, String> {
+    // A directory must end in '/' so that DataFusion lists it as a prefix.
+    let is_file = path.ends_with(".parquet");
+    if is_file && !partition_columns.is_empty() {
+        return Err("a table of one file has no partition columns".into());
+    }
+    let path = if is_file || path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    };
+    let object_path = location.object_path(&path)?;
+    let location_url = location.url_of(&path)?;
     let files = list_parquet_files(location.store.as_ref(), &object_path).await?;
     let Some(first) = files.first() else {
-        return Err(format!("no Parquet files at {url}"));
+        return Err(format!("no Parquet files at {location_url}"));
     };
-    let schema = read_parquet_schema(location.store.clone(), first).await?;
-    // A directory must end in '/' so that DataFusion lists it as a prefix.
-    if !path.ends_with(".parquet") && !url.path().ends_with('/') {
-        url.set_path(&format!("{}/", url.path()));
+    let stored = read_parquet_schema(location.store.clone(), first).await?;
+    let mut fields: Vec<Field> = stored.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (name, data_type) in partition_columns {
+        if stored.field_with_name(name).is_ok() {
+            return Err(format!(
+                "partition column '{name}' is also stored in the files"
+            ));
+        }
+        fields.push(Field::new(name, data_type.clone(), false));
     }
-    Ok((url, schema))
+    let mut sample_file = location.registry_url();
+    sample_file.set_path(&format!("/{}", first.as_ref()));
+    Ok(ReadTable {
+        url: location.listing_url(&path)?,
+        location_url,
+        sample_file,
+        schema: Arc::new(Schema::new(fields)),
+    })
+}
+
+/// The declared partition columns with their Arrow types.
+fn partition_columns(entries: &[PartitionColumnEntry]) -> Result<Vec<(String, DataType)>, String> {
+    let mut columns: Vec<(String, DataType)> = Vec::new();
+    for entry in entries {
+        let data_type = match entry.data_type.to_ascii_lowercase().as_str() {
+            "string" => DataType::Utf8,
+            "int" => DataType::Int32,
+            "bigint" => DataType::Int64,
+            "date" => DataType::Date32,
+            "boolean" => DataType::Boolean,
+            other => {
+                return Err(format!(
+                    "partition column '{}': type '{other}' is not one of string, int, bigint, date, boolean",
+                    entry.name
+                ));
+            }
+        };
+        if columns.iter().any(|(name, _)| name == &entry.name) {
+            return Err(format!("partition column '{}' declared twice", entry.name));
+        }
+        columns.push((entry.name.clone(), data_type));
+    }
+    Ok(columns)
 }

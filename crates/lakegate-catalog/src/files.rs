@@ -45,18 +45,128 @@ pub struct CatalogSettings {
     pub default_database: Option<String>,
 }
 
-/// `[[storage]]`
-#[derive(Debug, Deserialize)]
+/// `[[storage]]`: a location and how to reach it. Every setting but `name`
+/// and `url` is optional; which ones apply depends on the URL's scheme (S3,
+/// Google Cloud Storage, Azure), and one that does not apply is an error.
+/// Secrets are never written here: the `*_env` settings name environment
+/// variables that hold them.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageEntry {
     /// Unique name, referenced by tables.
     pub name: String,
-    /// An object_store URL (`file:///...`), or a path. `${data_dir}` expands to
-    /// the data directory the server was started with.
+    /// An object_store URL (`file:///...`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix`), or a path.
+    /// `${data_dir}` expands to the data directory the server was started
+    /// with.
     pub url: String,
-    /// Store options (reserved for remote stores).
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
+
+    /// S3: the bucket's region.
+    pub region: Option<String>,
+    /// S3, GCS, Azure: the service endpoint (S3-compatible servers,
+    /// emulators).
+    pub endpoint: Option<String>,
+    /// S3: `path` (`https://endpoint/bucket/key`) or `virtual-hosted`
+    /// (`https://bucket.endpoint/key`).
+    pub addressing: Option<String>,
+    /// Whether plain HTTP is allowed (default false: TLS only).
+    pub allow_http: Option<bool>,
+
+    /// How credentials are found: `environment` (the provider's standard
+    /// chain; the default), `variables` (the `*_env` settings below),
+    /// `web-identity` (S3: `role_arn` with a web identity token file) or
+    /// `anonymous` (unsigned requests to public data).
+    pub credentials: Option<String>,
+    /// S3: variable holding the access key id.
+    pub access_key_id_env: Option<String>,
+    /// S3: variable holding the secret access key.
+    pub secret_access_key_env: Option<String>,
+    /// S3: variable holding a session token (temporary credentials).
+    pub session_token_env: Option<String>,
+    /// S3: the role to assume with a web identity token.
+    pub role_arn: Option<String>,
+    /// S3: the web identity token file (default `AWS_WEB_IDENTITY_TOKEN_FILE`).
+    pub web_identity_token_file: Option<String>,
+    /// S3: the session name used when assuming `role_arn`.
+    pub role_session_name: Option<String>,
+    /// S3: the STS endpoint used when assuming `role_arn`.
+    pub sts_endpoint: Option<String>,
+    /// GCS: path of a service account JSON file.
+    pub service_account_path: Option<String>,
+    /// GCS: variable holding a service account JSON key.
+    pub service_account_key_env: Option<String>,
+    /// Azure: the storage account.
+    pub account: Option<String>,
+    /// Azure: variable holding the account's access key.
+    pub access_key_env: Option<String>,
+    /// Azure: variable holding a SAS token (`sv=...&sig=...`).
+    pub sas_token_env: Option<String>,
+
+    /// S3: server-side encryption of everything Lakegate writes here:
+    /// `sse-s3`, `sse-kms` (with `kms_key_id`) or `none` (the bucket's
+    /// default).
+    pub encryption: Option<String>,
+    /// S3: the KMS key for `sse-kms`.
+    pub kms_key_id: Option<String>,
+    /// S3: use an S3 Bucket Key for `sse-kms`.
+    pub bucket_key: Option<bool>,
+
+    /// Time to establish a connection (`5s`).
+    pub connect_timeout: Option<String>,
+    /// Time one request may take, body included (`30s`).
+    pub request_timeout: Option<String>,
+    /// Retries of a failed request (throttling, 5xx, resets).
+    pub max_retries: Option<usize>,
+    /// Time after which a request is no longer retried (`60s`).
+    pub retry_timeout: Option<String>,
+    /// First retry delay, doubled at each retry (`100ms`).
+    pub initial_backoff: Option<String>,
+    /// Longest retry delay (`15s`).
+    pub max_backoff: Option<String>,
+
+    /// Refused (an inline secret): use `access_key_id_env`.
+    pub access_key_id: Option<toml::Value>,
+    /// Refused (an inline secret): use `secret_access_key_env`.
+    pub secret_access_key: Option<toml::Value>,
+    /// Refused (an inline secret): use `session_token_env`.
+    pub session_token: Option<toml::Value>,
+    /// Refused (an inline secret): use `service_account_key_env`.
+    pub service_account_key: Option<toml::Value>,
+    /// Refused (an inline secret): use `access_key_env`.
+    pub access_key: Option<toml::Value>,
+    /// Refused (an inline secret): use `sas_token_env`.
+    pub sas_token: Option<toml::Value>,
+    /// Refused (an inline secret): secrets have no inline form.
+    pub password: Option<toml::Value>,
+}
+
+impl StorageEntry {
+    /// The inline secrets written in this entry, each with the setting to use
+    /// instead. The keys above exist only so that the catalog check can refuse
+    /// them by name rather than as unknown keys.
+    pub fn inline_secrets(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            ("access_key_id", self.access_key_id.is_some(), "access_key_id_env"),
+            (
+                "secret_access_key",
+                self.secret_access_key.is_some(),
+                "secret_access_key_env",
+            ),
+            ("session_token", self.session_token.is_some(), "session_token_env"),
+            (
+                "service_account_key",
+                self.service_account_key.is_some(),
+                "service_account_key_env",
+            ),
+            ("access_key", self.access_key.is_some(), "access_key_env"),
+            ("sas_token", self.sas_token.is_some(), "sas_token_env"),
+            ("password", self.password.is_some(), "an environment variable"),
+        ]
+        .into_iter()
+        .filter(|(_, present, _)| *present)
+        .map(|(key, _, instead)| (key, instead))
+        .collect()
+    }
 }
 
 /// `[[database]]`
@@ -82,9 +192,25 @@ pub struct TableEntry {
     pub storage: String,
     /// Path under the location: a directory of Parquet files or one file.
     pub path: String,
+    /// Hive-style partition columns, outermost first: files live under
+    /// `<path>/<name>=<value>/...`, and queries filtering on these columns
+    /// read only the matching directories.
+    #[serde(default)]
+    pub partition_columns: Vec<PartitionColumnEntry>,
     /// Free text.
     #[serde(default)]
     pub description: String,
+}
+
+/// A partition column: its name and the type its path values are read as.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionColumnEntry {
+    /// The column name (the `name` of `name=value` directories).
+    pub name: String,
+    /// `string`, `int`, `bigint`, `date` or `boolean`.
+    #[serde(rename = "type")]
+    pub data_type: String,
 }
 
 /// `[[role]]`

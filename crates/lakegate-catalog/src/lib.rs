@@ -25,4 +25,8 @@ pub use catalog::{
     Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
     hash_password,
 };
-pub use storage::StorageLocation;
+pub use files::StorageEntry;
+pub use storage::{
+    LocationStore, RequestCounts, RequestTotals, StorageError, StorageLocation,
+    defaults as storage_defaults,
+};

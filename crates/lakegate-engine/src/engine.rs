@@ -54,10 +54,25 @@ pub struct EngineOptions {
     /// the file listing TTL). Off, every scan is planned from the table's
     /// optimized policy plan: for measuring what the reuse saves.
     pub reuse_scan_plans: bool,
+    /// Bytes of Parquet footers (file metadata) kept in memory across
+    /// queries, per file and validated by its size and modification time,
+    /// so that a repeated query reads no footer again; 0 turns the cache off.
+    pub metadata_cache_bytes: usize,
+    /// Bytes of file listings kept for the file listing TTL (about 200 bytes
+    /// an object: the default holds some 150,000 objects). A table whose
+    /// listing does not fit is listed by every query.
+    pub listing_cache_bytes: usize,
 }
 
 /// The default [`EngineOptions::file_listing_ttl`].
 pub const DEFAULT_FILE_LISTING_TTL: Duration = Duration::from_secs(60);
+
+/// The default [`EngineOptions::metadata_cache_bytes`]: 64 MiB.
+pub const DEFAULT_METADATA_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default [`EngineOptions::listing_cache_bytes`]: 32 MiB (DataFusion's
+/// own default, 1 MiB, holds no more than about 5,000 objects).
+pub const DEFAULT_LISTING_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for EngineOptions {
     fn default() -> Self {
@@ -70,6 +85,8 @@ impl Default for EngineOptions {
             query_memory: None,
             file_listing_ttl: DEFAULT_FILE_LISTING_TTL,
             reuse_scan_plans: true,
+            metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
+            listing_cache_bytes: DEFAULT_LISTING_CACHE_BYTES,
         }
     }
 }
@@ -142,8 +159,10 @@ impl Engine {
     /// the query planner. A catalog that fails any check is refused, with all
     /// problems listed.
     pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
-        let caches =
-            CacheManagerConfig::default().with_list_files_cache_ttl(Some(options.file_listing_ttl));
+        let caches = CacheManagerConfig::default()
+            .with_list_files_cache_ttl(Some(options.file_listing_ttl))
+            .with_list_files_cache_limit(options.listing_cache_bytes)
+            .with_metadata_cache_limit(options.metadata_cache_bytes);
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(caches)
             .build_arc()
@@ -155,7 +174,7 @@ impl Engine {
                 }])
             })?;
         for location in catalog.storage.values() {
-            runtime.register_object_store(&location.url, Arc::clone(&location.store));
+            runtime.register_object_store(&location.registry_url(), Arc::clone(&location.store));
         }
         let config = session_config(&catalog, &options);
         let user_template = SessionStateBuilder::new()
@@ -308,11 +327,15 @@ async fn raw_table(
     table: &lakegate_catalog::Table,
 ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(table.url.as_str())?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(table.partition_columns.clone());
     // DataFusion's own inference gives the types it reads the files as
-    // (string columns as Utf8View), which every plan then agrees with.
-    let schema = options.infer_schema(state, &url).await?;
+    // (string columns as Utf8View), which every plan then agrees with. It
+    // reads one file's footer: inferring over the whole prefix would read
+    // every footer of a large table at startup.
+    let sample = ListingTableUrl::parse(table.sample_file.as_str())?;
+    let schema = options.infer_schema(state, &sample).await?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

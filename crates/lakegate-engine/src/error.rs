@@ -5,6 +5,7 @@
 use std::fmt;
 
 use datafusion::error::DataFusionError;
+use lakegate_catalog::StorageError;
 
 /// A position in the SQL text, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,11 @@ pub enum EngineError {
         /// The table whose policy failed.
         table: String,
     },
+    /// A storage location failed (credentials refused, throttled past its
+    /// retries, unreachable): the operator's problem, often transient. The
+    /// message names the location, never a secret, and carries no row data.
+    #[error("{0}")]
+    Storage(String),
     /// A resource limit was hit.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -80,6 +86,9 @@ pub(crate) const POLICY_FAILURE_MARKER: &str = "lakegate-policy-failure:";
 impl EngineError {
     /// Classifies a DataFusion error raised while planning the caller's SQL.
     pub fn from_planning(error: DataFusionError) -> Self {
+        if let Some(failure) = storage_failure(&error) {
+            return failure;
+        }
         if let Some(failure) = policy_failure(&error) {
             return failure;
         }
@@ -116,6 +125,9 @@ impl EngineError {
 
     /// Classifies a DataFusion error raised while running a query.
     pub fn from_execution(error: DataFusionError) -> Self {
+        if let Some(failure) = storage_failure(&error) {
+            return failure;
+        }
         if let Some(failure) = policy_failure(&error) {
             return failure;
         }
@@ -143,6 +155,19 @@ fn permission_denied(error: &DataFusionError) -> Option<EngineError> {
     Some(EngineError::PermissionDenied(message.to_string()))
 }
 
+/// The storage failure somewhere in `error`'s chain of causes, found by type
+/// (never by text, which a stored value could imitate).
+fn storage_failure(error: &DataFusionError) -> Option<EngineError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(storage) = current.downcast_ref::<StorageError>() {
+            return Some(EngineError::Storage(storage.to_string()));
+        }
+        cause = current.source();
+    }
+    None
+}
+
 fn policy_failure(error: &DataFusionError) -> Option<EngineError> {
     let text = error.to_string();
     let start = text.find(POLICY_FAILURE_MARKER)? + POLICY_FAILURE_MARKER.len();
@@ -168,10 +193,13 @@ pub(crate) fn policy_error(table: &impl fmt::Display, cause: &dyn fmt::Display) 
 
 /// What an error raised beneath a policy barrier becomes for the caller: a
 /// memory limit hit stays what it is (its message names operators and byte
-/// counts, never values); anything else is a policy failure (see
-/// [`policy_error`]).
+/// counts, never values), and so does a storage failure (it names the
+/// location and the store's complaint, never row data); anything else is a
+/// policy failure (see [`policy_error`]).
 pub(crate) fn barrier_error(table: &impl fmt::Display, error: DataFusionError) -> DataFusionError {
-    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+    if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
+        || storage_failure(&error).is_some()
+    {
         return error;
     }
     policy_error(table, &error)

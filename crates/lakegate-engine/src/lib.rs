@@ -37,7 +37,10 @@ mod system_tables;
 mod validate;
 
 pub use barrier::PolicyBarrierExec;
-pub use engine::{DEFAULT_FILE_LISTING_TTL, Engine, EngineOptions};
+pub use engine::{
+    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_METADATA_CACHE_BYTES, Engine,
+    EngineOptions,
+};
 pub use error::{EngineError, Result, SqlPosition};
 pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;

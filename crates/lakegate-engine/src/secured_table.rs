@@ -45,7 +45,7 @@ use lakegate_policy::{CellValue, EffectiveAccess, RowFilter};
 
 use crate::barrier::PolicyBarrierExec;
 use crate::cache::BoundedCache;
-use crate::error::{permission_error, policy_error};
+use crate::error::{barrier_error, permission_error, policy_error};
 use crate::leakproof::is_leakproof;
 use crate::masks::mask_sql;
 use crate::sql_text::{accept_session_function_parens, quote_ident};
@@ -281,7 +281,8 @@ impl TableProvider for SecuredTable {
                     .query_planner()
                     .create_physical_plan(&optimized, &scan_planner.state)
                     .await
-                    .map_err(|e| policy_error(table, &e))?;
+                    // Listing the files can fail at the storage location.
+                    .map_err(|e| barrier_error(table, e))?;
                 let cached = CachedScan {
                     optimized,
                     physical,

@@ -626,7 +626,9 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.authenticate(&request)?;
         let mut session = self.caller_session(&caller)?;
-        let shape = session.prepare(&query.query).await.map_err(status_of)?;
+        let shape = self
+            .within_query_timeout(async { session.prepare(&query.query).await.map_err(status_of) })
+            .await?;
         let handle = PreparedHandle {
             user: caller.user,
             sql: query.query,
@@ -919,19 +921,22 @@ impl LakegateFlightService {
         // part of the result (a query bound to several parameter rows is read
         // whole: its parts are the rows' results, in order).
         let parallel = caller.parallel && values.as_ref().is_none_or(|v| v.num_rows() <= 1);
-        let (schema, parts) = if parallel {
-            let bound = values.as_ref().map(|v| (v, 0));
-            match session.plan_parts(&sql, bound).await.map_err(status_of)? {
-                Some(query) => (query.schema(), query.parts()),
-                None => (session.output_schema(&sql).await.map_err(status_of)?, 1),
+        let planned = async {
+            if parallel {
+                let bound = values.as_ref().map(|v| (v, 0));
+                match session.plan_parts(&sql, bound).await.map_err(status_of)? {
+                    Some(query) => Ok((query.schema(), query.parts())),
+                    None => Ok((session.output_schema(&sql).await.map_err(status_of)?, 1)),
+                }
+            } else {
+                let schema = match &values {
+                    Some(values) => session.output_schema_with_parameters(&sql, values, 0).await,
+                    None => session.output_schema(&sql).await,
+                };
+                Ok((schema.map_err(status_of)?, 1))
             }
-        } else {
-            let schema = match &values {
-                Some(values) => session.output_schema_with_parameters(&sql, values, 0).await,
-                None => session.output_schema(&sql).await,
-            };
-            (schema.map_err(status_of)?, 1)
         };
+        let (schema, parts) = self.within_query_timeout(planned).await?;
         let tickets = (0..parts).map(|part| {
             let ticket = StatementTicket {
                 user: caller.user.clone(),
@@ -950,6 +955,20 @@ impl LakegateFlightService {
         flight_info_of(tickets.collect(), &schema, descriptor)
     }
 
+    /// Runs `planning` within the query timeout: planning can wait on a
+    /// storage location (listing files), and no call may outlive the limit.
+    async fn within_query_timeout<T>(
+        &self,
+        planning: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        match self.slots.limits().timeout {
+            Some(limit) => tokio::time::timeout(limit, planning)
+                .await
+                .map_err(|_| Status::deadline_exceeded("the query took too long to plan"))?,
+            None => planning.await,
+        }
+    }
+
     /// Runs a query and streams its result as Flight data, within the
     /// user's limits: it holds one of the user's query slots until its
     /// stream ends, and ends at the query timeout.
@@ -959,14 +978,9 @@ impl LakegateFlightService {
         parameters: Option<RecordBatch>,
     ) -> Result<Response<DoGetStream>, Status> {
         let slot = self.slots.acquire(query.user)?;
-        let timeout = self.slots.limits().timeout;
-        let planned = self.start_query(query, parameters);
-        let response = match timeout {
-            Some(limit) => tokio::time::timeout(limit, planned)
-                .await
-                .map_err(|_| Status::deadline_exceeded("the query took too long to plan"))??,
-            None => planned.await?,
-        };
+        let response = self
+            .within_query_timeout(self.start_query(query, parameters))
+            .await?;
         let slots = Arc::clone(&self.slots);
         Ok(
             response

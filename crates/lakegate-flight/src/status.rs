@@ -18,6 +18,9 @@ pub fn status_of(error: EngineError) -> Status {
         // caller's and not a bug: the table stays unreadable until fixed.
         EngineError::PolicyFailure { .. } => Status::failed_precondition(error.to_string()),
         EngineError::ResourceExhausted(_) => Status::resource_exhausted(error.to_string()),
+        // A storage location failing is neither the caller's fault nor a bug;
+        // UNAVAILABLE tells clients that trying again later may work.
+        EngineError::Storage(_) => Status::unavailable(error.to_string()),
         EngineError::Cancelled => Status::cancelled(error.to_string()),
         EngineError::Internal(_) => {
             log::error!("internal error: {error}");
