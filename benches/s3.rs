@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use lakegate::demo_data::{DEMO_LAYOUT, DEMO_TABLES, ensure_demo_data, publish_demo_data};
-use lakegate_catalog::{
-    Catalog, LoadOptions, RequestTotals, StorageEntry, StorageLocation,
-};
+use lakegate_catalog::{Catalog, LoadOptions, RequestTotals, StorageEntry, StorageLocation};
 use lakegate_engine::{Engine, EngineOptions};
 
 #[path = "support/mod.rs"]
@@ -61,7 +59,14 @@ fn start_moto() -> Moto {
         .unwrap()
         .port();
     let child = Command::new(python())
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -162,7 +167,13 @@ impl Variant {
         let before = self.totals();
         let started = Instant::now();
         let mut session = self.engine.session("admin", None).unwrap();
-        let batches = session.execute(SCAN).await.unwrap().collect().await.unwrap();
+        let batches = session
+            .execute(SCAN)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         self.times.push(started.elapsed().as_secs_f64() * 1000.0);
         if let (Some(before), Some(after)) = (before, self.totals()) {
             self.requests.push(after - before);
@@ -265,7 +276,10 @@ async fn run(full: bool) {
         let counts = if variant.name == "local" {
             "- | - | -".to_string()
         } else {
-            format!("{} | {} | {}", requests.gets, requests.heads, requests.lists)
+            format!(
+                "{} | {} | {}",
+                requests.gets, requests.heads, requests.lists
+            )
         };
         println!(
             "| {} | {median:.1} | {:.2} | {counts} |",

@@ -585,10 +585,14 @@ async fn demo(
         data_dir: data_dir.to_path_buf(),
         data_root: storage.map(str::to_string),
     };
-    let engine = load_engine_from(catalog, &options, EngineOptions {
-        audit_dir: Some(default_audit_dir(data_dir)),
-        ..EngineOptions::default()
-    })
+    let engine = load_engine_from(
+        catalog,
+        &options,
+        EngineOptions {
+            audit_dir: Some(default_audit_dir(data_dir)),
+            ..EngineOptions::default()
+        },
+    )
     .await?;
     for (user, role, sql) in WALKTHROUGH {
         let mut session = engine.session(user, role).map_err(|e| e.to_string())?;

@@ -54,9 +54,8 @@ fn write_partitioned(root: &Path) {
         std::fs::create_dir_all(&dir).unwrap();
         for part in 0..2_i64 {
             let ids: Vec<i64> = (0..10).map(|i| year * 100 + part * 10 + i).collect();
-            let batch =
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))])
-                    .unwrap();
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids))])
+                .unwrap();
             let file = std::fs::File::create(dir.join(format!("part-{part}.parquet"))).unwrap();
             let mut writer = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
             writer.write(&batch).unwrap();
@@ -85,7 +84,9 @@ async fn events_engine(data_dir: &Path) -> Engine {
          [[table]]\ndatabase = \"lake\"\nname = \"events\"\nstorage = \"local\"\npath = \"events/\"\n\
          partition_columns = [{{ name = \"year\", type = \"int\" }}]\n"
     );
-    let catalog = load(&text, data_dir).await.unwrap_or_else(|e| panic!("{e}"));
+    let catalog = load(&text, data_dir)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     Engine::new(catalog, EngineOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -271,6 +272,9 @@ async fn partition_columns_are_checked() {
     ];
     for (columns, expected) in cases {
         let error = load(&table(columns), lake.path()).await.unwrap_err();
-        assert!(error.contains(expected), "expected '{expected}' in:\n{error}");
+        assert!(
+            error.contains(expected),
+            "expected '{expected}' in:\n{error}"
+        );
     }
 }

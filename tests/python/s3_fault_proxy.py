@@ -28,6 +28,7 @@ class FaultProxy:
         self.counts = collections.Counter()
         self.faults_served = collections.Counter()
         self._faults = collections.deque()
+        self._tasks = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -74,10 +75,17 @@ class FaultProxy:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        server = self._loop.run_until_complete(asyncio.start_server(self._spawn, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+
+    def _spawn(self, reader, writer):
+        # The tasks are held here until done: the event loop keeps only weak
+        # references, and a connection's task must not be collected mid-way.
+        task = self._loop.create_task(self._client(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     def kind(method, target, headers):

@@ -146,13 +146,21 @@ impl StorageEntry {
     /// them by name rather than as unknown keys.
     pub fn inline_secrets(&self) -> Vec<(&'static str, &'static str)> {
         [
-            ("access_key_id", self.access_key_id.is_some(), "access_key_id_env"),
+            (
+                "access_key_id",
+                self.access_key_id.is_some(),
+                "access_key_id_env",
+            ),
             (
                 "secret_access_key",
                 self.secret_access_key.is_some(),
                 "secret_access_key_env",
             ),
-            ("session_token", self.session_token.is_some(), "session_token_env"),
+            (
+                "session_token",
+                self.session_token.is_some(),
+                "session_token_env",
+            ),
             (
                 "service_account_key",
                 self.service_account_key.is_some(),
@@ -160,7 +168,11 @@ impl StorageEntry {
             ),
             ("access_key", self.access_key.is_some(), "access_key_env"),
             ("sas_token", self.sas_token.is_some(), "sas_token_env"),
-            ("password", self.password.is_some(), "an environment variable"),
+            (
+                "password",
+                self.password.is_some(),
+                "an environment variable",
+            ),
         ]
         .into_iter()
         .filter(|(_, present, _)| *present)

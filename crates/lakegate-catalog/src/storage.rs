@@ -34,9 +34,9 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult,
-    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, RetryConfig,
+    BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RetryConfig,
 };
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
@@ -261,11 +261,17 @@ impl<'a> Settings<'a> {
             ("secret_access_key_env", e.secret_access_key_env.is_some()),
             ("session_token_env", e.session_token_env.is_some()),
             ("role_arn", e.role_arn.is_some()),
-            ("web_identity_token_file", e.web_identity_token_file.is_some()),
+            (
+                "web_identity_token_file",
+                e.web_identity_token_file.is_some(),
+            ),
             ("role_session_name", e.role_session_name.is_some()),
             ("sts_endpoint", e.sts_endpoint.is_some()),
             ("service_account_path", e.service_account_path.is_some()),
-            ("service_account_key_env", e.service_account_key_env.is_some()),
+            (
+                "service_account_key_env",
+                e.service_account_key_env.is_some(),
+            ),
             ("account", e.account.is_some()),
             ("access_key_env", e.access_key_env.is_some()),
             ("sas_token_env", e.sas_token_env.is_some()),
@@ -425,21 +431,12 @@ impl<'a> Settings<'a> {
                 if e.kms_key_id.is_some() || e.bucket_key.is_some() {
                     return Err("'kms_key_id' and 'bucket_key' need encryption = 'sse-kms'".into());
                 }
-                builder = builder.with_config(
-                    s3_key("aws_server_side_encryption"),
-                    "AES256",
-                );
+                builder = builder.with_config(s3_key("aws_server_side_encryption"), "AES256");
             }
             Some("sse-kms") => {
-                builder = builder.with_config(
-                    s3_key("aws_server_side_encryption"),
-                    "aws:kms",
-                );
+                builder = builder.with_config(s3_key("aws_server_side_encryption"), "aws:kms");
                 if let Some(key) = &e.kms_key_id {
-                    builder = builder.with_config(
-                        s3_key("aws_sse_kms_key_id"),
-                        key,
-                    );
+                    builder = builder.with_config(s3_key("aws_sse_kms_key_id"), key);
                 }
                 if let Some(enabled) = e.bucket_key {
                     builder = builder.with_bucket_key(enabled);
@@ -524,8 +521,10 @@ impl<'a> Settings<'a> {
                     builder = builder.with_access_key(read_variable("access_key_env", name)?);
                 }
                 (None, Some(name)) => {
-                    builder = builder
-                        .with_config(AzureConfigKey::SasKey, read_variable("sas_token_env", name)?);
+                    builder = builder.with_config(
+                        AzureConfigKey::SasKey,
+                        read_variable("sas_token_env", name)?,
+                    );
                 }
                 _ => {
                     return Err("credentials 'variables' needs exactly one of \
