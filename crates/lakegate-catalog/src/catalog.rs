@@ -12,6 +12,7 @@ use std::sync::Arc;
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::StreamExt;
 use lakegate_policy::{
     ColumnMask, ColumnSelection, Grant, Group, MaskKind, PolicySet, Privilege, Resource, Role,
     TableName, User,
@@ -132,6 +133,9 @@ pub struct Catalog {
     /// by the engine, which checks filters and masks with the query planner).
     grant_files: BTreeMap<String, PathBuf>,
 }
+
+/// Tables whose files are read at once while a catalog loads.
+const TABLE_READS_AT_ONCE: usize = 16;
 
 /// Where the catalog's `${data_dir}` points.
 #[derive(Debug, Clone, Default)]
@@ -382,6 +386,7 @@ impl Loader {
         // Tables, with their schemas read from the files.
         let mut tables = BTreeMap::new();
         let mut seen = BTreeMap::new();
+        let mut pending = Vec::new();
         for (file, content) in &files {
             for entry in &content.table {
                 let qualified = format!("{}.{}", entry.database, entry.name);
@@ -416,25 +421,38 @@ impl Loader {
                         continue;
                     }
                 };
-                match read_table(location, &entry.path, &partition_columns).await {
-                    Ok(read) => {
-                        let name = TableName::new(&entry.database, &entry.name);
-                        tables.insert(
-                            name.clone(),
-                            Table {
-                                name,
-                                storage: entry.storage.clone(),
-                                url: read.url,
-                                location_url: read.location_url,
-                                sample_file: read.sample_file,
-                                partition_columns,
-                                schema: read.schema,
-                                description: entry.description.clone(),
-                            },
-                        );
-                    }
-                    Err(message) => self.error(file, &label, message),
+                pending.push((file, entry, label, location, partition_columns));
+            }
+        }
+        // The files of all tables are read concurrently: on a remote store
+        // each table costs a listing and a footer read, round trips that
+        // would otherwise add up table after table at start-up.
+        let reads =
+            futures::stream::iter(pending.iter().map(|(_, entry, _, location, columns)| {
+                read_table(location, &entry.path, columns)
+            }))
+            .buffered(TABLE_READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for ((file, entry, label, _, partition_columns), read) in pending.into_iter().zip(reads) {
+            match read {
+                Ok(read) => {
+                    let name = TableName::new(&entry.database, &entry.name);
+                    tables.insert(
+                        name.clone(),
+                        Table {
+                            name,
+                            storage: entry.storage.clone(),
+                            url: read.url,
+                            location_url: read.location_url,
+                            sample_file: read.sample_file,
+                            partition_columns,
+                            schema: read.schema,
+                            description: entry.description.clone(),
+                        },
+                    );
                 }
+                Err(message) => self.error(file, &label, message),
             }
         }
 

@@ -206,7 +206,7 @@ pub struct TableEntry {
     pub path: String,
     /// Hive-style partition columns, outermost first: files live under
     /// `<path>/<name>=<value>/...`, and queries filtering on these columns
-    /// read only the matching directories.
+    /// read only the matching directories' files.
     #[serde(default)]
     pub partition_columns: Vec<PartitionColumnEntry>,
     /// Free text.

@@ -19,6 +19,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
+use futures::StreamExt;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
 use lakegate_policy::{RoleError, TableName};
 
@@ -63,6 +64,9 @@ pub struct EngineOptions {
     /// listing does not fit is listed by every query.
     pub listing_cache_bytes: usize,
 }
+
+/// Tables opened at once when an engine starts.
+const TABLES_OPENED_AT_ONCE: usize = 16;
 
 /// The default [`EngineOptions::file_listing_ttl`].
 pub const DEFAULT_FILE_LISTING_TTL: Duration = Duration::from_secs(60);
@@ -192,8 +196,18 @@ impl Engine {
                 .register_schema(database, schema)
                 .expect("a memory catalog accepts schemas");
         }
-        for table in catalog.tables.values() {
-            match raw_table(&user_template, table).await {
+        // One footer read per table, concurrently (remote stores).
+        let opened = futures::stream::iter(
+            catalog
+                .tables
+                .values()
+                .map(|table| raw_table(&user_template, table)),
+        )
+        .buffered(TABLES_OPENED_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+        for (table, opened) in catalog.tables.values().zip(opened) {
+            match opened {
                 Ok(provider) => {
                     raw_catalog
                         .schema(&table.name.database)
