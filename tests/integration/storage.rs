@@ -202,7 +202,7 @@ async fn storage_settings_are_checked() {
         ),
         (
             "name = \"s\"\nurl = \"s3://bucket/x\"\ncredentials = \"magic\"",
-            "credentials 'magic' is not one of: 'environment', 'variables', 'web-identity', 'anonymous'",
+            "credentials 'magic' is not one of: 'environment', 'profile', 'variables', 'web-identity', 'anonymous'",
         ),
         (
             "name = \"s\"\nurl = \"s3://bucket/x\"\ncredentials = \"variables\"\n\
@@ -212,6 +212,14 @@ async fn storage_settings_are_checked() {
         (
             "name = \"s\"\nurl = \"s3://bucket/x\"\naccess_key_id_env = \"K\"",
             "setting 'access_key_id_env' needs credentials = 'variables' (not 'environment')",
+        ),
+        (
+            "name = \"s\"\nurl = \"s3://bucket/x\"\ncredentials = \"profile\"\nprofile = \"lakegate-test-no-such-profile\"",
+            "profile 'lakegate-test-no-such-profile' is not in",
+        ),
+        (
+            "name = \"s\"\nurl = \"s3://bucket/x\"\nprofile = \"p\"",
+            "setting 'profile' needs credentials = 'profile' (not 'environment')",
         ),
         (
             "name = \"s\"\nurl = \"s3://bucket/x\"\nrequest_timeout = \"soon\"",

@@ -327,6 +327,24 @@ def test_revoked_credentials_fail_only_their_location(s3, s3_server):
     assert query(s3_server, "admin", "SELECT count(*) FROM dl_tpc_item").column(0)[0].as_py() > 0
 
 
+def test_a_location_reads_its_keys_from_a_shared_credentials_profile(s3, s3_lake, server, tmp_path):
+    catalog = two_bucket_catalog(tmp_path / "catalog", s3)
+    text = (catalog / "catalog.toml").read_text()
+    variables = ('credentials = "variables"\naccess_key_id_env = "LAKE_B_READER_KEY_ID"\n'
+                 'secret_access_key_env = "LAKE_B_READER_SECRET"')
+    assert variables in text
+    (catalog / "catalog.toml").write_text(text.replace(variables, 'credentials = "profile"\nprofile = "lake-b"'))
+    key_id, secret = s3.keys["lake-b-reader"]
+    (tmp_path / "credentials").write_text(
+        f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
+        f"[lake-b]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+    env = server_env(s3, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"))
+    del env["LAKE_B_READER_KEY_ID"], env["LAKE_B_READER_SECRET"]
+    with start_server(tmp_path / "state", catalog=catalog, env=env) as address:
+        sql = "SELECT count(*) AS n FROM dl_tpc_item"
+        assert query(address, "admin", sql).to_pylist() == query(server, "admin", sql).to_pylist()
+
+
 def count_web_sales(address):
     return query(address, "admin", "SELECT count(*) FROM dl_tpc_web_sales WHERE ws_quantity > 0").column(0)[0].as_py()
 

@@ -73,10 +73,14 @@ pub struct StorageEntry {
     pub allow_http: Option<bool>,
 
     /// How credentials are found: `environment` (the provider's standard
-    /// chain; the default), `variables` (the `*_env` settings below),
+    /// chain; the default), `profile` (S3: a profile of the shared
+    /// credentials file), `variables` (the `*_env` settings below),
     /// `web-identity` (S3: `role_arn` with a web identity token file) or
     /// `anonymous` (unsigned requests to public data).
     pub credentials: Option<String>,
+    /// S3: the profile of the shared credentials file to read keys from
+    /// (`credentials = "profile"`).
+    pub profile: Option<String>,
     /// S3: variable holding the access key id.
     pub access_key_id_env: Option<String>,
     /// S3: variable holding the secret access key.

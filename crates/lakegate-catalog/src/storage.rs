@@ -184,6 +184,7 @@ struct Settings<'a> {
 /// The settings that apply to each scheme (besides the common ones).
 const S3_SETTINGS: &[&str] = &[
     "region",
+    "profile",
     "addressing",
     "access_key_id_env",
     "secret_access_key_env",
@@ -257,6 +258,7 @@ impl<'a> Settings<'a> {
             ("addressing", e.addressing.is_some()),
             ("allow_http", e.allow_http.is_some()),
             ("credentials", e.credentials.is_some()),
+            ("profile", e.profile.is_some()),
             ("access_key_id_env", e.access_key_id_env.is_some()),
             ("secret_access_key_env", e.secret_access_key_env.is_some()),
             ("session_token_env", e.session_token_env.is_some()),
@@ -329,8 +331,13 @@ impl<'a> Settings<'a> {
     fn s3(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
         self.refuse_others("S3 locations", S3_SETTINGS)?;
         let e = self.entry;
-        let mode =
-            self.credentials_mode(&["environment", "variables", "web-identity", "anonymous"])?;
+        let mode = self.credentials_mode(&[
+            "environment",
+            "profile",
+            "variables",
+            "web-identity",
+            "anonymous",
+        ])?;
         let variables = [
             ("access_key_id_env", &e.access_key_id_env),
             ("secret_access_key_env", &e.secret_access_key_env),
@@ -343,6 +350,7 @@ impl<'a> Settings<'a> {
             ("sts_endpoint", &e.sts_endpoint),
         ];
         only_with(mode, "variables", &variables)?;
+        only_with(mode, "profile", &[("profile", &e.profile)])?;
         only_with(mode, "web-identity", &web_identity)?;
         let mut builder = match mode {
             // The standard chain: AWS_* variables (keys, region, endpoint,
@@ -364,6 +372,44 @@ impl<'a> Settings<'a> {
                 AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp),
                 allow,
             );
+        }
+        // The standard chain's second link, which object_store lacks: the
+        // shared credentials file, when the environment holds no keys.
+        let ambient_profile = mode == "environment"
+            && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_none();
+        let profile = match mode {
+            "profile" => {
+                let name = e
+                    .profile
+                    .as_deref()
+                    .ok_or("credentials 'profile' needs 'profile'")?;
+                Some(SharedProfile::read(name)?.ok_or_else(|| {
+                    format!(
+                        "profile '{name}' is not in {}",
+                        shared_file("AWS_SHARED_CREDENTIALS_FILE", "credentials").display()
+                    )
+                })?)
+            }
+            _ if ambient_profile => {
+                let name = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+                SharedProfile::read(&name)?
+            }
+            _ => None,
+        };
+        if let Some(profile) = profile {
+            builder = builder
+                .with_access_key_id(profile.access_key_id)
+                .with_secret_access_key(profile.secret_access_key);
+            if let Some(token) = profile.session_token {
+                builder = builder.with_token(token);
+            }
+            if let Some(region) = profile.region
+                && e.region.is_none()
+                && (mode == "profile" || std::env::var_os("AWS_REGION").is_none())
+            {
+                builder = builder.with_region(region);
+            }
         }
         match mode {
             "variables" => {
@@ -553,6 +599,87 @@ impl<'a> Settings<'a> {
 fn s3_key(name: &str) -> AmazonS3ConfigKey {
     name.parse()
         .unwrap_or_else(|_| panic!("object_store knows the S3 setting '{name}'"))
+}
+
+/// A profile's keys from the AWS shared credentials file (and its region
+/// from the shared config file), as the AWS SDKs read them.
+struct SharedProfile {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    region: Option<String>,
+}
+
+impl SharedProfile {
+    /// The profile `name`, or `None` when the credentials file or the
+    /// profile is missing. Errors name the file, never a value.
+    fn read(name: &str) -> Result<Option<Self>, String> {
+        let credentials_file = shared_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+        let Ok(text) = std::fs::read_to_string(&credentials_file) else {
+            return Ok(None);
+        };
+        let Some(keys) = ini_section(&text, name) else {
+            return Ok(None);
+        };
+        let file = credentials_file.display();
+        let key = |k: &str| keys.get(k).cloned();
+        let access_key_id = key("aws_access_key_id")
+            .ok_or_else(|| format!("profile '{name}' in {file} has no aws_access_key_id"))?;
+        let secret_access_key = key("aws_secret_access_key")
+            .ok_or_else(|| format!("profile '{name}' in {file} has no aws_secret_access_key"))?;
+        // The config file names profiles `[profile x]`, except `[default]`.
+        let config_section = if name == "default" {
+            name.to_string()
+        } else {
+            format!("profile {name}")
+        };
+        let region = std::fs::read_to_string(shared_file("AWS_CONFIG_FILE", "config"))
+            .ok()
+            .and_then(|text| ini_section(&text, &config_section))
+            .and_then(|config| config.get("region").cloned());
+        Ok(Some(Self {
+            access_key_id,
+            secret_access_key,
+            session_token: key("aws_session_token"),
+            region,
+        }))
+    }
+}
+
+/// The shared AWS file named by `variable`, or `~/.aws/<default>`.
+fn shared_file(variable: &str, default: &str) -> std::path::PathBuf {
+    match std::env::var_os(variable) {
+        Some(path) => path.into(),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".aws")
+            .join(default),
+    }
+}
+
+/// The `key = value` pairs of INI section `[name]`.
+fn ini_section(text: &str, name: &str) -> Option<BTreeMap<String, String>> {
+    let mut current: Option<&str> = None;
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(section.trim());
+            if current == Some(name) {
+                found.get_or_insert_with(BTreeMap::new);
+            }
+            continue;
+        }
+        if current == Some(name)
+            && let Some((key, value)) = line.split_once('=')
+        {
+            found
+                .get_or_insert_with(BTreeMap::new)
+                .insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    found
 }
 
 /// Refuses the settings of credentials mode `needed` under another mode.
