@@ -16,7 +16,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, StorageEntry, StorageLocation, hash_password};
-use lakegate_engine::{DEFAULT_FILE_LISTING_TTL, Engine, EngineOptions};
+use lakegate_engine::{
+    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_METADATA_CACHE_BYTES, Engine,
+    EngineOptions,
+};
 use lakegate_flight::{
     EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
     serve_with_tls,
@@ -144,14 +147,14 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
         file_listing_ttl: u64,
         /// Memory for Parquet footers kept across queries (validated per
-        /// file by size and modification time), such as `64MiB`; `0` turns
+        /// file by size and modification time), in bytes or with a unit (`64MiB`); `0` turns
         /// the cache off and every query reads the footers again.
-        #[arg(long, value_parser = parse_bytes, default_value = "64MiB")]
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_METADATA_CACHE_BYTES)]
         metadata_cache: usize,
         /// Memory for tables' file listings, kept for --file-listing-ttl
         /// (about 200 bytes an object); a listing that does not fit is
         /// listed again by every query.
-        #[arg(long, value_parser = parse_bytes, default_value = "32MiB")]
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_LISTING_CACHE_BYTES)]
         listing_cache: usize,
         /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
         #[arg(long, default_value_t = 64)]

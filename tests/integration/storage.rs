@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakegate_catalog::{Catalog, LoadOptions};
-use lakegate_engine::{Engine, EngineError, EngineOptions};
+use lakegate_engine::{Engine, EngineError, EngineOptions, QuerySession};
 use parquet::arrow::ArrowWriter;
 
 use crate::common;
@@ -92,8 +92,10 @@ async fn events_engine(data_dir: &Path) -> Engine {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    common::sorted_first_column_i64(batches)
+/// The sorted first column of `sql`'s result in `session`.
+async fn ids(session: &mut QuerySession, sql: &str) -> Vec<i64> {
+    let batches = session.execute(sql).await.unwrap().collect().await.unwrap();
+    common::sorted_first_column_i64(&batches)
 }
 
 #[tokio::test]
@@ -105,36 +107,17 @@ async fn partition_columns_are_queryable_prune_reads_and_work_in_row_filters() {
 
     let mut admin = engine.session("ann", Some("admin")).unwrap();
     admin.use_database("lake").unwrap();
-    let all = admin
-        .execute("SELECT id, year FROM events")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    assert_eq!(ids(&all).len(), 80);
+    assert_eq!(
+        ids(&mut admin, "SELECT id, year FROM events").await.len(),
+        80
+    );
 
     let before = requests();
-    let one_year = admin
-        .execute("SELECT id FROM events WHERE year = 2024")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let one_year = ids(&mut admin, "SELECT id FROM events WHERE year = 2024").await;
     let pruned = requests() - before;
-    assert_eq!(
-        ids(&one_year),
-        (0..20).map(|i| 202400 + i).collect::<Vec<_>>()
-    );
+    assert_eq!(one_year, (0..20).map(|i| 202400 + i).collect::<Vec<_>>());
     let before = requests();
-    admin
-        .execute("SELECT id FROM events")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    ids(&mut admin, "SELECT id FROM events").await;
     let whole = requests() - before;
     assert!(
         pruned.gets * 2 <= whole.gets,
@@ -144,14 +127,7 @@ async fn partition_columns_are_queryable_prune_reads_and_work_in_row_filters() {
     // The role's row filter on the partition column.
     let mut recent = engine.session("ann", Some("recent")).unwrap();
     recent.use_database("lake").unwrap();
-    let seen = recent
-        .execute("SELECT id, year FROM events")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let seen = ids(&seen);
+    let seen = ids(&mut recent, "SELECT id, year FROM events").await;
     assert_eq!(seen.len(), 40);
     assert!(seen.iter().all(|id| *id >= 202500), "{seen:?}");
 }

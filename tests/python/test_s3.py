@@ -349,20 +349,13 @@ def count_web_sales(address):
     return query(address, "admin", "SELECT count(*) FROM dl_tpc_web_sales WHERE ws_quantity > 0").column(0)[0].as_py()
 
 
-def test_throttling_is_retried(s3, s3_server, server):
+@pytest.mark.parametrize("fault", ["throttle", "reset"])
+def test_throttling_and_connection_resets_are_retried(fault, s3, s3_server, server):
     expected = count_web_sales(server)
     s3.proxy.reset_counts()
-    s3.proxy.throttle(3)
+    getattr(s3.proxy, fault)(3)
     assert count_web_sales(s3_server) == expected
-    assert s3.proxy.faults_served["throttle"] == 3
-
-
-def test_connection_resets_are_retried(s3, s3_server, server):
-    expected = count_web_sales(server)
-    s3.proxy.reset_counts()
-    s3.proxy.reset(3)
-    assert count_web_sales(s3_server) == expected
-    assert s3.proxy.faults_served["reset"] == 3
+    assert s3.proxy.faults_served[fault] == 3
 
 
 def test_slow_responses_time_out_and_are_retried(s3, s3_server, server):

@@ -84,8 +84,6 @@ pub struct Table {
     /// The URL DataFusion reads the table's directory or file by, under its
     /// location's registry URL (`lakegate://lake/srv/lake/customer/`).
     pub url: Url,
-    /// The same directory or file as users write it (`s3://bucket/customer/`).
-    pub location_url: Url,
     /// The URL of one of its files (under the registry URL, like `url`):
     /// the one whose footer gives the stored schema.
     pub sample_file: Url,
@@ -444,7 +442,6 @@ impl Loader {
                             name,
                             storage: entry.storage.clone(),
                             url: read.url,
-                            location_url: read.location_url,
                             sample_file: read.sample_file,
                             partition_columns,
                             schema: read.schema,
@@ -760,7 +757,6 @@ impl Loader {
 /// What reading a table's files at load time found.
 struct ReadTable {
     url: Url,
-    location_url: Url,
     sample_file: Url,
     schema: SchemaRef,
 }
@@ -801,7 +797,6 @@ async fn read_table(
     sample_file.set_path(&format!("/{}", first.as_ref()));
     Ok(ReadTable {
         url: location.listing_url(&path)?,
-        location_url,
         sample_file,
         schema: Arc::new(Schema::new(fields)),
     })

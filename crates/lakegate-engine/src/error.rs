@@ -86,14 +86,8 @@ pub(crate) const POLICY_FAILURE_MARKER: &str = "lakegate-policy-failure:";
 impl EngineError {
     /// Classifies a DataFusion error raised while planning the caller's SQL.
     pub fn from_planning(error: DataFusionError) -> Self {
-        if let Some(failure) = storage_failure(&error) {
+        if let Some(failure) = lakegate_failure(&error) {
             return failure;
-        }
-        if let Some(failure) = policy_failure(&error) {
-            return failure;
-        }
-        if let Some(denied) = permission_denied(&error) {
-            return denied;
         }
         let position = error
             .diagnostic()
@@ -125,14 +119,8 @@ impl EngineError {
 
     /// Classifies a DataFusion error raised while running a query.
     pub fn from_execution(error: DataFusionError) -> Self {
-        if let Some(failure) = storage_failure(&error) {
+        if let Some(failure) = lakegate_failure(&error) {
             return failure;
-        }
-        if let Some(failure) = policy_failure(&error) {
-            return failure;
-        }
-        if let Some(denied) = permission_denied(&error) {
-            return denied;
         }
         match error.find_root() {
             DataFusionError::ResourcesExhausted(message) => {
@@ -153,6 +141,15 @@ fn permission_denied(error: &DataFusionError) -> Option<EngineError> {
     let start = text.find(PERMISSION_DENIED_MARKER)? + PERMISSION_DENIED_MARKER.len();
     let message = text[start..].lines().next().unwrap_or_default().trim();
     Some(EngineError::PermissionDenied(message.to_string()))
+}
+
+/// The failures Lakegate raises itself, however DataFusion wrapped them, in
+/// the order planning and execution both check them: a storage location, a
+/// policy, a permission.
+fn lakegate_failure(error: &DataFusionError) -> Option<EngineError> {
+    storage_failure(error)
+        .or_else(|| policy_failure(error))
+        .or_else(|| permission_denied(error))
 }
 
 /// The storage failure somewhere in `error`'s chain of causes, found by type
