@@ -27,16 +27,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lakegate_catalog::{Catalog, LoadOptions, hash_password};
+use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
-use parquet::arrow::ArrowWriter;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{PLANNING_JOIN as JOIN, write_planning_lake};
 
 /// The benchmark's shape.
 struct Size {
@@ -44,84 +45,6 @@ struct Size {
     roles: usize,
     grants_per_role: usize,
     iterations: usize,
-}
-
-const JOIN: &str = "SELECT a.id, b.email, c.region, d.v, e.k \
-    FROM t0000 a JOIN t0010 b ON a.id = b.id JOIN t0020 c ON b.id = c.id \
-    JOIN t0030 d ON c.id = d.id JOIN t0040 e ON d.id = e.id \
-    WHERE a.region = 'EU' AND e.k > 3";
-
-fn write_data(dir: &Path) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("k", DataType::Int64, false),
-        Field::new("region", DataType::Utf8, false),
-        Field::new("email", DataType::Utf8, true),
-        Field::new("v", DataType::Float64, false),
-    ]));
-    let n = 100i64;
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from((0..n).map(|i| i % 10).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                (0..n)
-                    .map(|i| ["EU", "US", "APAC"][i as usize % 3])
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                (0..n)
-                    .map(|i| format!("user{i}@example.com"))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(Float64Array::from(
-                (0..n).map(|i| i as f64).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let file = std::fs::File::create(dir.join("shared.parquet")).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-}
-
-/// Every table reads the same small file: the benchmark is about planning.
-fn write_catalog(dir: &Path, size: &Size) {
-    let mut toml = String::from(
-        "[catalog]\nname = \"lakegate\"\ndefault_database = \"bench\"\n\n\
-         [[storage]]\nname = \"data\"\nurl = \"${data_dir}\"\n\n\
-         [[database]]\nname = \"bench\"\n\n",
-    );
-    for t in 0..size.tables {
-        toml.push_str(&format!(
-            "[[table]]\ndatabase = \"bench\"\nname = \"t{t:04}\"\nstorage = \"data\"\npath = \"shared.parquet\"\n\n"
-        ));
-    }
-    let roles: Vec<String> = (0..size.roles).map(|r| format!("r{r:03}")).collect();
-    for role in &roles {
-        toml.push_str(&format!("[[role]]\nname = \"{role}\"\n\n"));
-    }
-    toml.push_str(&format!(
-        "[[user]]\nname = \"u\"\npassword_hash = \"{}\"\nmay_assume = [{}]\ndefault_role = \"r000\"\n\n",
-        hash_password("u-pass"),
-        roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
-    ));
-    for (r, role) in roles.iter().enumerate() {
-        for j in 0..size.grants_per_role {
-            // Distinct tables per role; role r000 holds t0000, t0010, t0020, ...
-            let table = (r + j * 10) % size.tables;
-            toml.push_str(&format!(
-                "[[grant]]\nname = \"g_{r}_{j}\"\nrole = \"{role}\"\non = \"bench.t{table:04}\"\n\
-                 privileges = [\"select\"]\nrow_filter = \"region <> 'APAC' AND k >= {}\"\n\
-                 masks = {{ email = \"hash\" }}\n\n",
-                j % 3
-            ));
-        }
-    }
-    std::fs::write(dir.join("catalog.toml"), toml).unwrap();
 }
 
 async fn plain_context(data_dir: &Path, tables: usize) -> SessionContext {
@@ -162,8 +85,13 @@ async fn run(size: Size) {
     let data_dir = dir.path().join("data");
     let catalog_dir = dir.path().join("catalog");
     std::fs::create_dir_all(&catalog_dir).unwrap();
-    write_data(&data_dir);
-    write_catalog(&catalog_dir, &size);
+    write_planning_lake(
+        &data_dir,
+        &catalog_dir,
+        size.tables,
+        size.roles,
+        size.grants_per_role,
+    );
 
     let started = Instant::now();
     let catalog = Catalog::load(

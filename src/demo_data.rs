@@ -14,7 +14,6 @@
 //! that its encryption settings apply; the marker is written last, and a copy
 //! already holding the same marker is reused.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,11 +23,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lakegate_catalog::StorageLocation;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use tpcdsgen::config::SessionBuilder;
 use tpcdsgen_arrow::{CustomerAddressArrow, CustomerArrow, ItemArrow, WebSalesArrow};
+
+use crate::parquet_files::{GenerateError, Generation, PartialParquetFile};
 
 /// The demo tables: catalog name, TPC-DS source table, number of files.
 pub const DEMO_TABLES: [(&str, &str, usize); 4] = [
@@ -45,27 +43,6 @@ pub const DEMO_LAYOUT: u64 = 2;
 /// that every file gets a share even at small scales.
 const SLICE_ROWS: usize = 1024;
 
-/// Why demo data could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoDataError {
-    /// The generator failed.
-    #[error("generating {table}: {message}")]
-    Generate {
-        /// The TPC-DS table.
-        table: String,
-        /// What failed.
-        message: String,
-    },
-    /// Writing files failed.
-    #[error("writing {path}: {message}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        message: String,
-    },
-}
-
 /// Why demo data could not be copied to an object store.
 #[derive(Debug, thiserror::Error)]
 #[error("copying the demo data to {target}: {message}")]
@@ -74,15 +51,6 @@ pub struct PublishError {
     pub target: String,
     /// What failed.
     pub message: String,
-}
-
-/// Whether the data was generated now or found from an earlier run.
-#[derive(Debug, PartialEq, Eq)]
-pub enum DemoData {
-    /// Generated in this run.
-    Generated,
-    /// Reused from an earlier run at the same scale.
-    Reused,
 }
 
 fn marker(data_dir: &Path) -> PathBuf {
@@ -94,16 +62,16 @@ pub fn ensure_demo_data(
     data_dir: &Path,
     scale: f64,
     show_progress: bool,
-) -> Result<DemoData, DemoDataError> {
+) -> Result<Generation, GenerateError> {
     let marker = marker(data_dir);
     if let Ok(text) = std::fs::read_to_string(&marker)
         && let Ok(recorded) = serde_json::from_str::<serde_json::Value>(&text)
         && recorded["scale"].as_f64() == Some(scale)
         && recorded["layout"].as_u64() == Some(DEMO_LAYOUT)
     {
-        return Ok(DemoData::Reused);
+        return Ok(Generation::Reused);
     }
-    let write_error = |path: &Path, e: &dyn std::fmt::Display| DemoDataError::Write {
+    let write_error = |path: &Path, e: &dyn std::fmt::Display| GenerateError::Write {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
@@ -137,7 +105,7 @@ pub fn ensure_demo_data(
         "tables": DEMO_TABLES.iter().map(|t| t.0).collect::<Vec<_>>(),
     });
     std::fs::write(&marker, recorded.to_string()).map_err(|e| write_error(&marker, &e))?;
-    Ok(DemoData::Generated)
+    Ok(Generation::Generated)
 }
 
 /// Generates `source` at `scale` into `files` Parquet files in `dir`
@@ -148,8 +116,8 @@ fn write_table(
     dir: &Path,
     files: usize,
     progress: &ProgressBar,
-) -> Result<usize, DemoDataError> {
-    let generate_error = |message: String| DemoDataError::Generate {
+) -> Result<usize, GenerateError> {
+    let generate_error = |message: String| GenerateError::Generate {
         table: source.to_string(),
         message,
     };
@@ -174,26 +142,15 @@ fn write_table(
         "item" => (ItemArrow::schema_ref(), Box::new(ItemArrow::new(session))),
         other => return Err(generate_error(format!("unknown demo table {other}"))),
     };
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
-    let write_error = |path: &Path, e: &dyn std::fmt::Display| DemoDataError::Write {
+    let write_error = |path: &Path, e: String| GenerateError::Write {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: e,
     };
-    // Each file is written under a temporary name, then renamed: an
-    // interrupted run never leaves a truncated file that a later run would
-    // take for complete.
-    let paths: Vec<PathBuf> = (0..files)
-        .map(|i| dir.join(format!("part-{i}.parquet")))
-        .collect();
     let mut writers = Vec::with_capacity(files);
-    for path in &paths {
-        let partial = path.with_extension("parquet.partial");
-        let file = File::create(&partial).map_err(|e| write_error(&partial, &e))?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties.clone()))
-            .map_err(|e| write_error(path, &e))?;
+    for i in 0..files {
+        let path = dir.join(format!("part-{i}.parquet"));
+        let writer =
+            PartialParquetFile::create(&path, schema.clone()).map_err(|e| write_error(&path, e))?;
         writers.push(writer);
     }
     let mut rows = 0;
@@ -203,20 +160,19 @@ fn write_table(
         let mut offset = 0;
         while offset < batch.num_rows() {
             let length = SLICE_ROWS.min(batch.num_rows() - offset);
-            let target = slice_index % files;
-            writers[target]
+            let writer = &mut writers[slice_index % files];
+            writer
                 .write(&batch.slice(offset, length))
-                .map_err(|e| write_error(&paths[target], &e))?;
+                .map_err(|e| write_error(writer.path(), e))?;
             offset += length;
             slice_index += 1;
         }
         rows += batch.num_rows();
         progress.tick();
     }
-    for (writer, path) in writers.into_iter().zip(&paths) {
-        writer.close().map_err(|e| write_error(path, &e))?;
-        let partial = path.with_extension("parquet.partial");
-        std::fs::rename(&partial, path).map_err(|e| write_error(path, &e))?;
+    for writer in writers {
+        let path = writer.path().to_path_buf();
+        writer.finish().map_err(|e| write_error(&path, e))?;
     }
     Ok(rows)
 }
@@ -229,7 +185,7 @@ fn write_table(
 pub async fn publish_demo_data(
     data_dir: &Path,
     location: &StorageLocation,
-) -> Result<DemoData, PublishError> {
+) -> Result<Generation, PublishError> {
     let failed = |message: String| PublishError {
         target: location.url.to_string(),
         message,
@@ -244,7 +200,7 @@ pub async fn publish_demo_data(
         && let Ok(bytes) = found.bytes().await
         && bytes.as_ref() == local_marker.as_slice()
     {
-        return Ok(DemoData::Reused);
+        return Ok(Generation::Reused);
     }
     // The marker goes first out and last in: a copy cut short is never
     // taken for complete.
@@ -293,7 +249,7 @@ pub async fn publish_demo_data(
         .put(&remote_marker, local_marker.into())
         .await
         .map_err(|e| failed(e.to_string()))?;
-    Ok(DemoData::Generated)
+    Ok(Generation::Generated)
 }
 
 /// Copies one local file to `target`: one PUT when small, a multipart

@@ -6,6 +6,7 @@
 //! lakegate access ...           print a role's effective access to tables
 //! lakegate catalog check DIR    validate a catalog and print every error
 //! lakegate catalog hash-password   make an Argon2 hash for a catalog's user entry
+//! lakegate bench data           generate the TPC-H benchmark lake for catalog/tpch
 //! ```
 
 mod output;
@@ -27,7 +28,9 @@ use lakegate_flight::{
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
 use crate::output::{OutputFormat, print_output};
-use lakegate::demo_data::{DemoData, ensure_demo_data, publish_demo_data};
+use lakegate::demo_data::{ensure_demo_data, publish_demo_data};
+use lakegate::parquet_files::Generation;
+use lakegate::tpch_data::ensure_tpch_data;
 
 #[derive(Parser)]
 #[command(
@@ -183,6 +186,25 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Benchmark tools (the runner itself is `cargo bench --bench tpch`).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Generate the TPC-H tables that `catalog/tpch` serves, as Parquet under
+    /// `<data-dir>/tpch/` (reused when already there at this scale).
+    Data {
+        /// Where the Parquet data goes (`${data_dir}` of catalog/tpch).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// TPC-H scale factor (1 is about 6 million line items, 300 MB).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +351,32 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let grace = std::time::Duration::from_secs(shutdown_grace);
             serve_until_signal(listener, service, addr, tls, grace, &audit).await
+        }
+        Command::Bench {
+            command: BenchCommand::Data { data_dir, scale },
+        } => {
+            let started = std::time::Instant::now();
+            let (generation, rows) =
+                ensure_tpch_data(&data_dir, scale).map_err(|e| e.to_string())?;
+            let place = data_dir.join("tpch");
+            match generation {
+                Generation::Reused => {
+                    println!("reusing TPC-H data in {} (scale {scale})", place.display())
+                }
+                Generation::Generated => {
+                    for (table, rows) in rows {
+                        println!("  {table}: {rows} rows");
+                    }
+                    println!(
+                        "TPC-H scale {scale} written to {} in {:.1} s; serve it with \
+                         `lakegate serve --catalog catalog/tpch --data-dir {}`",
+                        place.display(),
+                        started.elapsed().as_secs_f64(),
+                        data_dir.display()
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {
@@ -562,8 +610,8 @@ async fn demo(
         ));
     }
     match ensure_demo_data(data_dir, scale, true).map_err(|e| e.to_string())? {
-        DemoData::Generated => println!("demo data written to {}", data_dir.display()),
-        DemoData::Reused => println!(
+        Generation::Generated => println!("demo data written to {}", data_dir.display()),
+        Generation::Reused => println!(
             "reusing demo data in {} (scale {scale})",
             data_dir.display()
         ),
@@ -580,8 +628,8 @@ async fn demo(
             .await
             .map_err(|e| e.to_string())?
         {
-            DemoData::Generated => println!("demo data copied to {}", location.url),
-            DemoData::Reused => println!("reusing demo data in {}", location.url),
+            Generation::Generated => println!("demo data copied to {}", location.url),
+            Generation::Reused => println!("reusing demo data in {}", location.url),
         }
     }
     let options = LoadOptions {

@@ -1,24 +1,34 @@
-//! What the benchmarks share: the repository root and the test virtualenv's
-//! Python.
+//! What the benchmarks share: the repository root, the test virtualenv's
+//! Python, and the many-grant lake of the planning benchmarks.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use lakegate_catalog::hash_password;
+use parquet::arrow::ArrowWriter;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The test virtualenv's Python (`scripts/python-venv` makes it; `scripts/test`
-/// runs that first).
-pub fn python() -> PathBuf {
+fn venv_python() -> PathBuf {
     let venv = std::env::var_os("LAKEGATE_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lakegate-venv")
         });
-    let python = venv.join("bin/python");
+    venv.join("bin/python")
+}
+
+/// The test virtualenv's Python (`scripts/python-venv` makes it; `scripts/test`
+/// runs that first).
+pub fn python() -> PathBuf {
+    let python = venv_python();
     assert!(
         python.exists(),
         "no Python at {} (run scripts/python-venv once to make the virtualenv, or set LAKEGATE_VENV)",
@@ -27,9 +37,115 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// The test virtualenv's Python if there is one. When `LAKEGATE_VENV` names
+/// a virtualenv (as `scripts/test` does) it must exist: the suite never skips
+/// what it was asked to run.
+pub fn python_if_present() -> Option<PathBuf> {
+    if std::env::var_os("LAKEGATE_VENV").is_some() {
+        return Some(python());
+    }
+    let python = venv_python();
+    python.exists().then_some(python)
+}
+
 /// Where benchmarks write their results (`$CARGO_TARGET_DIR/bench-results`).
 pub fn results_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-results");
     std::fs::create_dir_all(&dir).expect("the results directory can be made");
     dir
+}
+
+/// The planning benchmarks' query: a 5-table join over tables that role
+/// `r000` of [`write_planning_lake`] holds grants with row filters and masks on.
+pub const PLANNING_JOIN: &str = "SELECT a.id, b.email, c.region, d.v, e.k \
+    FROM t0000 a JOIN t0010 b ON a.id = b.id JOIN t0020 c ON b.id = c.id \
+    JOIN t0030 d ON c.id = d.id JOIN t0040 e ON d.id = e.id \
+    WHERE a.region = 'EU' AND e.k > 3";
+
+/// A lake for planning benchmarks: `tables` tables that all read one small
+/// file (the benchmarks are about planning), and `roles` roles with
+/// `grants_per_role` grants each, every grant with a row filter and a mask;
+/// user `u` (password `u-pass`) may assume every role, `r000` by default.
+pub fn write_planning_lake(
+    data_dir: &Path,
+    catalog_dir: &Path,
+    tables: usize,
+    roles: usize,
+    grants_per_role: usize,
+) {
+    std::fs::create_dir_all(catalog_dir).unwrap();
+    write_shared_file(data_dir);
+    write_grant_catalog(catalog_dir, tables, roles, grants_per_role);
+}
+
+fn write_shared_file(dir: &Path) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("k", DataType::Int64, false),
+        Field::new("region", DataType::Utf8, false),
+        Field::new("email", DataType::Utf8, true),
+        Field::new("v", DataType::Float64, false),
+    ]));
+    let n = 100i64;
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from((0..n).map(|i| i % 10).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                (0..n)
+                    .map(|i| ["EU", "US", "APAC"][i as usize % 3])
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                (0..n)
+                    .map(|i| format!("user{i}@example.com"))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let file = std::fs::File::create(dir.join("shared.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn write_grant_catalog(dir: &Path, tables: usize, roles: usize, grants_per_role: usize) {
+    let mut toml = String::from(
+        "[catalog]\nname = \"lakegate\"\ndefault_database = \"bench\"\n\n\
+         [[storage]]\nname = \"data\"\nurl = \"${data_dir}\"\n\n\
+         [[database]]\nname = \"bench\"\n\n",
+    );
+    for t in 0..tables {
+        toml.push_str(&format!(
+            "[[table]]\ndatabase = \"bench\"\nname = \"t{t:04}\"\nstorage = \"data\"\npath = \"shared.parquet\"\n\n"
+        ));
+    }
+    let roles: Vec<String> = (0..roles).map(|r| format!("r{r:03}")).collect();
+    for role in &roles {
+        toml.push_str(&format!("[[role]]\nname = \"{role}\"\n\n"));
+    }
+    toml.push_str(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{}\"\nmay_assume = [{}]\ndefault_role = \"r000\"\n\n",
+        hash_password("u-pass"),
+        roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+    ));
+    for (r, role) in roles.iter().enumerate() {
+        for j in 0..grants_per_role {
+            // Distinct tables per role; role r000 holds t0000, t0010, t0020, ...
+            let table = (r + j * 10) % tables;
+            toml.push_str(&format!(
+                "[[grant]]\nname = \"g_{r}_{j}\"\nrole = \"{role}\"\non = \"bench.t{table:04}\"\n\
+                 privileges = [\"select\"]\nrow_filter = \"region <> 'APAC' AND k >= {}\"\n\
+                 masks = {{ email = \"hash\" }}\n\n",
+                j % 3
+            ));
+        }
+    }
+    std::fs::write(dir.join("catalog.toml"), toml).unwrap();
 }
