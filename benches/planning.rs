@@ -24,20 +24,14 @@
 //! Under `cargo test` the benchmark runs once at a tiny size, as a smoke test.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::prelude::{SessionConfig, SessionContext};
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{PLANNING_JOIN as JOIN, write_planning_lake};
+use support::{PLANNING_JOIN as JOIN, planning_lake_context, write_planning_lake};
 
 /// The benchmark's shape.
 struct Size {
@@ -45,25 +39,6 @@ struct Size {
     roles: usize,
     grants_per_role: usize,
     iterations: usize,
-}
-
-async fn plain_context(data_dir: &Path, tables: usize) -> SessionContext {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
-    let url =
-        ListingTableUrl::parse(format!("file://{}/shared.parquet", data_dir.display())).unwrap();
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
-    let schema = options.infer_schema(&ctx.state(), &url).await.unwrap();
-    for t in 0..tables {
-        let config = ListingTableConfig::new(url.clone())
-            .with_listing_options(options.clone())
-            .with_schema(Arc::clone(&schema));
-        ctx.register_table(
-            format!("t{t:04}"),
-            Arc::new(ListingTable::try_new(config).unwrap()),
-        )
-        .unwrap();
-    }
-    ctx
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -121,7 +96,7 @@ async fn run(size: Size) {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let ctx = plain_context(&data_dir, size.tables).await;
+    let ctx = planning_lake_context(&data_dir, size.tables).await;
 
     let mut warm = engine.session("u", None).unwrap();
     // Warm-up, and a check that both plan the same query.

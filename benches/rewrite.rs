@@ -18,21 +18,16 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 use tokio::runtime::Runtime;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{PLANNING_JOIN, write_planning_lake};
+use support::{PLANNING_JOIN, planning_lake_context, write_planning_lake};
 
 /// The catalog's shape for `grants` grants: (tables, roles, grants per
 /// role), roles of up to 100 grants each over one table per ten grants (at
@@ -73,18 +68,7 @@ async fn engines(dir: &Path, grants: usize) -> (Engine, Engine, SessionContext) 
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
-    let url = ListingTableUrl::parse(format!("file://{}/shared.parquet", data_dir.display()))
-        .expect("a file URL");
-    let listing = ListingOptions::new(Arc::new(ParquetFormat::default()));
-    let schema = listing.infer_schema(&ctx.state(), &url).await.unwrap();
-    for t in 0..tables {
-        let config = ListingTableConfig::new(url.clone())
-            .with_listing_options(listing.clone())
-            .with_schema(Arc::clone(&schema));
-        let table = Arc::new(ListingTable::try_new(config).unwrap());
-        ctx.register_table(format!("t{t:04}"), table).unwrap();
-    }
+    let ctx = planning_lake_context(&data_dir, tables).await;
     (reusing, replanning, ctx)
 }
 

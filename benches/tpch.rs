@@ -6,6 +6,7 @@
 //!   B   Lakegate in-process as `admin` (nothing to enforce)
 //!   C   Lakegate in-process as `analyst` (catalog/tpch/grants.toml)
 //!   C′  raw DataFusion over hand-written views of analyst's policy
+//!       (benches/tpch/analyst_views.sql)
 //!   D   Lakegate over Flight SQL, ADBC client, as analyst and as admin
 //!   E   DuckDB over the same files and the same views as C′
 //!   F   a plain DataFusion Flight SQL server (datafusion-flight-sql-server,
@@ -81,6 +82,9 @@ struct Variant {
     name: &'static str,
     runner: Runner,
 }
+
+/// The analyst policy as hand-written views (variants C′ and E).
+const VIEWS: &str = "benches/tpch/analyst_views.sql";
 
 /// Which variants must return the same answers.
 const SAME_ANSWERS: [(&str, &[&str]); 2] = [
@@ -178,8 +182,7 @@ async fn views_context(options: &EngineOptions, data_dir: &Path) -> SessionConte
     let ctx = plain_context(options);
     ctx.sql("CREATE SCHEMA raw").await.unwrap();
     register_tables(&ctx, data_dir, Some("raw")).await;
-    let views = std::fs::read_to_string(repo_root().join("benches/tpch/views_datafusion.sql"))
-        .expect("the views file");
+    let views = std::fs::read_to_string(repo_root().join(VIEWS)).expect("the views file");
     for statement in views.split(';').filter(|s| !sql_is_blank(s)) {
         ctx.sql(statement)
             .await
@@ -213,8 +216,8 @@ impl Worker {
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
-            .arg("--duckdb-views")
-            .arg(repo_root().join("benches/tpch/views_duckdb.sql"))
+            .arg("--views")
+            .arg(repo_root().join(VIEWS))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -16,7 +16,7 @@ Variants:
   D-analyst, D-admin  Lakegate over Flight SQL through the ADBC driver
                       (execute, then fetch the whole result as Arrow)
   E                   DuckDB on the same Parquet files, over the views of
-                      benches/tpch/views_duckdb.sql (the analyst policy)
+                      benches/tpch/analyst_views.sql (the analyst policy)
   F                   the plain DataFusion Flight SQL peer, same ADBC client
 
 Time is wall time from `execute` to the last batch, in this process.
@@ -24,6 +24,7 @@ Time is wall time from `execute` to the last batch, in this process.
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -41,6 +42,11 @@ def adbc_cursor(uri, user):
     return connection, connection.cursor()
 
 
+def duckdb_dialect(views_sql):
+    """The views in DuckDB's dialect: its sha256() answers hex text already."""
+    return re.sub(r"encode\(sha256\((\w+)\), 'hex'\)", r"sha256(\1)", views_sql)
+
+
 def duckdb_connection(data_dir, views):
     import duckdb
 
@@ -50,7 +56,7 @@ def duckdb_connection(data_dir, views):
         files = f"{data_dir}/tpch/{table}/*.parquet"
         connection.execute(f"CREATE VIEW raw.{table} AS SELECT * FROM read_parquet('{files}')")
     with open(views) as text:
-        connection.execute(text.read())
+        connection.execute(duckdb_dialect(text.read()))
     return connection
 
 
@@ -77,7 +83,7 @@ class Variants:
             _, cursor = adbc_cursor(self.args.peer, None)
             return lambda sql: fetch_adbc(cursor, sql)
         if variant == "E":
-            connection = duckdb_connection(self.args.data_dir, self.args.duckdb_views)
+            connection = duckdb_connection(self.args.data_dir, self.args.views)
             return lambda sql: connection.execute(sql).to_arrow_table()
         raise RuntimeError(f"unknown variant {variant}")
 
@@ -121,7 +127,7 @@ def main():
     parser.add_argument("--lakegate", required=True, help="grpc://host:port of Lakegate")
     parser.add_argument("--peer", help="grpc://host:port of the plain DataFusion peer")
     parser.add_argument("--data-dir", required=True, help="holds tpch/<table>/*.parquet")
-    parser.add_argument("--duckdb-views", required=True)
+    parser.add_argument("--views", required=True, help="benches/tpch/analyst_views.sql")
     args = parser.parse_args()
     variants = Variants(args)
     for line in sys.stdin:

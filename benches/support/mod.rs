@@ -8,6 +8,11 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use lakegate_catalog::hash_password;
 use parquet::arrow::ArrowWriter;
 
@@ -61,6 +66,27 @@ pub const PLANNING_JOIN: &str = "SELECT a.id, b.email, c.region, d.v, e.k \
     FROM t0000 a JOIN t0010 b ON a.id = b.id JOIN t0020 c ON b.id = c.id \
     JOIN t0030 d ON c.id = d.id JOIN t0040 e ON d.id = e.id \
     WHERE a.region = 'EU' AND e.k > 3";
+
+/// Plain DataFusion over the same `tables` tables of [`write_planning_lake`],
+/// unsecured: the planning benchmarks' baseline.
+pub async fn planning_lake_context(data_dir: &Path, tables: usize) -> SessionContext {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+    let url =
+        ListingTableUrl::parse(format!("file://{}/shared.parquet", data_dir.display())).unwrap();
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+    let schema = options.infer_schema(&ctx.state(), &url).await.unwrap();
+    for t in 0..tables {
+        let config = ListingTableConfig::new(url.clone())
+            .with_listing_options(options.clone())
+            .with_schema(Arc::clone(&schema));
+        ctx.register_table(
+            format!("t{t:04}"),
+            Arc::new(ListingTable::try_new(config).unwrap()),
+        )
+        .unwrap();
+    }
+    ctx
+}
 
 /// A lake for planning benchmarks: `tables` tables that all read one small
 /// file (the benchmarks are about planning), and `roles` roles with

@@ -1,7 +1,10 @@
--- Variant C′: the `analyst` policy of catalog/tpch/grants.toml written by
--- hand as plain DataFusion views over the raw tables (schema `raw`): the
--- ideal cost of the same semantics, without a policy barrier. The masks are
--- Lakegate's built-ins spelled out (crates/lakegate-engine/src/masks.rs).
+-- The `analyst` policy of catalog/tpch/grants.toml written by hand as plain
+-- views over the raw tables (schema `raw`): variant C′ runs them in
+-- DataFusion (the ideal cost of the same semantics, without a policy
+-- barrier), variant E in DuckDB. The masks are Lakegate's built-ins spelled
+-- out (crates/lakegate-engine/src/masks.rs). One dialect difference: DuckDB's
+-- sha256() already answers lowercase hex, so benches/tpch_client.py reads
+-- `encode(sha256(x), 'hex')` as `sha256(x)`.
 CREATE VIEW customer AS
 SELECT
     c_custkey,
