@@ -23,7 +23,7 @@
 //! (analyst), C′/E and D/F (admin), per query and as geometric means.
 //!
 //! Run: `scripts/bench-tpch` (builds the peer, then `cargo bench --workspace
-//! --bench tpch`: release, scale 1, 3 measured iterations;
+//! --bench tpch`: release, scale 1, 7 measured iterations;
 //! `LAKEGATE_TPCH_SCALE`, `LAKEGATE_TPCH_ITERATIONS` change them, and
 //! `LAKEGATE_TPCH_PEER` names the peer's binary; without it F is skipped).
 //! Results: a Markdown table on stdout and in
@@ -427,7 +427,7 @@ fn geomean(values: &[f64]) -> Option<f64> {
 
 async fn run(full: bool) {
     let scale: f64 = env_or("LAKEGATE_TPCH_SCALE", if full { 1.0 } else { 0.01 });
-    let iterations: usize = env_or("LAKEGATE_TPCH_ITERATIONS", if full { 3 } else { 1 });
+    let iterations: usize = env_or("LAKEGATE_TPCH_ITERATIONS", if full { 7 } else { 1 });
     let started = Instant::now();
     let data_dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{scale}-layout{TPCH_LAYOUT}"));
