@@ -24,6 +24,7 @@ Time is wall time from `execute` to the last batch, in this process.
 
 import argparse
 import json
+import pathlib
 import re
 import sys
 import time
@@ -31,15 +32,12 @@ import time
 import pyarrow as pa
 import pyarrow.feather  # noqa: F401  (registers the IPC file writer)
 
-TABLES = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"]
-
-
 def adbc_cursor(uri, user):
+    """A cursor on a new connection (the cursor keeps its connection)."""
     import adbc_driver_flightsql.dbapi as flight_sql
 
     db_kwargs = {"username": user, "password": f"{user}-pass"} if user else {}
-    connection = flight_sql.connect(uri, db_kwargs=db_kwargs, autocommit=True)
-    return connection, connection.cursor()
+    return flight_sql.connect(uri, db_kwargs=db_kwargs, autocommit=True).cursor()
 
 
 def duckdb_dialect(views_sql):
@@ -52,7 +50,8 @@ def duckdb_connection(data_dir, views):
 
     connection = duckdb.connect()
     connection.execute("CREATE SCHEMA raw")
-    for table in TABLES:
+    # Every table directory `lakegate bench data` wrote.
+    for table in sorted(p.name for p in pathlib.Path(data_dir, "tpch").iterdir() if p.is_dir()):
         files = f"{data_dir}/tpch/{table}/*.parquet"
         connection.execute(f"CREATE VIEW raw.{table} AS SELECT * FROM read_parquet('{files}')")
     with open(views) as text:
@@ -75,12 +74,12 @@ class Variants:
     def connect(self, variant):
         if variant in ("D-analyst", "D-admin"):
             user = variant.split("-", 1)[1]
-            _, cursor = adbc_cursor(self.args.lakegate, user)
+            cursor = adbc_cursor(self.args.lakegate, user)
             return lambda sql: fetch_adbc(cursor, sql)
         if variant == "F":
             if not self.args.peer:
                 raise RuntimeError("no peer server was started")
-            _, cursor = adbc_cursor(self.args.peer, None)
+            cursor = adbc_cursor(self.args.peer, None)
             return lambda sql: fetch_adbc(cursor, sql)
         if variant == "E":
             connection = duckdb_connection(self.args.data_dir, self.args.views)

@@ -60,6 +60,12 @@ pub fn ensure_tpch_data(
     data_dir: &Path,
     scale: f64,
 ) -> Result<(Generation, RowsWritten), GenerateError> {
+    if !(scale > 0.0 && scale.is_finite()) {
+        return Err(GenerateError::Generate {
+            table: "tpch".into(),
+            message: format!("the scale factor must be a positive number, not {scale}"),
+        });
+    }
     let marker = marker(data_dir);
     if let Ok(text) = std::fs::read_to_string(&marker)
         && let Ok(recorded) = serde_json::from_str::<serde_json::Value>(&text)
@@ -67,12 +73,6 @@ pub fn ensure_tpch_data(
         && recorded["layout"].as_u64() == Some(TPCH_LAYOUT)
     {
         return Ok((Generation::Reused, Vec::new()));
-    }
-    if !(scale > 0.0 && scale.is_finite()) {
-        return Err(GenerateError::Generate {
-            table: "tpch".into(),
-            message: format!("the scale factor must be a positive number, not {scale}"),
-        });
     }
     let write_error = |path: &Path, e: &dyn std::fmt::Display| GenerateError::Write {
         path: path.to_path_buf(),

@@ -1,5 +1,6 @@
-//! The benchmark peer: `datafusion-flight-sql-server` serving the eight
-//! TPC-H tables of a data directory (`<data-dir>/tpch/<table>/`) to anyone,
+//! The benchmark peer: `datafusion-flight-sql-server` serving the TPC-H
+//! tables of a data directory (each directory `<data-dir>/tpch/<table>/`,
+//! as `lakegate bench data` writes them) to anyone,
 //! with no authentication and no policy. It prints `listening on ADDR` once
 //! it accepts connections.
 //!
@@ -7,10 +8,6 @@
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use datafusion_flight_sql_server::service::FlightSqlService;
-
-const TABLES: [&str; 8] = [
-    "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
-];
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,9 +19,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // DataFusion as it ships: default settings, one listing table per
     // directory.
     let ctx = SessionContext::new();
-    for table in TABLES {
+    for entry in std::fs::read_dir(format!("{data_dir}/tpch"))? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let table = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| "a non-UTF-8 name")?;
         let dir = format!("{data_dir}/tpch/{table}/");
-        ctx.register_parquet(table, &dir, ParquetReadOptions::default())
+        ctx.register_parquet(&table, &dir, ParquetReadOptions::default())
             .await?;
     }
     let listener = std::net::TcpListener::bind(&addr)?;

@@ -78,6 +78,19 @@ pub const DEFAULT_METADATA_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// own default, 1 MiB, holds no more than about 5,000 objects).
 pub const DEFAULT_LISTING_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+impl EngineOptions {
+    /// What these options ask of DataFusion's caches: the list-files cache
+    /// for the file listing TTL, and the footer cache's size. Benchmarks give
+    /// their plain DataFusion baselines the same, so that only Lakegate's
+    /// code differs.
+    pub fn cache_config(&self) -> CacheManagerConfig {
+        CacheManagerConfig::default()
+            .with_list_files_cache_ttl(Some(self.file_listing_ttl))
+            .with_list_files_cache_limit(self.listing_cache_bytes)
+            .with_metadata_cache_limit(self.metadata_cache_bytes)
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
@@ -163,12 +176,8 @@ impl Engine {
     /// the query planner. A catalog that fails any check is refused, with all
     /// problems listed.
     pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
-        let caches = CacheManagerConfig::default()
-            .with_list_files_cache_ttl(Some(options.file_listing_ttl))
-            .with_list_files_cache_limit(options.listing_cache_bytes)
-            .with_metadata_cache_limit(options.metadata_cache_bytes);
         let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(caches)
+            .with_cache_manager(options.cache_config())
             .build_arc()
             .map_err(|e| {
                 CatalogErrors(vec![CatalogError {
