@@ -89,6 +89,12 @@ const SAME_ANSWERS: [(&str, &[&str]); 2] = [
     ("analyst", &["C", "C′", "D-analyst", "E"]),
 ];
 
+/// The queries a group is expected to refuse, as `"<query> (<group>)"`: Q10
+/// selects `c_comment`, which `analyst` may not see. Any other refusal (a
+/// planning error, an unsupported function) fails the run, as a wrong answer
+/// does, instead of passing as "refused everywhere".
+const EXPECTED_REFUSALS: [&str; 1] = ["q10 (analyst)"];
+
 /// The ratios reported: (name, numerator, denominator, target).
 const RATIOS: [(&str, &str, &str, Option<f64>); 5] = [
     ("B/A: the gate, nothing to enforce", "B", "A", Some(1.02)),
@@ -680,6 +686,24 @@ async fn run(full: bool) {
         mismatches.is_empty(),
         "variants disagree:\n{}",
         mismatches.join("\n")
+    );
+    let unexpected: Vec<String> = refused
+        .iter()
+        .filter(|(query, _)| !EXPECTED_REFUSALS.contains(&query.as_str()))
+        .map(|(query, reason)| format!("{query}: {reason}"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "refused where an answer was expected:\n{}",
+        unexpected.join("\n")
+    );
+    let missing: Vec<&str> = EXPECTED_REFUSALS
+        .into_iter()
+        .filter(|query| !refused.contains_key(*query))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "answered where the policy should refuse: {missing:?}"
     );
 }
 

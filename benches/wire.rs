@@ -178,6 +178,47 @@ async fn start_servers(engine: Engine) -> (SocketAddr, SocketAddr, usize) {
     (lakegate, ceiling, rows)
 }
 
+/// CPU seconds (user and system, every thread) this process has used, from
+/// `/proc/self/stat` (in clock ticks, which Linux reports at USER_HZ = 100).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces; it ends at the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("a tick count");
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The scan without the transport: Lakegate reads the table in this process
+/// and drops each batch, `iterations` times after one warm-up. What the
+/// server does beyond the ceiling's work is this decoding; it returns the
+/// median wall time and the CPU time per scan, in seconds.
+async fn scan_in_process(engine: &Engine, iterations: usize) -> (f64, f64) {
+    let mut walls = Vec::with_capacity(iterations);
+    let mut cpu = 0.0;
+    for iteration in 0..=iterations {
+        let cpu_before = process_cpu_seconds();
+        let started = std::time::Instant::now();
+        let mut session = engine.session("admin", None).unwrap();
+        let output = session.execute(SCAN).await.unwrap();
+        output
+            .stream
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .unwrap();
+        if iteration > 0 {
+            walls.push(started.elapsed().as_secs_f64());
+            cpu += process_cpu_seconds() - cpu_before;
+        }
+    }
+    walls.sort_by(f64::total_cmp);
+    (walls[walls.len() / 2], cpu / iterations as f64)
+}
+
 /// Smoke test under `cargo test`: both servers answer the scan alike.
 async fn smoke(lakegate: SocketAddr, ceiling: SocketAddr, rows: usize) {
     use arrow_flight::decode::FlightRecordBatchStream;
@@ -225,11 +266,13 @@ async fn run(full: bool) {
         .join(format!("wire-demo-sf{scale}-layout{DEMO_LAYOUT}"));
     ensure_demo_data(&data_dir, scale, false).expect("demo data");
     let engine = demo_engine(&data_dir).await;
-    let (lakegate, ceiling, rows) = start_servers(engine).await;
+    let (lakegate, ceiling, rows) = start_servers(engine.clone()).await;
     if !full {
         smoke(lakegate, ceiling, rows).await;
         return;
     }
+    // Measured before the client starts, so that nothing else runs.
+    let (decode_wall, decode_cpu) = scan_in_process(&engine, 7).await;
     let out_dir = results_dir();
     let mut client = std::process::Command::new(python());
     client
@@ -239,13 +282,28 @@ async fn run(full: bool) {
         .arg("--parquet")
         .arg(data_dir.join("tpc/dl_tpc_web_sales"))
         .arg("--out")
-        .arg(out_dir.join("wire.json"));
+        .arg(out_dir.join("wire.json"))
+        // Both servers run in this process: the client reads its CPU time.
+        .args(["--server-pid", &std::process::id().to_string()]);
     // The servers keep running on this runtime's other threads.
     let status = tokio::task::spawn_blocking(move || client.status())
         .await
         .unwrap()
         .expect("the client runs");
     assert!(status.success(), "the benchmark client failed");
+
+    let path = out_dir.join("wire.json");
+    let mut results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    results["scan_in_process"] = serde_json::json!({
+        "median_s": decode_wall,
+        "server_cpu_s": decode_cpu,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!(
+        "Lakegate's scan in process, no transport (median of 7): {decode_wall:.3} s, \
+         {decode_cpu:.3} CPU s per scan"
+    );
 }
 
 fn main() {

@@ -11,12 +11,20 @@ client ends up with), for the largest demo table, variants interleaved:
                     by one thread each
   lakegate-policy   Lakegate as tina/sales: row filter with a subquery
 
+Beside each variant's wall time, the CPU time it costs the servers' process
+(user and system, from /proc: loopback TCP is system time of the sender and
+the receiver) and this client, per scan: on a machine where the client and
+the server share the cores, a variant that keeps every core busy is bound by
+CPU, not by the transport, and the CPU it adds over the ceiling is what it
+does beyond streaming batches from memory.
+
 Latency: `SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10` through the
 ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99.
 """
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -42,6 +50,17 @@ def signed_in(location, user, extra_headers=(), connection=0):
         authorization = client.authenticate_basic_token(user, f"{user}-pass")
         _SIGNED_IN[key] = (client, flight.FlightCallOptions(headers=[authorization, *extra_headers]))
     return _SIGNED_IN[key]
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid):
+    """CPU seconds (user and system, all threads) a process has used."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name (field 2) may hold spaces; it ends at the last ')'.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def parquet_local(path):
@@ -100,6 +119,7 @@ def main():
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--parquet", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--latency-queries", type=int, default=1000)
     args = parser.parse_args()
@@ -114,13 +134,18 @@ def main():
     for run in variants.values():  # warm caches and connections once
         run()
     seconds = {name: [] for name in variants}
+    server_cpu = {name: 0.0 for name in variants}
+    client_cpu = {name: 0.0 for name in variants}
     sizes = {}
     rows = {}
     for _ in range(args.iterations):
         for name, run in variants.items():
+            server_before, client_before = process_cpu(args.server_pid), time.process_time()
             started = time.perf_counter()
             table = run()
             seconds[name].append(time.perf_counter() - started)
+            server_cpu[name] += process_cpu(args.server_pid) - server_before
+            client_cpu[name] += time.process_time() - client_before
             sizes[name] = table.nbytes
             rows[name] = table.num_rows
     _, endpoints = lakegate_parallel(args.lakegate)
@@ -130,19 +155,32 @@ def main():
     results = {"rows": rows, "endpoints": endpoints, "variants": {}}
     ceiling_rate = None
     print(f"\nFull scan of dl_tpc_web_sales ({rows['lakegate']:,} rows), median of {args.iterations}, interleaved\n")
-    print("| variant | median s | MB/s | vs ceiling |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| variant | median s | MB/s | vs ceiling | server CPU s | client CPU s | cores busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
         median = statistics.median(seconds[name])
         rate = sizes[name] / median / 1e6
         if name == "ceiling":
             ceiling_rate = rate
-        results["variants"][name] = {"median_s": median, "mb_per_s": rate, "bytes": sizes[name], "rows": rows[name]}
+        results["variants"][name] = {
+            "median_s": median,
+            "mb_per_s": rate,
+            "bytes": sizes[name],
+            "rows": rows[name],
+            # Per scan, averaged over the iterations.
+            "server_cpu_s": server_cpu[name] / args.iterations,
+            "client_cpu_s": client_cpu[name] / args.iterations,
+            "cores_busy": (server_cpu[name] + client_cpu[name]) / sum(seconds[name]),
+        }
     for name in variants:
         entry = results["variants"][name]
         ratio = entry["mb_per_s"] / ceiling_rate
         entry["vs_ceiling"] = ratio
-        print(f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} |")
+        print(
+            f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} "
+            f"| {entry['server_cpu_s']:.3f} | {entry['client_cpu_s']:.3f} | {entry['cores_busy']:.2f} |"
+        )
+    print(f"\ncores on this machine: {os.cpu_count()}")
     print(f"\nparallel endpoints: {endpoints}")
     print(f"ADBC `SELECT ... LIMIT 10`: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {args.latency_queries} queries")
     results["latency_ms"] = {"p50": p50, "p99": p99, "queries": args.latency_queries}
