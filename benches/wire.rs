@@ -46,6 +46,9 @@ use tonic::{Request, Response, Status, Streaming};
 mod support;
 use support::{python, repo_root, results_dir};
 
+/// Measured iterations of each variant (the client's and the in-process scan).
+const ITERATIONS: usize = 7;
+
 /// The scan every variant reads.
 const SCAN: &str = "SELECT * FROM dl_tpc_web_sales";
 
@@ -272,7 +275,7 @@ async fn run(full: bool) {
         return;
     }
     // Measured before the client starts, so that nothing else runs.
-    let (decode_wall, decode_cpu) = scan_in_process(&engine, 7).await;
+    let (decode_wall, decode_cpu) = scan_in_process(&engine, ITERATIONS).await;
     let out_dir = results_dir();
     let mut client = std::process::Command::new(python());
     client
@@ -283,27 +286,17 @@ async fn run(full: bool) {
         .arg(data_dir.join("tpc/dl_tpc_web_sales"))
         .arg("--out")
         .arg(out_dir.join("wire.json"))
-        // Both servers run in this process: the client reads its CPU time.
-        .args(["--server-pid", &std::process::id().to_string()]);
+        .args(["--iterations", &ITERATIONS.to_string()])
+        // Both servers run in this process: the client reads its CPU time,
+        // and records the scan without transport beside its own variants.
+        .args(["--server-pid", &std::process::id().to_string()])
+        .args(["--scan-in-process", &format!("{decode_wall},{decode_cpu}")]);
     // The servers keep running on this runtime's other threads.
     let status = tokio::task::spawn_blocking(move || client.status())
         .await
         .unwrap()
         .expect("the client runs");
     assert!(status.success(), "the benchmark client failed");
-
-    let path = out_dir.join("wire.json");
-    let mut results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    results["scan_in_process"] = serde_json::json!({
-        "median_s": decode_wall,
-        "server_cpu_s": decode_cpu,
-    });
-    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
-    println!(
-        "Lakegate's scan in process, no transport (median of 7): {decode_wall:.3} s, \
-         {decode_cpu:.3} CPU s per scan"
-    );
 }
 
 fn main() {

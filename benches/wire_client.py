@@ -120,6 +120,7 @@ def main():
     parser.add_argument("--parquet", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--scan-in-process", required=True, help="WALL_S,CPU_S of the server's scan without transport")
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--latency-queries", type=int, default=1000)
     args = parser.parse_args()
@@ -183,6 +184,9 @@ def main():
     print(f"\ncores on this machine: {os.cpu_count()}")
     print(f"\nparallel endpoints: {endpoints}")
     print(f"ADBC `SELECT ... LIMIT 10`: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {args.latency_queries} queries")
+    wall, cpu = (float(v) for v in args.scan_in_process.split(","))
+    results["scan_in_process"] = {"median_s": wall, "server_cpu_s": cpu}
+    print(f"Lakegate's scan in process, no transport (median of {args.iterations}): {wall:.3f} s, {cpu:.3f} CPU s per scan")
     results["latency_ms"] = {"p50": p50, "p99": p99, "queries": args.latency_queries}
     with open(args.out, "w") as out:
         json.dump(results, out, indent=2)
