@@ -168,7 +168,13 @@ async fn register_tables(ctx: &SessionContext, data_dir: &Path, schema: Option<&
         let config = ListingTableConfig::new(url)
             .with_listing_options(listing)
             .with_schema(file_schema);
-        let provider = Arc::new(ListingTable::try_new(config).unwrap());
+        // The runtime's statistics cache, as the engine's tables have it.
+        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+        let provider = Arc::new(
+            ListingTable::try_new(config)
+                .unwrap()
+                .with_cache(statistics),
+        );
         let name = match schema {
             Some(schema) => TableReference::partial(schema, table),
             None => TableReference::bare(table),

@@ -6,11 +6,15 @@
 //! * Lakegate's Flight SQL service over the demo catalog (the binary's code);
 //! * a bare arrow-flight server (no Lakegate code) streaming, from memory,
 //!   the very batches Lakegate returns for the largest demo table: the
-//!   ceiling of arrow-rs Flight on this machine.
+//!   ceiling of arrow-rs Flight on this machine;
+//! * the same bare server decoding the table's Parquet files on each DoGet
+//!   (the parquet crate's async reader, one task per file, no DataFusion):
+//!   the least any arrow-rs Flight server serving these files must pay, the
+//!   baseline of what Lakegate itself adds.
 //!
 //! The client, `benches/wire_client.py` (pyarrow and the ADBC driver, from
 //! the test virtualenv), interleaves: pyarrow reading the Parquet files
-//! locally; a DoGet from the ceiling server; a DoGet from Lakegate as the
+//! locally; a DoGet from each bare server; a DoGet from Lakegate as the
 //! lake administrator (one stream, and parallel endpoints); the same scan as
 //! a role with a row filter; and the latency of `SELECT ... LIMIT 10` through
 //! ADBC (1,000 queries).
@@ -21,13 +25,14 @@
 //! once at a tiny scale with a Rust client, as a smoke test.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
@@ -54,11 +59,65 @@ const SCAN: &str = "SELECT * FROM dl_tpc_web_sales";
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// A bare Flight server: DoGet of any ticket streams the same batches.
+/// A bare Flight server: DoGet of any ticket streams the whole table.
 #[derive(Clone)]
 struct Ceiling {
     schema: SchemaRef,
-    batches: Arc<Vec<RecordBatch>>,
+    source: Source,
+}
+
+/// Where the bare server's batches come from.
+#[derive(Clone)]
+enum Source {
+    /// Batches decoded once, streamed from memory.
+    Memory(Arc<Vec<RecordBatch>>),
+    /// The table's Parquet files, decoded on every DoGet.
+    Parquet(Arc<Vec<PathBuf>>),
+}
+
+impl Ceiling {
+    fn batches(&self) -> Boxed<RecordBatch> {
+        match &self.source {
+            Source::Memory(batches) => Box::pin(futures::stream::iter(
+                batches.as_ref().clone().into_iter().map(Ok),
+            )),
+            Source::Parquet(files) => decode_files(files, &self.schema),
+        }
+    }
+}
+
+/// Decodes `files` concurrently, one task per file (the runtime spreads them
+/// over the cores, as DataFusion spreads its partitions), in batches of
+/// Lakegate's size and with its column types (`schema`: strings as views).
+fn decode_files(files: &[PathBuf], schema: &SchemaRef) -> Boxed<RecordBatch> {
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+
+    type DecodeError = Box<dyn std::error::Error + Send + Sync>;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    for path in files {
+        let (path, sender, schema) = (path.clone(), sender.clone(), Arc::clone(schema));
+        tokio::spawn(async move {
+            let decoded = async {
+                let file = tokio::fs::File::open(&path).await?;
+                let options = ArrowReaderOptions::new().with_schema(schema);
+                let mut batches = ParquetRecordBatchStreamBuilder::new_with_options(file, options)
+                    .await?
+                    .with_batch_size(EngineOptions::default().batch_size)
+                    .build()?;
+                while let Some(batch) = batches.try_next().await? {
+                    if sender.send(Ok(batch)).await.is_err() {
+                        break; // the client went away
+                    }
+                }
+                Ok::<_, DecodeError>(())
+            };
+            if let Err(e) = decoded.await {
+                let _ = sender.send(Err(Status::internal(e.to_string()))).await;
+            }
+        });
+    }
+    Box::pin(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
 fn unimplemented<T>() -> Result<T, Status> {
@@ -108,7 +167,9 @@ impl FlightService for Ceiling {
         unimplemented()
     }
     async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let batches = futures::stream::iter(self.batches.as_ref().clone().into_iter().map(Ok));
+        let batches = self
+            .batches()
+            .map_err(|status| FlightError::Tonic(Box::new(status)));
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(Arc::clone(&self.schema))
             .build(batches)
@@ -154,31 +215,63 @@ async fn demo_engine(data_dir: &Path) -> Engine {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Starts Lakegate and the ceiling server; returns their addresses.
-async fn start_servers(engine: Engine) -> (SocketAddr, SocketAddr, usize) {
+/// The servers' addresses, and the scan's row count.
+struct Servers {
+    lakegate: SocketAddr,
+    /// The bare server streaming from memory.
+    ceiling: SocketAddr,
+    /// The bare server decoding the Parquet files.
+    decoding: SocketAddr,
+    rows: usize,
+}
+
+/// Starts Lakegate and the two bare servers over the table in `table_dir`.
+async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
     // The ceiling streams exactly what Lakegate returns for the scan.
     let mut session = engine.session("admin", None).unwrap();
     let output = session.execute(SCAN).await.unwrap();
     let schema = output.schema.clone();
     let batches = output.collect().await.unwrap();
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(table_dir)
+        .expect("the table's directory")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
 
     let (listener, lakegate) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let service =
         LakegateFlightService::new(engine, EnvelopeKey::random(), ServiceOptions::default());
     tokio::spawn(serve_on(listener, service, futures::future::pending()));
 
-    let (listener, ceiling) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server = FlightServiceServer::new(Ceiling {
+    let ceiling = serve_bare(Ceiling {
+        schema: Arc::clone(&schema),
+        source: Source::Memory(Arc::new(batches)),
+    })
+    .await;
+    let decoding = serve_bare(Ceiling {
         schema,
-        batches: Arc::new(batches),
-    });
+        source: Source::Parquet(Arc::new(files)),
+    })
+    .await;
+    Servers {
+        lakegate,
+        ceiling,
+        decoding,
+        rows,
+    }
+}
+
+/// Serves a bare server on an ephemeral loopback port.
+async fn serve_bare(server: Ceiling) -> SocketAddr {
+    let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(
         Server::builder()
-            .add_service(server)
+            .add_service(FlightServiceServer::new(server))
             .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
-    (lakegate, ceiling, rows)
+    address
 }
 
 /// CPU seconds (user and system, every thread) this process has used, from
@@ -222,8 +315,8 @@ async fn scan_in_process(engine: &Engine, iterations: usize) -> (f64, f64) {
     (walls[walls.len() / 2], cpu / iterations as f64)
 }
 
-/// Smoke test under `cargo test`: both servers answer the scan alike.
-async fn smoke(lakegate: SocketAddr, ceiling: SocketAddr, rows: usize) {
+/// Smoke test under `cargo test`: every server answers the scan alike.
+async fn smoke(servers: &Servers) {
     use arrow_flight::decode::FlightRecordBatchStream;
     use arrow_flight::flight_service_client::FlightServiceClient;
     use base64::Engine as _;
@@ -239,16 +332,18 @@ async fn smoke(lakegate: SocketAddr, ceiling: SocketAddr, rows: usize) {
             .await
             .unwrap()
     };
-    let mut client = FlightServiceClient::new(channel(ceiling).await);
-    let data = client
-        .do_get(Ticket::new("scan"))
-        .await
-        .unwrap()
-        .into_inner();
-    let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
-    assert_eq!(count(stream).await, rows);
+    for bare in [servers.ceiling, servers.decoding] {
+        let mut client = FlightServiceClient::new(channel(bare).await);
+        let data = client
+            .do_get(Ticket::new("scan"))
+            .await
+            .unwrap()
+            .into_inner();
+        let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
+        assert_eq!(count(stream).await, servers.rows);
+    }
 
-    let mut client = FlightServiceClient::new(channel(lakegate).await);
+    let mut client = FlightServiceClient::new(channel(servers.lakegate).await);
     let mut request = Request::new(Ticket::new(SCAN));
     let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
     request
@@ -256,7 +351,7 @@ async fn smoke(lakegate: SocketAddr, ceiling: SocketAddr, rows: usize) {
         .insert("authorization", format!("Basic {basic}").parse().unwrap());
     let data = client.do_get(request).await.unwrap().into_inner();
     let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
-    assert_eq!(count(stream).await, rows);
+    assert_eq!(count(stream).await, servers.rows);
 }
 
 async fn run(full: bool) {
@@ -269,9 +364,10 @@ async fn run(full: bool) {
         .join(format!("wire-demo-sf{scale}-layout{DEMO_LAYOUT}"));
     ensure_demo_data(&data_dir, scale, false).expect("demo data");
     let engine = demo_engine(&data_dir).await;
-    let (lakegate, ceiling, rows) = start_servers(engine.clone()).await;
+    let table_dir = data_dir.join("tpc/dl_tpc_web_sales");
+    let servers = start_servers(engine.clone(), &table_dir).await;
     if !full {
-        smoke(lakegate, ceiling, rows).await;
+        smoke(&servers).await;
         return;
     }
     // Measured before the client starts, so that nothing else runs.
@@ -280,10 +376,11 @@ async fn run(full: bool) {
     let mut client = std::process::Command::new(python());
     client
         .arg(repo_root().join("benches/wire_client.py"))
-        .args(["--lakegate", &format!("grpc://{lakegate}")])
-        .args(["--ceiling", &format!("grpc://{ceiling}")])
+        .args(["--lakegate", &format!("grpc://{}", servers.lakegate)])
+        .args(["--ceiling", &format!("grpc://{}", servers.ceiling)])
+        .args(["--decoding", &format!("grpc://{}", servers.decoding)])
         .arg("--parquet")
-        .arg(data_dir.join("tpc/dl_tpc_web_sales"))
+        .arg(&table_dir)
         .arg("--out")
         .arg(out_dir.join("wire.json"))
         .args(["--iterations", &ITERATIONS.to_string()])

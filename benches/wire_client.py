@@ -6,6 +6,9 @@ client ends up with), for the largest demo table, variants interleaved:
   parquet-local     pyarrow reads the Parquet files itself (no server)
   ceiling           a bare arrow-flight (Rust) server streams the same
                     batches from memory: the transport's own ceiling
+  ceiling-parquet   the same bare server decodes the Parquet files on each
+                    DoGet (the parquet crate, no DataFusion): what serving
+                    these files costs any arrow-rs Flight server
   lakegate          Lakegate, lake administrator, one stream
   lakegate-parallel Lakegate, lake administrator, parallel endpoints read
                     by one thread each
@@ -70,7 +73,7 @@ def parquet_local(path):
 _CEILING = {}
 
 
-def ceiling(location):
+def bare(location):
     client = _CEILING.setdefault(location, flight.FlightClient(location))
     return client.do_get(flight.Ticket(b"scan")).read_all()
 
@@ -117,6 +120,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lakegate", required=True)
     parser.add_argument("--ceiling", required=True)
+    parser.add_argument("--decoding", required=True, help="the bare server decoding the Parquet files")
     parser.add_argument("--parquet", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--server-pid", type=int, required=True)
@@ -127,7 +131,8 @@ def main():
 
     variants = {
         "parquet-local": lambda: parquet_local(args.parquet),
-        "ceiling": lambda: ceiling(args.ceiling),
+        "ceiling": lambda: bare(args.ceiling),
+        "ceiling-parquet": lambda: bare(args.decoding),
         "lakegate": lambda: lakegate(args.lakegate),
         "lakegate-parallel": lambda: lakegate_parallel(args.lakegate)[0],
         "lakegate-policy": lambda: lakegate(args.lakegate, "tina", "sales"),
@@ -150,14 +155,14 @@ def main():
             sizes[name] = table.nbytes
             rows[name] = table.num_rows
     _, endpoints = lakegate_parallel(args.lakegate)
-    assert rows["lakegate"] == rows["ceiling"] == rows["parquet-local"], rows
+    assert rows["lakegate"] == rows["ceiling"] == rows["ceiling-parquet"] == rows["parquet-local"], rows
     p50, p99 = latency(args.lakegate, args.latency_queries)
 
     results = {"rows": rows, "endpoints": endpoints, "variants": {}}
     ceiling_rate = None
     print(f"\nFull scan of dl_tpc_web_sales ({rows['lakegate']:,} rows), median of {args.iterations}, interleaved\n")
-    print("| variant | median s | MB/s | vs ceiling | server CPU s | client CPU s | cores busy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | median s | MB/s | vs ceiling | vs ceiling-parquet | server CPU s | client CPU s | cores busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
         median = statistics.median(seconds[name])
         rate = sizes[name] / median / 1e6
@@ -177,8 +182,9 @@ def main():
         entry = results["variants"][name]
         ratio = entry["mb_per_s"] / ceiling_rate
         entry["vs_ceiling"] = ratio
+        entry["vs_ceiling_parquet"] = entry["mb_per_s"] / results["variants"]["ceiling-parquet"]["mb_per_s"]
         print(
-            f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} "
+            f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} | {entry['vs_ceiling_parquet']:.2f} "
             f"| {entry['server_cpu_s']:.3f} | {entry['client_cpu_s']:.3f} | {entry['cores_busy']:.2f} |"
         )
     print(f"\ncores on this machine: {os.cpu_count()}")

@@ -79,11 +79,13 @@ pub async fn planning_lake_context(data_dir: &Path, tables: usize) -> SessionCon
         let config = ListingTableConfig::new(url.clone())
             .with_listing_options(options.clone())
             .with_schema(Arc::clone(&schema));
-        ctx.register_table(
-            format!("t{t:04}"),
-            Arc::new(ListingTable::try_new(config).unwrap()),
-        )
-        .unwrap();
+        // The runtime's statistics cache, as the engine's tables have it.
+        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+        let table = ListingTable::try_new(config)
+            .unwrap()
+            .with_cache(statistics);
+        ctx.register_table(format!("t{t:04}"), Arc::new(table))
+            .unwrap();
     }
     ctx
 }
