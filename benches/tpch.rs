@@ -43,9 +43,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lakegate::tpch_data::{TPCH_LAYOUT, TPCH_TABLES, ensure_tpch_data, table_dir};
@@ -56,7 +54,7 @@ use serde_json::{Value, json};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{repo_root, results_dir};
+use support::{baseline_table, repo_root, results_dir};
 
 /// A variant's answer to one query: its rows (in the form every engine's
 /// types compare in), or why it refused.
@@ -168,13 +166,7 @@ async fn register_tables(ctx: &SessionContext, data_dir: &Path, schema: Option<&
         let config = ListingTableConfig::new(url)
             .with_listing_options(listing)
             .with_schema(file_schema);
-        // The runtime's statistics cache, as the engine's tables have it.
-        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
-        let provider = Arc::new(
-            ListingTable::try_new(config)
-                .unwrap()
-                .with_cache(statistics),
-        );
+        let provider = baseline_table(ctx, config);
         let name = match schema {
             Some(schema) => TableReference::partial(schema, table),
             None => TableReference::bare(table),

@@ -61,7 +61,7 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// A bare Flight server: DoGet of any ticket streams the whole table.
 #[derive(Clone)]
-struct Ceiling {
+struct BareServer {
     schema: SchemaRef,
     source: Source,
 }
@@ -75,7 +75,7 @@ enum Source {
     Parquet(Arc<Vec<PathBuf>>),
 }
 
-impl Ceiling {
+impl BareServer {
     fn batches(&self) -> Boxed<RecordBatch> {
         match &self.source {
             Source::Memory(batches) => Box::pin(futures::stream::iter(
@@ -121,13 +121,11 @@ fn decode_files(files: &[PathBuf], schema: &SchemaRef) -> Boxed<RecordBatch> {
 }
 
 fn unimplemented<T>() -> Result<T, Status> {
-    Err(Status::unimplemented(
-        "the ceiling server only answers DoGet",
-    ))
+    Err(Status::unimplemented("the bare server only answers DoGet"))
 }
 
 #[tonic::async_trait]
-impl FlightService for Ceiling {
+impl FlightService for BareServer {
     type HandshakeStream = Boxed<HandshakeResponse>;
     type ListFlightsStream = Boxed<FlightInfo>;
     type DoGetStream = Boxed<FlightData>;
@@ -245,12 +243,12 @@ async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
         LakegateFlightService::new(engine, EnvelopeKey::random(), ServiceOptions::default());
     tokio::spawn(serve_on(listener, service, futures::future::pending()));
 
-    let ceiling = serve_bare(Ceiling {
+    let ceiling = serve_bare(BareServer {
         schema: Arc::clone(&schema),
         source: Source::Memory(Arc::new(batches)),
     })
     .await;
-    let decoding = serve_bare(Ceiling {
+    let decoding = serve_bare(BareServer {
         schema,
         source: Source::Parquet(Arc::new(files)),
     })
@@ -264,7 +262,7 @@ async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
 }
 
 /// Serves a bare server on an ephemeral loopback port.
-async fn serve_bare(server: Ceiling) -> SocketAddr {
+async fn serve_bare(server: BareServer) -> SocketAddr {
     let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     tokio::spawn(
         Server::builder()

@@ -79,15 +79,22 @@ pub async fn planning_lake_context(data_dir: &Path, tables: usize) -> SessionCon
         let config = ListingTableConfig::new(url.clone())
             .with_listing_options(options.clone())
             .with_schema(Arc::clone(&schema));
-        // The runtime's statistics cache, as the engine's tables have it.
-        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
-        let table = ListingTable::try_new(config)
-            .unwrap()
-            .with_cache(statistics);
-        ctx.register_table(format!("t{t:04}"), Arc::new(table))
+        ctx.register_table(format!("t{t:04}"), baseline_table(&ctx, config))
             .unwrap();
     }
     ctx
+}
+
+/// A plain DataFusion listing table for a baseline, with the runtime's file
+/// statistics cache, as the engine opens its tables: only Lakegate's code
+/// differs between a baseline and the engine.
+pub fn baseline_table(ctx: &SessionContext, config: ListingTableConfig) -> Arc<ListingTable> {
+    let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+    Arc::new(
+        ListingTable::try_new(config)
+            .unwrap()
+            .with_cache(statistics),
+    )
 }
 
 /// A lake for planning benchmarks: `tables` tables that all read one small
