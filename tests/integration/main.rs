@@ -24,6 +24,10 @@
 //!   are disjoint and make the whole result.
 //! * `audit` — the audit log (reads, denials, failed sign-ins), `system.audit`
 //!   for administrators only, the per-user query cap and the query timeout.
+//! * `scan_reuse` — plans kept across queries (scan plans, statement plans)
+//!   answer each user, role and database its own, with fresh execution state.
+//! * `clock` — `now()` and `current_date()` are each query's start time, in
+//!   user SQL and in policies, never frozen by a kept plan.
 //! * `storage` — storage location settings are checked, Hive partition
 //!   columns prune reads and work in grants, a failing location is named.
 
@@ -33,6 +37,7 @@ mod common;
 mod audit;
 mod catalog_errors;
 mod cli;
+mod clock;
 mod flight;
 mod flight_sql;
 mod malformed;

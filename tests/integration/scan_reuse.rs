@@ -1,6 +1,9 @@
-//! Secured tables reuse their scan plans (per role, table and scan shape):
-//! queries that run at the same time from one cached plan share no execution
-//! state, and a table's new files show up once the file listing TTL passes.
+//! Plans kept across queries. Secured tables reuse their scan plans (per
+//! role, table and scan shape): queries that run at the same time from one
+//! cached plan share no execution state, and a table's new files show up once
+//! the file listing TTL passes. The engine keeps query plans per user, role,
+//! current database and text: each of them gets its own, and a session's
+//! own functions are not shared.
 
 use std::time::Duration;
 
@@ -85,4 +88,88 @@ async fn new_files_show_up_once_the_listing_ttl_has_passed() {
     // new file is read.
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     assert_eq!(auditor_count(&engine).await, 2 * before);
+}
+
+/// `count(*)` of `sql` as `user` under `role`, with `database` current.
+async fn count_as(
+    engine: &Engine,
+    (user, role): (&str, &str),
+    database: Option<&str>,
+    sql: &str,
+) -> Result<i64, String> {
+    let mut session = engine.session(user, Some(role)).unwrap();
+    if let Some(database) = database {
+        session.use_database(database).map_err(|e| e.to_string())?;
+    }
+    let output = session.execute(sql).await.map_err(|e| e.to_string())?;
+    let batches = output.collect().await.map_err(|e| e.to_string())?;
+    Ok(batches[0].column(0).as_primitive::<Int64Type>().value(0))
+}
+
+#[tokio::test]
+async fn one_statement_text_is_planned_for_each_user_role_and_database() {
+    // The engine keeps query plans by user, role, current database and text:
+    // the same text under another of them is another plan.
+    let lake = common::shop_lake().await;
+    let engine = &lake.engine;
+    let sql = "SELECT count(*) FROM orders";
+    let (analyst, mine) = (("ann", "analyst"), ("ann", "mine"));
+    let eu_orders = count_as(engine, analyst, Some("shop"), sql).await.unwrap();
+    let my_orders = count_as(engine, mine, Some("shop"), sql).await.unwrap();
+    let all_orders = count_as(engine, ("root", "admin"), Some("shop"), sql)
+        .await
+        .unwrap();
+    assert!(eu_orders < all_orders && my_orders < all_orders);
+    assert_ne!(eu_orders, my_orders);
+    for _ in 0..2 {
+        assert_eq!(
+            count_as(engine, analyst, Some("shop"), sql).await,
+            Ok(eu_orders)
+        );
+        assert_eq!(
+            count_as(engine, mine, Some("shop"), sql).await,
+            Ok(my_orders)
+        );
+    }
+    // `hr` has no `orders`: the text planned in `shop` does not answer there.
+    let elsewhere = count_as(engine, ("root", "admin"), Some("hr"), sql).await;
+    assert!(elsewhere.unwrap_err().contains("does not exist"));
+    // A role that may not read it is refused, however often it was planned.
+    let qualified = "SELECT count(*) FROM shop.orders";
+    count_as(engine, mine, None, qualified).await.unwrap();
+    let denied = count_as(engine, ("ann", "nobody"), None, qualified).await;
+    assert!(denied.unwrap_err().contains("may not read it"));
+}
+
+#[tokio::test]
+async fn a_sessions_own_functions_stay_in_that_session() {
+    use std::sync::Arc;
+
+    use arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+
+    let lake = common::shop_lake().await;
+    let sql = "SELECT count(*) FROM shop.orders WHERE always_true(a)";
+    let mut own = lake.engine.session("root", None).unwrap();
+    own.register_function(create_udf(
+        "always_true",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = match &args[0] {
+                ColumnarValue::Array(array) => array.len(),
+                ColumnarValue::Scalar(_) => 1,
+            };
+            let values = arrow::array::BooleanArray::from(vec![true; rows]);
+            Ok(ColumnarValue::Array(Arc::new(values)))
+        }),
+    ));
+    let own_count = own.execute(sql).await.unwrap().collect().await.unwrap();
+    assert!(own_count[0].num_rows() == 1);
+    // The same user and role in another session: the function is unknown
+    // there, not reached through a plan the first session left behind.
+    let mut other = lake.engine.session("root", None).unwrap();
+    let error = other.execute(sql).await.unwrap_err().to_string();
+    assert!(error.contains("always_true"), "{error}");
 }

@@ -18,6 +18,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
@@ -29,7 +30,7 @@ use crate::cache::BoundedCache;
 use crate::error::{EngineError, Result};
 use crate::functions::session_functions;
 use crate::secured_table::{ScanPlanner, SecuredTable};
-use crate::session::QuerySession;
+use crate::session::{QuerySession, StatementKey};
 use crate::validate::validate_policies;
 
 /// Settings of an engine.
@@ -133,6 +134,10 @@ pub(crate) struct EngineInner {
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
     pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
+    /// Queries' logical plans (before optimization), shared by all sessions
+    /// (see `QuerySession::plan_sql`). They hold secured tables, so they are
+    /// valid exactly as long as those are: for the engine's lifetime.
+    pub(crate) statement_plans: BoundedCache<StatementKey, LogicalPlan>,
     /// Where `system.audit` reads from.
     pub(crate) audit_dir: Option<PathBuf>,
     /// The memory limit of one query, if any.
@@ -141,6 +146,9 @@ pub(crate) struct EngineInner {
 
 /// How many secured tables the engine keeps before starting over.
 const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
+
+/// How many query plans the engine keeps before starting over.
+const STATEMENT_PLAN_CACHE_LIMIT: usize = 1_000;
 
 impl EngineInner {
     /// The policy context for `user` under `role`: the raw tables, and
@@ -265,6 +273,7 @@ impl Engine {
                 policy_template,
                 scan_planner: Arc::new(scan_planner),
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
+                statement_plans: BoundedCache::new(STATEMENT_PLAN_CACHE_LIMIT),
                 audit_dir: options.audit_dir.clone(),
                 query_memory: options.query_memory,
             }),

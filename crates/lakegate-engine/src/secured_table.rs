@@ -115,7 +115,39 @@ enum SecuredPlan {
         /// Visible columns shown raw in every visible row: the only ones a
         /// pushed-down user predicate may read.
         raw_columns: BTreeSet<String>,
+        /// Whether the policy reads the query's clock (`now()`,
+        /// `current_date()`, ...): optimizing folds it into a constant of
+        /// that query, so its scan plans are never reused.
+        reads_clock: bool,
     },
+}
+
+/// DataFusion's functions whose value is the query's start time, folded into
+/// a constant when the plan is optimized.
+const CLOCK_FUNCTIONS: [&str; 3] = ["now", "current_date", "current_time"];
+
+/// Whether `plan` (its subqueries included) calls a clock function.
+fn reads_clock(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    let calls_clock = |expr: &Expr| {
+        expr.exists(|e| {
+            Ok(matches!(e, Expr::ScalarFunction(f) if CLOCK_FUNCTIONS.contains(&f.name())))
+        })
+    };
+    plan.apply_with_subqueries(|node| {
+        found = node
+            .expressions()
+            .iter()
+            .any(|e| calls_clock(e).unwrap_or(true));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .expect("visiting a plan cannot fail");
+    found
 }
 
 impl SecuredTable {
@@ -143,6 +175,7 @@ impl SecuredTable {
             .filter(|c| c.uniform_value(&access.row_filter) == Some(&CellValue::Raw))
             .map(|c| c.name.clone())
             .collect();
+        let reads_clock = reads_clock(&policy_plan);
         Self {
             access,
             schema,
@@ -150,6 +183,7 @@ impl SecuredTable {
                 policy_plan,
                 scan_planner,
                 raw_columns,
+                reads_clock,
             },
             scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
         }
@@ -238,7 +272,7 @@ impl TableProvider for SecuredTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         self.deny_unless_select()?;
-        let (policy_plan, scan_planner, raw_columns) = match &self.plan {
+        let (policy_plan, scan_planner, raw_columns, reads_clock) = match &self.plan {
             SecuredPlan::Unrestricted(raw) => {
                 return raw.scan(state, projection, filters, limit).await;
             }
@@ -246,7 +280,8 @@ impl TableProvider for SecuredTable {
                 policy_plan,
                 scan_planner,
                 raw_columns,
-            } => (policy_plan, scan_planner, raw_columns),
+                reads_clock,
+            } => (policy_plan, scan_planner, raw_columns, *reads_clock),
         };
         let table = &self.access.table;
         // Only predicates we declared leakproof may come here; check again
@@ -261,7 +296,14 @@ impl TableProvider for SecuredTable {
             filters: format!("{pushed:?}"),
             limit,
         };
-        let cached = match self.scan_plans.get(&shape) {
+        // Optimized with the user's session, whose clock started with the
+        // query: a policy reading it is planned again for every query.
+        let kept = if reads_clock {
+            None
+        } else {
+            self.scan_plans.get(&shape)
+        };
+        let cached = match kept {
             Some(cached) if cached.planned_at.elapsed() < scan_planner.reuse_for => cached,
             expired => {
                 // The optimized policy plan lists no files: it outlives the TTL.
@@ -288,7 +330,9 @@ impl TableProvider for SecuredTable {
                     physical,
                     planned_at: Instant::now(),
                 };
-                self.scan_plans.insert(shape, cached.clone());
+                if !reads_clock {
+                    self.scan_plans.insert(shape, cached.clone());
+                }
                 cached
             }
         };

@@ -163,6 +163,27 @@ pub struct QuerySession {
     resolver: Arc<SecuredResolver>,
     state: SessionState,
     current_database: Option<String>,
+    /// Whether functions of this session's own were registered: its plans
+    /// may call them, so they are not shared through the statement cache.
+    private_functions: bool,
+}
+
+/// What a query's logical plan depends on in an engine: who plans it, where,
+/// and the text (see [`QuerySession::plan_sql`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct StatementKey {
+    user: String,
+    role: String,
+    database: Option<String>,
+    sql: String,
+}
+
+/// A statement through the gate, planned when it is a query.
+enum Planned {
+    /// A query's logical plan.
+    Query(LogicalPlan),
+    /// Any other statement, which the session answers itself.
+    Other(Admitted),
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -193,6 +214,7 @@ impl QuerySession {
             resolver,
             state,
             current_database,
+            private_functions: false,
         }
     }
 
@@ -271,6 +293,7 @@ impl QuerySession {
     /// Adds a scalar function to this session's SQL (for embedding
     /// applications and tests). Policies never see it.
     pub fn register_function(&mut self, function: ScalarUDF) {
+        self.private_functions = true;
         self.state
             .register_udf(Arc::new(function))
             .expect("registering a function cannot fail");
@@ -278,10 +301,16 @@ impl QuerySession {
 
     /// Runs one statement.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
-        let statement = parse_one(sql)?;
-        match admit(statement)? {
-            Admitted::ShowDatabases => Ok(QueryOutput::from_batch(self.databases_batch())),
-            Admitted::Use(database) => {
+        match self.plan_sql(sql).await? {
+            Planned::Query(logical) => self.run_logical(logical).await,
+            Planned::Other(Admitted::Plan(statement)) => {
+                let logical = self.logical_plan_of(statement).await?;
+                self.run_logical(logical).await
+            }
+            Planned::Other(Admitted::ShowDatabases) => {
+                Ok(QueryOutput::from_batch(self.databases_batch()))
+            }
+            Planned::Other(Admitted::Use(database)) => {
                 self.use_database(&database)?;
                 let schema = Arc::new(Schema::new(vec![Field::new(
                     "current_database",
@@ -293,15 +322,11 @@ impl QuerySession {
                         .map_err(|e| EngineError::Internal(e.to_string()))?;
                 Ok(QueryOutput::from_batch(batch))
             }
-            Admitted::Plan(statement) => {
-                let logical = self.logical_plan_of(statement).await?;
-                self.run_logical(logical).await
-            }
-            Admitted::Explain {
+            Planned::Other(Admitted::Explain {
                 statement,
                 inner,
                 analyze,
-            } => {
+            }) => {
                 if self.is_lake_admin() {
                     let logical = self.logical_plan_of(*statement).await?;
                     return self.run_logical(logical).await;
@@ -312,6 +337,7 @@ impl QuerySession {
                     ));
                 }
                 let logical = self.logical_plan_of(*inner).await?;
+                self.state.mark_start_execution();
                 let optimized = self
                     .state
                     .optimize(&logical)
@@ -334,32 +360,29 @@ impl QuerySession {
     /// a denied statement fails here). Other statements are answered as by
     /// [`QuerySession::execute`], which costs nothing for them.
     pub async fn output_schema(&mut self, sql: &str) -> Result<SchemaRef> {
-        let statement = parse_one(sql)?;
-        if let Admitted::Plan(statement) = admit(statement)? {
-            // The logical plan decides the schema (the physical plan must
-            // match it); optimizing and physical planning wait for execution.
-            let plan = self.logical_plan_of(statement).await?;
-            return schema_if_readable(&plan);
+        // The logical plan decides the schema (the physical plan must match
+        // it); optimizing and physical planning wait for execution.
+        match self.plan_sql(sql).await? {
+            Planned::Query(plan) => schema_if_readable(&plan),
+            Planned::Other(_) => Ok(self.execute(sql).await?.schema),
         }
-        Ok(self.execute(sql).await?.schema)
     }
 
     /// Prepares a statement: plans it under the role now (so a denied
     /// statement fails here) and says what it returns and which parameters
-    /// it takes. Nothing is kept: executing re-plans under the executing role.
+    /// it takes. Executing plans it again under the executing role (from the
+    /// engine's statement cache when that is the same user and role).
     pub async fn prepare(&mut self, sql: &str) -> Result<PreparedShape> {
-        let statement = parse_one(sql)?;
-        if let Admitted::Plan(statement) = admit(statement)? {
-            let plan = self.logical_plan_of(statement).await?;
-            return Ok(PreparedShape {
+        match self.plan_sql(sql).await? {
+            Planned::Query(plan) => Ok(PreparedShape {
                 dataset_schema: schema_if_readable(&plan)?,
                 parameter_schema: parameter_schema(&plan)?,
-            });
+            }),
+            Planned::Other(_) => Ok(PreparedShape {
+                dataset_schema: self.output_schema(sql).await?,
+                parameter_schema: Arc::new(Schema::empty()),
+            }),
         }
-        Ok(PreparedShape {
-            dataset_schema: self.output_schema(sql).await?,
-            parameter_schema: Arc::new(Schema::empty()),
-        })
     }
 
     /// Runs a query with row `row` of `parameters` bound to its placeholders
@@ -393,13 +416,12 @@ impl QuerySession {
         parameters: &RecordBatch,
         row: usize,
     ) -> Result<LogicalPlan> {
-        let Admitted::Plan(statement) = admit(parse_one(sql)?)? else {
+        let Planned::Query(plan) = self.plan_sql(sql).await? else {
             return Err(EngineError::InvalidSql {
                 message: "parameters can only be bound to queries".into(),
                 position: None,
             });
         };
-        let plan = self.logical_plan_of(statement).await?;
         let values = parameter_values(&plan, parameters, row)?;
         plan.with_param_values(values)
             .map_err(EngineError::from_planning)
@@ -408,14 +430,17 @@ impl QuerySession {
     /// The physical plan of a query, as it would run (for tests and tools that
     /// inspect plans: it shows what lies beneath policy barriers).
     pub async fn physical_plan(&mut self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
-        let statement = parse_one(sql)?;
-        match admit(statement)? {
-            Admitted::Plan(statement) => self.physical_plan_of(statement).await,
-            _ => Err(EngineError::InvalidSql {
+        let Planned::Query(plan) = self.plan_sql(sql).await? else {
+            return Err(EngineError::InvalidSql {
                 message: "only queries have a physical plan".into(),
                 position: None,
-            }),
-        }
+            });
+        };
+        self.state.mark_start_execution();
+        self.state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(EngineError::from_planning)
     }
 
     /// Plans a query in parts that can be read independently (by parallel
@@ -430,12 +455,10 @@ impl QuerySession {
     ) -> Result<Option<PartitionedQuery>> {
         let logical = match parameters {
             Some((values, row)) => self.bound_logical_plan(sql, values, row).await?,
-            None => {
-                let Admitted::Plan(statement) = admit(parse_one(sql)?)? else {
-                    return Ok(None);
-                };
-                self.logical_plan_of(statement).await?
-            }
+            None => match self.plan_sql(sql).await? {
+                Planned::Query(plan) => plan,
+                Planned::Other(_) => return Ok(None),
+            },
         };
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let parts = independent_parts(&physical).unwrap_or(1);
@@ -464,11 +487,14 @@ impl QuerySession {
         Arc::new(TaskContext::from(&self.state).with_runtime(self.engine.query_runtime()))
     }
 
-    /// Optimizes and plans a query, noting what it reads.
+    /// Optimizes and plans a query, noting what it reads. The query's clock
+    /// starts here: `now()` and `current_date()`, in the user's SQL and in
+    /// policies alike, are this moment for the whole plan.
     async fn optimize_and_plan(
-        &self,
+        &mut self,
         logical: LogicalPlan,
     ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
+        self.state.mark_start_execution();
         let optimized = self
             .state
             .optimize(&logical)
@@ -484,7 +510,7 @@ impl QuerySession {
     }
 
     /// Optimizes, plans and starts a query, noting what it reads.
-    async fn run_logical(&self, logical: LogicalPlan) -> Result<QueryOutput> {
+    async fn run_logical(&mut self, logical: LogicalPlan) -> Result<QueryOutput> {
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let schema = physical.schema();
         let stream =
@@ -496,6 +522,37 @@ impl QuerySession {
         })
     }
 
+    /// Parses `sql` and admits it; a query is planned (logically) under the
+    /// role. A query's plan is kept in the engine's statement cache for the
+    /// same user, role, current database and text: a Flight SQL client
+    /// plans each statement three times (prepare, GetFlightInfo, DoGet),
+    /// and nothing a plan depends on changes within an engine (its catalog
+    /// and policies are fixed; files are listed, and the clock read, when
+    /// the plan is optimized and physically planned, every time).
+    async fn plan_sql(&self, sql: &str) -> Result<Planned> {
+        let key = (!self.private_functions).then(|| StatementKey {
+            user: self.user().to_string(),
+            role: self.role().to_string(),
+            database: self.current_database.clone(),
+            sql: sql.to_string(),
+        });
+        if let Some(plan) = key
+            .as_ref()
+            .and_then(|k| self.engine.statement_plans.get(k))
+        {
+            return Ok(Planned::Query(plan));
+        }
+        let statement = match admit(parse_one(sql)?)? {
+            Admitted::Plan(statement) => statement,
+            other => return Ok(Planned::Other(other)),
+        };
+        let plan = self.logical_plan_of(statement).await?;
+        if let Some(key) = key {
+            self.engine.statement_plans.insert(key, plan.clone());
+        }
+        Ok(Planned::Query(plan))
+    }
+
     async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
         self.check_table_references(&statement)?;
         let plan = self
@@ -505,14 +562,6 @@ impl QuerySession {
             .map_err(EngineError::from_planning)?;
         check_read_only(&plan)?;
         Ok(plan)
-    }
-
-    async fn physical_plan_of(&self, statement: DFStatement) -> Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.logical_plan_of(statement).await?;
-        self.state
-            .create_physical_plan(&plan)
-            .await
-            .map_err(EngineError::from_planning)
     }
 
     /// Every table the statement names must be one the role may describe;
