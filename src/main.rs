@@ -159,6 +159,12 @@ enum Command {
         /// listed again by every query.
         #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_LISTING_CACHE_BYTES)]
         listing_cache: usize,
+        /// Memory for tables kept decoded across queries (`4GiB`): a table
+        /// is loaded whole when first scanned, and read from memory while
+        /// its files stay the same; the least recently scanned make room.
+        /// Default 0: none.
+        #[arg(long, value_parser = parse_bytes, default_value_t = 0)]
+        table_cache: usize,
         /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
         #[arg(long, default_value_t = 64)]
         max_queries_per_user: usize,
@@ -302,6 +308,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             file_listing_ttl,
             metadata_cache,
             listing_cache,
+            table_cache,
             max_queries_per_user,
             query_timeout,
             keep_alive,
@@ -320,6 +327,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 file_listing_ttl: std::time::Duration::from_secs(file_listing_ttl),
                 metadata_cache_bytes: metadata_cache,
                 listing_cache_bytes: listing_cache,
+                table_cache_bytes: table_cache,
                 ..EngineOptions::default()
             };
             let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;

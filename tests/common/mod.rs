@@ -183,7 +183,7 @@ pub async fn shop_lake() -> ShopLake {
     write_parquet(dir.path(), "customers", &shop_customers());
     write_parquet(dir.path(), "orders", &shop_orders());
     write_parquet(dir.path(), "salaries", &hr_salaries());
-    let engine = engine_for(&repo_root().join("tests/fixtures/shop"), dir.path()).await;
+    let engine = engine_for(&shop_catalog(), dir.path()).await;
     ShopLake { dir, engine }
 }
 
@@ -194,24 +194,39 @@ pub fn audit_dir(data_dir: &Path) -> PathBuf {
 
 /// Loads the catalog in `catalog_dir` over `data_dir` and builds an engine.
 pub async fn engine_for(catalog_dir: &Path, data_dir: &Path) -> Engine {
-    let options = LoadOptions {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
-    let catalog = Catalog::load(catalog_dir, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    // Fixed partitioning, so that plans in .slt files do not depend on the
-    // machine's core count.
-    let options = EngineOptions {
+    engine_with(catalog_dir, data_dir, test_engine_options(data_dir)).await
+}
+
+/// The tests' engine settings for a lake in `data_dir`.
+pub fn test_engine_options(data_dir: &Path) -> EngineOptions {
+    EngineOptions {
+        // Fixed partitioning, so that plans in .slt files do not depend on
+        // the machine's core count.
         target_partitions: 2,
         // `system.audit` reads the audit log a test server writes here.
         audit_dir: Some(audit_dir(data_dir)),
         ..EngineOptions::default()
+    }
+}
+
+/// Loads the catalog in `catalog_dir` over `data_dir` and builds an engine
+/// with `options`.
+pub async fn engine_with(catalog_dir: &Path, data_dir: &Path, options: EngineOptions) -> Engine {
+    let load = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
     };
+    let catalog = Catalog::load(catalog_dir, &load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     Engine::new(catalog, options)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The shop catalog's directory.
+pub fn shop_catalog() -> PathBuf {
+    repo_root().join("tests/fixtures/shop")
 }
 
 /// The TPC-DS scale the tests generate the demo lake at: small, but large

@@ -28,6 +28,8 @@
 //!   answer each user, role and database its own, with fresh execution state.
 //! * `clock` — `now()` and `current_date()` are each query's start time, in
 //!   user SQL and in policies, never frozen by a kept plan.
+//! * `table_cache` — tables kept in memory answer as their files do, for
+//!   every role; changed files are read again; what does not fit is not kept.
 //! * `storage` — storage location settings are checked, Hive partition
 //!   columns prune reads and work in grants, a failing location is named.
 
@@ -48,3 +50,4 @@ mod probe;
 mod result_schema;
 mod scan_reuse;
 mod storage;
+mod table_cache;

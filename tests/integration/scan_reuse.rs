@@ -10,7 +10,6 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use futures::future::join_all;
-use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 
 use crate::common;
@@ -42,23 +41,11 @@ async fn concurrent_queries_from_one_cached_scan_plan_each_read_every_row() {
 }
 
 async fn shop_engine(data_dir: &std::path::Path, file_listing_ttl: Duration) -> Engine {
-    let catalog = Catalog::load(
-        &common::repo_root().join("tests/fixtures/shop"),
-        &LoadOptions {
-            data_dir: data_dir.to_path_buf(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
     let options = EngineOptions {
-        target_partitions: 2,
         file_listing_ttl,
-        ..EngineOptions::default()
+        ..common::test_engine_options(data_dir)
     };
-    Engine::new(catalog, options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    common::engine_with(&common::shop_catalog(), data_dir, options).await
 }
 
 async fn auditor_count(engine: &Engine) -> i64 {

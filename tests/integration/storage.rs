@@ -47,7 +47,7 @@ row_filter = "year >= 2025"
 
 /// Writes `events` as Hive partitions `year=2023..=2026`, two files each, with
 /// `id` values that encode their year.
-fn write_partitioned(root: &Path) {
+pub(crate) fn write_partitioned(root: &Path) {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
     for year in 2023..=2026_i64 {
         let dir = root.join(format!("events/year={year}"));
@@ -79,6 +79,12 @@ async fn load(catalog_text: &str, data_dir: &Path) -> Result<Catalog, String> {
 }
 
 async fn events_engine(data_dir: &Path) -> Engine {
+    events_engine_with(data_dir, EngineOptions::default()).await
+}
+
+/// The partitioned `lake.events` table over `data_dir` (see
+/// [`write_partitioned`]), with `options`.
+pub(crate) async fn events_engine_with(data_dir: &Path, options: EngineOptions) -> Engine {
     let text = format!(
         "{PRINCIPALS}\n[[storage]]\nname = \"local\"\nurl = \"${{data_dir}}\"\n\n\
          [[table]]\ndatabase = \"lake\"\nname = \"events\"\nstorage = \"local\"\npath = \"events/\"\n\
@@ -87,7 +93,7 @@ async fn events_engine(data_dir: &Path) -> Engine {
     let catalog = load(&text, data_dir)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(catalog, EngineOptions::default())
+    Engine::new(catalog, options)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -31,6 +31,7 @@ use crate::error::{EngineError, Result};
 use crate::functions::session_functions;
 use crate::secured_table::{ScanPlanner, SecuredTable};
 use crate::session::{QuerySession, StatementKey};
+use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
 
 /// Settings of an engine.
@@ -64,6 +65,10 @@ pub struct EngineOptions {
     /// an object: the default holds some 150,000 objects). A table whose
     /// listing does not fit is listed by every query.
     pub listing_cache_bytes: usize,
+    /// Bytes of decoded tables kept in memory across queries (the table
+    /// cache: whole tables, by their set of files, least recently scanned
+    /// dropped first); 0, the default, keeps none.
+    pub table_cache_bytes: usize,
 }
 
 /// Tables opened at once when an engine starts.
@@ -105,6 +110,7 @@ impl Default for EngineOptions {
             reuse_scan_plans: true,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
             listing_cache_bytes: DEFAULT_LISTING_CACHE_BYTES,
+            table_cache_bytes: 0,
         }
     }
 }
@@ -214,11 +220,13 @@ impl Engine {
                 .expect("a memory catalog accepts schemas");
         }
         // One footer read per table, concurrently (remote stores).
+        let table_cache = (options.table_cache_bytes > 0)
+            .then(|| Arc::new(TableCache::new(options.table_cache_bytes)));
         let opened = futures::stream::iter(
             catalog
                 .tables
                 .values()
-                .map(|table| raw_table(&user_template, table)),
+                .map(|table| raw_table(&user_template, table, table_cache.clone())),
         )
         .buffered(TABLES_OPENED_AT_ONCE)
         .collect::<Vec<_>>()
@@ -353,10 +361,12 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
 /// table names resolve to nothing.
 pub(crate) const NO_DATABASE: &str = "no.database";
 
-/// The raw Parquet table behind a catalog table.
+/// The raw Parquet table behind a catalog table, read through the table
+/// cache if there is one.
 async fn raw_table(
     state: &SessionState,
     table: &lakegate_catalog::Table,
+    cache: Option<Arc<TableCache>>,
 ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(table.url.as_str())?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -376,7 +386,9 @@ async fn raw_table(
     // modification time: without it every scan planned converts every
     // file's footer statistics again (a tenth of a `LIMIT 10` query's CPU).
     let statistics = state.runtime_env().cache_manager.get_file_statistic_cache();
-    Ok(Arc::new(
-        ListingTable::try_new(config)?.with_cache(statistics),
-    ))
+    let files = Arc::new(ListingTable::try_new(config)?.with_cache(statistics));
+    Ok(match cache {
+        Some(cache) => Arc::new(CachedTable::new(table.name.clone(), files, cache)),
+        None => files,
+    })
 }

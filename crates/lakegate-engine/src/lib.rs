@@ -34,6 +34,7 @@ mod secured_table;
 mod session;
 mod sql_text;
 mod system_tables;
+mod table_cache;
 mod validate;
 
 pub use barrier::PolicyBarrierExec;

@@ -1,0 +1,293 @@
+//! The table cache: stored tables kept in memory as decoded Arrow batches,
+//! for lakes whose tables are scanned again and again (dashboards, notebooks
+//! re-running a cell, Spark jobs reading a dimension table per task).
+//!
+//! ```text
+//!   scan ─▶ list the table's files (the listing cache) ─▶ same files as the kept copy?
+//!              yes: the kept batches (MemorySourceConfig)   no: the Parquet scan,
+//!                                                               and a background load
+//!                                                               of the whole table
+//! ```
+//!
+//! It lies beneath every policy: it holds the stored values, and only the
+//! places that read stored tables (policy plans, a role that sees a table
+//! unrestricted) reach it, exactly as they reach the Parquet files. A kept
+//! copy is valid for one set of files (path, size and modification time of
+//! each): a file added, removed or rewritten is a new set, seen when the
+//! listing is (`EngineOptions::file_listing_ttl`), and the old copy is
+//! dropped. Tables are loaded whole (every column) when first scanned; one
+//! that does not fit the cache's budget is never kept, and the least recently
+//! scanned tables make room for a new one. Off by default
+//! (`EngineOptions::table_cache_bytes` = 0): the memory is the operator's
+//! choice, and it is outside any query's memory limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Result;
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use futures::TryStreamExt;
+use lakegate_policy::TableName;
+
+/// The files a kept copy was read from: path, size and modification time
+/// (milliseconds) of each, sorted.
+type FileSet = Vec<(String, u64, i64)>;
+
+/// The engine's table cache: at most `limit` bytes of decoded batches.
+#[derive(Debug)]
+pub(crate) struct TableCache {
+    limit: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    tables: HashMap<TableName, Entry>,
+    /// Bytes held by loaded entries.
+    used: usize,
+    /// Advances on every lookup: entries remember when they were last used.
+    clock: u64,
+}
+
+#[derive(Debug)]
+enum Entry {
+    /// Being read by a background load.
+    Loading(FileSet),
+    /// Kept: the table's batches, by partition.
+    Loaded {
+        files: FileSet,
+        partitions: Arc<Vec<Vec<RecordBatch>>>,
+        bytes: usize,
+        last_used: u64,
+    },
+    /// Larger than the whole cache (or its load failed): not tried again
+    /// until the table's files change.
+    NotKept(FileSet),
+}
+
+/// What a scan finds in the cache.
+enum Lookup {
+    /// The table's batches, read from the files it has now.
+    Hit(Arc<Vec<Vec<RecordBatch>>>),
+    /// Nothing for these files yet: the caller should start loading them.
+    Load,
+    /// Loading already, or not to be kept.
+    Pass,
+}
+
+impl TableCache {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            state: Mutex::default(),
+        }
+    }
+
+    fn lookup(&self, table: &TableName, files: &FileSet) -> Lookup {
+        let mut state = self.state.lock().expect("table cache lock");
+        state.clock += 1;
+        let now = state.clock;
+        let mut freed = 0;
+        let found = match state.tables.get_mut(table) {
+            Some(Entry::Loaded {
+                files: kept,
+                partitions,
+                last_used,
+                ..
+            }) if kept == files => {
+                *last_used = now;
+                return Lookup::Hit(Arc::clone(partitions));
+            }
+            Some(Entry::Loading(kept) | Entry::NotKept(kept)) if kept == files => Lookup::Pass,
+            // Another set of files (or nothing yet): the old copy goes.
+            Some(Entry::Loaded { bytes, .. }) => {
+                freed = *bytes;
+                Lookup::Load
+            }
+            _ => Lookup::Load,
+        };
+        state.used -= freed;
+        state
+            .tables
+            .insert(table.clone(), Entry::Loading(files.clone()));
+        found
+    }
+
+    /// Keeps a loaded table, making room by dropping the least recently
+    /// used ones; `None` (too large, or failed) marks it not to be kept.
+    fn finish(&self, table: &TableName, files: FileSet, loaded: Option<Vec<Vec<RecordBatch>>>) {
+        let mut state = self.state.lock().expect("table cache lock");
+        // The files changed while it loaded: a newer load owns the entry.
+        if !matches!(state.tables.get(table), Some(Entry::Loading(f)) if *f == files) {
+            return;
+        }
+        let Some(partitions) = loaded else {
+            state.tables.insert(table.clone(), Entry::NotKept(files));
+            return;
+        };
+        let bytes = batches_bytes(&partitions);
+        if bytes > self.limit {
+            state.tables.insert(table.clone(), Entry::NotKept(files));
+            return;
+        }
+        while state.used + bytes > self.limit {
+            let oldest = state
+                .tables
+                .iter()
+                .filter_map(|(name, entry)| match entry {
+                    Entry::Loaded {
+                        last_used, bytes, ..
+                    } => Some((*last_used, *bytes, name.clone())),
+                    _ => None,
+                })
+                .min();
+            let Some((_, freed, name)) = oldest else {
+                break;
+            };
+            state.tables.remove(&name);
+            state.used -= freed;
+        }
+        state.used += bytes;
+        let last_used = state.clock;
+        state.tables.insert(
+            table.clone(),
+            Entry::Loaded {
+                files,
+                partitions: Arc::new(partitions),
+                bytes,
+                last_used,
+            },
+        );
+    }
+}
+
+fn batches_bytes(partitions: &[Vec<RecordBatch>]) -> usize {
+    partitions
+        .iter()
+        .flatten()
+        .map(RecordBatch::get_array_memory_size)
+        .sum()
+}
+
+/// A stored table read through the engine's table cache.
+#[derive(Debug)]
+pub(crate) struct CachedTable {
+    name: TableName,
+    files: Arc<ListingTable>,
+    cache: Arc<TableCache>,
+}
+
+impl CachedTable {
+    pub(crate) fn new(name: TableName, files: Arc<ListingTable>, cache: Arc<TableCache>) -> Self {
+        Self { name, files, cache }
+    }
+
+    /// Reads the whole table in the background, all partitions at once
+    /// (they share the scan's files), and keeps it if it fits.
+    fn load(&self, files: FileSet, plan: Arc<dyn ExecutionPlan>, context: Arc<TaskContext>) {
+        let cache = Arc::clone(&self.cache);
+        let table = self.name.clone();
+        let limit = self.cache.limit;
+        tokio::spawn(async move {
+            let read = Arc::new(AtomicUsize::new(0));
+            let parts = (0..plan.output_partitioning().partition_count()).map(|part| {
+                let (plan, context, read) = (Arc::clone(&plan), Arc::clone(&context), &read);
+                async move {
+                    let mut stream = plan.execute(part, context)?;
+                    let mut batches = Vec::new();
+                    while let Some(batch) = stream.try_next().await? {
+                        let bytes = batch.get_array_memory_size();
+                        // Stop reading a table that cannot fit.
+                        if read.fetch_add(bytes, Ordering::Relaxed) + bytes > limit {
+                            return Ok(None);
+                        }
+                        batches.push(batch);
+                    }
+                    Ok::<_, datafusion::error::DataFusionError>(Some(batches))
+                }
+            });
+            let loaded = match futures::future::try_join_all(parts).await {
+                Ok(parts) => parts.into_iter().collect::<Option<Vec<_>>>(),
+                Err(e) => {
+                    log::warn!("table cache: cannot load {table}: {e}");
+                    None
+                }
+            };
+            cache.finish(&table, files, loaded);
+        });
+    }
+}
+
+#[async_trait]
+impl TableProvider for CachedTable {
+    fn schema(&self) -> SchemaRef {
+        self.files.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Never exact: a scan from memory applies no filter, so DataFusion
+        // must keep every filter above the scan (the Parquet scan prunes
+        // with them all the same).
+        Ok(self
+            .files
+            .supports_filters_pushdown(filters)?
+            .into_iter()
+            .map(|support| match support {
+                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                other => other,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let listed = self.files.list_files_for_scan(state, &[], None).await?;
+        let mut files: FileSet = listed
+            .file_groups
+            .iter()
+            .flat_map(|group| group.iter())
+            .map(|file| {
+                let meta = &file.object_meta;
+                let modified = meta.last_modified.timestamp_millis();
+                (meta.location.to_string(), meta.size, modified)
+            })
+            .collect();
+        files.sort();
+        match self.cache.lookup(&self.name, &files) {
+            Lookup::Hit(partitions) => {
+                let source =
+                    MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
+                        .with_limit(limit);
+                return Ok(DataSourceExec::from_data_source(source));
+            }
+            Lookup::Load => {
+                let whole = self.files.scan(state, None, &[], None).await?;
+                self.load(files, whole, state.task_ctx());
+            }
+            Lookup::Pass => {}
+        }
+        self.files.scan(state, projection, filters, limit).await
+    }
+}
