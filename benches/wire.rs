@@ -3,7 +3,9 @@
 //!
 //! Servers, both in this process on loopback:
 //!
-//! * Lakegate's Flight SQL service over the demo catalog (the binary's code);
+//! * Lakegate's Flight SQL service over the demo catalog (the binary's code),
+//!   as it serves by default, and a second one with the table cache on
+//!   (`--table-cache`: the table kept decoded in memory, as the ceiling's);
 //! * a bare arrow-flight server (no Lakegate code) streaming, from memory,
 //!   the very batches Lakegate returns for the largest demo table: the
 //!   ceiling of arrow-rs Flight on this machine;
@@ -14,7 +16,7 @@
 //!
 //! The client, `benches/wire_client.py` (pyarrow and the ADBC driver, from
 //! the test virtualenv), interleaves: pyarrow reading the Parquet files
-//! locally; a DoGet from each bare server; a DoGet from Lakegate as the
+//! locally; a DoGet from each bare server; a DoGet from each Lakegate as the
 //! lake administrator (one stream, and parallel endpoints); the same scan as
 //! a role with a row filter; and the latency of `SELECT ... LIMIT 10` through
 //! ADBC (1,000 queries).
@@ -59,7 +61,8 @@ const SCAN: &str = "SELECT * FROM dl_tpc_web_sales";
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// A bare Flight server: DoGet of any ticket streams the whole table.
+/// A bare Flight server: DoGet of ticket `part/I/N` streams every Nth batch
+/// (or file) from the Ith, any other ticket the whole table.
 #[derive(Clone)]
 struct BareServer {
     schema: SchemaRef,
@@ -76,13 +79,32 @@ enum Source {
 }
 
 impl BareServer {
-    fn batches(&self) -> Boxed<RecordBatch> {
+    /// Part `part` of `parts` of the table.
+    fn batches(&self, (part, parts): (usize, usize)) -> Boxed<RecordBatch> {
+        fn share<T: Clone>(items: &[T], (part, parts): (usize, usize)) -> Vec<T> {
+            items.iter().skip(part).step_by(parts).cloned().collect()
+        }
         match &self.source {
             Source::Memory(batches) => Box::pin(futures::stream::iter(
-                batches.as_ref().clone().into_iter().map(Ok),
+                share(batches, (part, parts)).into_iter().map(Ok),
             )),
-            Source::Parquet(files) => decode_files(files, &self.schema),
+            Source::Parquet(files) => decode_files(&share(files, (part, parts)), &self.schema),
         }
+    }
+}
+
+/// The part a bare server's ticket asks for: `part/I/N`, or the whole.
+fn ticket_part(ticket: &Ticket) -> Result<(usize, usize), Status> {
+    let text = std::str::from_utf8(&ticket.ticket).unwrap_or_default();
+    let Some(part) = text.strip_prefix("part/") else {
+        return Ok((0, 1));
+    };
+    let parsed = part
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
+    match parsed {
+        Some((i, n)) if i < n => Ok((i, n)),
+        _ => Err(Status::invalid_argument("a part ticket is part/I/N, I < N")),
     }
 }
 
@@ -164,9 +186,13 @@ impl FlightService for BareServer {
     ) -> Result<Response<SchemaResult>, Status> {
         unimplemented()
     }
-    async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let part = ticket_part(request.get_ref())?;
         let batches = self
-            .batches()
+            .batches(part)
             .map_err(|status| FlightError::Tonic(Box::new(status)));
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(Arc::clone(&self.schema))
@@ -200,22 +226,49 @@ impl FlightService for BareServer {
     }
 }
 
-async fn demo_engine(data_dir: &Path) -> Engine {
-    let options = LoadOptions {
+/// The table cache of the cached Lakegate: room for the whole table.
+const TABLE_CACHE_BYTES: usize = 4 << 30;
+
+async fn demo_engine(data_dir: &Path, options: EngineOptions) -> Engine {
+    let load = LoadOptions {
         data_dir: data_dir.to_path_buf(),
         ..Default::default()
     };
-    let catalog = Catalog::load(&repo_root().join("catalog/demo"), &options)
+    let catalog = Catalog::load(&repo_root().join("catalog/demo"), &load)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(catalog, EngineOptions::default())
+    Engine::new(catalog, options)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Scans the table once with `engine` and waits until its table cache
+/// holds it (the load runs in the background after the first scan).
+async fn load_table_cache(engine: &Engine) {
+    let started = std::time::Instant::now();
+    loop {
+        let mut session = engine.session("admin", None).unwrap();
+        let plan = session.physical_plan(SCAN).await.unwrap();
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        // A memory source shows its partitions' sizes.
+        if shown.contains("partition_sizes") {
+            return;
+        }
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "the table cache never held the table:\n{shown}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The servers' addresses, and the scan's row count.
 struct Servers {
     lakegate: SocketAddr,
+    /// Lakegate with the table in its table cache.
+    cached: SocketAddr,
     /// The bare server streaming from memory.
     ceiling: SocketAddr,
     /// The bare server decoding the Parquet files.
@@ -223,8 +276,9 @@ struct Servers {
     rows: usize,
 }
 
-/// Starts Lakegate and the two bare servers over the table in `table_dir`.
-async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
+/// Starts both Lakegates (`cached` with its table cache loaded) and the two
+/// bare servers over the table in `table_dir`.
+async fn start_servers(engine: Engine, cached: Engine, table_dir: &Path) -> Servers {
     // The ceiling streams exactly what Lakegate returns for the scan.
     let mut session = engine.session("admin", None).unwrap();
     let output = session.execute(SCAN).await.unwrap();
@@ -238,10 +292,9 @@ async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
         .collect();
     files.sort();
 
-    let (listener, lakegate) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let service =
-        LakegateFlightService::new(engine, EnvelopeKey::random(), ServiceOptions::default());
-    tokio::spawn(serve_on(listener, service, futures::future::pending()));
+    let lakegate = serve_lakegate(engine).await;
+    load_table_cache(&cached).await;
+    let cached = serve_lakegate(cached).await;
 
     let ceiling = serve_bare(BareServer {
         schema: Arc::clone(&schema),
@@ -255,10 +308,20 @@ async fn start_servers(engine: Engine, table_dir: &Path) -> Servers {
     .await;
     Servers {
         lakegate,
+        cached,
         ceiling,
         decoding,
         rows,
     }
+}
+
+/// Serves Lakegate's Flight SQL service on an ephemeral loopback port.
+async fn serve_lakegate(engine: Engine) -> SocketAddr {
+    let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let service =
+        LakegateFlightService::new(engine, EnvelopeKey::random(), ServiceOptions::default());
+    tokio::spawn(serve_on(listener, service, futures::future::pending()));
+    address
 }
 
 /// Serves a bare server on an ephemeral loopback port.
@@ -339,17 +402,29 @@ async fn smoke(servers: &Servers) {
             .into_inner();
         let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
         assert_eq!(count(stream).await, servers.rows);
+        // Two parts make the whole.
+        let mut rows = 0;
+        for part in ["part/0/2", "part/1/2"] {
+            let data = client.do_get(Ticket::new(part)).await.unwrap().into_inner();
+            rows += count(FlightRecordBatchStream::new_from_flight_data(
+                data.map_err(Into::into),
+            ))
+            .await;
+        }
+        assert_eq!(rows, servers.rows);
     }
 
-    let mut client = FlightServiceClient::new(channel(servers.lakegate).await);
-    let mut request = Request::new(Ticket::new(SCAN));
-    let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Basic {basic}").parse().unwrap());
-    let data = client.do_get(request).await.unwrap().into_inner();
-    let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
-    assert_eq!(count(stream).await, servers.rows);
+    for lakegate in [servers.lakegate, servers.cached] {
+        let mut client = FlightServiceClient::new(channel(lakegate).await);
+        let mut request = Request::new(Ticket::new(SCAN));
+        let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Basic {basic}").parse().unwrap());
+        let data = client.do_get(request).await.unwrap().into_inner();
+        let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
+        assert_eq!(count(stream).await, servers.rows);
+    }
 }
 
 async fn run(full: bool) {
@@ -361,9 +436,14 @@ async fn run(full: bool) {
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("wire-demo-sf{scale}-layout{DEMO_LAYOUT}"));
     ensure_demo_data(&data_dir, scale, false).expect("demo data");
-    let engine = demo_engine(&data_dir).await;
+    let engine = demo_engine(&data_dir, EngineOptions::default()).await;
+    let cached = EngineOptions {
+        table_cache_bytes: TABLE_CACHE_BYTES,
+        ..EngineOptions::default()
+    };
+    let cached = demo_engine(&data_dir, cached).await;
     let table_dir = data_dir.join("tpc/dl_tpc_web_sales");
-    let servers = start_servers(engine.clone(), &table_dir).await;
+    let servers = start_servers(engine.clone(), cached, &table_dir).await;
     if !full {
         smoke(&servers).await;
         return;
@@ -375,6 +455,7 @@ async fn run(full: bool) {
     client
         .arg(repo_root().join("benches/wire_client.py"))
         .args(["--lakegate", &format!("grpc://{}", servers.lakegate)])
+        .args(["--lakegate-cached", &format!("grpc://{}", servers.cached)])
         .args(["--ceiling", &format!("grpc://{}", servers.ceiling)])
         .args(["--decoding", &format!("grpc://{}", servers.decoding)])
         .arg("--parquet")

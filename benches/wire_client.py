@@ -6,6 +6,8 @@ client ends up with), for the largest demo table, variants interleaved:
   parquet-local     pyarrow reads the Parquet files itself (no server)
   ceiling           a bare arrow-flight (Rust) server streams the same
                     batches from memory: the transport's own ceiling
+  ceiling-parallel  the same, in two parts read at once (every other batch
+                    each, one connection each): the ceiling of two streams
   ceiling-parquet   the same bare server decodes the Parquet files on each
                     DoGet (the parquet crate, no DataFusion): what serving
                     these files costs any arrow-rs Flight server
@@ -13,6 +15,10 @@ client ends up with), for the largest demo table, variants interleaved:
   lakegate-parallel Lakegate, lake administrator, parallel endpoints read
                     by one thread each
   lakegate-policy   Lakegate as tina/sales: row filter with a subquery
+  lakegate-cached   Lakegate with the table in its table cache
+                    (`--table-cache`): decoded batches from memory, as the
+                    ceiling's, so the difference is Lakegate's own path
+  lakegate-cached-parallel   the same, parallel endpoints
 
 Beside each variant's wall time, the CPU time it costs the servers' process
 (user and system, from /proc: loopback TCP is system time of the sender and
@@ -22,7 +28,9 @@ CPU, not by the transport, and the CPU it adds over the ceiling is what it
 does beyond streaming batches from memory.
 
 Latency: `SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10` through the
-ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99.
+ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99,
+interleaved with `SELECT 1`: the same four calls with nothing to read, the
+machine's floor for a query.
 """
 
 import argparse
@@ -78,6 +86,30 @@ def bare(location):
     return client.do_get(flight.Ticket(b"scan")).read_all()
 
 
+def in_parallel(reads):
+    """Runs each of `reads` (functions returning a table) on a thread of its
+    own, at once, and concatenates their tables in order."""
+    tables = [None] * len(reads)
+
+    def read(i):
+        tables[i] = reads[i]()
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(reads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return pa.concat_tables(tables)
+
+
+def bare_parallel(location, parts=2):
+    clients = [_CEILING.setdefault((location, i), flight.FlightClient(location)) for i in range(parts)]
+    return in_parallel([
+        lambda i=i: clients[i].do_get(flight.Ticket(f"part/{i}/{parts}".encode())).read_all()
+        for i in range(parts)
+    ])
+
+
 def lakegate(location, user="admin", role=None):
     headers = [(b"x-lakegate-role", role.encode())] if role else []
     client, options = signed_in(location, user, headers)
@@ -85,40 +117,51 @@ def lakegate(location, user="admin", role=None):
 
 
 def lakegate_parallel(location):
+    """Reads every endpoint of the scan at once (one thread and connection
+    each); returns the table and the number of endpoints."""
     client, options = signed_in(location, "admin", [(b"x-lakegate-parallel", b"true")])
     info = client.get_flight_info(flight.FlightDescriptor.for_command(SCAN), options)
-    parts = [None] * len(info.endpoints)
 
     def read(i, endpoint):
         # One connection per endpoint, as parallel readers have.
         reader, reader_options = signed_in(location, "admin", connection=i + 1)
-        parts[i] = reader.do_get(endpoint.ticket, reader_options).read_all()
+        return reader.do_get(endpoint.ticket, reader_options).read_all()
 
-    threads = [threading.Thread(target=read, args=(i, e)) for i, e in enumerate(info.endpoints)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return pa.concat_tables(parts), len(parts)
+    reads = [lambda i=i, e=e: read(i, e) for i, e in enumerate(info.endpoints)]
+    return in_parallel(reads), len(reads)
+
+
+LIMIT_10 = "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10"
+# The same calls with nothing to read or enforce: what the four round trips
+# of an ADBC execute (prepare, GetFlightInfo, DoGet, close) cost on this
+# machine, the baseline of the latency.
+SELECT_1 = "SELECT 1 AS one"
 
 
 def latency(location, queries):
+    """p50 and p99 in ms of LIMIT_10 and of SELECT_1 through ADBC, the two
+    interleaved query by query."""
+    samples = {LIMIT_10: [], SELECT_1: []}
     with flight_sql.connect(location, db_kwargs={"username": "admin", "password": "admin-pass"}, autocommit=True) as conn:
         cursor = conn.cursor()
-        samples = []
         for i in range(queries + 20):
-            started = time.perf_counter()
-            cursor.execute("SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10")
-            cursor.fetch_arrow_table()
-            if i >= 20:  # warm-up
-                samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99) - 1]
+            for sql, times in samples.items():
+                started = time.perf_counter()
+                cursor.execute(sql)
+                cursor.fetch_arrow_table()
+                if i >= 20:  # warm-up
+                    times.append((time.perf_counter() - started) * 1000)
+    percentiles = {}
+    for sql, times in samples.items():
+        times.sort()
+        percentiles[sql] = (times[len(times) // 2], times[int(len(times) * 0.99) - 1])
+    return percentiles[LIMIT_10], percentiles[SELECT_1]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lakegate", required=True)
+    parser.add_argument("--lakegate-cached", required=True, help="Lakegate with the table cache loaded")
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--decoding", required=True, help="the bare server decoding the Parquet files")
     parser.add_argument("--parquet", required=True)
@@ -132,10 +175,13 @@ def main():
     variants = {
         "parquet-local": lambda: parquet_local(args.parquet),
         "ceiling": lambda: bare(args.ceiling),
+        "ceiling-parallel": lambda: bare_parallel(args.ceiling),
         "ceiling-parquet": lambda: bare(args.decoding),
         "lakegate": lambda: lakegate(args.lakegate),
         "lakegate-parallel": lambda: lakegate_parallel(args.lakegate)[0],
         "lakegate-policy": lambda: lakegate(args.lakegate, "tina", "sales"),
+        "lakegate-cached": lambda: lakegate(args.lakegate_cached),
+        "lakegate-cached-parallel": lambda: lakegate_parallel(args.lakegate_cached)[0],
     }
     for run in variants.values():  # warm caches and connections once
         run()
@@ -155,13 +201,14 @@ def main():
             sizes[name] = table.nbytes
             rows[name] = table.num_rows
     _, endpoints = lakegate_parallel(args.lakegate)
-    assert rows["lakegate"] == rows["ceiling"] == rows["ceiling-parquet"] == rows["parquet-local"], rows
-    p50, p99 = latency(args.lakegate, args.latency_queries)
+    whole = {name: count for name, count in rows.items() if name != "lakegate-policy"}
+    assert len(set(whole.values())) == 1, rows
+    (p50, p99), (floor_p50, floor_p99) = latency(args.lakegate, args.latency_queries)
 
     results = {"rows": rows, "endpoints": endpoints, "variants": {}}
     print(f"\nFull scan of dl_tpc_web_sales ({rows['lakegate']:,} rows), median of {args.iterations}, interleaved\n")
-    print("| variant | median s | MB/s | vs ceiling | vs ceiling-parquet | server CPU s | client CPU s | cores busy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | median s | MB/s | vs ceiling | vs ceiling-parallel | vs ceiling-parquet | server CPU s | client CPU s | cores busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
         median = statistics.median(seconds[name])
         rate = sizes[name] / median / 1e6
@@ -177,21 +224,30 @@ def main():
         }
     for name in variants:
         entry = results["variants"][name]
-        for baseline in ("ceiling", "ceiling-parquet"):
+        for baseline in ("ceiling", "ceiling-parallel", "ceiling-parquet"):
             key = "vs_" + baseline.replace("-", "_")
             entry[key] = entry["mb_per_s"] / results["variants"][baseline]["mb_per_s"]
         ratio = entry["vs_ceiling"]
         print(
-            f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} | {entry['vs_ceiling_parquet']:.2f} "
+            f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {ratio:.2f} "
+            f"| {entry['vs_ceiling_parallel']:.2f} | {entry['vs_ceiling_parquet']:.2f} "
             f"| {entry['server_cpu_s']:.3f} | {entry['client_cpu_s']:.3f} | {entry['cores_busy']:.2f} |"
         )
     print(f"\ncores on this machine: {os.cpu_count()}")
     print(f"\nparallel endpoints: {endpoints}")
     print(f"ADBC `SELECT ... LIMIT 10`: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {args.latency_queries} queries")
+    print(f"ADBC `SELECT 1` (the round trips alone): p50 {floor_p50:.2f} ms, p99 {floor_p99:.2f} ms; "
+          f"LIMIT 10 adds {p50 - floor_p50:.2f} ms at p50 ({p50 / floor_p50:.2f}x)")
     wall, cpu = (float(v) for v in args.scan_in_process.split(","))
     results["scan_in_process"] = {"median_s": wall, "server_cpu_s": cpu}
     print(f"Lakegate's scan in process, no transport (median of {args.iterations}): {wall:.3f} s, {cpu:.3f} CPU s per scan")
-    results["latency_ms"] = {"p50": p50, "p99": p99, "queries": args.latency_queries}
+    results["latency_ms"] = {
+        "p50": p50,
+        "p99": p99,
+        "select_1_p50": floor_p50,
+        "select_1_p99": floor_p99,
+        "queries": args.latency_queries,
+    }
     with open(args.out, "w") as out:
         json.dump(results, out, indent=2)
 

@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::masks::{check_builtin_fits, is_text};
 use crate::secured_table::{plan_policy, stored_columns};
 use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
+use crate::table_cache::CheckOnly;
 
 /// The user name policies are planned for while checking a catalog.
 const CHECK_USER: &str = "lakegate-check";
@@ -106,6 +107,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
 fn policy_state(engine: &Engine, role: &str, table: &TableName) -> SessionState {
     let mut state = engine.inner().policy_state(CHECK_USER, role);
     state.config_mut().options_mut().catalog.default_schema = table.database.clone();
+    state.config_mut().set_extension(Arc::new(CheckOnly));
     state
 }
 
