@@ -8,7 +8,8 @@
 //!   (`--table-cache`: the table kept decoded in memory, as the ceiling's);
 //! * a bare arrow-flight server (no Lakegate code) streaming, from memory,
 //!   the very batches Lakegate returns for the largest demo table: the
-//!   ceiling of arrow-rs Flight on this machine;
+//!   ceiling of arrow-rs Flight on this machine (and, in two parts read at
+//!   once, the ceiling of two streams);
 //! * the same bare server decoding the table's Parquet files on each DoGet
 //!   (the parquet crate's async reader, one task per file, no DataFusion):
 //!   the least any arrow-rs Flight server serving these files must pay, the
@@ -19,7 +20,7 @@
 //! locally; a DoGet from each bare server; a DoGet from each Lakegate as the
 //! lake administrator (one stream, and parallel endpoints); the same scan as
 //! a role with a row filter; and the latency of `SELECT ... LIMIT 10` through
-//! ADBC (1,000 queries).
+//! ADBC (1,000 queries) against `SELECT 1`, the same calls' floor.
 //!
 //! Run: `cargo bench --bench wire` (release; demo data at scale 1, generated
 //! once into the target directory). Results: a Markdown table on stdout and

@@ -29,8 +29,8 @@ does beyond streaming batches from memory.
 
 Latency: `SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10` through the
 ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99,
-interleaved with `SELECT 1`: the same four calls with nothing to read, the
-machine's floor for a query.
+in alternating blocks with `SELECT 1`: the same four calls with nothing to
+read, the machine's floor for a query.
 """
 
 import argparse
@@ -138,19 +138,22 @@ LIMIT_10 = "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10"
 SELECT_1 = "SELECT 1 AS one"
 
 
-def latency(location, queries):
-    """p50 and p99 in ms of LIMIT_10 and of SELECT_1 through ADBC, the two
-    interleaved query by query."""
+def latency(location, queries, block=50):
+    """p50 and p99 in ms of LIMIT_10 and of SELECT_1 through ADBC, in
+    alternating blocks of `block` queries (so that both see the machine's
+    same moments; alternating query by query slowed both, on the client's
+    side as much as the server's)."""
     samples = {LIMIT_10: [], SELECT_1: []}
     with flight_sql.connect(location, db_kwargs={"username": "admin", "password": "admin-pass"}, autocommit=True) as conn:
         cursor = conn.cursor()
-        for i in range(queries + 20):
+        for start in range(0, queries, block):
             for sql, times in samples.items():
-                started = time.perf_counter()
-                cursor.execute(sql)
-                cursor.fetch_arrow_table()
-                if i >= 20:  # warm-up
-                    times.append((time.perf_counter() - started) * 1000)
+                for i in range(min(block, queries - start) + 5):
+                    started = time.perf_counter()
+                    cursor.execute(sql)
+                    cursor.fetch_arrow_table()
+                    if i >= 5:  # the block's warm-up
+                        times.append((time.perf_counter() - started) * 1000)
     percentiles = {}
     for sql, times in samples.items():
         times.sort()
