@@ -76,9 +76,19 @@ enum Entry {
         bytes: usize,
         last_used: u64,
     },
-    /// Larger than the whole cache (or its load failed): not tried again
-    /// until the table's files change.
+    /// Larger than the whole cache: not tried again until the table's
+    /// files change.
     NotKept(FileSet),
+}
+
+/// What loading a table came to.
+enum Loaded {
+    /// The table's batches, by partition.
+    Batches(Vec<Vec<RecordBatch>>),
+    /// It did not fit the cache.
+    TooLarge,
+    /// Reading it failed.
+    Failed,
 }
 
 /// What a scan finds in the cache.
@@ -130,16 +140,25 @@ impl TableCache {
     }
 
     /// Keeps a loaded table, making room by dropping the least recently
-    /// used ones; `None` (too large, or failed) marks it not to be kept.
-    fn finish(&self, table: &TableName, files: FileSet, loaded: Option<Vec<Vec<RecordBatch>>>) {
+    /// used ones. A table too large is marked not to be kept (for these
+    /// files); a load that failed is forgotten, so that a later scan tries
+    /// again (storage errors are often transient).
+    fn finish(&self, table: &TableName, files: FileSet, loaded: Loaded) {
         let mut state = self.state.lock().expect("table cache lock");
         // The files changed while it loaded: a newer load owns the entry.
         if !matches!(state.tables.get(table), Some(Entry::Loading(f)) if *f == files) {
             return;
         }
-        let Some(partitions) = loaded else {
-            state.tables.insert(table.clone(), Entry::NotKept(files));
-            return;
+        let partitions = match loaded {
+            Loaded::Batches(partitions) => partitions,
+            Loaded::TooLarge => {
+                state.tables.insert(table.clone(), Entry::NotKept(files));
+                return;
+            }
+            Loaded::Failed => {
+                state.tables.remove(table);
+                return;
+            }
         };
         let bytes = batches_bytes(&partitions);
         if bytes > self.limit {
@@ -223,10 +242,13 @@ impl CachedTable {
                 }
             });
             let loaded = match futures::future::try_join_all(parts).await {
-                Ok(parts) => parts.into_iter().collect::<Option<Vec<_>>>(),
+                Ok(parts) => match parts.into_iter().collect::<Option<Vec<_>>>() {
+                    Some(partitions) => Loaded::Batches(partitions),
+                    None => Loaded::TooLarge,
+                },
                 Err(e) => {
                     log::warn!("table cache: cannot load {table}: {e}");
-                    None
+                    Loaded::Failed
                 }
             };
             cache.finish(&table, files, loaded);
@@ -291,10 +313,11 @@ impl TableProvider for CachedTable {
                         .with_limit(limit);
                 return Ok(DataSourceExec::from_data_source(source));
             }
-            Lookup::Load => {
-                let whole = self.files.scan(state, None, &[], None).await?;
-                self.load(files, whole, state.task_ctx());
-            }
+            Lookup::Load => match self.files.scan(state, None, &[], None).await {
+                Ok(whole) => self.load(files, whole, state.task_ctx()),
+                // The scan below fails the same way, and says why.
+                Err(_) => self.cache.finish(&self.name, files, Loaded::Failed),
+            },
             Lookup::Pass => {}
         }
         self.files.scan(state, projection, filters, limit).await
