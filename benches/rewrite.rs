@@ -53,6 +53,8 @@ async fn engines(dir: &Path, grants: usize) -> (Engine, Engine, SessionContext) 
         .unwrap_or_else(|e| panic!("{e}"));
     let options = EngineOptions {
         target_partitions: 2,
+        // Planned from the text every time, as DataFusion does.
+        reuse_statement_plans: false,
         ..EngineOptions::default()
     };
     let reusing = Engine::new(catalog.clone(), options.clone())

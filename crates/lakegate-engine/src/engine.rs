@@ -57,6 +57,11 @@ pub struct EngineOptions {
     /// the file listing TTL). Off, every scan is planned from the table's
     /// optimized policy plan: for measuring what the reuse saves.
     pub reuse_scan_plans: bool,
+    /// Whether a query's logical plan is reused for the same user, role,
+    /// current database and text (a Flight SQL client plans each statement
+    /// three times). Off, every statement is planned from its text: for
+    /// measuring planning itself.
+    pub reuse_statement_plans: bool,
     /// Bytes of Parquet footers (file metadata) kept in memory across
     /// queries, per file and validated by its size and modification time,
     /// so that a repeated query reads no footer again; 0 turns the cache off.
@@ -108,6 +113,7 @@ impl Default for EngineOptions {
             query_memory: None,
             file_listing_ttl: DEFAULT_FILE_LISTING_TTL,
             reuse_scan_plans: true,
+            reuse_statement_plans: true,
             metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
             listing_cache_bytes: DEFAULT_LISTING_CACHE_BYTES,
             table_cache_bytes: 0,
@@ -144,6 +150,8 @@ pub(crate) struct EngineInner {
     /// (see `QuerySession::plan_sql`). They hold secured tables, so they are
     /// valid exactly as long as those are: for the engine's lifetime.
     pub(crate) statement_plans: BoundedCache<StatementKey, LogicalPlan>,
+    /// Whether `statement_plans` is used ([`EngineOptions::reuse_statement_plans`]).
+    pub(crate) reuse_statement_plans: bool,
     /// Where `system.audit` reads from.
     pub(crate) audit_dir: Option<PathBuf>,
     /// The memory limit of one query, if any.
@@ -282,6 +290,7 @@ impl Engine {
                 scan_planner: Arc::new(scan_planner),
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
                 statement_plans: BoundedCache::new(STATEMENT_PLAN_CACHE_LIMIT),
+                reuse_statement_plans: options.reuse_statement_plans,
                 audit_dir: options.audit_dir.clone(),
                 query_memory: options.query_memory,
             }),

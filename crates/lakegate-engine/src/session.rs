@@ -530,7 +530,8 @@ impl QuerySession {
     /// and policies are fixed; files are listed, and the clock read, when
     /// the plan is optimized and physically planned, every time).
     async fn plan_sql(&self, sql: &str) -> Result<Planned> {
-        let key = (!self.private_functions).then(|| StatementKey {
+        let shared = self.engine.reuse_statement_plans && !self.private_functions;
+        let key = shared.then(|| StatementKey {
             user: self.user().to_string(),
             role: self.role().to_string(),
             database: self.current_database.clone(),
