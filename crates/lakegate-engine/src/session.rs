@@ -163,8 +163,8 @@ pub struct QuerySession {
     resolver: Arc<SecuredResolver>,
     state: SessionState,
     current_database: Option<String>,
-    /// Whether functions of this session's own were registered: its plans
-    /// may call them, so they are not shared through the statement cache.
+    /// Whether this session registered functions of its own: its plans may
+    /// call them, so they are not shared through the statement cache.
     private_functions: bool,
 }
 
