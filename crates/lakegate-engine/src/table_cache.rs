@@ -113,8 +113,7 @@ impl TableCache {
         let mut state = self.state.lock().expect("table cache lock");
         state.clock += 1;
         let now = state.clock;
-        let mut freed = 0;
-        let found = match state.tables.get_mut(table) {
+        let freed = match state.tables.get_mut(table) {
             Some(Entry::Loaded {
                 files: kept,
                 partitions,
@@ -124,19 +123,19 @@ impl TableCache {
                 *last_used = now;
                 return Lookup::Hit(Arc::clone(partitions));
             }
-            Some(Entry::Loading(kept) | Entry::NotKept(kept)) if kept == files => Lookup::Pass,
-            // Another set of files (or nothing yet): the old copy goes.
-            Some(Entry::Loaded { bytes, .. }) => {
-                freed = *bytes;
-                Lookup::Load
+            Some(Entry::Loading(kept) | Entry::NotKept(kept)) if kept == files => {
+                return Lookup::Pass;
             }
-            _ => Lookup::Load,
+            // Another set of files: the old copy goes.
+            Some(Entry::Loaded { bytes, .. }) => *bytes,
+            // Nothing yet, or a load or refusal for other files.
+            _ => 0,
         };
         state.used -= freed;
         state
             .tables
             .insert(table.clone(), Entry::Loading(files.clone()));
-        found
+        Lookup::Load
     }
 
     /// Keeps a loaded table, making room by dropping the least recently
@@ -321,5 +320,79 @@ impl TableProvider for CachedTable {
             Lookup::Pass => {}
         }
         self.files.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    /// A table of one batch of `rows` Int64 values, and its size.
+    fn table(rows: usize) -> (Vec<Vec<RecordBatch>>, usize) {
+        let values = Int64Array::from_iter_values(0..rows as i64);
+        let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
+        let bytes = batch.get_array_memory_size();
+        (vec![vec![batch]], bytes)
+    }
+
+    fn files(name: &str) -> FileSet {
+        vec![(name.to_string(), 1, 0)]
+    }
+
+    fn is_hit(lookup: Lookup) -> bool {
+        matches!(lookup, Lookup::Hit(_))
+    }
+
+    fn load(cache: &TableCache, name: &TableName, loaded: Loaded) {
+        assert!(matches!(cache.lookup(name, &files("f")), Lookup::Load));
+        cache.finish(name, files("f"), loaded);
+    }
+
+    #[test]
+    fn the_least_recently_scanned_table_makes_room() {
+        let (_, bytes) = table(1000);
+        let cache = TableCache::new(2 * bytes + bytes / 2);
+        let [a, b, c] = ["a", "b", "c"].map(|t| TableName::new("db", t));
+        for name in [&a, &b] {
+            load(&cache, name, Loaded::Batches(table(1000).0));
+        }
+        assert!(is_hit(cache.lookup(&a, &files("f"))));
+        load(&cache, &c, Loaded::Batches(table(1000).0));
+        // b was scanned least recently.
+        assert!(is_hit(cache.lookup(&a, &files("f"))));
+        assert!(is_hit(cache.lookup(&c, &files("f"))));
+        assert!(matches!(cache.lookup(&b, &files("f")), Lookup::Load));
+        assert_eq!(cache.state.lock().unwrap().used, 2 * bytes);
+    }
+
+    #[test]
+    fn other_files_replace_a_copy_and_a_refusal() {
+        let (_, bytes) = table(10);
+        let cache = TableCache::new(10 * bytes);
+        let name = TableName::new("db", "t");
+        load(&cache, &name, Loaded::Batches(table(10).0));
+        // New files: the kept copy is dropped and a load is due.
+        assert!(matches!(cache.lookup(&name, &files("g")), Lookup::Load));
+        assert_eq!(cache.state.lock().unwrap().used, 0);
+        // A load for the old files that ends now keeps nothing.
+        cache.finish(&name, files("f"), Loaded::Batches(table(10).0));
+        assert!(matches!(cache.lookup(&name, &files("g")), Lookup::Pass));
+        cache.finish(&name, files("g"), Loaded::TooLarge);
+        assert!(matches!(cache.lookup(&name, &files("g")), Lookup::Pass));
+        assert!(matches!(cache.lookup(&name, &files("h")), Lookup::Load));
+    }
+
+    #[test]
+    fn a_table_too_large_is_refused_and_a_failed_load_is_retried() {
+        let (_, bytes) = table(1000);
+        let cache = TableCache::new(bytes / 2);
+        let name = TableName::new("db", "t");
+        load(&cache, &name, Loaded::Batches(table(1000).0));
+        assert!(matches!(cache.lookup(&name, &files("f")), Lookup::Pass));
+        let other = TableName::new("db", "u");
+        load(&cache, &other, Loaded::Failed);
+        load(&cache, &other, Loaded::Batches(table(1).0));
+        assert!(is_hit(cache.lookup(&other, &files("f"))));
     }
 }
