@@ -25,6 +25,17 @@ fn cached_options(data_dir: &Path, bytes: usize) -> EngineOptions {
     }
 }
 
+/// An engine over the shop lake with a table cache of `bytes`.
+async fn cached_shop_engine(lake: &common::ShopLake, bytes: usize) -> Engine {
+    let data_dir = lake.dir.path();
+    common::engine_with(
+        &common::shop_catalog(),
+        data_dir,
+        cached_options(data_dir, bytes),
+    )
+    .await
+}
+
 /// Whether `sql`, as `user` under `role`, reads its table from memory.
 async fn reads_memory(engine: &Engine, (user, role): (&str, &str), sql: &str) -> bool {
     let mut session = engine.session(user, Some(role)).unwrap();
@@ -90,12 +101,7 @@ const QUERIES: [((&str, &str), &str); 6] = [
 #[tokio::test]
 async fn a_scanned_table_is_read_from_memory_with_the_same_answers_for_every_role() {
     let lake = common::shop_lake().await;
-    let cached = common::engine_with(
-        &common::shop_catalog(),
-        lake.dir.path(),
-        cached_options(lake.dir.path(), 64 * MIB),
-    )
-    .await;
+    let cached = cached_shop_engine(&lake, 64 * MIB).await;
     // Checking the catalog at start-up plans every policy: it loads nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!reads_memory(&cached, ("ann", "analyst"), QUERIES[0].1).await);
@@ -143,12 +149,7 @@ async fn partition_filters_still_filter_a_table_read_from_memory() {
 #[tokio::test]
 async fn a_table_whose_files_change_is_read_again() {
     let lake = common::shop_lake().await;
-    let engine = common::engine_with(
-        &common::shop_catalog(),
-        lake.dir.path(),
-        cached_options(lake.dir.path(), 64 * MIB),
-    )
-    .await;
+    let engine = cached_shop_engine(&lake, 64 * MIB).await;
     // Rows, not count(*): DataFusion answers that from file statistics.
     let rows = "SELECT order_id FROM shop.orders";
     let before = answer(&engine, ROOT, rows).await.len();
@@ -168,12 +169,7 @@ async fn a_table_whose_files_change_is_read_again() {
 #[tokio::test]
 async fn a_table_larger_than_the_cache_is_never_kept() {
     let lake = common::shop_lake().await;
-    let engine = common::engine_with(
-        &common::shop_catalog(),
-        lake.dir.path(),
-        cached_options(lake.dir.path(), 1024),
-    )
-    .await;
+    let engine = cached_shop_engine(&lake, 1024).await;
     let sql = "SELECT * FROM shop.orders ORDER BY order_id";
     let expected = answer(&lake.engine, ROOT, sql).await;
     for _ in 0..3 {

@@ -147,11 +147,11 @@ pub(crate) struct EngineInner {
     /// the catalog of an engine never changes.
     pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
     /// Queries' logical plans (before optimization), shared by all sessions
-    /// (see `QuerySession::plan_sql`). They hold secured tables, so they are
-    /// valid exactly as long as those are: for the engine's lifetime.
-    pub(crate) statement_plans: BoundedCache<StatementKey, LogicalPlan>,
-    /// Whether `statement_plans` is used ([`EngineOptions::reuse_statement_plans`]).
-    pub(crate) reuse_statement_plans: bool,
+    /// (see `QuerySession::plan_sql`); none when
+    /// [`EngineOptions::reuse_statement_plans`] is off. They hold secured
+    /// tables, so they are valid exactly as long as those are: for the
+    /// engine's lifetime.
+    pub(crate) statement_plans: Option<BoundedCache<StatementKey, LogicalPlan>>,
     /// Where `system.audit` reads from.
     pub(crate) audit_dir: Option<PathBuf>,
     /// The memory limit of one query, if any.
@@ -289,8 +289,9 @@ impl Engine {
                 policy_template,
                 scan_planner: Arc::new(scan_planner),
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
-                statement_plans: BoundedCache::new(STATEMENT_PLAN_CACHE_LIMIT),
-                reuse_statement_plans: options.reuse_statement_plans,
+                statement_plans: options
+                    .reuse_statement_plans
+                    .then(|| BoundedCache::new(STATEMENT_PLAN_CACHE_LIMIT)),
                 audit_dir: options.audit_dir.clone(),
                 query_memory: options.query_memory,
             }),

@@ -17,6 +17,13 @@ pub(crate) enum Admitted {
     /// Planned and run by DataFusion over the role's secured catalog
     /// (queries, SHOW TABLES, SHOW COLUMNS, DESCRIBE).
     Plan(DFStatement),
+    /// Answered by the session itself.
+    Session(SessionStatement),
+}
+
+/// A statement the session answers itself rather than DataFusion.
+#[derive(Debug)]
+pub(crate) enum SessionStatement {
     /// EXPLAIN of an admitted query.
     Explain {
         /// The whole EXPLAIN statement.
@@ -46,11 +53,11 @@ pub(crate) fn admit(statement: DFStatement) -> Result<Admitted> {
             | Statement::ShowColumns { .. }
             | Statement::ExplainTable { .. } => Ok(Admitted::Plan(statement)),
             Statement::ShowDatabases { .. } | Statement::ShowSchemas { .. } => {
-                Ok(Admitted::ShowDatabases)
+                Ok(Admitted::Session(SessionStatement::ShowDatabases))
             }
             Statement::Use(target) => match target {
                 Use::Object(name) | Use::Database(name) | Use::Schema(name) => {
-                    Ok(Admitted::Use(single_name(name)?))
+                    Ok(Admitted::Session(SessionStatement::Use(single_name(name)?)))
                 }
                 _ => Err(refused(&format!("{target}").to_uppercase())),
             },
@@ -66,11 +73,11 @@ pub(crate) fn admit(statement: DFStatement) -> Result<Admitted> {
             let inner = (*explain.statement).clone();
             let analyze = explain.options.analyze;
             match admit(inner.clone())? {
-                Admitted::Plan(_) => Ok(Admitted::Explain {
+                Admitted::Plan(_) => Ok(Admitted::Session(SessionStatement::Explain {
                     statement: Box::new(statement),
                     inner: Box::new(inner),
                     analyze,
-                }),
+                })),
                 _ => Err(EngineError::InvalidSql {
                     message: "EXPLAIN is only available for queries".into(),
                     position: None,

@@ -37,7 +37,7 @@ use crate::engine::{EngineInner, NO_DATABASE};
 use crate::error::{EngineError, Result, SqlPosition};
 use crate::explain::{explain_batch, explain_schema};
 use crate::functions::session_functions;
-use crate::gate::{Admitted, admit};
+use crate::gate::{Admitted, SessionStatement, admit};
 use crate::parameters::{PreparedShape, parameter_schema, parameter_values};
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::sql_text::{accept_session_function_parens, number_question_marks};
@@ -183,7 +183,7 @@ enum Planned {
     /// A query's logical plan.
     Query(LogicalPlan),
     /// Any other statement, which the session answers itself.
-    Other(Admitted),
+    Other(SessionStatement),
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -301,16 +301,13 @@ impl QuerySession {
 
     /// Runs one statement.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
-        match self.plan_sql(sql).await? {
-            Planned::Query(logical) => self.run_logical(logical).await,
-            Planned::Other(Admitted::Plan(statement)) => {
-                let logical = self.logical_plan_of(statement).await?;
-                self.run_logical(logical).await
-            }
-            Planned::Other(Admitted::ShowDatabases) => {
-                Ok(QueryOutput::from_batch(self.databases_batch()))
-            }
-            Planned::Other(Admitted::Use(database)) => {
+        let statement = match self.plan_sql(sql).await? {
+            Planned::Query(logical) => return self.run_logical(logical).await,
+            Planned::Other(statement) => statement,
+        };
+        match statement {
+            SessionStatement::ShowDatabases => Ok(QueryOutput::from_batch(self.databases_batch())),
+            SessionStatement::Use(database) => {
                 self.use_database(&database)?;
                 let schema = Arc::new(Schema::new(vec![Field::new(
                     "current_database",
@@ -322,11 +319,11 @@ impl QuerySession {
                         .map_err(|e| EngineError::Internal(e.to_string()))?;
                 Ok(QueryOutput::from_batch(batch))
             }
-            Planned::Other(Admitted::Explain {
+            SessionStatement::Explain {
                 statement,
                 inner,
                 analyze,
-            }) => {
+            } => {
                 if self.is_lake_admin() {
                     let logical = self.logical_plan_of(*statement).await?;
                     return self.run_logical(logical).await;
@@ -337,16 +334,8 @@ impl QuerySession {
                     ));
                 }
                 let logical = self.logical_plan_of(*inner).await?;
-                self.state.mark_start_execution();
-                let optimized = self
-                    .state
-                    .optimize(&logical)
-                    .map_err(EngineError::from_planning)?;
-                let physical = self
-                    .state
-                    .create_physical_plan(&logical)
-                    .await
-                    .map_err(EngineError::from_planning)?;
+                let optimized = self.optimize(&logical)?;
+                let physical = self.physical_plan_of(&optimized).await?;
                 let batch = explain_batch(&optimized, physical)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 debug_assert_eq!(batch.schema(), explain_schema());
@@ -436,11 +425,8 @@ impl QuerySession {
                 position: None,
             });
         };
-        self.state.mark_start_execution();
-        self.state
-            .create_physical_plan(&plan)
-            .await
-            .map_err(EngineError::from_planning)
+        let (physical, _) = self.optimize_and_plan(plan).await?;
+        Ok(physical)
     }
 
     /// Plans a query in parts that can be read independently (by parallel
@@ -487,25 +473,33 @@ impl QuerySession {
         Arc::new(TaskContext::from(&self.state).with_runtime(self.engine.query_runtime()))
     }
 
-    /// Optimizes and plans a query, noting what it reads. The query's clock
-    /// starts here: `now()` and `current_date()`, in the user's SQL and in
-    /// policies alike, are this moment for the whole plan.
+    /// Optimizes a query. The query's clock starts here: `now()` and
+    /// `current_date()`, in the user's SQL and in policies alike, are this
+    /// moment for the whole plan.
+    fn optimize(&mut self, logical: &LogicalPlan) -> Result<LogicalPlan> {
+        self.state.mark_start_execution();
+        self.state
+            .optimize(logical)
+            .map_err(EngineError::from_planning)
+    }
+
+    /// The physical plan of an optimized query.
+    async fn physical_plan_of(&self, optimized: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        self.state
+            .query_planner()
+            .create_physical_plan(optimized, &self.state)
+            .await
+            .map_err(EngineError::from_planning)
+    }
+
+    /// Optimizes and plans a query, noting what it reads.
     async fn optimize_and_plan(
         &mut self,
         logical: LogicalPlan,
     ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
-        self.state.mark_start_execution();
-        let optimized = self
-            .state
-            .optimize(&logical)
-            .map_err(EngineError::from_planning)?;
+        let optimized = self.optimize(&logical)?;
         let reads = table_reads(&optimized)?;
-        let physical = self
-            .state
-            .query_planner()
-            .create_physical_plan(&optimized, &self.state)
-            .await
-            .map_err(EngineError::from_planning)?;
+        let physical = self.physical_plan_of(&optimized).await?;
         Ok((physical, reads))
     }
 
@@ -530,26 +524,23 @@ impl QuerySession {
     /// and policies are fixed; files are listed, and the clock read, when
     /// the plan is optimized and physically planned, every time).
     async fn plan_sql(&self, sql: &str) -> Result<Planned> {
-        let shared = self.engine.reuse_statement_plans && !self.private_functions;
-        let key = shared.then(|| StatementKey {
+        let cache = (self.engine.statement_plans.as_ref()).filter(|_| !self.private_functions);
+        let key = StatementKey {
             user: self.user().to_string(),
             role: self.role().to_string(),
             database: self.current_database.clone(),
             sql: sql.to_string(),
-        });
-        if let Some(plan) = key
-            .as_ref()
-            .and_then(|k| self.engine.statement_plans.get(k))
-        {
+        };
+        if let Some(plan) = cache.and_then(|c| c.get(&key)) {
             return Ok(Planned::Query(plan));
         }
         let statement = match admit(parse_one(sql)?)? {
             Admitted::Plan(statement) => statement,
-            other => return Ok(Planned::Other(other)),
+            Admitted::Session(other) => return Ok(Planned::Other(other)),
         };
         let plan = self.logical_plan_of(statement).await?;
-        if let Some(key) = key {
-            self.engine.statement_plans.insert(key, plan.clone());
+        if let Some(cache) = cache {
+            cache.insert(key, plan.clone());
         }
         Ok(Planned::Query(plan))
     }

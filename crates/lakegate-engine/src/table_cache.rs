@@ -149,8 +149,8 @@ impl TableCache {
             return;
         }
         let partitions = match loaded {
-            Loaded::Batches(partitions) => partitions,
-            Loaded::TooLarge => {
+            Loaded::Batches(partitions) if batches_bytes(&partitions) <= self.limit => partitions,
+            Loaded::Batches(_) | Loaded::TooLarge => {
                 state.tables.insert(table.clone(), Entry::NotKept(files));
                 return;
             }
@@ -160,10 +160,6 @@ impl TableCache {
             }
         };
         let bytes = batches_bytes(&partitions);
-        if bytes > self.limit {
-            state.tables.insert(table.clone(), Entry::NotKept(files));
-            return;
-        }
         while state.used + bytes > self.limit {
             let oldest = state
                 .tables
