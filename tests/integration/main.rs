@@ -37,6 +37,7 @@
 mod common;
 
 mod audit;
+mod barrier_statistics;
 mod catalog_errors;
 mod cli;
 mod clock;

@@ -448,20 +448,25 @@ impl QuerySession {
         };
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let parts = independent_parts(&physical).unwrap_or(1);
+        let mut task_ctx = TaskContext::from(&self.state);
         if parts > 1 {
             // Each part runs alone, possibly on another server: a scan
             // partition must read its own file group, not steal its absent
             // siblings' files (DataFusion's default within one execution).
-            self.state
-                .config_mut()
+            // Only this query's context says so; the session's later
+            // queries keep the default.
+            let mut config = self.state.config().clone();
+            config
                 .options_mut()
                 .execution
                 .enable_file_stream_work_stealing = false;
+            task_ctx = task_ctx.with_session_config(config);
         }
+        let task_ctx = Arc::new(task_ctx.with_runtime(self.engine.query_runtime()));
         Ok(Some(PartitionedQuery {
             physical,
             reads,
-            task_ctx: self.task_context(),
+            task_ctx,
             parts,
         }))
     }
