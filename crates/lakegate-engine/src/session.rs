@@ -25,6 +25,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
+use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::TryStreamExt;
@@ -448,34 +449,36 @@ impl QuerySession {
         };
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let parts = independent_parts(&physical).unwrap_or(1);
-        let mut task_ctx = TaskContext::from(&self.state);
+        let mut config = self.state.config().clone();
         if parts > 1 {
             // Each part runs alone, possibly on another server: a scan
             // partition must read its own file group, not steal its absent
             // siblings' files (DataFusion's default within one execution).
-            // Only this query's context says so; the session's later
+            // Only this query's settings say so; the session's later
             // queries keep the default.
-            let mut config = self.state.config().clone();
             config
                 .options_mut()
                 .execution
                 .enable_file_stream_work_stealing = false;
-            task_ctx = task_ctx.with_session_config(config);
         }
-        let task_ctx = Arc::new(task_ctx.with_runtime(self.engine.query_runtime()));
         Ok(Some(PartitionedQuery {
             physical,
             reads,
-            task_ctx,
+            task_ctx: self.task_context(config),
             parts,
         }))
     }
 
-    /// The context one query executes in: the session's settings and
-    /// functions, and the engine's runtime with a memory pool of the query's
-    /// own when queries are limited.
-    fn task_context(&self) -> Arc<TaskContext> {
-        Arc::new(TaskContext::from(&self.state).with_runtime(self.engine.query_runtime()))
+    /// The context one query executes in: `config` (the session's settings,
+    /// or a copy changed for this query only), the session's functions, and
+    /// the engine's runtime with a memory pool of the query's own when
+    /// queries are limited.
+    fn task_context(&self, config: SessionConfig) -> Arc<TaskContext> {
+        Arc::new(
+            TaskContext::from(&self.state)
+                .with_session_config(config)
+                .with_runtime(self.engine.query_runtime()),
+        )
     }
 
     /// Optimizes a query. The query's clock starts here: `now()` and
@@ -512,8 +515,8 @@ impl QuerySession {
     async fn run_logical(&mut self, logical: LogicalPlan) -> Result<QueryOutput> {
         let (physical, reads) = self.optimize_and_plan(logical).await?;
         let schema = physical.schema();
-        let stream =
-            execute_stream(physical, self.task_context()).map_err(EngineError::from_execution)?;
+        let stream = execute_stream(physical, self.task_context(self.state.config().clone()))
+            .map_err(EngineError::from_execution)?;
         Ok(QueryOutput {
             schema,
             stream,
