@@ -54,3 +54,50 @@ async fn parts_are_disjoint_and_make_the_whole_result() {
             .is_none()
     );
 }
+
+/// The most partitions any scan in `plan` reads.
+fn scan_partitions(plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> usize {
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    match plan.children().as_slice() {
+        [] => plan.output_partitioning().partition_count(),
+        children => children.iter().map(|c| scan_partitions(c)).max().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_query_for_a_tables_first_rows_reads_one_partition() {
+    let engine = common::demo_lake().await;
+    let first_rows = "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10";
+    let mut admin = engine.session("admin", None).unwrap();
+    let plan = admin.physical_plan(first_rows).await.unwrap();
+    assert_eq!(scan_partitions(&plan), 1, "{first_rows}");
+    let rows = admin
+        .execute(first_rows)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+
+    // A filter could make the scan read far for its rows, and many rows are
+    // a scan: these keep every partition.
+    for sql in [
+        "SELECT ws_order_number FROM dl_tpc_web_sales WHERE ws_quantity > 50 LIMIT 10",
+        "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 100000",
+        "SELECT ws_order_number FROM dl_tpc_web_sales ORDER BY 1 LIMIT 10",
+    ] {
+        let plan = admin.physical_plan(sql).await.unwrap();
+        assert_eq!(scan_partitions(&plan), 2, "{sql}");
+    }
+    // So does a role whose policy filters the table's rows.
+    let mut tina = engine.session("tina", Some("sales")).unwrap();
+    let plan = tina.physical_plan(first_rows).await.unwrap();
+    assert_eq!(scan_partitions(&plan), 2, "tina: {first_rows}");
+    // The session's later queries plan as before.
+    let whole = "SELECT ws_order_number FROM dl_tpc_web_sales";
+    assert_eq!(
+        scan_partitions(&admin.physical_plan(whole).await.unwrap()),
+        2
+    );
+}

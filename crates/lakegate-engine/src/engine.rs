@@ -18,7 +18,6 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
@@ -30,7 +29,7 @@ use crate::cache::BoundedCache;
 use crate::error::{EngineError, Result};
 use crate::functions::session_functions;
 use crate::secured_table::{ScanPlanner, SecuredTable};
-use crate::session::{QuerySession, StatementKey};
+use crate::session::{QuerySession, StatementPlans};
 use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
 
@@ -57,10 +56,11 @@ pub struct EngineOptions {
     /// the file listing TTL). Off, every scan is planned from the table's
     /// optimized policy plan: for measuring what the reuse saves.
     pub reuse_scan_plans: bool,
-    /// Whether a query's logical plan is reused for the same user, role,
-    /// current database and text (a Flight SQL client plans each statement
-    /// three times). Off, every statement is planned from its text: for
-    /// measuring planning itself.
+    /// Whether a query's logical plan, and its optimized plan when it does
+    /// not read the clock, are reused for the same user, role, current
+    /// database and text (a Flight SQL client plans each statement three
+    /// times). Off, every statement is planned and optimized from its text:
+    /// for measuring planning itself.
     pub reuse_statement_plans: bool,
     /// Bytes of Parquet footers (file metadata) kept in memory across
     /// queries, per file and validated by its size and modification time,
@@ -146,12 +146,13 @@ pub(crate) struct EngineInner {
     /// policy plan depends on nothing else (it may call current_user()), and
     /// the catalog of an engine never changes.
     pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
-    /// Queries' logical plans (before optimization), shared by all sessions
-    /// (see `QuerySession::plan_sql`); none when
+    /// Queries' logical plans, and optimized plans of those that do not read
+    /// the clock, shared by all sessions (see `QuerySession::plan_sql` and
+    /// `QuerySession::optimize`); none when
     /// [`EngineOptions::reuse_statement_plans`] is off. They hold secured
     /// tables, so they are valid exactly as long as those are: for the
     /// engine's lifetime.
-    pub(crate) statement_plans: Option<BoundedCache<StatementKey, LogicalPlan>>,
+    pub(crate) statement_plans: Option<StatementPlans>,
     /// Where `system.audit` reads from.
     pub(crate) audit_dir: Option<PathBuf>,
     /// The memory limit of one query, if any.
@@ -291,7 +292,7 @@ impl Engine {
                 secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
                 statement_plans: options
                     .reuse_statement_plans
-                    .then(|| BoundedCache::new(STATEMENT_PLAN_CACHE_LIMIT)),
+                    .then(|| StatementPlans::new(STATEMENT_PLAN_CACHE_LIMIT)),
                 audit_dir: options.audit_dir.clone(),
                 query_memory: options.query_memory,
             }),

@@ -127,7 +127,7 @@ enum SecuredPlan {
 const CLOCK_FUNCTIONS: [&str; 3] = ["now", "current_date", "current_time"];
 
 /// Whether `plan` (its subqueries included) calls a clock function.
-fn reads_clock(plan: &LogicalPlan) -> bool {
+pub(crate) fn reads_clock(plan: &LogicalPlan) -> bool {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     let mut found = false;
     let calls_clock = |expr: &Expr| {

@@ -30,9 +30,10 @@ use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::TryStreamExt;
 use lakegate_audit::TableRead;
-use lakegate_policy::{RuntimeRole, TableName};
+use lakegate_policy::{RowFilter, RuntimeRole, TableName};
 
-use crate::secured_table::SecuredTable;
+use crate::cache::BoundedCache;
+use crate::secured_table::{SecuredTable, reads_clock};
 
 use crate::engine::{EngineInner, NO_DATABASE};
 use crate::error::{EngineError, Result, SqlPosition};
@@ -158,6 +159,37 @@ fn independent_parts(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     Some(parts)
 }
 
+/// The most rows a query may fetch and still be planned on one partition by
+/// [`reads_first_rows_only`]: a few batches' worth.
+const ONE_PARTITION_FETCH: usize = 10_000;
+
+/// Whether `plan` only reads the first rows of one table: limits and
+/// projections over a single scan that the limit was pushed into (at most
+/// [`ONE_PARTITION_FETCH`] rows), with no filter, the query's or the role's,
+/// that could make the scan read far to find them. Such a query is planned
+/// on one partition: each partition would decode a page of its own for the
+/// same few rows, and then a merge would drop all but one partition's.
+fn reads_first_rows_only(plan: &LogicalPlan) -> bool {
+    match plan {
+        // An administrator's EXPLAIN shows the plan the query would run.
+        LogicalPlan::Explain(explain) => reads_first_rows_only(&explain.plan),
+        LogicalPlan::Analyze(analyze) => reads_first_rows_only(&analyze.input),
+        LogicalPlan::Limit(_) | LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
+            matches!(plan.inputs().as_slice(), [input] if reads_first_rows_only(input))
+        }
+        LogicalPlan::TableScan(scan) => {
+            let few_rows = scan.fetch.is_some_and(|rows| rows <= ONE_PARTITION_FETCH);
+            let every_row = source_as_provider(&scan.source).is_ok_and(|provider| {
+                provider
+                    .downcast_ref::<SecuredTable>()
+                    .is_some_and(|table| table.access().row_filter == RowFilter::AllRows)
+            });
+            few_rows && scan.filters.is_empty() && every_row
+        }
+        _ => false,
+    }
+}
+
 /// A session: one user, one runtime role, a current database.
 pub struct QuerySession {
     engine: Arc<EngineInner>,
@@ -177,6 +209,26 @@ pub(crate) struct StatementKey {
     role: String,
     database: Option<String>,
     sql: String,
+}
+
+/// The engine's caches of query plans, shared by its sessions, by
+/// [`StatementKey`].
+#[derive(Debug)]
+pub(crate) struct StatementPlans {
+    /// Logical plans, as planned from the text.
+    logical: BoundedCache<StatementKey, LogicalPlan>,
+    /// Optimized plans of queries that do not read the clock.
+    optimized: BoundedCache<StatementKey, LogicalPlan>,
+}
+
+impl StatementPlans {
+    /// Empty caches of at most `limit` plans each.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            logical: BoundedCache::new(limit),
+            optimized: BoundedCache::new(limit),
+        }
+    }
 }
 
 /// A statement through the gate, planned when it is a query.
@@ -303,7 +355,7 @@ impl QuerySession {
     /// Runs one statement.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
         let statement = match self.plan_sql(sql).await? {
-            Planned::Query(logical) => return self.run_logical(logical).await,
+            Planned::Query(logical) => return self.run_logical(logical, Some(sql)).await,
             Planned::Other(statement) => statement,
         };
         match statement {
@@ -327,7 +379,7 @@ impl QuerySession {
             } => {
                 if self.is_lake_admin() {
                     let logical = self.logical_plan_of(*statement).await?;
-                    return self.run_logical(logical).await;
+                    return self.run_logical(logical, None).await;
                 }
                 if analyze {
                     return Err(EngineError::PermissionDenied(
@@ -335,7 +387,7 @@ impl QuerySession {
                     ));
                 }
                 let logical = self.logical_plan_of(*inner).await?;
-                let optimized = self.optimize(&logical)?;
+                let optimized = self.optimize(&logical, None)?;
                 let physical = self.physical_plan_of(&optimized).await?;
                 let batch = explain_batch(&optimized, physical)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -385,7 +437,7 @@ impl QuerySession {
         row: usize,
     ) -> Result<QueryOutput> {
         let logical = self.bound_logical_plan(sql, parameters, row).await?;
-        self.run_logical(logical).await
+        self.run_logical(logical, None).await
     }
 
     /// The schema of a query with row `row` of `parameters` bound, without
@@ -426,7 +478,7 @@ impl QuerySession {
                 position: None,
             });
         };
-        let (physical, _) = self.optimize_and_plan(plan).await?;
+        let (physical, _) = self.optimize_and_plan(plan, Some(sql)).await?;
         Ok(physical)
     }
 
@@ -440,14 +492,14 @@ impl QuerySession {
         sql: &str,
         parameters: Option<(&RecordBatch, usize)>,
     ) -> Result<Option<PartitionedQuery>> {
-        let logical = match parameters {
-            Some((values, row)) => self.bound_logical_plan(sql, values, row).await?,
+        let (logical, statement) = match parameters {
+            Some((values, row)) => (self.bound_logical_plan(sql, values, row).await?, None),
             None => match self.plan_sql(sql).await? {
-                Planned::Query(plan) => plan,
+                Planned::Query(plan) => (plan, Some(sql)),
                 Planned::Other(_) => return Ok(None),
             },
         };
-        let (physical, reads) = self.optimize_and_plan(logical).await?;
+        let (physical, reads) = self.optimize_and_plan(logical, statement).await?;
         let parts = independent_parts(&physical).unwrap_or(1);
         let mut config = self.state.config().clone();
         if parts > 1 {
@@ -484,36 +536,74 @@ impl QuerySession {
     /// Optimizes a query. The query's clock starts here: `now()` and
     /// `current_date()`, in the user's SQL and in policies alike, are this
     /// moment for the whole plan.
-    fn optimize(&mut self, logical: &LogicalPlan) -> Result<LogicalPlan> {
+    ///
+    /// When `logical` is the plan of `statement` (as [`QuerySession::plan_sql`]
+    /// gives it, no parameters bound), the optimized plan is kept in the
+    /// engine's cache beside it, unless the query reads the clock (which the
+    /// optimizer folds into a constant). Policies are applied beneath, when
+    /// the plan is physically planned, so they read the clock of each query.
+    fn optimize(&mut self, logical: &LogicalPlan, statement: Option<&str>) -> Result<LogicalPlan> {
         self.state.mark_start_execution();
-        self.state
+        let kept = statement
+            .filter(|_| !reads_clock(logical))
+            .and_then(|sql| Some((self.plan_caches()?, self.statement_key(sql))));
+        if let Some((cache, key)) = &kept
+            && let Some(optimized) = cache.optimized.get(key)
+        {
+            return Ok(optimized);
+        }
+        let optimized = self
+            .state
             .optimize(logical)
-            .map_err(EngineError::from_planning)
+            .map_err(EngineError::from_planning)?;
+        if let Some((cache, key)) = kept {
+            cache.optimized.insert(key, optimized.clone());
+        }
+        Ok(optimized)
     }
 
-    /// The physical plan of an optimized query.
+    /// The physical plan of an optimized query (on one partition when it
+    /// only reads a table's first rows, see [`reads_first_rows_only`]).
     async fn physical_plan_of(&self, optimized: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
-        self.state
+        let one_partition;
+        let state = if reads_first_rows_only(optimized) {
+            // A copy for this plan only, so that nothing (not even a planning
+            // future dropped at the query timeout) leaves the session changed.
+            let mut state = self.state.clone();
+            state.config_mut().options_mut().execution.target_partitions = 1;
+            one_partition = state;
+            &one_partition
+        } else {
+            &self.state
+        };
+        state
             .query_planner()
-            .create_physical_plan(optimized, &self.state)
+            .create_physical_plan(optimized, state)
             .await
             .map_err(EngineError::from_planning)
     }
 
-    /// Optimizes and plans a query, noting what it reads.
+    /// Optimizes and plans a query (the plan of `statement`, when it is
+    /// one; see [`QuerySession::optimize`]), noting what it reads.
     async fn optimize_and_plan(
         &mut self,
         logical: LogicalPlan,
+        statement: Option<&str>,
     ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
-        let optimized = self.optimize(&logical)?;
+        let optimized = self.optimize(&logical, statement)?;
         let reads = table_reads(&optimized)?;
         let physical = self.physical_plan_of(&optimized).await?;
         Ok((physical, reads))
     }
 
-    /// Optimizes, plans and starts a query, noting what it reads.
-    async fn run_logical(&mut self, logical: LogicalPlan) -> Result<QueryOutput> {
-        let (physical, reads) = self.optimize_and_plan(logical).await?;
+    /// Optimizes, plans and starts a query (the plan of `statement`, when it
+    /// is one), noting what it reads.
+    async fn run_logical(
+        &mut self,
+        logical: LogicalPlan,
+        statement: Option<&str>,
+    ) -> Result<QueryOutput> {
+        let (physical, reads) = self.optimize_and_plan(logical, statement).await?;
         let schema = physical.schema();
         let stream = execute_stream(physical, self.task_context(self.state.config().clone()))
             .map_err(EngineError::from_execution)?;
@@ -532,14 +622,9 @@ impl QuerySession {
     /// and policies are fixed; files are listed, and the clock read, when
     /// the plan is optimized and physically planned, every time).
     async fn plan_sql(&self, sql: &str) -> Result<Planned> {
-        let cache = (self.engine.statement_plans.as_ref()).filter(|_| !self.private_functions);
-        let key = StatementKey {
-            user: self.user().to_string(),
-            role: self.role().to_string(),
-            database: self.current_database.clone(),
-            sql: sql.to_string(),
-        };
-        if let Some(plan) = cache.and_then(|c| c.get(&key)) {
+        let cache = self.plan_caches();
+        let key = self.statement_key(sql);
+        if let Some(plan) = cache.and_then(|c| c.logical.get(&key)) {
             return Ok(Planned::Query(plan));
         }
         let statement = match admit(parse_one(sql)?)? {
@@ -548,9 +633,28 @@ impl QuerySession {
         };
         let plan = self.logical_plan_of(statement).await?;
         if let Some(cache) = cache {
-            cache.insert(key, plan.clone());
+            cache.logical.insert(key, plan.clone());
         }
         Ok(Planned::Query(plan))
+    }
+
+    /// The engine's statement plan caches, when this session may share them
+    /// (not when it registered functions of its own, which its plans may call).
+    fn plan_caches(&self) -> Option<&StatementPlans> {
+        self.engine
+            .statement_plans
+            .as_ref()
+            .filter(|_| !self.private_functions)
+    }
+
+    /// What the plans of `sql` in this session depend on.
+    fn statement_key(&self, sql: &str) -> StatementKey {
+        StatementKey {
+            user: self.user().to_string(),
+            role: self.role().to_string(),
+            database: self.current_database.clone(),
+            sql: sql.to_string(),
+        }
     }
 
     async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
