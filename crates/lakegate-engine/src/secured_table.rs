@@ -194,6 +194,11 @@ impl SecuredTable {
         &self.access
     }
 
+    /// Whether the role's policy hides some of the table's rows.
+    pub(crate) fn filters_rows(&self) -> bool {
+        self.access.row_filter != RowFilter::AllRows
+    }
+
     /// The policy plan narrowed to one scan: the pushed (leakproof)
     /// predicates, the requested columns and the limit, in that order above
     /// the policy's own filter and masks.

@@ -30,7 +30,7 @@ use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::TryStreamExt;
 use lakegate_audit::TableRead;
-use lakegate_policy::{RowFilter, RuntimeRole, TableName};
+use lakegate_policy::{RuntimeRole, TableName};
 
 use crate::cache::BoundedCache;
 use crate::secured_table::{SecuredTable, reads_clock};
@@ -182,7 +182,7 @@ fn reads_first_rows_only(plan: &LogicalPlan) -> bool {
             let every_row = source_as_provider(&scan.source).is_ok_and(|provider| {
                 provider
                     .downcast_ref::<SecuredTable>()
-                    .is_some_and(|table| table.access().row_filter == RowFilter::AllRows)
+                    .is_some_and(|table| !table.filters_rows())
             });
             few_rows && scan.filters.is_empty() && every_row
         }
