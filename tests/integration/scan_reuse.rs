@@ -2,8 +2,9 @@
 //! role, table and scan shape): queries that run at the same time from one
 //! cached plan share no execution state, and a table's new files show up once
 //! the file listing TTL passes. The engine keeps query plans per user, role,
-//! current database and text: each of them gets its own, and a session's
-//! own functions are not shared.
+//! current database and text: each of them gets its own, a session's own
+//! functions are not shared, and a plan with parameters bound is never kept
+//! as its text's.
 
 use std::time::Duration;
 
@@ -159,4 +160,44 @@ async fn a_sessions_own_functions_stay_in_that_session() {
     let mut other = lake.engine.session("root", None).unwrap();
     let error = other.execute(sql).await.unwrap_err().to_string();
     assert!(error.contains("always_true"), "{error}");
+}
+
+#[tokio::test]
+async fn a_plan_with_parameters_bound_is_never_kept_as_its_texts() {
+    // The engine keeps the plans of a statement's text; a plan with values
+    // bound to its placeholders is another plan, computed each time.
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let lake = common::shop_lake().await;
+    let sql = "SELECT count(*) FROM shop.orders WHERE a < $1";
+    let bound = |value: i64| {
+        let schema = Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![value]))]).unwrap()
+    };
+    let mut session = lake.engine.session("root", None).unwrap();
+    let mut counts = Vec::new();
+    for value in [i64::MIN, i64::MAX, i64::MIN, i64::MAX] {
+        let output = session
+            .execute_with_parameters(sql, &bound(value), 0)
+            .await
+            .unwrap();
+        let batches = output.collect().await.unwrap();
+        counts.push(batches[0].column(0).as_primitive::<Int64Type>().value(0));
+    }
+    let all = count_as(
+        &lake.engine,
+        ("root", "admin"),
+        None,
+        "SELECT count(*) FROM shop.orders",
+    )
+    .await
+    .unwrap();
+    assert!(all > 0);
+    assert_eq!(counts, [0, all, 0, all]);
+    // The text alone still has an unbound placeholder, whatever ran before.
+    let unbound = session.execute(sql).await;
+    assert!(unbound.is_err(), "the unbound text ran");
 }

@@ -233,10 +233,37 @@ impl StatementPlans {
 
 /// A statement through the gate, planned when it is a query.
 enum Planned {
-    /// A query's logical plan.
-    Query(LogicalPlan),
+    /// A query's logical plan (boxed: it is far larger than the others).
+    Query(Box<QueryPlan>),
     /// Any other statement, which the session answers itself.
     Other(SessionStatement),
+}
+
+/// A query's logical plan, with the key of its statement's kept plans when it
+/// is exactly the plan of a statement's text (as [`QuerySession::plan_sql`]
+/// gives it). Only such a plan may be kept, or taken, under that key: a plan
+/// with parameters bound, or an EXPLAIN's inner statement, carries none.
+struct QueryPlan {
+    logical: LogicalPlan,
+    key: Option<StatementKey>,
+}
+
+impl QueryPlan {
+    /// A plan that belongs to no statement's text.
+    fn unkept(logical: LogicalPlan) -> Self {
+        Self { logical, key: None }
+    }
+
+    /// This plan with `row` of `parameters` bound to its placeholders:
+    /// another plan than its text's, so it loses the key.
+    fn bind(self, parameters: &RecordBatch, row: usize) -> Result<Self> {
+        let values = parameter_values(&self.logical, parameters, row)?;
+        let logical = self
+            .logical
+            .with_param_values(values)
+            .map_err(EngineError::from_planning)?;
+        Ok(Self::unkept(logical))
+    }
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -355,7 +382,7 @@ impl QuerySession {
     /// Runs one statement.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
         let statement = match self.plan_sql(sql).await? {
-            Planned::Query(logical) => return self.run_logical(logical, Some(sql)).await,
+            Planned::Query(query) => return self.run_query(*query).await,
             Planned::Other(statement) => statement,
         };
         match statement {
@@ -379,7 +406,7 @@ impl QuerySession {
             } => {
                 if self.is_lake_admin() {
                     let logical = self.logical_plan_of(*statement).await?;
-                    return self.run_logical(logical, None).await;
+                    return self.run_query(QueryPlan::unkept(logical)).await;
                 }
                 if analyze {
                     return Err(EngineError::PermissionDenied(
@@ -387,7 +414,7 @@ impl QuerySession {
                     ));
                 }
                 let logical = self.logical_plan_of(*inner).await?;
-                let optimized = self.optimize(&logical, None)?;
+                let optimized = self.optimize(&QueryPlan::unkept(logical))?;
                 let physical = self.physical_plan_of(&optimized).await?;
                 let batch = explain_batch(&optimized, physical)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -405,7 +432,7 @@ impl QuerySession {
         // The logical plan decides the schema (the physical plan must match
         // it); optimizing and physical planning wait for execution.
         match self.plan_sql(sql).await? {
-            Planned::Query(plan) => schema_if_readable(&plan),
+            Planned::Query(query) => schema_if_readable(&query.logical),
             Planned::Other(_) => Ok(self.execute(sql).await?.schema),
         }
     }
@@ -416,9 +443,9 @@ impl QuerySession {
     /// engine's statement cache when that is the same user and role).
     pub async fn prepare(&mut self, sql: &str) -> Result<PreparedShape> {
         match self.plan_sql(sql).await? {
-            Planned::Query(plan) => Ok(PreparedShape {
-                dataset_schema: schema_if_readable(&plan)?,
-                parameter_schema: parameter_schema(&plan)?,
+            Planned::Query(query) => Ok(PreparedShape {
+                dataset_schema: schema_if_readable(&query.logical)?,
+                parameter_schema: parameter_schema(&query.logical)?,
             }),
             Planned::Other(_) => Ok(PreparedShape {
                 dataset_schema: self.output_schema(sql).await?,
@@ -436,8 +463,8 @@ impl QuerySession {
         parameters: &RecordBatch,
         row: usize,
     ) -> Result<QueryOutput> {
-        let logical = self.bound_logical_plan(sql, parameters, row).await?;
-        self.run_logical(logical, None).await
+        let bound = self.bound_query_plan(sql, parameters, row).await?;
+        self.run_query(bound).await
     }
 
     /// The schema of a query with row `row` of `parameters` bound, without
@@ -448,37 +475,35 @@ impl QuerySession {
         parameters: &RecordBatch,
         row: usize,
     ) -> Result<SchemaRef> {
-        let logical = self.bound_logical_plan(sql, parameters, row).await?;
-        schema_if_readable(&logical)
+        let bound = self.bound_query_plan(sql, parameters, row).await?;
+        schema_if_readable(&bound.logical)
     }
 
-    async fn bound_logical_plan(
+    async fn bound_query_plan(
         &self,
         sql: &str,
         parameters: &RecordBatch,
         row: usize,
-    ) -> Result<LogicalPlan> {
-        let Planned::Query(plan) = self.plan_sql(sql).await? else {
+    ) -> Result<QueryPlan> {
+        let Planned::Query(query) = self.plan_sql(sql).await? else {
             return Err(EngineError::InvalidSql {
                 message: "parameters can only be bound to queries".into(),
                 position: None,
             });
         };
-        let values = parameter_values(&plan, parameters, row)?;
-        plan.with_param_values(values)
-            .map_err(EngineError::from_planning)
+        query.bind(parameters, row)
     }
 
     /// The physical plan of a query, as it would run (for tests and tools that
     /// inspect plans: it shows what lies beneath policy barriers).
     pub async fn physical_plan(&mut self, sql: &str) -> Result<Arc<dyn ExecutionPlan>> {
-        let Planned::Query(plan) = self.plan_sql(sql).await? else {
+        let Planned::Query(query) = self.plan_sql(sql).await? else {
             return Err(EngineError::InvalidSql {
                 message: "only queries have a physical plan".into(),
                 position: None,
             });
         };
-        let (physical, _) = self.optimize_and_plan(plan, Some(sql)).await?;
+        let (physical, _) = self.optimize_and_plan(&query).await?;
         Ok(physical)
     }
 
@@ -492,14 +517,14 @@ impl QuerySession {
         sql: &str,
         parameters: Option<(&RecordBatch, usize)>,
     ) -> Result<Option<PartitionedQuery>> {
-        let (logical, statement) = match parameters {
-            Some((values, row)) => (self.bound_logical_plan(sql, values, row).await?, None),
+        let query = match parameters {
+            Some((values, row)) => self.bound_query_plan(sql, values, row).await?,
             None => match self.plan_sql(sql).await? {
-                Planned::Query(plan) => (plan, Some(sql)),
+                Planned::Query(query) => *query,
                 Planned::Other(_) => return Ok(None),
             },
         };
-        let (physical, reads) = self.optimize_and_plan(logical, statement).await?;
+        let (physical, reads) = self.optimize_and_plan(&query).await?;
         let parts = independent_parts(&physical).unwrap_or(1);
         let mut config = self.state.config().clone();
         if parts > 1 {
@@ -537,27 +562,29 @@ impl QuerySession {
     /// `current_date()`, in the user's SQL and in policies alike, are this
     /// moment for the whole plan.
     ///
-    /// When `logical` is the plan of `statement` (as [`QuerySession::plan_sql`]
-    /// gives it, no parameters bound), the optimized plan is kept in the
-    /// engine's cache beside it, unless the query reads the clock (which the
-    /// optimizer folds into a constant). Policies are applied beneath, when
-    /// the plan is physically planned, so they read the clock of each query.
-    fn optimize(&mut self, logical: &LogicalPlan, statement: Option<&str>) -> Result<LogicalPlan> {
+    /// When the plan carries its statement's key, the optimized plan is kept
+    /// in the engine's cache beside the logical one, unless the query reads
+    /// the clock (which the optimizer folds into a constant). Policies are
+    /// applied beneath, when the plan is physically planned, so they read the
+    /// clock of each query.
+    fn optimize(&mut self, query: &QueryPlan) -> Result<LogicalPlan> {
         self.state.mark_start_execution();
-        let kept = statement
-            .filter(|_| !reads_clock(logical))
-            .and_then(|sql| Some((self.plan_caches()?, self.statement_key(sql))));
-        if let Some((cache, key)) = &kept
+        let kept = query
+            .key
+            .as_ref()
+            .filter(|_| !reads_clock(&query.logical))
+            .and_then(|key| Some((self.plan_caches()?, key)));
+        if let Some((cache, key)) = kept
             && let Some(optimized) = cache.optimized.get(key)
         {
             return Ok(optimized);
         }
         let optimized = self
             .state
-            .optimize(logical)
+            .optimize(&query.logical)
             .map_err(EngineError::from_planning)?;
         if let Some((cache, key)) = kept {
-            cache.optimized.insert(key, optimized.clone());
+            cache.optimized.insert(key.clone(), optimized.clone());
         }
         Ok(optimized)
     }
@@ -583,27 +610,21 @@ impl QuerySession {
             .map_err(EngineError::from_planning)
     }
 
-    /// Optimizes and plans a query (the plan of `statement`, when it is
-    /// one; see [`QuerySession::optimize`]), noting what it reads.
+    /// Optimizes (see [`QuerySession::optimize`]) and plans a query, noting
+    /// what it reads.
     async fn optimize_and_plan(
         &mut self,
-        logical: LogicalPlan,
-        statement: Option<&str>,
+        query: &QueryPlan,
     ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
-        let optimized = self.optimize(&logical, statement)?;
+        let optimized = self.optimize(query)?;
         let reads = table_reads(&optimized)?;
         let physical = self.physical_plan_of(&optimized).await?;
         Ok((physical, reads))
     }
 
-    /// Optimizes, plans and starts a query (the plan of `statement`, when it
-    /// is one), noting what it reads.
-    async fn run_logical(
-        &mut self,
-        logical: LogicalPlan,
-        statement: Option<&str>,
-    ) -> Result<QueryOutput> {
-        let (physical, reads) = self.optimize_and_plan(logical, statement).await?;
+    /// Optimizes, plans and starts a query, noting what it reads.
+    async fn run_query(&mut self, query: QueryPlan) -> Result<QueryOutput> {
+        let (physical, reads) = self.optimize_and_plan(&query).await?;
         let schema = physical.schema();
         let stream = execute_stream(physical, self.task_context(self.state.config().clone()))
             .map_err(EngineError::from_execution)?;
@@ -623,19 +644,21 @@ impl QuerySession {
     /// the plan is optimized and physically planned, every time).
     async fn plan_sql(&self, sql: &str) -> Result<Planned> {
         let cache = self.plan_caches();
-        let key = self.statement_key(sql);
-        if let Some(plan) = cache.and_then(|c| c.logical.get(&key)) {
-            return Ok(Planned::Query(plan));
+        let key = cache.map(|_| self.statement_key(sql));
+        if let Some(cache) = cache
+            && let Some(logical) = key.as_ref().and_then(|key| cache.logical.get(key))
+        {
+            return Ok(Planned::Query(Box::new(QueryPlan { logical, key })));
         }
         let statement = match admit(parse_one(sql)?)? {
             Admitted::Plan(statement) => statement,
             Admitted::Session(other) => return Ok(Planned::Other(other)),
         };
-        let plan = self.logical_plan_of(statement).await?;
-        if let Some(cache) = cache {
-            cache.logical.insert(key, plan.clone());
+        let logical = self.logical_plan_of(statement).await?;
+        if let Some((cache, key)) = cache.zip(key.as_ref()) {
+            cache.logical.insert(key.clone(), logical.clone());
         }
-        Ok(Planned::Query(plan))
+        Ok(Planned::Query(Box::new(QueryPlan { logical, key })))
     }
 
     /// The engine's statement plan caches, when this session may share them
