@@ -28,9 +28,12 @@ CPU, not by the transport, and the CPU it adds over the ceiling is what it
 does beyond streaming batches from memory.
 
 Latency: `SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10` through the
-ADBC Flight SQL driver (prepare, execute, fetch), 1,000 times, p50 and p99,
-in alternating blocks with `SELECT 1`: the same four calls with nothing to
-read, the machine's floor for a query.
+ADBC Flight SQL driver (`cursor.execute`, `fetch_arrow_table`), 1,000 times,
+p50 and p99, in alternating blocks with `SELECT 1`: the same calls with
+nothing to read, the machine's floor for a query. The driver's cursor keeps
+its statement prepared while the text stays the same, so each query is a
+GetFlightInfo and a DoGet (the prepare and its close come once a block, in
+its unmeasured warm-up).
 """
 
 import argparse
@@ -132,9 +135,9 @@ def lakegate_parallel(location):
 
 
 LIMIT_10 = "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 10"
-# The same calls with nothing to read or enforce: what the four round trips
-# of an ADBC execute (prepare, GetFlightInfo, DoGet, close) cost on this
-# machine, the baseline of the latency.
+# The same calls with nothing to read or enforce: what the round trips of an
+# ADBC execute (GetFlightInfo and DoGet of the prepared statement) and the
+# client's own work cost on this machine, the baseline of the latency.
 SELECT_1 = "SELECT 1 AS one"
 
 
