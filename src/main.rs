@@ -597,7 +597,8 @@ or with plain pyarrow.flight:
     import pyarrow.flight as flight
     client = flight.FlightClient("grpc://{addr}")
     options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("david", "david-pass")])
-    print(client.do_get(flight.Ticket(b"SELECT * FROM dl_tpc_customer LIMIT 5"), options).read_all())
+    sql = b"SELECT c_customer_id, c_birth_country, c_email_address FROM dl_tpc_customer LIMIT 5"
+    print(client.do_get(flight.Ticket(sql), options).read_all())
 "#
     );
 }
