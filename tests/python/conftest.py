@@ -28,31 +28,44 @@ def data_dir(tmp_path_factory):
     return directory
 
 
+def raw(data_dir, table):
+    """DuckDB's reading of a demo table's Parquet files, for expected answers."""
+    return f"read_parquet('{data_dir}/tpc/{table}/*.parquet')"
+
+
+@contextlib.contextmanager
+def start_serving(command, env=None):
+    """Runs the `lakegate` subcommand `command` until it announces that it
+    serves, and yields its grpc:// (or grpc+tls://) address and the lines it
+    printed up to then."""
+    process = subprocess.Popen([BINARY, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Never wait forever for the server to announce itself.
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    printed, match = [], None
+    for line in process.stdout:
+        printed.append(line)
+        match = re.search(r"Flight SQL on (grpc(\+tls)?://\S+)", line)
+        if match:
+            break
+    watchdog.cancel()
+    if not match:
+        process.kill()
+        raise RuntimeError(f"lakegate {command[0]} did not start: {''.join(printed)!r} {process.stderr.read()}")
+    try:
+        yield match.group(1), printed
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def start_server(data_dir, *flags, catalog=CATALOG, env=None):
     """Runs `lakegate serve` with `flags` (and the environment `env`, when
     given) and yields its grpc:// (or grpc+tls://) address."""
-    process = subprocess.Popen(
-        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", str(catalog), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    # Never wait forever for the server to announce itself.
-    watchdog = threading.Timer(60, process.kill)
-    watchdog.start()
-    line = process.stdout.readline()
-    watchdog.cancel()
-    match = re.search(r"(grpc(\+tls)?://\S+)", line)
-    if not match:
-        process.kill()
-        raise RuntimeError(f"lakegate serve did not start: {line!r} {process.stderr.read()}")
-    try:
-        yield match.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    command = ["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", str(catalog), *flags]
+    with start_serving(command, env=env) as (address, _printed):
+        yield address
 
 
 @pytest.fixture(scope="session")

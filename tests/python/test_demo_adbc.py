@@ -8,10 +8,7 @@ import duckdb
 import pytest
 
 from clients import ROLE_HEADER, connect, query
-
-
-def raw(data_dir, table):
-    return f"read_parquet('{data_dir}/tpc/{table}/*.parquet')"
+from conftest import raw
 
 
 def test_david_sees_customers_without_names_and_with_hashed_emails(server, data_dir):

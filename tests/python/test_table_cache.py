@@ -8,11 +8,7 @@ import time
 import duckdb
 
 from clients import query
-from conftest import start_server
-
-
-def raw(data_dir, table):
-    return f"read_parquet('{data_dir}/tpc/{table}/*.parquet')"
+from conftest import raw, start_server
 
 
 def plan_reads_memory(server, sql):
