@@ -95,7 +95,8 @@ enum Command {
         /// How to print the result.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
-        /// The statement.
+        /// The statement; `-` reads it from standard input (for statements
+        /// longer than a command line may be).
         sql: String,
     },
     /// Print what a role may see: visible columns, masks and row filter.
@@ -282,6 +283,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             if let Some(database) = database {
                 session.use_database(&database).map_err(|e| e.to_string())?;
             }
+            let sql = if sql == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("cannot read the statement from standard input: {e}"))?
+            } else {
+                sql
+            };
             let output = session.execute(&sql).await.map_err(|e| e.to_string())?;
             print_output(output, format)
                 .await

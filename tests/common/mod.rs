@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this module
 
+pub mod random_sql;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

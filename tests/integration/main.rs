@@ -32,6 +32,10 @@
 //!   every role; changed files are read again; what does not fit is not kept.
 //! * `storage` — storage location settings are checked, Hive partition
 //!   columns prune reads and work in grants, a failing location is named.
+//! * `long_input` — 100,000-term chains and a 100,000-branch UNION ALL
+//!   answer correctly under a role with a row filter and masks.
+//! * `generated_sql` — random deep and wide SQL answers or is refused
+//!   cleanly, in process and through the real binary.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -43,6 +47,8 @@ mod cli;
 mod clock;
 mod flight;
 mod flight_sql;
+mod generated_sql;
+mod long_input;
 mod malformed;
 mod oracle;
 mod partitions;

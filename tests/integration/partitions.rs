@@ -13,11 +13,12 @@ async fn parts_are_disjoint_and_make_the_whole_result() {
     for (user, role) in [("admin", None), ("tina", Some("sales"))] {
         let mut session = engine.session(user, role).unwrap();
         let whole = session.execute(sql).await.unwrap().collect().await.unwrap();
-        let query = session.plan_parts(sql, None).await.unwrap().unwrap();
+        let query = session.plan(sql).await.unwrap().into_parts().await.unwrap();
         let mut parts = Vec::new();
         for part in 0..query.parts() {
             let batches: Vec<RecordBatch> = query
                 .execute(part)
+                .await
                 .unwrap()
                 .stream
                 .try_collect()
@@ -43,16 +44,12 @@ async fn parts_are_disjoint_and_make_the_whole_result() {
         "SELECT count(*) FROM dl_tpc_web_sales",
         "SELECT ws_order_number FROM dl_tpc_web_sales LIMIT 5",
     ] {
-        let query = session.plan_parts(sql, None).await.unwrap().unwrap();
+        let query = session.plan(sql).await.unwrap().into_parts().await.unwrap();
         assert_eq!(query.parts(), 1, "{sql}");
     }
-    assert!(
-        session
-            .plan_parts("SHOW DATABASES", None)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // A statement the session answers itself is one part too.
+    let databases = session.plan("SHOW DATABASES").await.unwrap();
+    assert_eq!(databases.into_parts().await.unwrap().parts(), 1);
 }
 
 /// The most partitions any scan in `plan` reads.

@@ -181,7 +181,10 @@ async fn a_plan_with_parameters_bound_is_never_kept_as_its_texts() {
     let mut counts = Vec::new();
     for value in [i64::MIN, i64::MAX, i64::MIN, i64::MAX] {
         let output = session
-            .execute_with_parameters(sql, &bound(value), 0)
+            .plan_with_parameters(sql, bound(value))
+            .await
+            .unwrap()
+            .execute()
             .await
             .unwrap();
         let batches = output.collect().await.unwrap();

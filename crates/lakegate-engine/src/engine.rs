@@ -15,21 +15,22 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
-use lakegate_policy::{RoleError, TableName};
+use lakegate_policy::RoleError;
 
-use datafusion::execution::FunctionRegistry;
-
-use crate::cache::BoundedCache;
 use crate::error::{EngineError, Result};
-use crate::functions::session_functions;
-use crate::secured_table::{ScanPlanner, SecuredTable};
-use crate::session::{QuerySession, StatementPlans};
+use crate::executor::executor;
+use crate::lake::{Lake, LakeParts, StatementPlans};
+use crate::long_statements::optimizer_rules;
+use crate::parse::DEFAULT_MAX_STATEMENT_BYTES;
+use crate::planner::NO_DATABASE;
+use crate::secured_table::ScanPlanner;
+use crate::session::QuerySession;
 use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
 
@@ -74,6 +75,12 @@ pub struct EngineOptions {
     /// cache: whole tables, by their set of files, least recently scanned
     /// dropped first); 0, the default, keeps none.
     pub table_cache_bytes: usize,
+    /// Whether results keep Arrow's view types (`Utf8View`, `BinaryView`),
+    /// for clients that want them; by default they leave as `Utf8` and
+    /// `Binary`, which every client reads (see `wire.rs`).
+    pub view_types: bool,
+    /// The longest statement accepted, in bytes, checked before it is read.
+    pub max_statement_bytes: usize,
 }
 
 /// Tables opened at once when an engine starts.
@@ -117,6 +124,8 @@ impl Default for EngineOptions {
             metadata_cache_bytes: DEFAULT_METADATA_CACHE_BYTES,
             listing_cache_bytes: DEFAULT_LISTING_CACHE_BYTES,
             table_cache_bytes: 0,
+            view_types: false,
+            max_statement_bytes: DEFAULT_MAX_STATEMENT_BYTES,
         }
     }
 }
@@ -124,81 +133,33 @@ impl Default for EngineOptions {
 /// Runs SQL under runtime roles over a catalog's tables. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    inner: Arc<EngineInner>,
+    lake: Arc<Lake>,
+    max_statement_bytes: usize,
 }
-
-/// What sessions share.
-#[derive(Debug)]
-pub(crate) struct EngineInner {
-    pub(crate) catalog: Catalog,
-    /// The stored tables, unsecured. Only policy plans and the secured
-    /// catalog's unrestricted tables reach them.
-    pub(crate) raw_tables: BTreeMap<TableName, Arc<dyn TableProvider>>,
-    /// A session state with functions and settings but no catalog, cloned for
-    /// each user session.
-    pub(crate) user_template: SessionState,
-    /// A session state whose catalog holds the raw tables: where policies'
-    /// SQL is planned (their subqueries read with the policy's rights).
-    pub(crate) policy_template: SessionState,
-    /// Physical planning of secured tables' scans.
-    pub(crate) scan_planner: Arc<ScanPlanner>,
-    /// Secured tables by (user, role, table), shared by all sessions: a
-    /// policy plan depends on nothing else (it may call current_user()), and
-    /// the catalog of an engine never changes.
-    pub(crate) secured_tables: BoundedCache<(String, String, TableName), Arc<SecuredTable>>,
-    /// Queries' logical plans, and optimized plans of those that do not read
-    /// the clock, shared by all sessions (see `QuerySession::plan_sql` and
-    /// `QuerySession::optimize`); none when
-    /// [`EngineOptions::reuse_statement_plans`] is off. They hold secured
-    /// tables, so they are valid exactly as long as those are: for the
-    /// engine's lifetime.
-    pub(crate) statement_plans: Option<StatementPlans>,
-    /// Where `system.audit` reads from.
-    pub(crate) audit_dir: Option<PathBuf>,
-    /// The memory limit of one query, if any.
-    pub(crate) query_memory: Option<usize>,
-}
-
-/// How many secured tables the engine keeps before starting over.
-const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
 
 /// How many query plans the engine keeps before starting over.
 const STATEMENT_PLAN_CACHE_LIMIT: usize = 1_000;
-
-impl EngineInner {
-    /// The policy context for `user` under `role`: the raw tables, and
-    /// `current_user()` / `current_role()` bound to them. Policies are planned
-    /// here, for serving and for catalog checks alike.
-    pub(crate) fn policy_state(&self, user: &str, role: &str) -> SessionState {
-        let mut state = self.policy_template.clone();
-        for function in session_functions(user, role) {
-            state
-                .register_udf(function)
-                .expect("registering a function cannot fail");
-        }
-        state
-    }
-
-    /// The runtime a query executes in: the engine's (object stores, caches,
-    /// spill directory) with a memory pool of its own when queries are
-    /// limited.
-    pub(crate) fn query_runtime(&self) -> Arc<RuntimeEnv> {
-        let shared = self.user_template.runtime_env();
-        match self.query_memory {
-            None => Arc::clone(shared),
-            Some(limit) => RuntimeEnvBuilder::from_runtime_env(shared)
-                .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
-                .build_arc()
-                .expect("a runtime from an existing one builds"),
-        }
-    }
-}
 
 impl Engine {
     /// Builds an engine on `catalog`, checking every row filter and mask with
     /// the query planner. A catalog that fails any check is refused, with all
     /// problems listed.
     pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
+        // Opening tables reads footers and checking policies plans them: on
+        // the query executor, like every other planning.
+        let built = executor()
+            .run(async move { Ok(Self::build(catalog, options).await) })
+            .await;
+        built.unwrap_or_else(|e| {
+            Err(CatalogErrors(vec![CatalogError {
+                file: Default::default(),
+                entry: "engine".into(),
+                message: e.to_string(),
+            }]))
+        })
+    }
+
+    async fn build(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(options.cache_config())
             .build_arc()
@@ -217,6 +178,7 @@ impl Engine {
             .with_config(config.clone())
             .with_runtime_env(Arc::clone(&runtime))
             .with_default_features()
+            .with_optimizer_rules(optimizer_rules())
             .build();
 
         let mut errors = Vec::new();
@@ -231,15 +193,18 @@ impl Engine {
         // One footer read per table, concurrently (remote stores).
         let table_cache = (options.table_cache_bytes > 0)
             .then(|| Arc::new(TableCache::new(options.table_cache_bytes)));
-        let opened = futures::stream::iter(
-            catalog
-                .tables
-                .values()
-                .map(|table| raw_table(&user_template, table, table_cache.clone())),
-        )
-        .buffered(TABLES_OPENED_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await;
+        // Boxed: the compiler cannot otherwise prove this future `Send` for
+        // every lifetime of the borrowed tables (rust-lang/rust#102211), and
+        // it must be, to run on the query executor.
+        let opening: Vec<BoxFuture<'_, _>> = catalog
+            .tables
+            .values()
+            .map(|table| raw_table(&user_template, table, table_cache.clone()).boxed())
+            .collect();
+        let opened = futures::stream::iter(opening)
+            .buffered(TABLES_OPENED_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
         for (table, opened) in catalog.tables.values().zip(opened) {
             match opened {
                 Ok(provider) => {
@@ -282,39 +247,41 @@ impl Engine {
             },
         };
 
-        let engine = Self {
-            inner: Arc::new(EngineInner {
-                catalog,
-                raw_tables,
-                user_template,
-                policy_template,
-                scan_planner: Arc::new(scan_planner),
-                secured_tables: BoundedCache::new(SECURED_TABLE_CACHE_LIMIT),
-                statement_plans: options
-                    .reuse_statement_plans
-                    .then(|| StatementPlans::new(STATEMENT_PLAN_CACHE_LIMIT)),
-                audit_dir: options.audit_dir.clone(),
-                query_memory: options.query_memory,
-            }),
-        };
-        let errors = validate_policies(&engine).await;
+        let lake = Arc::new(Lake::new(LakeParts {
+            catalog,
+            raw_tables,
+            user_template,
+            policy_template,
+            scan_planner,
+            statement_plans: options
+                .reuse_statement_plans
+                .then(|| StatementPlans::new(STATEMENT_PLAN_CACHE_LIMIT)),
+            audit_dir: options.audit_dir.clone(),
+            query_memory: options.query_memory,
+            view_types: options.view_types,
+        }));
+        let errors = validate_policies(&lake).await;
         if !errors.is_empty() {
             return Err(CatalogErrors(errors));
         }
+        let engine = Self {
+            lake,
+            max_statement_bytes: options.max_statement_bytes,
+        };
         Ok(engine)
     }
 
     /// The catalog the engine serves.
     pub fn catalog(&self) -> &Catalog {
-        &self.inner.catalog
+        self.lake.catalog()
     }
 
     /// Opens a session for `user` (already authenticated by the caller) under
     /// `role`, or the user's default role.
     pub fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession> {
         let runtime = self
-            .inner
-            .catalog
+            .lake
+            .catalog()
             .policy
             .runtime_role(user, role)
             .map_err(|e| match e {
@@ -323,7 +290,11 @@ impl Engine {
                 }
                 other => EngineError::PermissionDenied(other.to_string()),
             })?;
-        Ok(QuerySession::new(Arc::clone(&self.inner), runtime))
+        Ok(QuerySession::new(
+            Arc::clone(&self.lake),
+            runtime,
+            self.max_statement_bytes,
+        ))
     }
 
     /// The scalar functions SQL may call, by documentation section (such as
@@ -331,7 +302,7 @@ impl Engine {
     /// that ask which functions exist (Flight SQL GetSqlInfo).
     pub fn scalar_functions_by_section(&self) -> BTreeMap<String, Vec<String>> {
         let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, function) in self.inner.user_template.scalar_functions() {
+        for (name, function) in self.lake.user_template().scalar_functions() {
             let section = function
                 .documentation()
                 .map(|doc| doc.doc_section.label.to_string())
@@ -342,10 +313,6 @@ impl Engine {
             names.sort();
         }
         sections
-    }
-
-    pub(crate) fn inner(&self) -> &Arc<EngineInner> {
-        &self.inner
     }
 }
 
@@ -366,11 +333,6 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
     config.options_mut().sql_parser.collect_spans = true;
     config
 }
-
-/// The default schema while a session has no current database: a name no
-/// database can have (database names cannot contain '.'), so unqualified
-/// table names resolve to nothing.
-pub(crate) const NO_DATABASE: &str = "no.database";
 
 /// The raw Parquet table behind a catalog table, read through the table
 /// cache if there is one.

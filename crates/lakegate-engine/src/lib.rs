@@ -23,19 +23,28 @@ mod barrier;
 mod cache;
 mod engine;
 mod error;
+mod executor;
 mod explain;
 mod functions;
 mod gate;
+mod lake;
 mod leakproof;
+mod long_statements;
 mod masks;
 mod parameters;
+mod parse;
+mod plan_facts;
+mod planner;
 mod secured_catalog;
 mod secured_table;
 mod session;
 mod sql_text;
+mod statement;
+mod statement_shape;
 mod system_tables;
 mod table_cache;
 mod validate;
+mod wire;
 
 pub use barrier::PolicyBarrierExec;
 pub use engine::{
@@ -43,11 +52,17 @@ pub use engine::{
     EngineOptions,
 };
 pub use error::{EngineError, Result, SqlPosition};
+pub use executor::{QUERY_THREAD_STACK, ResultStream};
 pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;
-pub use parameters::PreparedShape;
+pub use parse::DEFAULT_MAX_STATEMENT_BYTES;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
-pub use session::{PartitionedQuery, QueryOutput, QuerySession};
+pub use session::QuerySession;
+pub use statement::{PlannedStatement, QueryOutput, StatementParts};
+pub use statement_shape::{
+    MAX_JOINED_TABLES, MAX_NESTING, MAX_SET_OPERANDS, MAX_SUBQUERIES, MAX_SUBQUERY_NESTING,
+    REGROUP_THRESHOLD,
+};
 
 /// The SQL keywords of the dialect Lakegate parses (for clients that ask).
 pub fn sql_keywords() -> &'static [&'static str] {

@@ -20,18 +20,6 @@ use datafusion::logical_expr::LogicalPlan;
 
 use crate::error::{EngineError, Result};
 
-/// What a prepared statement looks like to its client: the columns it
-/// returns (as the role sees them) and the parameters it takes.
-#[derive(Debug, Clone)]
-pub struct PreparedShape {
-    /// The result's schema under the preparing role.
-    pub dataset_schema: SchemaRef,
-    /// One field per placeholder, in order (`$1`, `$2`, ... or by name).
-    /// A placeholder whose type the planner could not infer has type `Null`:
-    /// any value is accepted and coerced where it is used.
-    pub parameter_schema: SchemaRef,
-}
-
 /// The placeholders of `plan`, ordered: positional ones by number, then
 /// named ones by name.
 fn placeholders(plan: &LogicalPlan) -> Result<Vec<(String, Option<DataType>)>> {

@@ -11,8 +11,8 @@ use datafusion::common::{DataFusionError, Result, not_impl_err};
 use datafusion::execution::SessionState;
 use lakegate_policy::{RuntimeRole, TableName};
 
-use crate::engine::EngineInner;
 use crate::error::policy_error;
+use crate::lake::Lake;
 use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
 
@@ -20,7 +20,7 @@ use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
 /// cached engine-wide, by user, role and table).
 #[derive(Debug)]
 pub(crate) struct SecuredResolver {
-    engine: Arc<EngineInner>,
+    lake: Arc<Lake>,
     runtime: RuntimeRole,
     /// The policy context: raw tables, and the session functions bound to this
     /// session's user and role. Made on the first table missing from the
@@ -30,9 +30,9 @@ pub(crate) struct SecuredResolver {
 }
 
 impl SecuredResolver {
-    pub(crate) fn new(engine: Arc<EngineInner>, runtime: RuntimeRole) -> Self {
+    pub(crate) fn new(lake: Arc<Lake>, runtime: RuntimeRole) -> Self {
         Self {
-            engine,
+            lake,
             runtime,
             policy_state: OnceLock::new(),
         }
@@ -40,7 +40,7 @@ impl SecuredResolver {
 
     fn policy_state(&self) -> &SessionState {
         self.policy_state.get_or_init(|| {
-            self.engine
+            self.lake
                 .policy_state(&self.runtime.user, &self.runtime.role)
         })
     }
@@ -60,16 +60,16 @@ impl SecuredResolver {
             self.runtime.role.clone(),
             name.clone(),
         );
-        if let Some(table) = self.engine.secured_tables.get(&key) {
+        if let Some(table) = self.lake.secured_tables().get(&key) {
             return Ok(Some(table));
         }
-        let Some(raw) = self.engine.raw_tables.get(name) else {
+        let Some(raw) = self.lake.raw_table(name) else {
             return Ok(None);
         };
         let columns = stored_columns(raw.as_ref());
         let Some(access) =
-            self.engine
-                .catalog
+            self.lake
+                .catalog()
                 .policy
                 .effective_access(&self.runtime.role, name, &columns)
         else {
@@ -81,10 +81,10 @@ impl SecuredResolver {
             let plan = plan_policy(self.policy_state(), &access, &raw.schema())
                 .await
                 .map_err(|e| policy_error(name, &e))?;
-            SecuredTable::restricted(access, plan, Arc::clone(&self.engine.scan_planner))
+            SecuredTable::restricted(access, plan, Arc::clone(self.lake.scan_planner()))
         };
         let table = Arc::new(table);
-        self.engine.secured_tables.insert(key, Arc::clone(&table));
+        self.lake.secured_tables().insert(key, Arc::clone(&table));
         Ok(Some(table))
     }
 
@@ -92,7 +92,7 @@ impl SecuredResolver {
     /// (and `system`, for lake administrators when there is an audit log).
     pub(crate) fn visible_databases(&self) -> Vec<String> {
         // `system` is a reserved name, never one of the catalog's databases.
-        let catalog = self.engine.catalog.databases.keys().map(String::as_str);
+        let catalog = self.lake.catalog().databases.keys().map(String::as_str);
         catalog
             .chain([SYSTEM_DATABASE])
             .filter(|db| self.may_see_database(db))
@@ -112,9 +112,9 @@ impl SecuredResolver {
     /// The `system` database, when the session's role administers the lake
     /// and the engine keeps an audit log.
     pub(crate) fn system_database(&self) -> Option<SystemDatabase> {
-        let dir = self.engine.audit_dir.as_ref()?;
-        let admin = self.engine.catalog.policy.is_lake_admin(&self.runtime.role);
-        admin.then(|| SystemDatabase::new(dir.clone()))
+        let dir = self.lake.audit_dir()?;
+        let admin = self.lake.catalog().policy.is_lake_admin(&self.runtime.role);
+        admin.then(|| SystemDatabase::new(dir.to_path_buf()))
     }
 
     /// The one visibility decision every path uses (SQL, SHOW, metadata,
@@ -123,10 +123,10 @@ impl SecuredResolver {
         if table.database == SYSTEM_DATABASE {
             return table.table == AUDIT_TABLE && self.system_database().is_some();
         }
-        self.engine.raw_tables.contains_key(table)
+        self.lake.raw_table(table).is_some()
             && self
-                .engine
-                .catalog
+                .lake
+                .catalog()
                 .policy
                 .may_describe(&self.runtime.role, table)
     }
@@ -135,9 +135,8 @@ impl SecuredResolver {
         &'a self,
         database: &'a str,
     ) -> impl Iterator<Item = &'a TableName> + 'a {
-        self.engine
-            .raw_tables
-            .keys()
+        self.lake
+            .table_names()
             .filter(move |t| t.database == database && self.may_describe(t))
     }
 }
@@ -152,7 +151,7 @@ pub(crate) struct SecuredCatalogList {
 impl SecuredCatalogList {
     pub(crate) fn new(resolver: Arc<SecuredResolver>) -> Self {
         Self {
-            name: resolver.engine.catalog.name.clone(),
+            name: resolver.lake.catalog().name.clone(),
             catalog: Arc::new(SecuredCatalog { resolver }),
         }
     }

@@ -11,7 +11,7 @@ use datafusion::execution::SessionState;
 use lakegate_catalog::CatalogError;
 use lakegate_policy::{MaskKind, Resource, TableName};
 
-use crate::engine::Engine;
+use crate::lake::Lake;
 use crate::masks::{check_builtin_fits, is_text};
 use crate::secured_table::{plan_policy, stored_columns};
 use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
@@ -21,20 +21,19 @@ use crate::table_cache::CheckOnly;
 const CHECK_USER: &str = "lakegate-check";
 
 /// Every problem found, with the file of the grant concerned.
-pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
-    let inner = engine.inner();
-    let catalog = &inner.catalog;
+pub(crate) async fn validate_policies(lake: &Lake) -> Vec<CatalogError> {
+    let catalog = lake.catalog();
     let mut errors = Vec::new();
     let mut checked_pairs = BTreeSet::new();
     for grant in catalog.policy.grants() {
         let Resource::Table(name) = &grant.resource else {
             continue;
         };
-        let Some(raw) = inner.raw_tables.get(name) else {
+        let Some(raw) = lake.raw_table(name) else {
             continue;
         };
         let schema = raw.schema();
-        let state = policy_state(engine, &grant.role, name);
+        let state = policy_state(lake, &grant.role, name);
         let mut error = |message: String| {
             errors.push(CatalogError {
                 file: catalog.grant_file(&grant.name),
@@ -78,7 +77,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
     }
     // Each role's combined plan per table (unions of filters, cell rules).
     for (role, name) in checked_pairs {
-        let raw = &inner.raw_tables[&name];
+        let raw = lake.raw_table(&name).expect("checked above");
         let columns = stored_columns(raw.as_ref());
         let Some(access) = catalog.policy.effective_access(&role, &name, &columns) else {
             continue;
@@ -86,7 +85,7 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
         if access.is_unrestricted(&columns) {
             continue;
         }
-        let state = policy_state(engine, &role, &name);
+        let state = policy_state(lake, &role, &name);
         let planned = async {
             let plan = plan_policy(&state, &access, &raw.schema()).await?;
             state.create_physical_plan(&plan).await
@@ -104,8 +103,8 @@ pub(crate) async fn validate_policies(engine: &Engine) -> Vec<CatalogError> {
 }
 
 /// The policy context for `role`, resolving unqualified names in `table`'s database.
-fn policy_state(engine: &Engine, role: &str, table: &TableName) -> SessionState {
-    let mut state = engine.inner().policy_state(CHECK_USER, role);
+fn policy_state(lake: &Lake, role: &str, table: &TableName) -> SessionState {
+    let mut state = lake.policy_state(CHECK_USER, role);
     state.config_mut().options_mut().catalog.default_schema = table.database.clone();
     state.config_mut().set_extension(Arc::new(CheckOnly));
     state

@@ -42,9 +42,9 @@ use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use lakegate_audit::{AuditLog, TableRead};
-use lakegate_engine::{Engine, EngineError, QueryOutput, QuerySession};
+use lakegate_engine::{Engine, QueryOutput, QuerySession};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
@@ -626,8 +626,8 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.authenticate(&request)?;
         let mut session = self.caller_session(&caller)?;
-        let shape = self
-            .within_query_timeout(async { session.prepare(&query.query).await.map_err(status_of) })
+        let statement = self
+            .within_query_timeout(async { session.plan(&query.query).await.map_err(status_of) })
             .await?;
         let handle = PreparedHandle {
             user: caller.user,
@@ -638,8 +638,8 @@ impl FlightSqlService for LakegateFlightService {
         let sealed = self.key.seal(&handle, self.options.token_ttl);
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: sealed.into(),
-            dataset_schema: schema_bytes(&shape.dataset_schema)?,
-            parameter_schema: schema_bytes(&shape.parameter_schema)?,
+            dataset_schema: schema_bytes(&statement.schema())?,
+            parameter_schema: schema_bytes(&statement.parameter_schema())?,
         })
     }
 
@@ -919,22 +919,20 @@ impl LakegateFlightService {
         // role's view and a denied query fails here, before any ticket exists.
         // A client that asked for parallel endpoints gets one per independent
         // part of the result (a query bound to several parameter rows is read
-        // whole: its parts are the rows' results, in order).
-        let parallel = caller.parallel && values.as_ref().is_none_or(|v| v.num_rows() <= 1);
+        // whole: one part).
         let planned = async {
-            if parallel {
-                let bound = values.as_ref().map(|v| (v, 0));
-                match session.plan_parts(&sql, bound).await.map_err(status_of)? {
-                    Some(query) => Ok((query.schema(), query.parts())),
-                    None => Ok((session.output_schema(&sql).await.map_err(status_of)?, 1)),
-                }
-            } else {
-                let schema = match &values {
-                    Some(values) => session.output_schema_with_parameters(&sql, values, 0).await,
-                    None => session.output_schema(&sql).await,
-                };
-                Ok((schema.map_err(status_of)?, 1))
+            let statement = match values {
+                Some(values) => session.plan_with_parameters(&sql, values).await,
+                None => session.plan(&sql).await,
             }
+            .map_err(status_of)?;
+            let schema = statement.schema();
+            let parts = if caller.parallel {
+                statement.into_parts().await.map_err(status_of)?.parts()
+            } else {
+                1
+            };
+            Ok((schema, parts))
         };
         let (schema, parts) = self.within_query_timeout(planned).await?;
         let tickets = (0..parts).map(|part| {
@@ -1006,53 +1004,29 @@ impl LakegateFlightService {
             part,
         } = query;
         let mut session = self.session(user, role, database)?;
+        let statement = match parameters {
+            Some(values) => session.plan_with_parameters(sql, values).await,
+            None => session.plan(sql).await,
+        }
+        .map_err(status_of)?;
         if let Some([part, parts]) = part {
-            let bound = parameters.as_ref().map(|v| (v, 0));
-            let planned = session.plan_parts(sql, bound).await.map_err(status_of)?;
-            let query = planned.filter(|q| q.parts() == parts).ok_or_else(|| {
-                Status::failed_precondition(
+            let planned = statement.into_parts().await.map_err(status_of)?;
+            if planned.parts() != parts {
+                return Err(Status::failed_precondition(
                     "the query no longer splits as it did when its endpoints were issued; \
                          request them again",
-                )
-            })?;
-            let output = query.execute(part).map_err(status_of)?;
+                ));
+            }
+            let output = planned.execute(part).await.map_err(status_of)?;
             return Ok(self.answer_output(&session, sql, output));
         }
-        let Some(values) = parameters else {
-            let output = session.execute(sql).await.map_err(status_of)?;
-            let mut response = self.answer_output(&session, sql, output);
-            if session.current_database() != database {
-                let cookie = self.session_cookie_for(user, session.current_database());
-                insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
-            }
-            return Ok(response);
-        };
-        let first = session
-            .execute_with_parameters(sql, &values, 0)
-            .await
-            .map_err(status_of)?;
-        let note = self.read_note(&session, sql, first.reads);
-        let schema = first.schema;
-        let rows = values.num_rows();
-        let sql = sql.to_string();
-        let rest = futures::stream::unfold((session, 1), move |(mut session, row)| {
-            let (sql, values) = (sql.clone(), values.clone());
-            async move {
-                if row >= rows {
-                    return None;
-                }
-                let output = session.execute_with_parameters(&sql, &values, row).await;
-                Some((output, (session, row + 1)))
-            }
-        })
-        .map_ok(|output| output.stream.map_err(EngineError::from_execution))
-        .try_flatten();
-        let batches = first
-            .stream
-            .map_err(EngineError::from_execution)
-            .chain(rest)
-            .map_err(status_of);
-        Ok(self.answer(schema, Box::pin(batches), note))
+        let output = statement.execute().await.map_err(status_of)?;
+        let mut response = self.answer_output(&session, sql, output);
+        if session.current_database() != database {
+            let cookie = self.session_cookie_for(user, session.current_database());
+            insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
+        }
+        Ok(response)
     }
 
     /// What the audit log records of a read.
@@ -1072,9 +1046,7 @@ impl LakegateFlightService {
         output: QueryOutput,
     ) -> Response<DoGetStream> {
         let note = self.read_note(session, sql, output.reads);
-        let batches = output
-            .stream
-            .map_err(|e| status_of(EngineError::from_execution(e)));
+        let batches = output.stream.map_err(status_of);
         self.answer(output.schema, batches, note)
     }
 

@@ -1,0 +1,266 @@
+//! Optimizer rules that keep the plans of long statements shallow and
+//! cheap to plan: [`BalanceLongFilters`] and [`NestWideUnions`].
+//!
+//! Statements arrive with long chains already regrouped (see `statement_shape.rs`),
+//! but DataFusion's filter pushdown splits a predicate into its conjuncts and
+//! joins what stays with `conjunction`, which leans left: a 100,000-term
+//! `AND` is 100,000 levels deep again, and the expression simplifier then
+//! compares each level with everything beneath it (quadratic time). The rule
+//! runs after every optimizer rule that rebuilds predicates and regroups
+//! chains longer than [`REGROUP_THRESHOLD`] in filters and join conditions;
+//! a regrouped conjunction is then kept whole (see [`keep_whole`]), so that
+//! neither the logical nor the physical filter pushdown (which hands a
+//! Parquet scan its predicate for pruning) splits it and leans it left
+//! again.
+//! It looks only down each predicate's left spine, so a plan without long
+//! chains costs it a few pointer hops per filter.
+//!
+//! A `UNION ALL` of many queries is flattened by DataFusion into one union
+//! node, whose physical planning compares every input with every other
+//! (quadratic: a 20,000-branch union took a minute). [`NestWideUnions`], the
+//! last rule, nests a union of more than [`MAX_UNION_INPUTS`] inputs into
+//! unions of at most that many: the same rows, planned in linear time.
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::common::tree_node::Transformed;
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, Union};
+use datafusion::optimizer::optimizer::ApplyOrder;
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use crate::statement_shape::REGROUP_THRESHOLD;
+
+/// The optimizer rules after which predicates are regrouped: those that split
+/// predicates and join them again.
+const REBUILDING_RULES: [&str; 3] = [
+    "push_down_filter",
+    "common_sub_expression_eliminate",
+    "simplify_expressions",
+];
+
+/// The most inputs one union node keeps (see [`NestWideUnions`]).
+pub(crate) const MAX_UNION_INPUTS: usize = 64;
+
+/// DataFusion's optimizer rules with [`BalanceLongFilters`] after each rule
+/// that rebuilds predicates, and [`NestWideUnions`] last.
+pub(crate) fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = Vec::new();
+    for rule in datafusion::optimizer::Optimizer::new().rules {
+        let rebuilds = REBUILDING_RULES.contains(&rule.name());
+        rules.push(rule);
+        if rebuilds {
+            rules.push(Arc::new(BalanceLongFilters));
+        }
+    }
+    rules.push(Arc::new(NestWideUnions));
+    rules
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct NestWideUnions;
+
+impl OptimizerRule for NestWideUnions {
+    fn name(&self) -> &str {
+        "lakegate_nest_wide_unions"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        match plan {
+            LogicalPlan::Union(union) if union.inputs.len() > MAX_UNION_INPUTS => {
+                Ok(Transformed::yes(LogicalPlan::Union(nest(union))))
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    }
+}
+
+/// `union` as a tree of unions of at most [`MAX_UNION_INPUTS`] inputs each,
+/// the inputs in order. Every node keeps the whole union's schema: the
+/// inputs were coerced to it already, and a sub-union claiming a column
+/// nullable that none of its inputs has NULLs in changes no value.
+fn nest(union: Union) -> Union {
+    let Union { mut inputs, schema } = union;
+    while inputs.len() > MAX_UNION_INPUTS {
+        let mut grouped = Vec::with_capacity(inputs.len().div_ceil(MAX_UNION_INPUTS));
+        let mut rest = inputs.into_iter().peekable();
+        while rest.peek().is_some() {
+            let group: Vec<_> = rest.by_ref().take(MAX_UNION_INPUTS).collect();
+            grouped.push(if group.len() == 1 {
+                group.into_iter().next().expect("one input")
+            } else {
+                Arc::new(LogicalPlan::Union(Union {
+                    inputs: group,
+                    schema: Arc::clone(&schema),
+                }))
+            });
+        }
+        inputs = grouped;
+    }
+    Union { inputs, schema }
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct BalanceLongFilters;
+
+impl OptimizerRule for BalanceLongFilters {
+    fn name(&self) -> &str {
+        "lakegate_balance_long_filters"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        match plan {
+            LogicalPlan::Filter(mut filter) if is_long_chain(&filter.predicate) => {
+                filter.predicate = keep_whole(balance(filter.predicate));
+                Ok(Transformed::yes(LogicalPlan::Filter(filter)))
+            }
+            LogicalPlan::Join(mut join) if join.filter.as_ref().is_some_and(is_long_chain) => {
+                join.filter = join.filter.map(|f| keep_whole(balance(f)));
+                Ok(Transformed::yes(LogicalPlan::Join(join)))
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    }
+}
+
+/// Whether `expr` heads a left-leaning run of one of `AND`/`OR` longer than
+/// the threshold.
+fn is_long_chain(expr: &Expr) -> bool {
+    let Expr::BinaryExpr(BinaryExpr { op, .. }) = expr else {
+        return false;
+    };
+    if !matches!(op, Operator::And | Operator::Or) {
+        return false;
+    }
+    let mut length = 0;
+    let mut current = expr;
+    while let Expr::BinaryExpr(BinaryExpr { left, op: this, .. }) = current
+        && this == op
+    {
+        length += 1;
+        if length > REGROUP_THRESHOLD {
+            return true;
+        }
+        current = left;
+    }
+    false
+}
+
+/// The chain `expr` heads as a balanced tree, operands in order. Nested runs
+/// of the same operator on the right stay as they are (they are short, or
+/// were balanced already).
+fn balance(expr: Expr) -> Expr {
+    let Expr::BinaryExpr(BinaryExpr { op, .. }) = &expr else {
+        return expr;
+    };
+    let op = *op;
+    let mut operands = Vec::new();
+    let mut rest = expr;
+    loop {
+        match rest {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: this,
+                right,
+            }) if this == op => {
+                operands.push(*right);
+                rest = *left;
+            }
+            other => {
+                operands.push(other);
+                break;
+            }
+        }
+    }
+    operands.reverse();
+    join_balanced(operands, op)
+}
+
+/// A balanced conjunction as one predicate that filter pushdown, logical or
+/// physical, does not split into its conjuncts (and so does not join them
+/// again leaning left): `(a AND b AND ...) IS TRUE`. Where it stands, as a
+/// filter's or a join's condition, a row passes only when the condition is
+/// true, so `IS TRUE` changes nothing (NULL fails either way). Disjunctions
+/// are not split, and stay as they are.
+fn keep_whole(expr: Expr) -> Expr {
+    match &expr {
+        Expr::BinaryExpr(BinaryExpr {
+            op: Operator::And, ..
+        }) => Expr::IsTrue(Box::new(expr)),
+        _ => expr,
+    }
+}
+
+fn join_balanced(mut operands: Vec<Expr>, op: Operator) -> Expr {
+    if operands.len() == 1 {
+        return operands.pop().expect("one operand");
+    }
+    let right = operands.split_off(operands.len() / 2);
+    let left = join_balanced(operands, op);
+    let right = join_balanced(right, op);
+    Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::utils::conjunction;
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+
+    fn depth(expr: &Expr) -> usize {
+        match expr {
+            Expr::BinaryExpr(b) => 1 + depth(&b.left).max(depth(&b.right)),
+            _ => 1,
+        }
+    }
+
+    #[test]
+    fn a_left_leaning_conjunction_becomes_balanced_in_order() {
+        let terms: Vec<Expr> = (0..1000).map(|i| col("a").not_eq(lit(i))).collect();
+        let chain = conjunction(terms.clone()).unwrap();
+        assert!(is_long_chain(&chain));
+        let balanced = balance(chain);
+        assert!(depth(&balanced) <= 12, "{}", depth(&balanced));
+        assert!(!is_long_chain(&balanced));
+        assert_eq!(
+            datafusion::logical_expr::utils::split_conjunction(&balanced)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+            terms
+        );
+    }
+
+    #[test]
+    fn short_chains_are_left_alone() {
+        let chain = conjunction((0..10).map(|i| col("a").not_eq(lit(i)))).unwrap();
+        assert!(!is_long_chain(&chain));
+    }
+}

@@ -1,0 +1,453 @@
+//! `Planner`: one user's statements planned under one runtime role, from text
+//! to logical plan, optimized plan and physical plan.
+//!
+//! ```text
+//! SQL text ─▶ parse (one statement, size checked) ─▶ gate ─▶ table check ─▶ logical plan
+//!                                          │              │
+//!                                          │              └─ a table the role may not describe:
+//!                                          │                 "does not exist or role may not read it"
+//!                                          └─ USE, SHOW DATABASES, EXPLAIN (non-admin) answered here
+//! ```
+//!
+//! A planner is a session's planning state (DataFusion's `SessionState` over
+//! the role's secured catalog, the current database); it is cloned into each
+//! planned statement, which runs on the query executor.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::execution::{FunctionRegistry, SessionState, TaskContext};
+use datafusion::logical_expr::{DescribeTable, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DFStatement;
+use lakegate_audit::TableRead;
+use lakegate_policy::{RuntimeRole, TableName};
+
+use crate::error::{EngineError, Result};
+use crate::explain::explain_batch;
+use crate::functions::session_functions;
+use crate::gate::{Admitted, SessionStatement, admit};
+use crate::lake::{Lake, StatementKey, StatementPlans};
+use crate::parameters::parameter_values;
+use crate::parse::parse_one;
+use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readable, table_reads};
+use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
+use crate::secured_table::reads_clock;
+use crate::wire::client_schema;
+
+/// The default schema while a session has no current database: a name no
+/// database can have (database names cannot contain '.'), so unqualified
+/// table names resolve to nothing.
+pub(crate) const NO_DATABASE: &str = "no.database";
+
+/// Statements longer than this are planned every time, never kept: a few
+/// very long distinct texts would otherwise fill the plan cache's memory.
+const MAX_KEPT_STATEMENT_BYTES: usize = 64 * 1024;
+
+/// See the module documentation.
+#[derive(Clone)]
+pub(crate) struct Planner {
+    lake: Arc<Lake>,
+    resolver: Arc<SecuredResolver>,
+    state: SessionState,
+    current_database: Option<String>,
+    /// Whether this session registered functions of its own: its plans may
+    /// call them, so they are not shared through the statement cache.
+    private_functions: bool,
+    /// The longest statement accepted, in bytes.
+    max_statement_bytes: usize,
+}
+
+/// A statement through the gate, planned when it is a query.
+pub(crate) enum Planned {
+    /// A query's logical plan (boxed: it is far larger than the others).
+    Query(Box<QueryPlan>),
+    /// Any other statement, which the session answers itself.
+    Other(SessionStatement),
+}
+
+/// A query's logical plan, with the key of its statement's kept plans when it
+/// is exactly the plan of a statement's text (as [`Planner::plan_sql`]
+/// gives it). Only such a plan may be kept, or taken, under that key: a plan
+/// with parameters bound, or an EXPLAIN's inner statement, carries none.
+#[derive(Clone)]
+pub(crate) struct QueryPlan {
+    pub(crate) logical: LogicalPlan,
+    key: Option<StatementKey>,
+}
+
+impl QueryPlan {
+    /// A plan that belongs to no statement's text.
+    pub(crate) fn unkept(logical: LogicalPlan) -> Self {
+        Self { logical, key: None }
+    }
+
+    /// This plan with `row` of `parameters` bound to its placeholders:
+    /// another plan than its text's, so it loses the key.
+    pub(crate) fn bind(&self, parameters: &RecordBatch, row: usize) -> Result<Self> {
+        let values = parameter_values(&self.logical, parameters, row)?;
+        let logical = self
+            .logical
+            .clone()
+            .with_param_values(values)
+            .map_err(EngineError::from_planning)?;
+        Ok(Self::unkept(logical))
+    }
+}
+
+impl Planner {
+    pub(crate) fn new(lake: Arc<Lake>, runtime: RuntimeRole, max_statement_bytes: usize) -> Self {
+        let functions = session_functions(&runtime.user, &runtime.role);
+        let resolver = Arc::new(SecuredResolver::new(Arc::clone(&lake), runtime));
+        // A clone of the template, not a rebuild: a builder registers every
+        // function again, which was most of the cost of opening a session.
+        let mut state = lake.user_template().clone();
+        state.register_catalog_list(Arc::new(SecuredCatalogList::new(Arc::clone(&resolver))));
+        for f in functions {
+            state
+                .register_udf(f)
+                .expect("registering a function cannot fail");
+        }
+        let current_database = lake.catalog().default_database.clone();
+        Self {
+            lake,
+            resolver,
+            state,
+            current_database,
+            private_functions: false,
+            max_statement_bytes,
+        }
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        &self.resolver.runtime().user
+    }
+
+    pub(crate) fn role(&self) -> &str {
+        &self.resolver.runtime().role
+    }
+
+    pub(crate) fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
+    pub(crate) fn resolver(&self) -> &SecuredResolver {
+        &self.resolver
+    }
+
+    /// The resolver, for work that outlives a borrow of the planner.
+    pub(crate) fn resolver_handle(&self) -> Arc<SecuredResolver> {
+        Arc::clone(&self.resolver)
+    }
+
+    pub(crate) fn current_database(&self) -> Option<&str> {
+        self.current_database.as_deref()
+    }
+
+    /// Whether the role administers the whole lake (sees full plans).
+    pub(crate) fn is_lake_admin(&self) -> bool {
+        self.lake.catalog().policy.is_lake_admin(self.role())
+    }
+
+    /// Makes `database` current, if the role may see it.
+    pub(crate) fn use_database(&mut self, database: &str) -> Result<()> {
+        if !self.resolver.may_see_database(database) {
+            return Err(EngineError::PermissionDenied(format!(
+                "database '{database}' does not exist or role '{}' may not use it",
+                self.role()
+            )));
+        }
+        self.current_database = Some(database.to_string());
+        self.state.config_mut().options_mut().catalog.default_schema = database.to_string();
+        Ok(())
+    }
+
+    /// Adds a scalar function to this planner's SQL; policies never see it.
+    pub(crate) fn register_function(&mut self, function: ScalarUDF) {
+        self.private_functions = true;
+        self.state
+            .register_udf(Arc::new(function))
+            .expect("registering a function cannot fail");
+    }
+
+    /// Parses `sql` and admits it; a query is planned (logically) under the
+    /// role. A query's plan is kept in the engine's statement cache for the
+    /// same user, role, current database and text: a Flight SQL client
+    /// plans each statement three times (prepare, GetFlightInfo, DoGet),
+    /// and nothing a plan depends on changes within an engine (its catalog
+    /// and policies are fixed; files are listed, and the clock read, when
+    /// the plan is optimized and physically planned, every time).
+    pub(crate) async fn plan_sql(&self, sql: &str) -> Result<Planned> {
+        let cache = self
+            .plan_caches()
+            .filter(|_| sql.len() <= MAX_KEPT_STATEMENT_BYTES);
+        let key = cache.map(|_| self.statement_key(sql));
+        if let Some(cache) = cache
+            && let Some(logical) = key.as_ref().and_then(|key| cache.logical.get(key))
+        {
+            return Ok(Planned::Query(Box::new(QueryPlan { logical, key })));
+        }
+        let statement = match admit(parse_one(sql, self.max_statement_bytes)?)? {
+            Admitted::Plan(statement) => statement,
+            Admitted::Session(other) => return Ok(Planned::Other(other)),
+        };
+        let logical = self.logical_plan_of(statement).await?;
+        if let Some((cache, key)) = cache.zip(key.as_ref()) {
+            cache.logical.insert(key.clone(), logical.clone());
+        }
+        Ok(Planned::Query(Box::new(QueryPlan { logical, key })))
+    }
+
+    /// The answer to a statement the session answers itself, and the
+    /// database it makes current (USE).
+    pub(crate) async fn answer(
+        &mut self,
+        statement: SessionStatement,
+    ) -> Result<(SessionAnswer, Option<String>)> {
+        match statement {
+            SessionStatement::ShowDatabases => {
+                let names = StringArray::from(self.resolver.visible_databases());
+                Ok((
+                    SessionAnswer::Batch(one_column("database_name", names)),
+                    None,
+                ))
+            }
+            SessionStatement::Use(database) => {
+                self.use_database(&database)?;
+                let names = StringArray::from(vec![database.clone()]);
+                let batch = one_column("current_database", names);
+                Ok((SessionAnswer::Batch(batch), Some(database)))
+            }
+            SessionStatement::Explain {
+                statement,
+                inner,
+                analyze,
+            } => {
+                if self.is_lake_admin() {
+                    let logical = self.logical_plan_of(*statement).await?;
+                    return Ok((
+                        SessionAnswer::Query(Box::new(QueryPlan::unkept(logical))),
+                        None,
+                    ));
+                }
+                if analyze {
+                    return Err(EngineError::PermissionDenied(
+                        "EXPLAIN ANALYZE is available to lake administrators only".into(),
+                    ));
+                }
+                let logical = self.logical_plan_of(*inner).await?;
+                let optimized = self.optimize(&QueryPlan::unkept(logical))?;
+                let physical = self.physical_plan_of(&optimized).await?;
+                let batch = explain_batch(&optimized, physical)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                Ok((SessionAnswer::Batch(batch), None))
+            }
+        }
+    }
+
+    /// The engine's statement plan caches, when this session may share them
+    /// (not when it registered functions of its own, which its plans may call).
+    fn plan_caches(&self) -> Option<&StatementPlans> {
+        self.lake
+            .statement_plans()
+            .filter(|_| !self.private_functions)
+    }
+
+    /// What the plans of `sql` in this session depend on.
+    fn statement_key(&self, sql: &str) -> StatementKey {
+        StatementKey {
+            user: self.user().to_string(),
+            role: self.role().to_string(),
+            database: self.current_database.clone(),
+            sql: sql.to_string(),
+        }
+    }
+
+    async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
+        self.check_table_references(&statement)?;
+        let plan = self
+            .state
+            .statement_to_plan(statement)
+            .await
+            .map_err(EngineError::from_planning)?;
+        check_read_only(&plan)?;
+        Ok(match plan {
+            // DESCRIBE shows the types results arrive with.
+            LogicalPlan::DescribeTable(describe) => LogicalPlan::DescribeTable(DescribeTable {
+                schema: client_schema(&describe.schema, self.lake.view_types()),
+                output_schema: describe.output_schema,
+            }),
+            other => other,
+        })
+    }
+
+    /// Every table the statement names must be one the role may describe;
+    /// a table that does not exist gets the same answer.
+    fn check_table_references(&self, statement: &DFStatement) -> Result<()> {
+        let references = self
+            .state
+            .resolve_table_references(statement)
+            .map_err(EngineError::from_planning)?;
+        let catalog = &self.lake.catalog().name;
+        let current = self.current_database.as_deref().unwrap_or(NO_DATABASE);
+        for reference in references {
+            // `FROM generate_series(1, 3)`: a table function, not a table.
+            if let TableReference::Bare { table } = &reference
+                && self.state.table_functions().contains_key(table.as_ref())
+            {
+                continue;
+            }
+            let resolved = reference.clone().resolve(catalog, current);
+            if resolved.catalog.as_ref() == catalog.as_str()
+                && resolved.schema.as_ref() == "information_schema"
+            {
+                continue;
+            }
+            let name = TableName::new(resolved.schema.as_ref(), resolved.table.as_ref());
+            let visible =
+                resolved.catalog.as_ref() == catalog.as_str() && self.resolver.may_describe(&name);
+            if !visible {
+                return Err(self.no_such_table(&reference, &resolved));
+            }
+        }
+        Ok(())
+    }
+
+    fn no_such_table(
+        &self,
+        reference: &TableReference,
+        resolved: &ResolvedTableReference,
+    ) -> EngineError {
+        let (shown, hint) = match reference {
+            TableReference::Bare { table } if self.current_database.is_none() => (
+                table.to_string(),
+                " (there is no current database: run USE <database> or qualify the name)",
+            ),
+            TableReference::Bare { .. } | TableReference::Partial { .. } => {
+                (format!("{}.{}", resolved.schema, resolved.table), "")
+            }
+            TableReference::Full { .. } => (resolved.to_string(), ""),
+        };
+        EngineError::PermissionDenied(format!(
+            "table '{shown}' does not exist or role '{}' may not read it{hint}",
+            self.role()
+        ))
+    }
+
+    /// Optimizes a query. The query's clock starts here: `now()` and
+    /// `current_date()`, in the user's SQL and in policies alike, are this
+    /// moment for the whole plan.
+    ///
+    /// When the plan carries its statement's key, the optimized plan is kept
+    /// in the engine's cache beside the logical one, unless the query reads
+    /// the clock (which the optimizer folds into a constant). Policies are
+    /// applied beneath, when the plan is physically planned, so they read the
+    /// clock of each query.
+    pub(crate) fn optimize(&mut self, query: &QueryPlan) -> Result<LogicalPlan> {
+        self.state.mark_start_execution();
+        let kept = query
+            .key
+            .as_ref()
+            .filter(|_| !reads_clock(&query.logical))
+            .and_then(|key| Some((self.plan_caches()?, key)));
+        if let Some((cache, key)) = kept
+            && let Some(optimized) = cache.optimized.get(key)
+        {
+            return Ok(optimized);
+        }
+        let optimized = self
+            .state
+            .optimize(&query.logical)
+            .map_err(EngineError::from_planning)?;
+        if let Some((cache, key)) = kept {
+            cache.optimized.insert(key.clone(), optimized.clone());
+        }
+        Ok(optimized)
+    }
+
+    /// The physical plan of an optimized query (on one partition when it
+    /// only reads a table's first rows, see [`reads_first_rows_only`]).
+    pub(crate) async fn physical_plan_of(
+        &self,
+        optimized: &LogicalPlan,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let one_partition;
+        let state = if reads_first_rows_only(optimized) {
+            // A copy for this plan only, so that nothing (not even a planning
+            // future dropped at the query timeout) leaves the session changed.
+            let mut state = self.state.clone();
+            state.config_mut().options_mut().execution.target_partitions = 1;
+            one_partition = state;
+            &one_partition
+        } else {
+            &self.state
+        };
+        state
+            .query_planner()
+            .create_physical_plan(optimized, state)
+            .await
+            .map_err(EngineError::from_planning)
+    }
+
+    /// Optimizes (see [`Planner::optimize`]) and plans a query, noting what
+    /// it reads.
+    pub(crate) async fn optimize_and_plan(
+        &mut self,
+        query: &QueryPlan,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<TableRead>)> {
+        let optimized = self.optimize(query)?;
+        let reads = table_reads(&optimized)?;
+        let physical = self.physical_plan_of(&optimized).await?;
+        Ok((physical, reads))
+    }
+
+    /// The schema `plan` will have once DataFusion's analyzer has coerced its
+    /// types (a `UNION` of `NULL` and a number is a number), which the
+    /// optimizer then keeps: what a statement's result is.
+    pub(crate) fn analyzed_schema(&self, plan: &LogicalPlan) -> Result<SchemaRef> {
+        let analyzed = match plan {
+            // EXPLAIN's own columns are fixed.
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => plan.clone(),
+            _ => self
+                .state
+                .analyzer()
+                .execute_and_check(plan.clone(), self.state.config_options(), |_, _| {})
+                .map_err(EngineError::from_planning)?,
+        };
+        schema_if_readable(&analyzed)
+    }
+
+    /// The session's settings, for a query's task context.
+    pub(crate) fn config(&self) -> SessionConfig {
+        self.state.config().clone()
+    }
+
+    /// The context one query executes in: `config` (the session's settings,
+    /// or a copy changed for this query only), the session's functions, and
+    /// the engine's runtime with a memory pool of the query's own when
+    /// queries are limited.
+    pub(crate) fn task_context(&self, config: SessionConfig) -> Arc<TaskContext> {
+        Arc::new(
+            TaskContext::from(&self.state)
+                .with_session_config(config)
+                .with_runtime(self.lake.query_runtime()),
+        )
+    }
+}
+
+/// What the session answers a statement that is not a query with.
+pub(crate) enum SessionAnswer {
+    /// A result computed at once.
+    Batch(RecordBatch),
+    /// A query to run (an administrator's EXPLAIN); boxed, being large.
+    Query(Box<QueryPlan>),
+}
+
+/// A one-row-per-value batch of one text column.
+fn one_column(name: &str, values: StringArray) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(values)]).expect("one string column")
+}
