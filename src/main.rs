@@ -18,12 +18,12 @@ use clap::{Parser, Subcommand};
 use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, StorageEntry, StorageLocation, hash_password};
 use lakegate_engine::{
-    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_METADATA_CACHE_BYTES, Engine,
-    EngineOptions,
+    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_STATEMENT_BYTES,
+    DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions,
 };
 use lakegate_flight::{
-    EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
-    serve_with_tls,
+    DEFAULT_MAX_PARAMETER_BYTES, EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions,
+    TlsIdentity, bind, serve_with_tls,
 };
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
@@ -176,6 +176,19 @@ enum Command {
         /// empty one, so that proxies keep it open; 0 means never.
         #[arg(long, default_value_t = 15)]
         keep_alive: u64,
+        /// The longest SQL statement accepted, in bytes or with a unit
+        /// (`8MiB`); longer ones are refused before they are read.
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_STATEMENT_BYTES)]
+        max_statement_bytes: usize,
+        /// The largest set of parameters one prepared statement may bind,
+        /// in bytes of Arrow data or with a unit (`1MiB`).
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_PARAMETER_BYTES)]
+        max_parameter_bytes: usize,
+        /// Send text and binary columns in Arrow's view types (`Utf8View`,
+        /// `BinaryView`) instead of `Utf8` and `Binary`, for clients that
+        /// read them.
+        #[arg(long)]
+        view_types: bool,
         /// Seconds running queries get to finish after SIGTERM or Ctrl-C;
         /// then their streams end with UNAVAILABLE and the server exits.
         #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
@@ -319,6 +332,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             max_queries_per_user,
             query_timeout,
             keep_alive,
+            max_statement_bytes,
+            max_parameter_bytes,
+            view_types,
             shutdown_grace,
             tls_cert,
             tls_key,
@@ -335,6 +351,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 metadata_cache_bytes: metadata_cache,
                 listing_cache_bytes: listing_cache,
                 table_cache_bytes: table_cache,
+                max_statement_bytes,
+                view_types,
                 ..EngineOptions::default()
             };
             let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;
@@ -353,6 +371,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .then(|| std::time::Duration::from_secs(query_timeout)),
                 },
                 keep_alive: (keep_alive > 0).then(|| std::time::Duration::from_secs(keep_alive)),
+                max_parameter_bytes,
                 ..ServiceOptions::default()
             };
             let audit = open_audit(AuditOptions {

@@ -182,11 +182,16 @@ pub struct ShopLake {
 /// Writes the shop lake's Parquet files and builds an engine on its catalog.
 pub async fn shop_lake() -> ShopLake {
     let dir = tempfile::tempdir().unwrap();
-    write_parquet(dir.path(), "customers", &shop_customers());
-    write_parquet(dir.path(), "orders", &shop_orders());
-    write_parquet(dir.path(), "salaries", &hr_salaries());
+    write_shop_files(dir.path());
     let engine = engine_for(&shop_catalog(), dir.path()).await;
     ShopLake { dir, engine }
+}
+
+/// Writes the shop lake's Parquet files under `dir`.
+pub fn write_shop_files(dir: &Path) {
+    write_parquet(dir, "customers", &shop_customers());
+    write_parquet(dir, "orders", &shop_orders());
+    write_parquet(dir, "salaries", &hr_salaries());
 }
 
 /// Where a test lake's audit log lives.

@@ -35,7 +35,25 @@ pub(crate) async fn start() -> Server {
 /// A server over the shop lake with `options`, auditing into the lake's
 /// audit directory (which its engine reads as `system.audit`).
 pub(crate) async fn start_with(options: ServiceOptions) -> Server {
-    let lake = common::shop_lake().await;
+    serve_lake(common::shop_lake().await, options).await
+}
+
+/// A server over the shop lake whose engine has `functions` besides
+/// DataFusion's, for user SQL.
+pub(crate) async fn start_with_functions(
+    functions: Vec<std::sync::Arc<datafusion::logical_expr::ScalarUDF>>,
+) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_shop_files(dir.path());
+    let options = lakegate_engine::EngineOptions {
+        functions,
+        ..common::test_engine_options(dir.path())
+    };
+    let engine = common::engine_with(&common::shop_catalog(), dir.path(), options).await;
+    serve_lake(common::ShopLake { dir, engine }, ServiceOptions::default()).await
+}
+
+async fn serve_lake(lake: common::ShopLake, options: ServiceOptions) -> Server {
     let engine: Engine = lake.engine.clone();
     let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let audit = AuditLog::open(AuditOptions::in_dir(common::audit_dir(lake.dir.path()))).unwrap();

@@ -36,6 +36,8 @@
 //!   answer correctly under a role with a row filter and masks.
 //! * `generated_sql` — random deep and wide SQL answers or is refused
 //!   cleanly, in process and through the real binary.
+//! * `panics` — a panic fails its own query with INTERNAL, audited, and the
+//!   server goes on serving.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -51,6 +53,7 @@ mod generated_sql;
 mod long_input;
 mod malformed;
 mod oracle;
+mod panics;
 mod partitions;
 mod plan_checker;
 mod probe;

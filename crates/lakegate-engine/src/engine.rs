@@ -16,7 +16,8 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionConfig;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -81,6 +82,9 @@ pub struct EngineOptions {
     pub view_types: bool,
     /// The longest statement accepted, in bytes, checked before it is read.
     pub max_statement_bytes: usize,
+    /// Scalar functions user SQL may call besides DataFusion's own, for
+    /// embedding applications (and tests); policies never see them.
+    pub functions: Vec<Arc<ScalarUDF>>,
 }
 
 /// Tables opened at once when an engine starts.
@@ -126,6 +130,7 @@ impl Default for EngineOptions {
             table_cache_bytes: 0,
             view_types: false,
             max_statement_bytes: DEFAULT_MAX_STATEMENT_BYTES,
+            functions: Vec::new(),
         }
     }
 }
@@ -180,6 +185,16 @@ impl Engine {
             .with_default_features()
             .with_optimizer_rules(optimizer_rules())
             .build();
+        // The policy context is made from the user template below, before
+        // the embedding application's functions join it: policies never see
+        // them.
+        let policy_base = user_template.clone();
+        let mut user_template = user_template;
+        for function in &options.functions {
+            user_template
+                .register_udf(Arc::clone(function))
+                .expect("registering a function cannot fail");
+        }
 
         let mut errors = Vec::new();
         let mut raw_tables = BTreeMap::new();
@@ -226,7 +241,7 @@ impl Engine {
             return Err(CatalogErrors(errors));
         }
         // Its own catalog list: the template's must stay empty.
-        let mut policy_template = SessionStateBuilder::new_from_existing(user_template.clone())
+        let mut policy_template = SessionStateBuilder::new_from_existing(policy_base)
             .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
             .build();
         policy_template
@@ -269,6 +284,11 @@ impl Engine {
             max_statement_bytes: options.max_statement_bytes,
         };
         Ok(engine)
+    }
+
+    /// The longest statement the engine accepts, in bytes.
+    pub fn max_statement_bytes(&self) -> usize {
+        self.max_statement_bytes
     }
 
     /// The catalog the engine serves.

@@ -157,17 +157,31 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The error a caught panic becomes; its message goes to the server log.
+/// The error a caught panic becomes. Its message (which could hold a value
+/// the role may not see) goes to the server log only, under an incident id
+/// that the error, and so the client and the audit log, carry too.
 fn panicked(during: &str, panic: Box<dyn Any + Send>) -> EngineError {
     let message = panic
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    log::error!("a query panicked during {during}: {message}");
+    let incident = incident_id();
+    log::error!("incident {incident}: a query panicked during {during}: {message}");
     EngineError::Internal(format!(
-        "the query failed unexpectedly during {during}; the server logged the cause"
+        "the query failed unexpectedly during {during} (incident {incident}; the server's log \
+         holds the cause)"
     ))
+}
+
+/// An id that tells one incident from the others in the server's log.
+fn incident_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", hasher.finish())
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! ODBC bridges; pyarrow 26's `Table.filter` has no kernel for
 //! `string_view`), so results leave as `Utf8` and `Binary` unless the engine
 //! is told to keep view types ([`crate::EngineOptions::view_types`]).
+//! Dictionary-encoded columns leave as their values, which is how the
+//! Flight encoder sends them.
 //!
 //! A statement's schema is decided once, from its logical plan, and every
 //! batch of its result is made to match it field for field: names, types,
@@ -24,46 +26,48 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use crate::error::{EngineError, Result};
 
 /// The schema clients are told and get for a result whose engine schema is
-/// `schema`.
+/// `schema`: dictionary-encoded columns as their values (the Flight encoder
+/// sends them so), and view types as classic ones unless `view_types`.
 pub(crate) fn client_schema(schema: &Schema, view_types: bool) -> SchemaRef {
-    if view_types {
-        return Arc::new(schema.clone());
-    }
-    let fields: Vec<FieldRef> = schema.fields().iter().map(classic_field).collect();
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| client_field(f, view_types))
+        .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-fn classic_field(field: &FieldRef) -> FieldRef {
-    let classic = classic_type(field.data_type());
-    if &classic == field.data_type() {
+fn client_field(field: &FieldRef, view_types: bool) -> FieldRef {
+    let sent = client_type(field.data_type(), view_types);
+    if &sent == field.data_type() {
         Arc::clone(field)
     } else {
-        Arc::new(field.as_ref().clone().with_data_type(classic))
+        Arc::new(field.as_ref().clone().with_data_type(sent))
     }
 }
 
-fn classic_fields(fields: &Fields) -> Fields {
-    fields.iter().map(classic_field).collect()
+fn client_fields(fields: &Fields, view_types: bool) -> Fields {
+    fields.iter().map(|f| client_field(f, view_types)).collect()
 }
 
-/// `data_type` with every view type, at any depth, replaced by its classic
-/// counterpart.
-fn classic_type(data_type: &DataType) -> DataType {
+/// `data_type` as it is sent, at any depth (see [`client_schema`]).
+fn client_type(data_type: &DataType, view_types: bool) -> DataType {
+    let field = |f: &FieldRef| client_field(f, view_types);
     match data_type {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        DataType::ListView(item) | DataType::List(item) => DataType::List(classic_field(item)),
-        DataType::LargeListView(item) | DataType::LargeList(item) => {
-            DataType::LargeList(classic_field(item))
-        }
-        DataType::FixedSizeList(item, size) => DataType::FixedSizeList(classic_field(item), *size),
-        DataType::Struct(fields) => DataType::Struct(classic_fields(fields)),
-        DataType::Map(entries, sorted) => DataType::Map(classic_field(entries), *sorted),
-        DataType::Dictionary(key, value) => {
-            DataType::Dictionary(key.clone(), Box::new(classic_type(value)))
-        }
+        DataType::Utf8View if !view_types => DataType::Utf8,
+        DataType::BinaryView if !view_types => DataType::Binary,
+        DataType::ListView(item) if !view_types => DataType::List(field(item)),
+        DataType::LargeListView(item) if !view_types => DataType::LargeList(field(item)),
+        DataType::List(item) => DataType::List(field(item)),
+        DataType::ListView(item) => DataType::ListView(field(item)),
+        DataType::LargeList(item) => DataType::LargeList(field(item)),
+        DataType::LargeListView(item) => DataType::LargeListView(field(item)),
+        DataType::FixedSizeList(item, size) => DataType::FixedSizeList(field(item), *size),
+        DataType::Struct(fields) => DataType::Struct(client_fields(fields, view_types)),
+        DataType::Map(entries, sorted) => DataType::Map(field(entries), *sorted),
+        DataType::Dictionary(_, value) => client_type(value, view_types),
         DataType::RunEndEncoded(ends, values) => {
-            DataType::RunEndEncoded(Arc::clone(ends), classic_field(values))
+            DataType::RunEndEncoded(Arc::clone(ends), field(values))
         }
         other => other.clone(),
     }
@@ -157,6 +161,19 @@ mod tests {
             &DataType::List(Arc::new(Field::new("item", DataType::Binary, true)))
         );
         assert_eq!(*client_schema(&schema, true), schema);
+        let encoded = Schema::new(vec![Field::new(
+            "d",
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8View)),
+            true,
+        )]);
+        assert_eq!(
+            client_schema(&encoded, false).field(0).data_type(),
+            &DataType::Utf8
+        );
+        assert_eq!(
+            client_schema(&encoded, true).field(0).data_type(),
+            &DataType::Utf8View
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod throttle;
 pub use credentials::{Credentials, parse_authorization};
 pub use limits::QueryLimits;
 pub use plain::LakegateFlight;
+pub use prepared::DEFAULT_MAX_PARAMETER_BYTES;
 pub use server::{TlsIdentity, bind, serve_on, serve_with_tls};
 pub use service::{
     LakegateFlightService, PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions,

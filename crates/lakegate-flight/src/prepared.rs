@@ -16,7 +16,7 @@
 //! statement another one prepared (Flight SQL's stateless prepared
 //! statements: DoPut answers with the updated handle, which the ADBC and JDBC
 //! drivers adopt). Bound values travel in the handle, so their size is
-//! capped ([`MAX_BOUND_PARAMETER_BYTES`]); bulk data belongs in a table.
+//! capped ([`crate::ServiceOptions::max_parameter_bytes`]); bulk data belongs in a table.
 
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
@@ -26,8 +26,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
-/// The largest parameter set a client may bind, in Arrow IPC bytes.
-pub const MAX_BOUND_PARAMETER_BYTES: usize = 1024 * 1024;
+/// The default largest parameter set a client may bind, in Arrow IPC bytes
+/// ([`crate::ServiceOptions::max_parameter_bytes`]).
+pub const DEFAULT_MAX_PARAMETER_BYTES: usize = 1024 * 1024;
 
 /// What a prepared-statement handle says.
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,8 +42,20 @@ pub(crate) struct PreparedHandle {
     pub parameters: Option<String>,
 }
 
-/// Bound parameter values in the form tickets and handles carry them.
-pub(crate) fn encode_parameters(batches: &[RecordBatch]) -> Result<Option<String>, Status> {
+/// The refusal of a parameter set larger than `limit` bytes.
+pub(crate) fn too_many_parameter_bytes(size: usize, limit: usize) -> Status {
+    Status::invalid_argument(format!(
+        "bound parameters take {size} bytes or more, more than the {limit} allowed \
+         (--max-parameter-bytes); bind fewer rows per execution"
+    ))
+}
+
+/// Bound parameter values in the form tickets and handles carry them, at
+/// most `limit` bytes of Arrow IPC.
+pub(crate) fn encode_parameters(
+    batches: &[RecordBatch],
+    limit: usize,
+) -> Result<Option<String>, Status> {
     let Some(first) = batches.first() else {
         return Ok(None);
     };
@@ -60,12 +73,8 @@ pub(crate) fn encode_parameters(batches: &[RecordBatch]) -> Result<Option<String
         .and_then(|()| writer.finish())
         .map_err(|e| Status::invalid_argument(format!("unsupported parameter values: {e}")))?;
     drop(writer);
-    if bytes.len() > MAX_BOUND_PARAMETER_BYTES {
-        return Err(Status::invalid_argument(format!(
-            "bound parameters take {} bytes, more than the {MAX_BOUND_PARAMETER_BYTES} allowed; \
-             bind fewer rows per execution",
-            bytes.len()
-        )));
+    if bytes.len() > limit {
+        return Err(too_many_parameter_bytes(bytes.len(), limit));
     }
     Ok(Some(STANDARD.encode(bytes)))
 }
@@ -114,7 +123,9 @@ mod tests {
 
     #[test]
     fn parameters_round_trip_as_one_batch() {
-        let encoded = encode_parameters(&[batch(2), batch(3)]).unwrap().unwrap();
+        let encoded = encode_parameters(&[batch(2), batch(3)], DEFAULT_MAX_PARAMETER_BYTES)
+            .unwrap()
+            .unwrap();
         let decoded = decode_parameters(&encoded).unwrap();
         assert_eq!(decoded.num_rows(), 5);
         assert_eq!(decoded.schema(), batch(1).schema());
@@ -122,13 +133,21 @@ mod tests {
 
     #[test]
     fn no_rows_bind_nothing() {
-        assert!(encode_parameters(&[]).unwrap().is_none());
-        assert!(encode_parameters(&[batch(0)]).unwrap().is_none());
+        assert!(
+            encode_parameters(&[], DEFAULT_MAX_PARAMETER_BYTES)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            encode_parameters(&[batch(0)], DEFAULT_MAX_PARAMETER_BYTES)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn oversized_parameter_sets_are_refused() {
-        let error = encode_parameters(&[batch(200_000)]).unwrap_err();
+        let error = encode_parameters(&[batch(200_000)], DEFAULT_MAX_PARAMETER_BYTES).unwrap_err();
         assert_eq!(error.code(), tonic::Code::InvalidArgument);
         assert!(error.message().contains("bind fewer rows"), "{error}");
     }

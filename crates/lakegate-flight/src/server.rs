@@ -11,10 +11,6 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::service::{LakegateFlightService, flight_service};
 
-/// Largest request message accepted (a DoPut of bound parameters, a long SQL
-/// text); larger requests are refused before they are read.
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-
 /// A server certificate chain and its private key, PEM-encoded.
 #[derive(Clone)]
 pub struct TlsIdentity {
@@ -69,7 +65,9 @@ pub async fn serve_with_tls(
     tls: Option<TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let flight = flight_service(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+    // Larger requests are refused before they are read.
+    let max_request = service.max_request_bytes();
+    let flight = flight_service(service).max_decoding_message_size(max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity))?;

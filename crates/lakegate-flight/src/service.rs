@@ -57,7 +57,10 @@ use crate::metadata::{
     FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
 };
 use crate::plain::LakegateFlight;
-use crate::prepared::{PreparedHandle, decode_parameters, encode_parameters};
+use crate::prepared::{
+    DEFAULT_MAX_PARAMETER_BYTES, PreparedHandle, decode_parameters, encode_parameters,
+    too_many_parameter_bytes,
+};
 use crate::session_options::{
     CATALOG_OPTION, CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
     GetSessionOptionsResult, OptionValue, SCHEMA_OPTION, SET_SESSION_OPTIONS, SessionOptionError,
@@ -96,6 +99,9 @@ pub struct ServiceOptions {
     /// Send an empty batch after this long without one, so that proxies do
     /// not cut a long-running result stream. `None`: never.
     pub keep_alive: Option<Duration>,
+    /// The largest parameter set one prepared statement may bind, in bytes
+    /// of Arrow data, counted as it arrives.
+    pub max_parameter_bytes: usize,
 }
 
 impl Default for ServiceOptions {
@@ -107,6 +113,7 @@ impl Default for ServiceOptions {
             login_window: Duration::from_secs(60),
             limits: QueryLimits::default(),
             keep_alive: Some(Duration::from_secs(15)),
+            max_parameter_bytes: DEFAULT_MAX_PARAMETER_BYTES,
         }
     }
 }
@@ -186,6 +193,16 @@ impl LakegateFlightService {
             audit: None,
             slots,
         }
+    }
+
+    /// The largest request message the transport accepts: room for the
+    /// longest statement and the largest parameter set, with slack, so that
+    /// the engine's own limits, with their clearer errors, are met first.
+    pub fn max_request_bytes(&self) -> usize {
+        2 * self
+            .engine
+            .max_statement_bytes()
+            .max(self.options.max_parameter_bytes)
     }
 
     /// Ends every running query's result stream with UNAVAILABLE: the last
@@ -650,13 +667,34 @@ impl FlightSqlService for LakegateFlightService {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.authenticate(&request)?;
         let mut handle = self.open_handle(&caller, &query.prepared_statement_handle)?;
-        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
-        )
-        .try_collect()
-        .await
-        .map_err(|e| Status::invalid_argument(format!("cannot read bound parameters: {e}")))?;
-        handle.parameters = encode_parameters(&batches)?;
+        // Counted as the messages arrive: a client streaming more than the
+        // limit is stopped there, not after all of it is held in memory.
+        let limit = self.options.max_parameter_bytes;
+        let mut received = 0;
+        let data = request
+            .into_inner()
+            .map_err(FlightError::from)
+            .and_then(move |data| {
+                received += data.data_header.len() + data.data_body.len();
+                let over = received > limit;
+                async move {
+                    if over {
+                        Err(FlightError::Tonic(Box::new(too_many_parameter_bytes(
+                            received, limit,
+                        ))))
+                    } else {
+                        Ok(data)
+                    }
+                }
+            });
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+            .try_collect()
+            .await
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::invalid_argument(format!("cannot read bound parameters: {other}")),
+            })?;
+        handle.parameters = encode_parameters(&batches, limit)?;
         let sealed = self.key.seal(&handle, self.options.token_ttl);
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(sealed.into()),
