@@ -38,6 +38,8 @@
 //!   cleanly, in process and through the real binary.
 //! * `panics` — a panic fails its own query with INTERNAL, audited, and the
 //!   server goes on serving.
+//! * `masks` — every built-in mask over random columns with NULLs keeps
+//!   NULLs NULL and shows what its definition says (a property test).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -52,6 +54,7 @@ mod flight_sql;
 mod generated_sql;
 mod long_input;
 mod malformed;
+mod masks;
 mod oracle;
 mod panics;
 mod partitions;

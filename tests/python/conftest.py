@@ -72,3 +72,59 @@ def start_server(data_dir, *flags, catalog=CATALOG, env=None):
 def server(data_dir):
     with start_server(data_dir) as address:
         yield address
+
+
+HR_CATALOG = str(ROOT / "tests" / "fixtures" / "hr")
+HR_DEPARTMENTS = [
+    ("Engineering", "US"), ("Sales", "US"), ("Support", "US"),
+    ("Finance", "EU"), ("Marketing", "EU"), ("Legal", "EU"),
+    ("Research", "APAC"), ("Operations", "APAC"), (None, "APAC"),
+]
+
+
+def hr_employee(i):
+    """Employee `i` of the hr lake: every masked or filtered column has NULLs,
+    and some text values are four characters or fewer (short masks hide them
+    whole)."""
+    import datetime
+
+    departments = [d for d, _ in HR_DEPARTMENTS if d is not None]
+    return {
+        "id": i,
+        "name": None if i % 50 == 0 else f"Employee {i}",
+        "email": None if i % 7 == 0 else ("a@b" if i % 13 == 0 else f"employee.{i}@example.com"),
+        "phone": None if i % 5 == 0 else ("123" if i % 11 == 0 else f"+1 555 {i:04d}"),
+        "title": None if i % 3 == 0 else ("Engineer" if i % 2 else "Manager"),
+        "department": None if i % 17 == 0 else departments[i % len(departments)],
+        "salary": None if i % 9 == 0 else 30_000 + (i * 7919) % 220_000,
+        "hired": None if i % 8 == 0 else datetime.date(2000 + i % 24, 1 + i % 12, 1 + i % 28),
+        "manager_id": None if i <= 20 else 1 + i % 20,
+    }
+
+
+@pytest.fixture(scope="session")
+def hr_data_dir(tmp_path_factory):
+    """The hr lake's Parquet files (tests/fixtures/hr): employees in three files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = tmp_path_factory.mktemp("hr")
+    schema = pa.schema([
+        ("id", pa.int64(), False), ("name", pa.string()), ("email", pa.string()), ("phone", pa.string()),
+        ("title", pa.string()), ("department", pa.string()), ("salary", pa.int64()), ("hired", pa.date32()),
+        ("manager_id", pa.int64()),
+    ])
+    (directory / "employees").mkdir()
+    for part, (start, end) in enumerate([(1, 334), (334, 667), (667, 1001)]):
+        rows = [hr_employee(i) for i in range(start, end)]
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), directory / "employees" / f"part-{part}.parquet")
+    (directory / "departments").mkdir()
+    departments = pa.table({"name": [d for d, _ in HR_DEPARTMENTS], "region": [r for _, r in HR_DEPARTMENTS]})
+    pq.write_table(departments, directory / "departments" / "part-0.parquet")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def hr_server(hr_data_dir):
+    with start_server(hr_data_dir, catalog=HR_CATALOG) as address:
+        yield address

@@ -27,7 +27,7 @@ use lakegate_policy::RoleError;
 use crate::error::{EngineError, Result};
 use crate::executor::executor;
 use crate::lake::{Lake, LakeParts, StatementPlans};
-use crate::long_statements::optimizer_rules;
+use crate::optimizer_rules::optimizer_rules;
 use crate::parse::DEFAULT_MAX_STATEMENT_BYTES;
 use crate::planner::NO_DATABASE;
 use crate::secured_table::ScanPlanner;

@@ -33,7 +33,7 @@ use crate::statement_shape::REGROUP_THRESHOLD;
 
 /// The optimizer rules after which predicates are regrouped: those that split
 /// predicates and join them again.
-const REBUILDING_RULES: [&str; 3] = [
+pub(crate) const REBUILDING_RULES: [&str; 3] = [
     "push_down_filter",
     "common_sub_expression_eliminate",
     "simplify_expressions",
@@ -41,21 +41,6 @@ const REBUILDING_RULES: [&str; 3] = [
 
 /// The most inputs one union node keeps (see [`NestWideUnions`]).
 pub(crate) const MAX_UNION_INPUTS: usize = 64;
-
-/// DataFusion's optimizer rules with [`BalanceLongFilters`] after each rule
-/// that rebuilds predicates, and [`NestWideUnions`] last.
-pub(crate) fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = Vec::new();
-    for rule in datafusion::optimizer::Optimizer::new().rules {
-        let rebuilds = REBUILDING_RULES.contains(&rule.name());
-        rules.push(rule);
-        if rebuilds {
-            rules.push(Arc::new(BalanceLongFilters));
-        }
-    }
-    rules.push(Arc::new(NestWideUnions));
-    rules
-}
 
 /// See the module documentation.
 #[derive(Debug, Default)]

@@ -61,12 +61,16 @@ pub fn mask_sql(kind: &MaskKind, column: &str) -> String {
         MaskKind::Hash => format!("encode(sha256({c}), 'hex')"),
         // Values of four characters or fewer are hidden entirely: showing
         // "the last four" of a four-character value would show all of it.
+        // NULL is tested first: `concat` skips NULL arguments, so the ELSE
+        // branch would turn NULL into ''.
         MaskKind::ShowLast4 => format!(
-            "CASE WHEN character_length({c}) <= 4 THEN repeat('X', character_length({c})) \
+            "CASE WHEN {c} IS NULL THEN NULL \
+             WHEN character_length({c}) <= 4 THEN repeat('X', character_length({c})) \
              ELSE concat(repeat('X', character_length({c}) - 4), right({c}, 4)) END"
         ),
         MaskKind::ShowFirst4 => format!(
-            "CASE WHEN character_length({c}) <= 4 THEN repeat('X', character_length({c})) \
+            "CASE WHEN {c} IS NULL THEN NULL \
+             WHEN character_length({c}) <= 4 THEN repeat('X', character_length({c})) \
              ELSE concat(left({c}, 4), repeat('X', character_length({c}) - 4)) END"
         ),
         MaskKind::YearOnly => format!("date_trunc('year', {c})"),

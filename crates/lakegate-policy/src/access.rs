@@ -71,17 +71,20 @@ impl VisibleColumn {
             return Some(&first.value);
         }
         // Every branch has the same value and, together, the branches cover
-        // exactly the visible rows: then the CASE adds nothing.
+        // every visible row (one of them is unconditional, or they are
+        // exactly the row filter's grants): then the CASE adds nothing.
         let same_value = self.branches.iter().all(|b| b.value == first.value);
-        let covers_all = match row_filter {
-            RowFilter::AllRows => false,
-            RowFilter::AnyOf(predicates) => {
-                predicates.len() == self.branches.len()
-                    && predicates
-                        .iter()
-                        .all(|p| self.branches.iter().any(|b| b.when.as_ref() == Some(p)))
-            }
-        };
+        let unconditional = self.branches.iter().any(|b| b.when.is_none());
+        let covers_all = unconditional
+            || match row_filter {
+                RowFilter::AllRows => false,
+                RowFilter::AnyOf(predicates) => {
+                    predicates.len() == self.branches.len()
+                        && predicates
+                            .iter()
+                            .all(|p| self.branches.iter().any(|b| b.when.as_ref() == Some(p)))
+                }
+            };
         (same_value && covers_all).then_some(&first.value)
     }
 

@@ -134,6 +134,29 @@ fn single_grant_mask_is_uniform() {
 }
 
 #[test]
+fn a_column_raw_in_every_grant_showing_it_is_plain_raw() {
+    // One grant shows a team's rows, another every row's id: `id` is raw in
+    // both, so it is raw, not cell-level, though the grants' rows differ.
+    let mut team = grant("team", "r", "shop.orders");
+    team.columns = ColumnSelection::Include(columns(&["id", "name"]));
+    team.row_filter = Some("manager_id = 7".into());
+    let mut ids = grant("ids", "r", "shop.orders");
+    ids.columns = ColumnSelection::Include(columns(&["id"]));
+    let access =
+        EffectiveAccess::resolve("r", &orders(), &columns(&["id", "name"]), [&team, &ids]).unwrap();
+    let id = access.column("id").unwrap();
+    assert_eq!(id.uniform_value(&access.row_filter), Some(&CellValue::Raw));
+    assert_eq!(id.mask_label(&access.row_filter), None);
+    // `name` is shown by the team's grant only: NULL on other rows.
+    let name = access.column("name").unwrap();
+    assert_eq!(name.uniform_value(&access.row_filter), None);
+    assert_eq!(
+        name.mask_label(&access.row_filter).as_deref(),
+        Some("cell-level")
+    );
+}
+
+#[test]
 fn unrestricted_access_is_detected() {
     let cols = columns(&["a", "b"]);
     let g = grant("g", "r", "*");
