@@ -23,7 +23,7 @@ use lakegate_engine::{
 };
 use lakegate_flight::{
     DEFAULT_MAX_PARAMETER_BYTES, EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions,
-    TlsIdentity, bind, serve_with_tls,
+    TlsIdentity, bind, serve_until_signal,
 };
 use lakegate_policy::{CellValue, RowFilter, TableName};
 
@@ -278,7 +278,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             print_connection_snippets(addr);
             let grace = std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS);
-            serve_until_signal(listener, service, addr, None, grace, &audit).await
+            serve_until_signal(listener, service, None, grace, &audit).await
         }
         Command::Query {
             catalog,
@@ -380,11 +380,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             })?;
             let service =
                 LakegateFlightService::new(engine, key, options).with_audit(audit.clone());
-            let (listener, addr) = bind(listen)
+            let (listener, _) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let grace = std::time::Duration::from_secs(shutdown_grace);
-            serve_until_signal(listener, service, addr, tls, grace, &audit).await
+            serve_until_signal(listener, service, tls, grace, &audit).await
         }
         Command::Bench {
             command: BenchCommand::Data { data_dir, scale },
@@ -549,60 +549,6 @@ const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
         "SELECT count(*) AS all_web_sales FROM dl_tpc_web_sales",
     ),
 ];
-
-/// Serves until Ctrl-C or SIGTERM. The first line printed names the address
-/// (tests read it to find an ephemeral port).
-async fn serve_until_signal(
-    listener: tokio::net::TcpListener,
-    service: LakegateFlightService,
-    addr: std::net::SocketAddr,
-    tls: Option<TlsIdentity>,
-    grace: std::time::Duration,
-    audit: &AuditLog,
-) -> Result<(), String> {
-    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
-    println!("lakegate: Flight SQL on {scheme}://{addr} (Ctrl-C or SIGTERM stops)");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let running = service.clone();
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        println!(
-            "lakegate: shutting down; running queries have {} s to finish",
-            grace.as_secs()
-        );
-        let _ = signalled.send(());
-    };
-    // From the signal on, no new connections; running queries get the grace
-    // period, then their streams end with UNAVAILABLE (audited as such). A
-    // client that stopped reading cannot be told, so after a last short wait
-    // the remaining connections are cut: the server stops in bounded time.
-    let deadline = async move {
-        if on_signal.await.is_err() {
-            return std::future::pending().await;
-        }
-        tokio::time::sleep(grace).await;
-        running.stop_running_queries();
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    };
-    let server = serve_with_tls(listener, service, tls, shutdown);
-    let served = tokio::select! {
-        served = server => served.map_err(|e| format!("server failed: {e}")),
-        () = deadline => {
-            println!("lakegate: closing the connections still open");
-            Ok(())
-        }
-    };
-    // Every event is written as it happens; make them durable before exit.
-    if let Err(e) = audit.sync() {
-        eprintln!("warning: cannot sync the audit log: {e}");
-    }
-    served
-}
 
 /// Ready-to-paste client code for the demo server.
 fn print_connection_snippets(addr: std::net::SocketAddr) {

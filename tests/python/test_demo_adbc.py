@@ -340,3 +340,43 @@ def test_shutdown_ends_running_streams_and_keeps_the_audit_log(data_dir, tmp_pat
     reads = [e for e in events if e["statement"] and "generate_series" in e["statement"]]
     assert reads and reads[-1]["outcome"] in ("error", "cancelled"), reads
     assert reads[-1]["rows"] > 0
+
+
+def test_a_second_signal_stops_at_once_with_the_audit_log_synced(data_dir, tmp_path):
+    """SIGINT (Ctrl-C) during a long grace period: the server waits; a second
+    SIGINT stops it at once, the audit log written."""
+    import json
+    import re
+    import signal
+    import subprocess
+    import time
+
+    import pyarrow.flight as flight
+
+    from conftest import BINARY, CATALOG
+
+    audit_dir = tmp_path / "audit"
+    process = subprocess.Popen(
+        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG,
+         "--audit-dir", str(audit_dir), "--shutdown-grace", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        address = re.search(r"(grpc://\S+)", process.stdout.readline()).group(1)
+        client = flight.FlightClient(address)
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("admin", "admin-pass")])
+        reader = client.do_get(flight.Ticket(b"SELECT value FROM generate_series(1, 10000000000)"), options)
+        reader.read_chunk()  # the query is running
+        process.send_signal(signal.SIGINT)
+        assert "shutting down" in process.stdout.readline()
+        time.sleep(1)
+        assert process.poll() is None, "the first signal waits for running queries"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert time.monotonic() - started < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+    events = [json.loads(line) for line in (audit_dir / "audit.jsonl").read_text().splitlines()]
+    assert any(e["action"] == "Handshake" and e["user"] == "admin" for e in events), events

@@ -296,6 +296,23 @@ impl Engine {
         self.lake.catalog()
     }
 
+    /// The name of the catalog the engine serves (what Flight SQL clients
+    /// see as the catalog).
+    pub fn catalog_name(&self) -> &str {
+        &self.lake.catalog().name
+    }
+
+    /// Whether `password` is `user`'s (Argon2). Unknown users and wrong
+    /// passwords are indistinguishable, in answer and in time.
+    pub fn verify_password(&self, user: &str, password: &str) -> bool {
+        self.lake.catalog().verify_password(user, password)
+    }
+
+    /// The role `user` runs under when it asks for none, if it has one.
+    pub fn default_role(&self, user: &str) -> Option<String> {
+        self.lake.catalog().policy.user(user)?.default_role.clone()
+    }
+
     /// Opens a session for `user` (already authenticated by the caller) under
     /// `role`, or the user's default role.
     pub fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession> {

@@ -1,14 +1,16 @@
-//! Auditing Flight calls: every DoGet (a read), and every other call that
-//! fails (a denial or an error), becomes one [`AuditEvent`].
+//! Auditing Flight calls: every call becomes one [`AuditEvent`], a DoGet (a
+//! read) when its stream ends.
 //!
 //! ```text
-//! LakegateFlight (plain.rs), for each RPC:
-//!   PendingAudit::start(request)   who (authenticated, or claimed when sign-in failed),
-//!                                  role header, source identity, peer, statement text
+//! the entry (entry.rs), for each RPC:
+//!   PendingAudit::start(AuditStart)  who (authenticated, or claimed when sign-in failed),
+//!                                    the role asked for or defaulted to, source
+//!                                    identity, peer, action, statement text
 //!   call the Flight SQL service
 //!   Err(status)      ─▶ record: denied (UNAUTHENTICATED, PERMISSION_DENIED) or error
 //!   Ok(DoGet stream) ─▶ AuditedStream counts rows and bytes as they leave;
 //!                       at the end: ok / error; dropped early: cancelled
+//!   Ok(other)        ─▶ record: ok
 //! ```
 //!
 //! What the statement read (tables, columns, the grants applied) and the
@@ -22,9 +24,7 @@ use std::time::Instant;
 use arrow_flight::FlightData;
 use futures::Stream;
 use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead, now_rfc3339};
-use tonic::{Code, Request, Status};
-
-use crate::service::{ROLE_HEADER, SOURCE_IDENTITY_HEADER, header_value};
+use tonic::{Code, Status};
 
 /// What the service tells the audit about a read it started.
 #[derive(Debug, Clone)]
@@ -58,26 +58,37 @@ fn code_name(code: Code) -> String {
         .collect()
 }
 
+/// What the entry knows of a call when it starts.
+#[derive(Debug, Default)]
+pub(crate) struct AuditStart {
+    /// The authenticated user, or the one a failed sign-in claimed.
+    pub(crate) user: Option<String>,
+    /// The role asked for, or the user's default role.
+    pub(crate) role: Option<String>,
+    /// The source identity the caller named.
+    pub(crate) source_identity: Option<String>,
+    /// The peer's address.
+    pub(crate) peer: Option<String>,
+    /// The RPC, and what it carried (`DoGet/TicketStatementQuery`).
+    pub(crate) action: String,
+    /// The statement text, when the call carries one.
+    pub(crate) statement: Option<String>,
+}
+
 impl PendingAudit {
     /// Starts the event of a call.
-    pub(crate) fn start<T>(
-        log: &AuditLog,
-        request: &Request<T>,
-        user: Option<String>,
-        action: &str,
-        statement: Option<String>,
-    ) -> Self {
+    pub(crate) fn start(log: &AuditLog, start: AuditStart) -> Self {
         Self {
             log: log.clone(),
             started: Instant::now(),
             event: AuditEvent {
                 time: now_rfc3339(),
-                user,
-                role: header_value(request.metadata(), ROLE_HEADER),
-                source_identity: header_value(request.metadata(), SOURCE_IDENTITY_HEADER),
-                peer: request.remote_addr().map(|a| a.to_string()),
-                action: action.to_string(),
-                statement,
+                user: start.user,
+                role: start.role,
+                source_identity: start.source_identity,
+                peer: start.peer,
+                action: start.action,
+                statement: start.statement,
                 tables: Vec::new(),
                 outcome: Outcome::Ok,
                 error_code: None,
@@ -112,7 +123,8 @@ impl PendingAudit {
         self.finish();
     }
 
-    fn finish(mut self) {
+    /// Records the call as done.
+    pub(crate) fn finish(mut self) {
         self.event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         self.log.record(&self.event);
     }

@@ -8,39 +8,52 @@
 //! role, and expire; DoGet authenticates the caller again and applies the
 //! policy as of DoGet time. See [`service`] for the call sequence.
 //!
-//! Built so far: TLS (rustls), handshake, Basic and Bearer authentication (padded or not),
-//! failed sign-ins rate-limited per user and peer, runtime roles, statement
-//! queries with sealed tickets, prepared statements with parameters and
-//! client-held handles (`prepared.rs`), the catalog RPCs (`metadata.rs`),
-//! client sessions in sealed cookies (`session_options.rs`), per-user query
-//! limits (`limits.rs`), keep-alive batches on idle streams, parallel endpoints (one per independent part of a
-//! result, on request), the audit log (`audit.rs`), plain Flight for
-//! notebooks (a descriptor or ticket that is SQL text, see `plain.rs`), and
-//! one place mapping engine errors to gRPC codes (`status.rs`). Still to come
-//! (issue 3): the throughput and latency benchmarks.
+//! A call goes one way through the crate:
+//!
+//! ```text
+//! entry.rs      headers and credentials read once (auth.rs, call.rs), tickets and
+//!               handles opened once (tickets.rs), the audit event (audit.rs)
+//!   └─ service.rs      Flight SQL's dispatch table
+//!        └─ statements.rs   plan / run under the caller's role, through the engine
+//!             └─ running.rs   per-user slots and timeout (limits.rs), keep-alive,
+//!                             encoding
+//! error.rs      one error type, one mapping to gRPC statuses
+//! ```
+//!
+//! Also: TLS (rustls) in `server.rs`, failed sign-ins rate-limited per user
+//! and peer (`throttle.rs`), prepared statements with client-held handles
+//! (`prepared.rs`), the catalog RPCs (`metadata.rs`, `sql_info.rs`), client
+//! sessions in sealed cookies (`session_options.rs`), parallel endpoints,
+//! and plain Flight for notebooks (SQL text or a table path as descriptor or
+//! ticket, `ListFlights`, `GetSchema`).
 
 mod audit;
+mod auth;
+mod call;
 mod credentials;
+mod entry;
+mod error;
 mod keep_alive;
 mod limits;
 mod metadata;
-mod plain;
 mod prepared;
+mod running;
 pub mod server;
 pub mod service;
 pub mod session_options;
 mod signing;
 mod sql_info;
-mod status;
+mod statements;
 mod throttle;
+mod tickets;
 
+pub use auth::{Authenticator, Identity};
+pub use call::{PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER};
 pub use credentials::{Credentials, parse_authorization};
+pub use entry::LakegateFlight;
+pub use error::CallError;
 pub use limits::QueryLimits;
-pub use plain::LakegateFlight;
 pub use prepared::DEFAULT_MAX_PARAMETER_BYTES;
-pub use server::{TlsIdentity, bind, serve_on, serve_with_tls};
-pub use service::{
-    LakegateFlightService, PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER, ServiceOptions,
-};
+pub use server::{TlsIdentity, bind, serve_on, serve_until_signal, serve_with_tls};
+pub use service::{LakegateFlightService, ServiceOptions};
 pub use signing::{EnvelopeError, EnvelopeKey};
-pub use status::status_of;

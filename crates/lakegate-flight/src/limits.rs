@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tonic::Status;
+
+use crate::error::{CallError, CallResult};
 
 /// How many queries each user may run at once, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +75,7 @@ impl UserSlots {
     }
 
     /// Takes one of `user`'s slots, or refuses when all are in use.
-    pub(crate) fn acquire(&self, user: &str) -> Result<OwnedSemaphorePermit, Status> {
+    pub(crate) fn acquire(&self, user: &str) -> CallResult<OwnedSemaphorePermit> {
         let semaphore = {
             let mut by_user = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
             // Forget users with nothing running, so the map stays small.
@@ -86,7 +87,7 @@ impl UserSlots {
             )
         };
         semaphore.try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
+            CallError::TooManyQueries(format!(
                 "user '{user}' already runs {} queries, the most allowed at once; \
                  retry when one has finished",
                 self.limits.max_queries_per_user
@@ -122,9 +123,9 @@ impl<S> LimitedStream<S> {
 
 impl<S, T> Stream for LimitedStream<S>
 where
-    S: Stream<Item = Result<T, Status>> + Unpin,
+    S: Stream<Item = CallResult<T>> + Unpin,
 {
-    type Item = Result<T, Status>;
+    type Item = CallResult<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
@@ -132,16 +133,14 @@ where
         }
         if self.stopped.as_mut().poll(cx).is_ready() {
             self.done = true;
-            return Poll::Ready(Some(Err(Status::unavailable(
-                "the server is shutting down; the query was cancelled",
-            ))));
+            return Poll::Ready(Some(Err(CallError::ShuttingDown)));
         }
         if let Some(deadline) = self.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
             self.done = true;
             let seconds = self.timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
-            return Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+            return Poll::Ready(Some(Err(CallError::Timeout(format!(
                 "the query ran longer than the {seconds} s allowed and was cancelled"
             )))));
         }
@@ -164,7 +163,7 @@ mod tests {
         let first = slots.acquire("ann").unwrap();
         let _second = slots.acquire("ann").unwrap();
         let refused = slots.acquire("ann").unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(matches!(refused, CallError::TooManyQueries(_)));
         assert!(slots.acquire("bob").is_ok());
         drop(first);
         assert!(
@@ -179,10 +178,10 @@ mod tests {
             max_queries_per_user: 1,
             timeout: Some(Duration::from_millis(20)),
         });
-        let endless = futures::stream::pending::<Result<u8, Status>>();
+        let endless = futures::stream::pending::<CallResult<u8>>();
         let mut limited = LimitedStream::new(endless, slots.acquire("ann").unwrap(), &slots);
         let error = limited.next().await.unwrap().unwrap_err();
-        assert_eq!(error.code(), tonic::Code::DeadlineExceeded);
+        assert!(matches!(error, CallError::Timeout(_)));
         assert!(limited.next().await.is_none());
     }
 
@@ -192,11 +191,11 @@ mod tests {
             max_queries_per_user: 1,
             timeout: None,
         });
-        let endless = futures::stream::pending::<Result<u8, Status>>();
+        let endless = futures::stream::pending::<CallResult<u8>>();
         let mut limited = LimitedStream::new(endless, slots.acquire("ann").unwrap(), &slots);
         slots.stop_all();
         let error = limited.next().await.unwrap().unwrap_err();
-        assert_eq!(error.code(), tonic::Code::Unavailable);
+        assert!(matches!(error, CallError::ShuttingDown));
         assert!(limited.next().await.is_none());
     }
 }

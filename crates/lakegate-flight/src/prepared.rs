@@ -21,30 +21,22 @@
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
+use arrow_flight::FlightData;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-use tonic::Status;
+use futures::{Stream, TryStreamExt};
+
+use crate::error::{CallError, CallResult};
 
 /// The default largest parameter set a client may bind, in Arrow IPC bytes
 /// ([`crate::ServiceOptions::max_parameter_bytes`]).
 pub const DEFAULT_MAX_PARAMETER_BYTES: usize = 1024 * 1024;
 
-/// What a prepared-statement handle says.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct PreparedHandle {
-    /// The user who prepared it: nobody else may use it.
-    pub user: String,
-    /// The statement text.
-    pub sql: String,
-    /// Bound parameter values, as Arrow IPC (base64), when the client bound some.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<String>,
-}
-
 /// The refusal of a parameter set larger than `limit` bytes.
-pub(crate) fn too_many_parameter_bytes(size: usize, limit: usize) -> Status {
-    Status::invalid_argument(format!(
+fn too_many_parameter_bytes(size: usize, limit: usize) -> CallError {
+    CallError::InvalidRequest(format!(
         "bound parameters take {size} bytes or more, more than the {limit} allowed \
          (--max-parameter-bytes); bind fewer rows per execution"
     ))
@@ -55,23 +47,23 @@ pub(crate) fn too_many_parameter_bytes(size: usize, limit: usize) -> Status {
 pub(crate) fn encode_parameters(
     batches: &[RecordBatch],
     limit: usize,
-) -> Result<Option<String>, Status> {
+) -> CallResult<Option<String>> {
     let Some(first) = batches.first() else {
         return Ok(None);
     };
     let schema = first.schema();
     let batch = arrow::compute::concat_batches(&schema, batches)
-        .map_err(|e| Status::invalid_argument(format!("inconsistent parameter batches: {e}")))?;
+        .map_err(|e| CallError::InvalidRequest(format!("inconsistent parameter batches: {e}")))?;
     if batch.num_rows() == 0 {
         return Ok(None);
     }
     let mut bytes = Vec::new();
     let mut writer = StreamWriter::try_new(&mut bytes, &schema)
-        .map_err(|e| Status::invalid_argument(format!("unsupported parameter types: {e}")))?;
+        .map_err(|e| CallError::InvalidRequest(format!("unsupported parameter types: {e}")))?;
     writer
         .write(&batch)
         .and_then(|()| writer.finish())
-        .map_err(|e| Status::invalid_argument(format!("unsupported parameter values: {e}")))?;
+        .map_err(|e| CallError::InvalidRequest(format!("unsupported parameter values: {e}")))?;
     drop(writer);
     if bytes.len() > limit {
         return Err(too_many_parameter_bytes(bytes.len(), limit));
@@ -79,10 +71,44 @@ pub(crate) fn encode_parameters(
     Ok(Some(STANDARD.encode(bytes)))
 }
 
+/// Reads the parameter batches a client binds with DoPut and encodes them
+/// as handles carry them. Counted as the messages arrive: a client
+/// streaming more than `limit` bytes is stopped there, not after all of it
+/// is held in memory.
+pub(crate) async fn receive_parameters(
+    data: impl Stream<Item = Result<FlightData, tonic::Status>> + Send + 'static,
+    limit: usize,
+) -> CallResult<Option<String>> {
+    let mut received = 0;
+    let data = data.map_err(FlightError::from).and_then(move |data| {
+        received += data.data_header.len() + data.data_body.len();
+        let over = received > limit;
+        async move {
+            if over {
+                let error = too_many_parameter_bytes(received, limit);
+                Err(FlightError::ExternalError(Box::new(error)))
+            } else {
+                Ok(data)
+            }
+        }
+    });
+    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+        .try_collect()
+        .await
+        .map_err(|e| match e {
+            FlightError::ExternalError(error) => match error.downcast::<CallError>() {
+                Ok(error) => *error,
+                Err(other) => CallError::InvalidRequest(other.to_string()),
+            },
+            other => CallError::InvalidRequest(format!("cannot read bound parameters: {other}")),
+        })?;
+    encode_parameters(&batches, limit)
+}
+
 /// The parameter values a handle or ticket carries.
-pub(crate) fn decode_parameters(encoded: &str) -> Result<RecordBatch, Status> {
+pub(crate) fn decode_parameters(encoded: &str) -> CallResult<RecordBatch> {
     // Only our own sealed envelopes reach this, so a failure is our bug.
-    let broken = |e: String| Status::internal(format!("stored parameters are unreadable: {e}"));
+    let broken = |e: String| CallError::Internal(format!("stored parameters are unreadable: {e}"));
     let bytes = STANDARD
         .decode(encoded)
         .map_err(|e| broken(e.to_string()))?;
@@ -148,7 +174,7 @@ mod tests {
     #[test]
     fn oversized_parameter_sets_are_refused() {
         let error = encode_parameters(&[batch(200_000)], DEFAULT_MAX_PARAMETER_BYTES).unwrap_err();
-        assert_eq!(error.code(), tonic::Code::InvalidArgument);
-        assert!(error.message().contains("bind fewer rows"), "{error}");
+        assert!(matches!(error, CallError::InvalidRequest(_)));
+        assert!(error.to_string().contains("bind fewer rows"), "{error}");
     }
 }

@@ -1,15 +1,25 @@
 //! Running the service: bind, serve (over TLS when given a certificate),
 //! until a shutdown signal, and stop cleanly.
+//!
+//! ```text
+//! Ctrl-C / SIGTERM ─▶ no new connections; running queries get the grace period
+//!   grace over     ─▶ their streams end with UNAVAILABLE (audited), 2 s to flush
+//!   still open     ─▶ the remaining connections are cut
+//! second signal    ─▶ the audit log synced, exit at once
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
+
+use lakegate_audit::AuditLog;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::service::{LakegateFlightService, flight_service};
+use crate::service::LakegateFlightService;
 
 /// A server certificate chain and its private key, PEM-encoded.
 #[derive(Clone)]
@@ -67,7 +77,7 @@ pub async fn serve_with_tls(
 ) -> Result<(), tonic::transport::Error> {
     // Larger requests are refused before they are read.
     let max_request = service.max_request_bytes();
-    let flight = flight_service(service).max_decoding_message_size(max_request);
+    let flight = service.into_server().max_decoding_message_size(max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity))?;
@@ -79,6 +89,94 @@ pub async fn serve_with_tls(
         .add_service(flight)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// Serves until Ctrl-C or SIGTERM, then shuts down as the module says. The
+/// first line printed names the address (tests and scripts read it to find
+/// an ephemeral port).
+pub async fn serve_until_signal(
+    listener: TcpListener,
+    service: LakegateFlightService,
+    tls: Option<TlsIdentity>,
+    grace: Duration,
+    audit: &AuditLog,
+) -> Result<(), String> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    println!("lakegate: Flight SQL on {scheme}://{addr} (Ctrl-C or SIGTERM stops)");
+    let mut signals = Signals::watch()?;
+    let running = service.clone();
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let exit_audit = audit.clone();
+    let shutdown = async move {
+        signals.next().await;
+        println!(
+            "lakegate: shutting down; running queries have {} s to finish \
+             (Ctrl-C again stops at once)",
+            grace.as_secs()
+        );
+        let _ = signalled.send(());
+        // A second signal: whoever sent it wants the server gone now.
+        tokio::spawn(async move {
+            signals.next().await;
+            println!("lakegate: stopping at once");
+            sync_audit(&exit_audit);
+            std::process::exit(130);
+        });
+    };
+    // Running queries get the grace period, then their streams end with
+    // UNAVAILABLE (audited as such). A client that stopped reading cannot be
+    // told, so after a last short wait the remaining connections are cut:
+    // the server stops in bounded time.
+    let deadline = async move {
+        if on_signal.await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(grace).await;
+        running.stop_running_queries();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let server = serve_with_tls(listener, service, tls, shutdown);
+    let served = tokio::select! {
+        served = server => served.map_err(|e| format!("server failed: {e}")),
+        () = deadline => {
+            println!("lakegate: closing the connections still open");
+            Ok(())
+        }
+    };
+    sync_audit(audit);
+    served
+}
+
+/// Every event is written as it happens; this makes them durable.
+fn sync_audit(audit: &AuditLog) {
+    if let Err(e) = audit.sync() {
+        eprintln!("warning: cannot sync the audit log: {e}");
+    }
+}
+
+/// Ctrl-C and SIGTERM, as one stream of stop requests.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> Result<Self, String> {
+        let kind = tokio::signal::unix::SignalKind::terminate();
+        let terminate =
+            tokio::signal::unix::signal(kind).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        Ok(Self { terminate })
+    }
+
+    /// Completes at the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and the

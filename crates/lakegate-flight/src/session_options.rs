@@ -24,7 +24,11 @@
 
 use std::collections::HashMap;
 
+use lakegate_engine::QuerySession;
+use prost::Message;
 use serde::{Deserialize, Serialize};
+
+use crate::error::{CallError, CallResult};
 
 /// The action types handled here.
 pub(crate) const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
@@ -173,6 +177,65 @@ pub struct CloseSessionResult {
     /// The outcome.
     #[prost(enumeration = "CloseSessionStatus", tag = "1")]
     pub status: i32,
+}
+
+/// SetSessionOptions: `catalog` (`catalog_name` only) and `schema` (a
+/// database the session's role may see), starting from the current
+/// database `database`. Each refused option is reported, the others take
+/// effect; the answer and the database now current.
+pub(crate) fn set_session_options(
+    session: &mut QuerySession,
+    catalog_name: &str,
+    mut database: Option<String>,
+    body: &[u8],
+) -> CallResult<(SetSessionOptionsResult, Option<String>)> {
+    let request = SetSessionOptionsRequest::decode(body).map_err(|e| {
+        CallError::InvalidRequest(format!("malformed SetSessionOptionsRequest: {e}"))
+    })?;
+    let mut errors = HashMap::new();
+    let mut refuse = |name: &str, error: SessionOptionError| {
+        let value = SetSessionOptionError {
+            value: error.into(),
+        };
+        errors.insert(name.to_string(), value);
+    };
+    for (name, value) in &request.session_options {
+        let text = match &value.option_value {
+            Some(OptionValue::StringValue(text)) => Some(text.as_str()),
+            None => None,
+            Some(_) => {
+                refuse(name, SessionOptionError::InvalidValue);
+                continue;
+            }
+        };
+        match (name.as_str(), text) {
+            (CATALOG_OPTION, None) => {}
+            (CATALOG_OPTION, Some(catalog)) if catalog == catalog_name => {}
+            (SCHEMA_OPTION, None) => database = None,
+            (SCHEMA_OPTION, Some(schema)) if session.use_database(schema).is_ok() => {
+                database = Some(schema.to_string());
+            }
+            (CATALOG_OPTION | SCHEMA_OPTION, Some(_)) => {
+                refuse(name, SessionOptionError::InvalidValue)
+            }
+            _ => refuse(name, SessionOptionError::InvalidName),
+        }
+    }
+    Ok((SetSessionOptionsResult { errors }, database))
+}
+
+/// GetSessionOptions: the catalog and the session's current database.
+pub(crate) fn get_session_options(
+    session: &QuerySession,
+    catalog_name: &str,
+) -> GetSessionOptionsResult {
+    let mut options = HashMap::from([(CATALOG_OPTION.to_string(), string_value(catalog_name))]);
+    if let Some(database) = session.current_database() {
+        options.insert(SCHEMA_OPTION.to_string(), string_value(database));
+    }
+    GetSessionOptionsResult {
+        session_options: options,
+    }
 }
 
 /// A string option value.

@@ -1,0 +1,329 @@
+//! Statements over Flight: planning under the caller's role for a FlightInfo
+//! (whose tickets are sealed to the caller and role), redeeming a ticket,
+//! preparing and binding, and the schema of a statement. Every one of them
+//! opens an engine session for the caller and asks the engine; nothing here
+//! decides what a role may see.
+//!
+//! ```text
+//! GetFlightInfo(sql | handle) ─▶ flight_info: plan under the role ─▶ schema, tickets
+//! DoGet(ticket)               ─▶ run_ticket: the role checked again, planned as of now,
+//!                                 run within the user's limits (running.rs)
+//! CreatePreparedStatement     ─▶ prepare: plan ─▶ handle, dataset and parameter schemas
+//! DoPut(handle, parameters)   ─▶ bind: the parameters sealed into a new handle
+//! ```
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::sql::{
+    ActionCreatePreparedStatementResult, DoPutPreparedStatementResult, ProstMessageExt,
+    TicketStatementQuery,
+};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
+use futures::{Stream, TryStreamExt};
+use lakegate_engine::{Engine, PlannedStatement, QueryOutput, QuerySession};
+use prost::Message;
+use tonic::{Response, Status};
+
+use crate::audit::ReadNote;
+use crate::call::Caller;
+use crate::error::{CallError, CallResult};
+use crate::prepared::{decode_parameters, receive_parameters};
+use crate::running::{Answer, DoGetStream, QueryRunner};
+use crate::tickets::{PreparedHandle, Seals, StatementTicket};
+
+/// Plans and runs the statements of calls.
+#[derive(Debug, Clone)]
+pub(crate) struct Statements {
+    engine: Engine,
+    seals: Seals,
+    runner: QueryRunner,
+    max_parameter_bytes: usize,
+}
+
+/// Who runs a statement, under which role, in which database.
+#[derive(Debug, Clone, Copy)]
+struct RunAs<'a> {
+    user: &'a str,
+    role: Option<&'a str>,
+    database: Option<&'a str>,
+}
+
+impl<'a> From<&'a Caller> for RunAs<'a> {
+    fn from(caller: &'a Caller) -> Self {
+        Self {
+            user: &caller.user,
+            role: caller.requested_role(),
+            database: caller.database.as_deref(),
+        }
+    }
+}
+
+impl Statements {
+    pub(crate) fn new(
+        engine: Engine,
+        seals: Seals,
+        runner: QueryRunner,
+        max_parameter_bytes: usize,
+    ) -> Self {
+        Self {
+            engine,
+            seals,
+            runner,
+            max_parameter_bytes,
+        }
+    }
+
+    /// The query runner (slots, timeout).
+    pub(crate) fn runner(&self) -> &QueryRunner {
+        &self.runner
+    }
+
+    /// A query session for the caller: its role (asked for or default) and
+    /// its session's current database.
+    pub(crate) fn session(&self, caller: &Caller) -> CallResult<QuerySession> {
+        self.session_as(caller.into())
+    }
+
+    fn session_as(&self, run_as: RunAs<'_>) -> CallResult<QuerySession> {
+        let mut session = self.engine.session(run_as.user, run_as.role)?;
+        if let Some(database) = run_as.database {
+            session.use_database(database)?;
+        }
+        Ok(session)
+    }
+
+    /// Plans `sql` (with `parameters` bound) under the caller's role, and
+    /// answers with a FlightInfo whose tickets are sealed to the caller and
+    /// role. Planned, not run, so that the schema is the role's view and a
+    /// denied query fails here, before any ticket exists. A caller that asked
+    /// for parallel endpoints gets one per independent part of the result.
+    pub(crate) async fn flight_info(
+        &self,
+        caller: &Caller,
+        sql: String,
+        parameters: Option<String>,
+        descriptor: FlightDescriptor,
+    ) -> CallResult<FlightInfo> {
+        let mut session = self.session(caller)?;
+        let values = parameters.as_deref().map(decode_parameters).transpose()?;
+        let planned = async {
+            let statement = plan(&mut session, &sql, values).await?;
+            let schema = statement.schema();
+            let parts = if caller.headers.parallel {
+                statement.into_parts().await?.parts()
+            } else {
+                1
+            };
+            Ok((schema, parts))
+        };
+        let (schema, parts) = self.runner.within_timeout(planned).await?;
+        let tickets = (0..parts).map(|part| {
+            let ticket = StatementTicket {
+                user: caller.user.clone(),
+                role: session.role().to_string(),
+                sql: sql.clone(),
+                database: session.current_database().map(str::to_string),
+                parameters: parameters.clone(),
+                part: (parts > 1).then_some([part, parts]),
+            };
+            TicketStatementQuery {
+                statement_handle: self.seals.ticket(&ticket).into(),
+            }
+            .as_any()
+            .encode_to_vec()
+        });
+        flight_info(tickets.collect(), &schema, descriptor)
+    }
+
+    /// The schema the caller's role gets for `sql`, as GetFlightInfo gives it.
+    pub(crate) async fn schema(&self, caller: &Caller, sql: &str) -> CallResult<SchemaRef> {
+        let mut session = self.session(caller)?;
+        let planned = async { Ok(plan(&mut session, sql, None).await?.schema()) };
+        self.runner.within_timeout(planned).await
+    }
+
+    /// Runs an opened statement ticket: the role is checked again and the
+    /// policy applied as of now.
+    pub(crate) async fn run_ticket(
+        &self,
+        ticket: StatementTicket,
+    ) -> CallResult<Response<DoGetStream>> {
+        let run_as = RunAs {
+            user: &ticket.user,
+            role: Some(&ticket.role),
+            database: ticket.database.as_deref(),
+        };
+        let parameters = ticket
+            .parameters
+            .as_deref()
+            .map(decode_parameters)
+            .transpose()?;
+        let start = self.start(run_as, &ticket.sql, parameters, ticket.part);
+        self.runner.run(&ticket.user, start).await
+    }
+
+    /// Runs SQL text a plain Flight client sent as its ticket, under the
+    /// caller's role, planned now.
+    pub(crate) async fn run_sql(
+        &self,
+        caller: &Caller,
+        sql: &str,
+    ) -> CallResult<Response<DoGetStream>> {
+        let start = self.start(caller.into(), sql, None, None);
+        self.runner.run(&caller.user, start).await
+    }
+
+    /// Plans and starts a statement (one part of it, for a parallel
+    /// endpoint). A statement that changes the current database (`USE db`)
+    /// answers with the updated session cookie.
+    async fn start(
+        &self,
+        run_as: RunAs<'_>,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+        part: Option<[usize; 2]>,
+    ) -> CallResult<Answer> {
+        let mut session = self.session_as(run_as)?;
+        let statement = plan(&mut session, sql, parameters).await?;
+        let output = match part {
+            Some([part, parts]) => {
+                let planned = statement.into_parts().await?;
+                if planned.parts() != parts {
+                    return Err(CallError::Stale(
+                        "the query no longer splits as it did when its endpoints were issued; \
+                         request them again"
+                            .into(),
+                    ));
+                }
+                planned.execute(part).await?
+            }
+            None => statement.execute().await?,
+        };
+        let set_cookie = (session.current_database() != run_as.database).then(|| {
+            self.seals
+                .session_cookie(run_as.user, session.current_database())
+        });
+        Ok(answer(&session, sql, output, set_cookie))
+    }
+
+    /// Plans a statement to prepare: the handle, and the schemas of its
+    /// result and its parameters.
+    pub(crate) async fn prepare(
+        &self,
+        caller: &Caller,
+        sql: String,
+    ) -> CallResult<ActionCreatePreparedStatementResult> {
+        let mut session = self.session(caller)?;
+        let statement = self
+            .runner
+            .within_timeout(plan(&mut session, &sql, None))
+            .await?;
+        let handle = PreparedHandle {
+            user: caller.user.clone(),
+            sql,
+            parameters: None,
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: self.seals.handle(&handle).into(),
+            dataset_schema: schema_bytes(&statement.schema())?,
+            parameter_schema: schema_bytes(&statement.parameter_schema())?,
+        })
+    }
+
+    /// Binds the parameters a client streams to one of its handles.
+    pub(crate) async fn bind(
+        &self,
+        caller: &Caller,
+        handle: &[u8],
+        data: impl Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static,
+    ) -> CallResult<DoPutPreparedStatementResult> {
+        let mut handle = self.seals.open_handle(handle, &caller.user)?;
+        handle.parameters = receive_parameters(data, self.max_parameter_bytes).await?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(self.seals.handle(&handle).into()),
+        })
+    }
+
+    /// GetFlightInfo of one of the caller's prepared statements (its handle
+    /// opened at the entry): planned again under the role of this call, as
+    /// of now.
+    pub(crate) async fn prepared_flight_info(
+        &self,
+        caller: &Caller,
+        handle: PreparedHandle,
+        descriptor: FlightDescriptor,
+    ) -> CallResult<FlightInfo> {
+        self.flight_info(caller, handle.sql, handle.parameters, descriptor)
+            .await
+    }
+
+    /// Closes a prepared statement. The server keeps nothing for one:
+    /// closing only checks that it is the caller's; an expired one is closed
+    /// already.
+    pub(crate) fn close(&self, caller: &Caller, handle: &[u8]) -> CallResult<()> {
+        match self.seals.open_handle(handle, &caller.user) {
+            Ok(_) | Err(CallError::Expired(..)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Plans `sql`, bound to `parameters` when given.
+async fn plan(
+    session: &mut QuerySession,
+    sql: &str,
+    parameters: Option<RecordBatch>,
+) -> CallResult<PlannedStatement> {
+    Ok(match parameters {
+        Some(values) => session.plan_with_parameters(sql, values).await?,
+        None => session.plan(sql).await?,
+    })
+}
+
+/// The DoGet answer of a started query, with what the audit records of it.
+fn answer(
+    session: &QuerySession,
+    sql: &str,
+    output: QueryOutput,
+    set_cookie: Option<String>,
+) -> Answer {
+    Answer {
+        schema: output.schema,
+        batches: Box::pin(output.stream.map_err(CallError::from)),
+        note: ReadNote {
+            role: session.role().to_string(),
+            statement: Some(sql.to_string()),
+            reads: output.reads,
+        },
+        set_cookie,
+    }
+}
+
+/// A FlightInfo with one endpoint per ticket, none with a location (any
+/// server sharing the key redeems them). Several endpoints are unordered
+/// parts of one result.
+pub(crate) fn flight_info(
+    tickets: Vec<Vec<u8>>,
+    schema: &arrow::datatypes::Schema,
+    descriptor: FlightDescriptor,
+) -> CallResult<FlightInfo> {
+    let ordered = tickets.len() == 1;
+    let mut info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| CallError::Internal(e.to_string()))?
+        .with_descriptor(descriptor)
+        .with_ordered(ordered);
+    for ticket in tickets {
+        info = info.with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)));
+    }
+    Ok(info)
+}
+
+/// A schema as Flight SQL messages carry it (an encapsulated IPC message).
+pub(crate) fn schema_bytes(schema: &arrow::datatypes::Schema) -> CallResult<prost::bytes::Bytes> {
+    let options = arrow::ipc::writer::IpcWriteOptions::default();
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &options)
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| CallError::Internal(e.to_string()))?;
+    Ok(bytes)
+}

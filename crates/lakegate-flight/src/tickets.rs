@@ -1,0 +1,193 @@
+//! What the server hands its callers and takes back: statement tickets,
+//! prepared-statement handles and session cookies, each sealed with the
+//! server's key (see `signing.rs`), bound to the user it was issued to, and
+//! expiring.
+//!
+//! ```text
+//! GetFlightInfo ─▶ ticket  = sealed {user, role, sql, database, parameters, part}   ticket TTL
+//! Prepare       ─▶ handle  = sealed {user, sql, parameters}                         sign-in TTL
+//! USE / SetSessionOptions ─▶ cookie = sealed {user, database}                      sign-in TTL
+//! ```
+//!
+//! Opening one checks the seal, the expiry and the owner, and says which
+//! went wrong as an error kind, never as text to be searched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataMap;
+
+use crate::error::{CallError, CallResult};
+use crate::session_options::{SessionState, session_cookie, set_cookie};
+use crate::signing::{EnvelopeError, EnvelopeKey};
+
+/// What a statement ticket says: everything a server sharing the key needs
+/// to run it, bound to the user and role it was issued to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StatementTicket {
+    pub(crate) user: String,
+    pub(crate) role: String,
+    pub(crate) sql: String,
+    /// The current database when the ticket was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) database: Option<String>,
+    /// Bound parameter values (prepared statements), as in [`PreparedHandle`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parameters: Option<String>,
+    /// For one of several parallel endpoints: `[part, parts]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) part: Option<[usize; 2]>,
+}
+
+/// What a prepared-statement handle says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PreparedHandle {
+    /// The user who prepared it: nobody else may use it.
+    pub(crate) user: String,
+    /// The statement text.
+    pub(crate) sql: String,
+    /// Bound parameter values, as Arrow IPC (base64), when the client bound some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) parameters: Option<String>,
+}
+
+/// Seals and opens tickets, handles and cookies with the server's key.
+#[derive(Debug, Clone)]
+pub(crate) struct Seals {
+    key: Arc<EnvelopeKey>,
+    /// How long a ticket stays redeemable.
+    ticket_ttl: Duration,
+    /// How long handles and session cookies last: as long as a sign-in.
+    session_ttl: Duration,
+}
+
+impl Seals {
+    pub(crate) fn new(key: Arc<EnvelopeKey>, ticket_ttl: Duration, session_ttl: Duration) -> Self {
+        Self {
+            key,
+            ticket_ttl,
+            session_ttl,
+        }
+    }
+
+    /// A sealed statement ticket.
+    pub(crate) fn ticket(&self, ticket: &StatementTicket) -> String {
+        self.key.seal(ticket, self.ticket_ttl)
+    }
+
+    /// The statement ticket in `sealed`, when it is `user`'s.
+    pub(crate) fn open_ticket(&self, sealed: &[u8], user: &str) -> CallResult<StatementTicket> {
+        let ticket: StatementTicket = self.open(sealed, "ticket", "request a new one")?;
+        if ticket.user != user {
+            return Err(CallError::NotYours(
+                "the ticket was issued to another user".into(),
+            ));
+        }
+        Ok(ticket)
+    }
+
+    /// A sealed prepared-statement handle.
+    pub(crate) fn handle(&self, handle: &PreparedHandle) -> String {
+        self.key.seal(handle, self.session_ttl)
+    }
+
+    /// The prepared-statement handle in `sealed`, when it is `user`'s.
+    pub(crate) fn open_handle(&self, sealed: &[u8], user: &str) -> CallResult<PreparedHandle> {
+        let handle: PreparedHandle = self.open(sealed, "prepared statement", "prepare it again")?;
+        if handle.user != user {
+            return Err(CallError::NotYours(
+                "the prepared statement belongs to another user".into(),
+            ));
+        }
+        Ok(handle)
+    }
+
+    /// The `set-cookie` value keeping `database` current for `user`.
+    pub(crate) fn session_cookie(&self, user: &str, database: Option<&str>) -> String {
+        let state = SessionState {
+            user: user.to_string(),
+            database: database.map(str::to_string),
+        };
+        set_cookie(Some(&self.key.seal(&state, self.session_ttl)))
+    }
+
+    /// The current database a request's session cookie keeps for `user`: it
+    /// counts only when sealed by this key, unexpired and `user`'s own.
+    pub(crate) fn session_database(&self, metadata: &MetadataMap, user: &str) -> Option<String> {
+        session_cookie(metadata)
+            .and_then(|cookie| self.key.open::<SessionState>(&cookie).ok())
+            .filter(|state| state.user == user)
+            .and_then(|state| state.database)
+    }
+
+    fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        sealed: &[u8],
+        what: &'static str,
+        remedy: &'static str,
+    ) -> CallResult<T> {
+        let text = std::str::from_utf8(sealed)
+            .map_err(|_| CallError::InvalidRequest(format!("malformed {what}")))?;
+        self.key.open(text).map_err(|e| match e {
+            EnvelopeError::Expired => CallError::Expired(what, remedy),
+            EnvelopeError::BadSignature | EnvelopeError::Malformed => {
+                CallError::NotYours(format!("invalid {what}"))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seals(ttl: Duration) -> Seals {
+        Seals::new(Arc::new(EnvelopeKey::random()), ttl, ttl)
+    }
+
+    fn ticket(user: &str) -> StatementTicket {
+        StatementTicket {
+            user: user.into(),
+            role: "r".into(),
+            sql: "SELECT 1".into(),
+            database: None,
+            parameters: None,
+            part: None,
+        }
+    }
+
+    #[test]
+    fn a_ticket_opens_for_its_owner_only() {
+        let seals = seals(Duration::from_secs(60));
+        let sealed = seals.ticket(&ticket("ann"));
+        assert_eq!(
+            seals.open_ticket(sealed.as_bytes(), "ann").unwrap().sql,
+            "SELECT 1"
+        );
+        assert!(matches!(
+            seals.open_ticket(sealed.as_bytes(), "bob"),
+            Err(CallError::NotYours(_))
+        ));
+        assert!(matches!(
+            self::seals(Duration::from_secs(60)).open_ticket(sealed.as_bytes(), "ann"),
+            Err(CallError::NotYours(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_handle_says_so_by_its_kind() {
+        let seals = seals(Duration::ZERO);
+        let handle = PreparedHandle {
+            user: "ann".into(),
+            sql: "SELECT 1".into(),
+            parameters: None,
+        };
+        let sealed = seals.handle(&handle);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(matches!(
+            seals.open_handle(sealed.as_bytes(), "ann"),
+            Err(CallError::Expired("prepared statement", _))
+        ));
+    }
+}
