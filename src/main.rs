@@ -414,7 +414,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {
-                let engine = load_engine(&dir, &data_dir).await?;
+                let load = LoadOptions {
+                    data_dir,
+                    ..Default::default()
+                };
+                let engine = Engine::check_catalog(&dir, &load, EngineOptions::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let catalog = engine.catalog();
                 println!(
                     "catalog '{}' is valid: {} database(s), {} table(s), {} role(s), {} user(s), {} grant(s)",

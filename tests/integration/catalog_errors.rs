@@ -292,3 +292,74 @@ async fn the_shop_and_demo_catalogs_are_valid() {
     common::shop_lake().await;
     common::demo_lake().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_location_is_one_error_and_the_rest_is_still_checked() {
+    // A location with a wrong URL holding two tables, grants on them, a row
+    // filter elsewhere reading one of them, and a misspelt column in a row
+    // filter on a table that loads.
+    let lake = common::shop_lake().await;
+    let catalog_dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(common::repo_root().join("tests/fixtures/shop")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        std::fs::copy(&path, catalog_dir.path().join(&name)).unwrap();
+    }
+    let extra = r#"
+[[storage]]
+name = "archive"
+url = "${data_dir}/no-such-archive"
+
+[[table]]
+database = "shop"
+name = "old_orders"
+storage = "archive"
+path = "orders/"
+
+[[table]]
+database = "shop"
+name = "old_customers"
+storage = "archive"
+path = "customers/"
+
+[[grant]]
+name = "old_orders_for_analysts"
+role = "analyst"
+on = "shop.old_orders"
+privileges = ["select"]
+include_columns = ["id"]
+row_filter = "id > 1"
+
+[[grant]]
+name = "orders_also_archived"
+role = "analyst"
+on = "shop.orders"
+privileges = ["select"]
+row_filter = "id IN (SELECT id FROM old_orders)"
+
+[[grant]]
+name = "misspelt"
+role = "analyst"
+on = "shop.customers"
+privileges = ["select"]
+row_filter = "regoin = 'EU'"
+"#;
+    let path = catalog_dir.path().join("extra.toml");
+    std::fs::write(&path, extra).unwrap();
+    let load = LoadOptions {
+        data_dir: lake.dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let errors = Engine::check_catalog(catalog_dir.path(), &load, EngineOptions::default())
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_reported(
+        &errors,
+        "extra.toml",
+        "storage 'archive'",
+        "none of its 2 tables (shop.old_orders, shop.old_customers) can be read at file://",
+    );
+    assert_reported(&errors, "extra.toml", "grant 'misspelt'", "regoin");
+    assert_eq!(errors.0.len(), 2, "nothing else, nothing twice:\n{errors}");
+}

@@ -129,5 +129,11 @@ fn catalog_check_lists_errors_and_fails() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("table 'shop.customers'"));
+    // One error for the location, naming its tables.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("storage 'lake': none of its 3 tables (shop.customers, "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("file:///nonexistent"), "{stderr}");
 }

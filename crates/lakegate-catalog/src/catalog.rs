@@ -125,6 +125,9 @@ pub struct Catalog {
     pub tables: BTreeMap<TableName, Table>,
     /// Roles, principals and grants.
     pub policy: PolicySet,
+    /// Declared tables whose files could not be read (only in a catalog
+    /// [`Catalog::check`] returned with errors; a loaded catalog has none).
+    pub unreadable: BTreeSet<TableName>,
     /// Argon2 hashes by user name.
     password_hashes: BTreeMap<String, String>,
     /// The file each grant was declared in (to report policy errors found later
@@ -149,6 +152,22 @@ impl Catalog {
     /// Loads every `*.toml` file under `dir` and validates the whole catalog,
     /// reading each table's schema from its Parquet files.
     pub async fn load(dir: &Path, options: &LoadOptions) -> Result<Self, CatalogErrors> {
+        let (catalog, errors) = Self::check(dir, options).await?;
+        if errors.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(CatalogErrors(errors))
+        }
+    }
+
+    /// Loads and validates as [`Catalog::load`] does, but keeps going past
+    /// mistakes: every error found, and the catalog of everything that is
+    /// valid (for further checks, such as planning its row filters). `Err`
+    /// only when there is nothing to load.
+    pub async fn check(
+        dir: &Path,
+        options: &LoadOptions,
+    ) -> Result<(Self, Vec<CatalogError>), CatalogErrors> {
         let mut loader = Loader::default();
         let files = match toml_files(dir) {
             Ok(files) if files.is_empty() => {
@@ -179,7 +198,7 @@ impl Catalog {
                 },
             }
         }
-        loader.build(dir, parsed, options).await
+        Ok(loader.build(dir, parsed, options).await)
     }
 
     /// Verifies `password` for `user` against the stored Argon2 hash. Unknown
@@ -293,7 +312,7 @@ impl Loader {
         dir: &Path,
         files: Vec<(PathBuf, CatalogFile)>,
         options: &LoadOptions,
-    ) -> Result<Catalog, CatalogErrors> {
+    ) -> (Catalog, Vec<CatalogError>) {
         // Catalog settings.
         let mut name = None;
         let mut default_database = None;
@@ -432,7 +451,45 @@ impl Loader {
             .buffered(TABLE_READS_AT_ONCE)
             .collect::<Vec<_>>()
             .await;
-        for ((file, entry, label, _, partition_columns), read) in pending.into_iter().zip(reads) {
+        // A location none of whose tables can be reached is one mistake (a
+        // wrong URL, missing credentials): reported once, for the location.
+        let mut tried: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
+        for ((_, entry, ..), read) in pending.iter().zip(&reads) {
+            let (names, unreachable) = tried.entry(entry.storage.as_str()).or_default();
+            names.push(format!("{}.{}", entry.database, entry.name));
+            if let Err(TableReadError::Unreachable(_)) = read {
+                *unreachable += 1;
+            }
+        }
+        let mut reported = BTreeSet::new();
+        let mut unreadable = BTreeSet::new();
+        for ((file, entry, label, location, partition_columns), read) in pending.iter().zip(reads) {
+            let (names, unreachable) = &tried[entry.storage.as_str()];
+            let count = names.len();
+            let read = match read {
+                Err(TableReadError::Unreachable(message)) if count > 1 && *unreachable == count => {
+                    unreadable.insert(TableName::new(&entry.database, &entry.name));
+                    if reported.insert(entry.storage.as_str()) {
+                        let url = &location.url;
+                        self.error(
+                            file,
+                            &format!("storage '{}'", entry.storage),
+                            format!(
+                                "none of its {count} tables ({}) can be read at {url} \
+                                 (first: {message})",
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                    continue;
+                }
+                Err(TableReadError::Unreachable(message) | TableReadError::Invalid(message)) => {
+                    unreadable.insert(TableName::new(&entry.database, &entry.name));
+                    Err(message)
+                }
+                Ok(read) => Ok(read),
+            };
+            let partition_columns = partition_columns.clone();
             match read {
                 Ok(read) => {
                     let name = TableName::new(&entry.database, &entry.name);
@@ -449,7 +506,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(message) => self.error(file, &label, message),
+                Err(message) => self.error(file, label, message),
             }
         }
 
@@ -551,6 +608,11 @@ impl Loader {
                 if !self.unique(&mut seen, "grant", &entry.name, file) {
                     continue;
                 }
+                if unreadable.iter().any(|t| entry.on == t.to_string()) {
+                    // On a declared table whose files could not be read (said
+                    // above): its columns, filter and masks cannot be checked.
+                    continue;
+                }
                 if let Some(grant) =
                     self.validate_grant(file, entry, &role_names, &databases, &tables)
                 {
@@ -560,19 +622,18 @@ impl Loader {
             }
         }
 
-        if !self.errors.is_empty() {
-            return Err(CatalogErrors(self.errors));
-        }
-        Ok(Catalog {
+        let catalog = Catalog {
             name: name.unwrap_or_else(|| "lakegate".to_string()),
             default_database,
             storage,
             databases,
             tables,
             policy: PolicySet::new(roles, users, groups, grants),
+            unreadable,
             password_hashes,
             grant_files,
-        })
+        };
+        (catalog, self.errors)
     }
 
     fn validate_grant(
@@ -761,42 +822,58 @@ struct ReadTable {
     schema: SchemaRef,
 }
 
+/// Why a table's files could not be read at load time.
+enum TableReadError {
+    /// Its files cannot be reached or found: a storage problem, likely
+    /// shared by every table of the location.
+    Unreachable(String),
+    /// Its declaration does not fit its files.
+    Invalid(String),
+}
+
 /// Resolves a table's files and reads its schema from the first of them.
 async fn read_table(
     location: &StorageLocation,
     path: &str,
     partition_columns: &[(String, DataType)],
-) -> Result<ReadTable, String> {
+) -> Result<ReadTable, TableReadError> {
+    use TableReadError::{Invalid, Unreachable};
     // A directory must end in '/' so that DataFusion lists it as a prefix.
     let is_file = path.ends_with(".parquet");
     if is_file && !partition_columns.is_empty() {
-        return Err("a table of one file has no partition columns".into());
+        return Err(Invalid(
+            "a table of one file has no partition columns".into(),
+        ));
     }
     let path = if is_file || path.ends_with('/') {
         path.to_string()
     } else {
         format!("{path}/")
     };
-    let object_path = location.object_path(&path)?;
-    let location_url = location.url_of(&path)?;
-    let files = list_parquet_files(location.store.as_ref(), &object_path).await?;
+    let object_path = location.object_path(&path).map_err(Invalid)?;
+    let location_url = location.url_of(&path).map_err(Invalid)?;
+    let files = list_parquet_files(location.store.as_ref(), &object_path, &location_url)
+        .await
+        .map_err(Unreachable)?;
     let Some(first) = files.first() else {
-        return Err(format!("no Parquet files at {location_url}"));
+        return Err(Unreachable(format!("no Parquet files at {location_url}")));
     };
-    let stored = read_parquet_schema(location.store.clone(), first).await?;
+    let mut sample_file = location.registry_url();
+    sample_file.set_path(&format!("/{}", first.as_ref()));
+    let stored = read_parquet_schema(location.store.clone(), first, &sample_file)
+        .await
+        .map_err(Unreachable)?;
     let mut fields: Vec<Field> = stored.fields().iter().map(|f| f.as_ref().clone()).collect();
     for (name, data_type) in partition_columns {
         if stored.field_with_name(name).is_ok() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "partition column '{name}' is also stored in the files"
-            ));
+            )));
         }
         fields.push(Field::new(name, data_type.clone(), false));
     }
-    let mut sample_file = location.registry_url();
-    sample_file.set_path(&format!("/{}", first.as_ref()));
     Ok(ReadTable {
-        url: location.listing_url(&path)?,
+        url: location.listing_url(&path).map_err(Invalid)?,
         sample_file,
         schema: Arc::new(Schema::new(fields)),
     })

@@ -993,16 +993,18 @@ impl LocationStore {
 }
 
 /// The Parquet files of a table at `path` (one file, or every `.parquet` file
-/// under a prefix), sorted by path.
+/// under a prefix), sorted by path. Errors name the location by its URL,
+/// `shown`.
 pub async fn list_parquet_files(
     store: &dyn ObjectStore,
     path: &ObjectPath,
+    shown: &Url,
 ) -> Result<Vec<ObjectPath>, String> {
     if path.as_ref().ends_with(".parquet") {
         store
             .head(path)
             .await
-            .map_err(|e| format!("cannot read '{path}': {}", short_store_error(&e)))?;
+            .map_err(|e| format!("cannot read {shown}: {}", short_store_error(&e)))?;
         return Ok(vec![path.clone()]);
     }
     let mut files: Vec<ObjectPath> = store
@@ -1010,7 +1012,7 @@ pub async fn list_parquet_files(
         .map_ok(|meta| meta.location)
         .try_collect::<Vec<_>>()
         .await
-        .map_err(|e| format!("cannot list '{path}': {}", short_store_error(&e)))?
+        .map_err(|e| format!("cannot list {shown}: {}", short_store_error(&e)))?
         .into_iter()
         .filter(|p| p.extension() == Some("parquet"))
         .collect();
@@ -1019,13 +1021,15 @@ pub async fn list_parquet_files(
 }
 
 /// Reads the Arrow schema of the Parquet file at `path` from its footer: two
-/// ranged reads (the 8-byte tail, then the metadata), nothing else.
+/// ranged reads (the 8-byte tail, then the metadata), nothing else. Errors
+/// name the file by its URL, `shown`.
 pub async fn read_parquet_schema(
     store: Arc<dyn ObjectStore>,
     path: &ObjectPath,
+    shown: &Url,
 ) -> Result<SchemaRef, String> {
     let footer_error =
-        |e: &dyn std::fmt::Display| format!("cannot read Parquet footer of '{path}': {e}");
+        |e: &dyn std::fmt::Display| format!("cannot read the Parquet footer of {shown}: {e}");
     let size = store
         .head(path)
         .await

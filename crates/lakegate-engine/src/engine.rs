@@ -2,7 +2,7 @@
 //! under one runtime role.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionConfig;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
+use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions};
 use lakegate_policy::RoleError;
 
 use crate::error::{EngineError, Result};
@@ -284,6 +284,25 @@ impl Engine {
             max_statement_bytes: options.max_statement_bytes,
         };
         Ok(engine)
+    }
+
+    /// Checks the catalog in `dir` as thoroughly as it can: every mistake
+    /// the loader finds, and those planning finds in the row filters and
+    /// masks of everything else (a broken storage location does not hide a
+    /// misspelt column elsewhere, nor repeat itself in every grant on its
+    /// tables). The engine, when there is none.
+    pub async fn check_catalog(
+        dir: &Path,
+        load: &LoadOptions,
+        options: EngineOptions,
+    ) -> Result<Self, CatalogErrors> {
+        let (catalog, mut errors) = Catalog::check(dir, load).await?;
+        match Self::new(catalog, options).await {
+            Ok(engine) if errors.is_empty() => return Ok(engine),
+            Ok(_) => {}
+            Err(found) => errors.extend(found.0),
+        }
+        Err(CatalogErrors(errors))
     }
 
     /// The longest statement the engine accepts, in bytes.

@@ -36,7 +36,7 @@ pub enum EngineError {
     },
     /// The statement kind is not allowed through the SQL gate.
     #[error(
-        "{statement} statements are not allowed: Lakegate runs read-only queries (SELECT, WITH, VALUES, EXPLAIN, SHOW, DESCRIBE, USE)"
+        "{statement} statements are not allowed: Lakegate runs read-only queries (SELECT, WITH, VALUES, EXPLAIN, DESCRIBE, USE, SHOW DATABASES, SHOW SCHEMAS, SHOW TABLES, SHOW COLUMNS)"
     )]
     StatementRefused {
         /// The refused statement kind, such as `CREATE EXTERNAL TABLE`.

@@ -151,6 +151,12 @@ fn statement_kind(statement: &Statement) -> String {
     ];
     let first = words.first().map(|w| w.to_uppercase()).unwrap_or_default();
     let mut kind = vec![first.clone()];
+    // SHOW is allowed in some forms: name the one refused (`SHOW ALL`).
+    if first == "SHOW"
+        && let Some(what) = words.get(1)
+    {
+        return format!("SHOW {}", what.to_uppercase());
+    }
     if TWO_WORDS.contains(&first.as_str()) {
         for word in words.iter().skip(1).take(3) {
             let upper = word.to_uppercase();

@@ -27,6 +27,28 @@ pub fn check_single_expression(sql: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The tables an expression's subqueries name, as written (`departments`,
+/// `hr.departments`); empty when it does not parse.
+pub fn tables_named_in_expression(sql: &str) -> Vec<Vec<String>> {
+    let dialect = GenericDialect {};
+    let Ok(expr) =
+        DFParser::parse_sql_into_expr_with_dialect(&accept_session_function_parens(sql), &dialect)
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(&expr, |name| {
+        names.push(
+            name.0
+                .iter()
+                .filter_map(|part| part.as_ident().map(|ident| ident.value.clone()))
+                .collect(),
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    names
+}
+
 /// Accepts `current_user()` as well as the SQL standard's `current_user`.
 ///
 /// sqlparser parses `CURRENT_USER` as a niladic keyword and rejects the

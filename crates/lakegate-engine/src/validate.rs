@@ -14,17 +14,39 @@ use lakegate_policy::{MaskKind, Resource, TableName};
 use crate::lake::Lake;
 use crate::masks::{check_builtin_fits, is_text};
 use crate::secured_table::{plan_policy, stored_columns};
-use crate::sql_text::{accept_session_function_parens, check_single_expression, quote_ident};
+use crate::sql_text::{
+    accept_session_function_parens, check_single_expression, quote_ident,
+    tables_named_in_expression,
+};
 use crate::table_cache::CheckOnly;
 
 /// The user name policies are planned for while checking a catalog.
 const CHECK_USER: &str = "lakegate-check";
+
+/// Whether `filter`, a row filter on `table`, reads a declared table whose
+/// files could not be read: its failure to plan would repeat that error.
+fn names_unreadable_table(
+    filter: &str,
+    table: &TableName,
+    unreadable: &BTreeSet<TableName>,
+) -> bool {
+    !unreadable.is_empty()
+        && tables_named_in_expression(filter).iter().any(|parts| {
+            let named = match parts.as_slice() {
+                [name] => TableName::new(&table.database, name),
+                [.., database, name] => TableName::new(database, name),
+                [] => return false,
+            };
+            unreadable.contains(&named)
+        })
+}
 
 /// Every problem found, with the file of the grant concerned.
 pub(crate) async fn validate_policies(lake: &Lake) -> Vec<CatalogError> {
     let catalog = lake.catalog();
     let mut errors = Vec::new();
     let mut checked_pairs = BTreeSet::new();
+    let mut unplannable = BTreeSet::new();
     for grant in catalog.policy.grants() {
         let Resource::Table(name) = &grant.resource else {
             continue;
@@ -41,7 +63,15 @@ pub(crate) async fn validate_policies(lake: &Lake) -> Vec<CatalogError> {
                 message,
             })
         };
-        if let Some(filter) = &grant.row_filter {
+        let reads_unreadable = grant
+            .row_filter
+            .as_ref()
+            .is_some_and(|filter| names_unreadable_table(filter, name, &catalog.unreadable));
+        if reads_unreadable {
+            // Neither this filter nor the role's combined policy on the table
+            // can plan; the unreadable table was reported by the loader.
+            unplannable.insert((grant.role.clone(), name.clone()));
+        } else if let Some(filter) = &grant.row_filter {
             match expression_type(&state, name, filter).await {
                 Ok(DataType::Boolean) => {}
                 Ok(other) => error(format!(
@@ -76,16 +106,16 @@ pub(crate) async fn validate_policies(lake: &Lake) -> Vec<CatalogError> {
         return errors;
     }
     // Each role's combined plan per table (unions of filters, cell rules).
-    for (role, name) in checked_pairs {
-        let raw = lake.raw_table(&name).expect("checked above");
+    for (role, name) in checked_pairs.difference(&unplannable) {
+        let raw = lake.raw_table(name).expect("checked above");
         let columns = stored_columns(raw.as_ref());
-        let Some(access) = catalog.policy.effective_access(&role, &name, &columns) else {
+        let Some(access) = catalog.policy.effective_access(role, name, &columns) else {
             continue;
         };
         if access.is_unrestricted(&columns) {
             continue;
         }
-        let state = policy_state(lake, &role, &name);
+        let state = policy_state(lake, role, name);
         let planned = async {
             let plan = plan_policy(&state, &access, &raw.schema()).await?;
             state.create_physical_plan(&plan).await
