@@ -90,3 +90,36 @@ async fn malformed_sql_never_panics_and_errors_are_clear() {
         "the corpus should mostly exercise the parser ({parse_errors})"
     );
 }
+
+/// Errors Lakegate raises inside DataFusion are found by type: text that
+/// reads like one (in a literal, a cast, a value) is classified as what it
+/// is, an error of the caller's query.
+#[tokio::test]
+async fn error_kinds_cannot_be_imitated_by_text() {
+    let lake = common::shop_lake().await;
+    let imitations = [
+        "SELECT CAST('lakegate-policy-failure:shop.orders ' AS INT)",
+        "SELECT CAST('lakegate-permission-denied:nothing to see' AS INT)",
+        "SELECT CAST('the policy of table shop.orders failed' AS INT)",
+        "SELECT * FROM orders WHERE note = 'x' AND CAST('permission denied' AS INT) = 1",
+    ];
+    for sql in imitations {
+        let mut session = lake.engine.session("ann", Some("auditor")).unwrap();
+        session.use_database("shop").unwrap();
+        let outcome = match session.execute(sql).await {
+            Ok(output) => output.collect().await.map(drop),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(EngineError::Execution(_) | EngineError::InvalidSql { .. }) => {}
+            other => panic!("{sql}: classified as {other:?}"),
+        }
+    }
+    // The real thing is still found: a table the role may not read.
+    let mut session = lake.engine.session("ann", Some("analyst")).unwrap();
+    let denied = session.execute("SELECT * FROM hr.salaries").await;
+    assert!(
+        matches!(denied, Err(EngineError::PermissionDenied(_))),
+        "{denied:?}"
+    );
+}

@@ -78,10 +78,19 @@ pub enum EngineError {
 /// Result with [`EngineError`].
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// Marker text carried through DataFusion errors raised inside a policy
-/// barrier, so that they can be turned into [`EngineError::PolicyFailure`]
-/// however DataFusion wraps them.
-pub(crate) const POLICY_FAILURE_MARKER: &str = "lakegate-policy-failure:";
+/// A refusal Lakegate raises inside DataFusion (a table provider's scan, a
+/// policy barrier), carried as a typed external error and found again by
+/// type however DataFusion wraps it: never by its text, which a user's
+/// literal or a stored value could imitate.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// The role may not read what the statement asks for.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The policy of `table` failed to evaluate (the cause is logged).
+    #[error("the policy of table {0} failed")]
+    PolicyFailure(String),
+}
 
 impl EngineError {
     /// Classifies a DataFusion error raised while planning the caller's SQL.
@@ -132,60 +141,47 @@ impl EngineError {
     }
 }
 
-/// Marker for permission errors raised inside DataFusion callbacks (a table
-/// provider's scan), recognised however DataFusion wraps them.
-pub(crate) const PERMISSION_DENIED_MARKER: &str = "lakegate-permission-denied:";
-
-fn permission_denied(error: &DataFusionError) -> Option<EngineError> {
-    let text = error.to_string();
-    let start = text.find(PERMISSION_DENIED_MARKER)? + PERMISSION_DENIED_MARKER.len();
-    let message = text[start..].lines().next().unwrap_or_default().trim();
-    Some(EngineError::PermissionDenied(message.to_string()))
-}
-
-/// The failures Lakegate raises itself, however DataFusion wrapped them, in
-/// the order planning and execution both check them: a storage location, a
-/// policy, a permission.
+/// The failures Lakegate raises itself, however DataFusion wrapped them,
+/// found by type along the chain of causes: a storage location, a policy, a
+/// permission.
 fn lakegate_failure(error: &DataFusionError) -> Option<EngineError> {
-    storage_failure(error)
-        .or_else(|| policy_failure(error))
-        .or_else(|| permission_denied(error))
+    storage_failure(error).or_else(|| {
+        Some(match find_cause::<Refusal>(error)? {
+            Refusal::PermissionDenied(message) => EngineError::PermissionDenied(message.clone()),
+            Refusal::PolicyFailure(table) => EngineError::PolicyFailure {
+                table: table.clone(),
+            },
+        })
+    })
 }
 
-/// The storage failure somewhere in `error`'s chain of causes, found by type
-/// (never by text, which a stored value could imitate).
+/// The storage failure somewhere in `error`'s chain of causes.
 fn storage_failure(error: &DataFusionError) -> Option<EngineError> {
+    find_cause::<StorageError>(error).map(|storage| EngineError::Storage(storage.to_string()))
+}
+
+/// The first error of type `E` in `error`'s chain of causes.
+fn find_cause<E: std::error::Error + 'static>(error: &DataFusionError) -> Option<&E> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
-        if let Some(storage) = current.downcast_ref::<StorageError>() {
-            return Some(EngineError::Storage(storage.to_string()));
+        if let Some(found) = current.downcast_ref::<E>() {
+            return Some(found);
         }
         cause = current.source();
     }
     None
 }
 
-fn policy_failure(error: &DataFusionError) -> Option<EngineError> {
-    let text = error.to_string();
-    let start = text.find(POLICY_FAILURE_MARKER)? + POLICY_FAILURE_MARKER.len();
-    let table = text[start..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Some(EngineError::PolicyFailure { table })
-}
-
 /// A DataFusion error for a permission refusal inside a provider callback.
 pub(crate) fn permission_error(message: impl fmt::Display) -> DataFusionError {
-    DataFusionError::Plan(format!("{PERMISSION_DENIED_MARKER}{message}"))
+    DataFusionError::External(Box::new(Refusal::PermissionDenied(message.to_string())))
 }
 
 /// A DataFusion error standing for a policy that failed on `table`; the cause
 /// is logged, never returned to the caller.
 pub(crate) fn policy_error(table: &impl fmt::Display, cause: &dyn fmt::Display) -> DataFusionError {
     log::error!("policy of table {table} failed: {cause}");
-    DataFusionError::External(format!("{POLICY_FAILURE_MARKER}{table} ").into())
+    DataFusionError::External(Box::new(Refusal::PolicyFailure(table.to_string())))
 }
 
 /// What an error raised beneath a policy barrier becomes for the caller: a
