@@ -155,11 +155,7 @@ struct Variant {
 
 impl Variant {
     fn totals(&self) -> Option<RequestTotals> {
-        self.engine
-            .catalog()
-            .storage
-            .get("lake")
-            .map(|location| location.requests.totals())
+        self.engine.storage_requests("lake")
     }
 
     /// Runs the scan once: its rows, time and requests.

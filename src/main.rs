@@ -9,6 +9,7 @@
 //! lakegate bench data           generate the TPC-H benchmark lake for catalog/tpch
 //! ```
 
+mod local_query;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -25,8 +26,9 @@ use lakegate_flight::{
     DEFAULT_MAX_PARAMETER_BYTES, EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions,
     TlsIdentity, bind, serve_until_signal,
 };
-use lakegate_policy::{CellValue, RowFilter, TableName};
+use lakegate_policy::{CellValue, EffectiveAccess, RowFilter, TableName};
 
+use crate::local_query::run_query;
 use crate::output::{OutputFormat, print_output};
 use lakegate::demo_data::{ensure_demo_data, publish_demo_data};
 use lakegate::parquet_files::Generation;
@@ -290,22 +292,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             sql,
         } => {
             let engine = load_engine(&catalog, &data_dir).await?;
-            let mut session = engine
-                .session(&user, role.as_deref())
-                .map_err(|e| e.to_string())?;
-            if let Some(database) = database {
-                session.use_database(&database).map_err(|e| e.to_string())?;
-            }
+            let audit = open_audit(AuditOptions::in_dir(default_audit_dir(&data_dir)))?;
             let sql = if sql == "-" {
                 std::io::read_to_string(std::io::stdin())
                     .map_err(|e| format!("cannot read the statement from standard input: {e}"))?
             } else {
                 sql
             };
-            let output = session.execute(&sql).await.map_err(|e| e.to_string())?;
-            print_output(output, format)
-                .await
-                .map_err(|e| e.to_string())
+            let (role, database) = (role.as_deref(), database.as_deref());
+            run_query(&engine, &audit, &user, role, database, &sql, format).await
         }
         Command::Access {
             catalog,
@@ -314,7 +309,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             table,
         } => {
             let engine = load_engine(&catalog, &data_dir).await?;
-            print_access(engine.catalog(), &role, table.as_deref())
+            let table = match table.as_deref() {
+                Some(text) => Some(
+                    text.split_once('.')
+                        .map(|(db, table)| TableName::new(db, table))
+                        .ok_or_else(|| format!("--table takes db.table, not '{text}'"))?,
+                ),
+                None => None,
+            };
+            let access = engine
+                .access(&role, table.as_ref())
+                .map_err(|e| e.to_string())?;
+            print_access(&access, &role, table.as_ref())
         }
         Command::Serve {
             catalog,
@@ -421,16 +427,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let engine = Engine::check_catalog(&dir, &load, EngineOptions::default())
                     .await
                     .map_err(|e| e.to_string())?;
-                let catalog = engine.catalog();
-                println!(
-                    "catalog '{}' is valid: {} database(s), {} table(s), {} role(s), {} user(s), {} grant(s)",
-                    catalog.name,
-                    catalog.databases.len(),
-                    catalog.tables.len(),
-                    catalog.policy.roles().count(),
-                    catalog.policy.users().count(),
-                    catalog.policy.grants().count()
-                );
+                let summary = engine.summary();
+                println!("catalog '{}' is valid: {summary}", summary.name);
                 Ok(())
             }
             CatalogCommand::HashPassword => {
@@ -637,9 +635,11 @@ async fn demo(
         println!("\n── {user} as {}  ▸ USE tpc; {sql}", session.role());
         session.use_database("tpc").map_err(|e| e.to_string())?;
         match session.execute(sql).await {
-            Ok(output) => print_output(output, OutputFormat::Table)
-                .await
-                .unwrap_or_else(|e| println!("error: {e}")),
+            Ok(output) => {
+                if let Err(e) = print_output(output, OutputFormat::Table).await {
+                    println!("error: {e}");
+                }
+            }
             Err(e) => println!("error: {e}"),
         }
     }
@@ -650,41 +650,23 @@ async fn demo(
     Ok(engine)
 }
 
-fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(), String> {
-    if catalog.policy.role(role).is_none() {
-        return Err(format!("unknown role '{role}'"));
+fn print_access(
+    tables: &[EffectiveAccess],
+    role: &str,
+    only: Option<&TableName>,
+) -> Result<(), String> {
+    if let (Some(name), true) = (only, tables.is_empty()) {
+        println!("{name}: no access (no grant)");
     }
-    let tables: Vec<&TableName> = match only {
-        Some(text) => {
-            let (db, table) = text
-                .split_once('.')
-                .ok_or_else(|| format!("--table takes db.table, not '{text}'"))?;
-            let name = TableName::new(db, table);
-            let found = catalog.tables.keys().find(|t| **t == name);
-            vec![found.ok_or_else(|| format!("unknown table '{text}'"))?]
-        }
-        None => catalog.tables.keys().collect(),
-    };
-    let mut shown = 0;
-    for name in tables {
-        let columns = catalog.tables[name].column_names();
-        let Some(access) = catalog.policy.effective_access(role, name, &columns) else {
-            if only.is_some() {
-                println!("{name}: no access (no grant)");
-            }
-            continue;
-        };
-        shown += 1;
+    for access in tables {
+        let name = &access.table;
         let privilege = if access.can_select {
             "SELECT"
         } else {
             "DESCRIBE only"
         };
         println!("{name}: {privilege} (grants: {})", access.grants.join(", "));
-        let hidden: Vec<&String> = columns
-            .iter()
-            .filter(|c| access.column(c).is_none())
-            .collect();
+        let hidden = &access.hidden_columns;
         for column in &access.columns {
             let rule = match column.uniform_value(&access.row_filter) {
                 Some(CellValue::Raw) => "visible".to_string(),
@@ -711,7 +693,6 @@ fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(),
             println!("  {:<28} {rule}", column.name);
         }
         if !hidden.is_empty() {
-            let hidden: Vec<&str> = hidden.iter().map(|s| s.as_str()).collect();
             println!("  hidden columns: {}", hidden.join(", "));
         }
         match &access.row_filter {
@@ -724,7 +705,7 @@ fn print_access(catalog: &Catalog, role: &str, only: Option<&str>) -> Result<(),
             }
         }
     }
-    if shown == 0 {
+    if tables.is_empty() && only.is_none() {
         println!("role '{role}' has no access to any table");
     }
     Ok(())

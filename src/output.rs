@@ -15,11 +15,28 @@ pub enum OutputFormat {
     Json,
 }
 
+/// What was printed: rows, and bytes of Arrow data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printed {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// Prints the whole result to standard output.
-pub async fn print_output(output: QueryOutput, format: OutputFormat) -> Result<(), EngineError> {
+pub async fn print_output(
+    output: QueryOutput,
+    format: OutputFormat,
+) -> Result<Printed, EngineError> {
     let schema = output.schema.clone();
     let batches = output.collect().await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let printed = Printed {
+        rows: rows as u64,
+        bytes: batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum(),
+    };
     let internal = |e: &dyn std::fmt::Display| EngineError::Internal(e.to_string());
     match format {
         OutputFormat::Table => {
@@ -50,5 +67,5 @@ pub async fn print_output(output: QueryOutput, format: OutputFormat) -> Result<(
             writer.finish().map_err(|e| internal(&e))?;
         }
     }
-    Ok(())
+    Ok(printed)
 }

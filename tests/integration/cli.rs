@@ -71,6 +71,41 @@ fn query_prints_a_table_for_the_demo_roles() {
         stderr.contains("user 'david' may not assume role 'sales'"),
         "{stderr}"
     );
+
+    // Each run is audited like a Flight call: who, which role, what it read.
+    let log = std::fs::read_to_string(common::audit_dir(&data_dir).join("audit.jsonl")).unwrap();
+    let events: Vec<lakegate_audit::AuditEvent> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let read = events
+        .iter()
+        .rev()
+        .find(|e| e.statement.as_deref() == Some("SELECT DISTINCT i_category FROM dl_tpc_item"))
+        .expect("the query is audited");
+    assert_eq!(
+        (
+            read.user.as_deref(),
+            read.role.as_deref(),
+            read.action.as_str()
+        ),
+        (Some("tina"), Some("electronics"), "query")
+    );
+    assert_eq!(read.outcome, lakegate_audit::Outcome::Ok);
+    assert_eq!(read.rows, 1);
+    assert_eq!(read.tables[0].table, "tpc.dl_tpc_item");
+    let denied = events
+        .iter()
+        .rev()
+        .find(|e| e.statement.as_deref() == Some("SELECT * FROM dl_tpc_customer_address LIMIT 10"))
+        .expect("the refusal is audited");
+    assert_eq!(denied.outcome, lakegate_audit::Outcome::Denied);
+    assert!(
+        denied
+            .source_identity
+            .as_deref()
+            .is_some_and(|s| s.starts_with("lakegate query"))
+    );
 }
 
 #[test]

@@ -109,7 +109,7 @@ async fn partition_columns_are_queryable_prune_reads_and_work_in_row_filters() {
     let lake = tempfile::tempdir().unwrap();
     write_partitioned(lake.path());
     let engine = events_engine(lake.path()).await;
-    let requests = || engine.catalog().storage["local"].requests.totals();
+    let requests = || engine.storage_requests("local").unwrap();
 
     let mut admin = engine.session("ann", Some("admin")).unwrap();
     admin.use_database("lake").unwrap();

@@ -21,8 +21,9 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionConfig;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions};
+use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions, RequestTotals};
 use lakegate_policy::RoleError;
+use lakegate_policy::{EffectiveAccess, TableName};
 
 use crate::error::{EngineError, Result};
 use crate::executor::executor;
@@ -34,6 +35,33 @@ use crate::secured_table::ScanPlanner;
 use crate::session::QuerySession;
 use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
+
+/// What an engine serves, in counts (shown as the counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogSummary {
+    /// The catalog's name.
+    pub name: String,
+    /// How many databases, tables, roles, users and grants it has.
+    pub databases: usize,
+    /// See `databases`.
+    pub tables: usize,
+    /// See `databases`.
+    pub roles: usize,
+    /// See `databases`.
+    pub users: usize,
+    /// See `databases`.
+    pub grants: usize,
+}
+
+impl std::fmt::Display for CatalogSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} database(s), {} table(s), {} role(s), {} user(s), {} grant(s)",
+            self.databases, self.tables, self.roles, self.users, self.grants
+        )
+    }
+}
 
 /// Settings of an engine.
 #[derive(Debug, Clone)]
@@ -310,9 +338,49 @@ impl Engine {
         self.max_statement_bytes
     }
 
-    /// The catalog the engine serves.
-    pub fn catalog(&self) -> &Catalog {
-        self.lake.catalog()
+    /// What `role` may see of each table it has a grant on (of `table` only,
+    /// when given): the same decision every query of the role's gets.
+    pub fn access(&self, role: &str, table: Option<&TableName>) -> Result<Vec<EffectiveAccess>> {
+        let catalog = self.lake.catalog();
+        if catalog.policy.role(role).is_none() {
+            return Err(EngineError::PermissionDenied(format!(
+                "unknown role '{role}'"
+            )));
+        }
+        let names: Vec<&TableName> = match table {
+            Some(name) => match catalog.tables.get_key_value(name) {
+                Some((name, _)) => vec![name],
+                None => {
+                    return Err(EngineError::PermissionDenied(format!(
+                        "unknown table '{name}'"
+                    )));
+                }
+            },
+            None => catalog.tables.keys().collect(),
+        };
+        Ok(names
+            .into_iter()
+            .filter_map(|name| self.lake.access_of(role, name))
+            .collect())
+    }
+
+    /// What the engine serves, in counts (for `lakegate catalog check`).
+    pub fn summary(&self) -> CatalogSummary {
+        let catalog = self.lake.catalog();
+        CatalogSummary {
+            name: catalog.name.clone(),
+            databases: catalog.databases.len(),
+            tables: catalog.tables.len(),
+            roles: catalog.policy.roles().count(),
+            users: catalog.policy.users().count(),
+            grants: catalog.policy.grants().count(),
+        }
+    }
+
+    /// The requests made so far to the storage location `name`.
+    pub fn storage_requests(&self, name: &str) -> Option<RequestTotals> {
+        let location = self.lake.catalog().storage.get(name)?;
+        Some(location.requests.totals())
     }
 
     /// The name of the catalog the engine serves (what Flight SQL clients

@@ -14,11 +14,11 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
 use lakegate_catalog::Catalog;
-use lakegate_policy::TableName;
+use lakegate_policy::{EffectiveAccess, TableName};
 
 use crate::cache::BoundedCache;
 use crate::functions::session_functions;
-use crate::secured_table::{ScanPlanner, SecuredTable};
+use crate::secured_table::{ScanPlanner, SecuredTable, stored_columns};
 
 /// What a query's logical plan depends on in an engine: who plans it, where,
 /// and the text (see `Planner::plan_sql`).
@@ -124,6 +124,14 @@ impl Lake {
     /// The stored table `name`, unsecured.
     pub(crate) fn raw_table(&self, name: &TableName) -> Option<&Arc<dyn TableProvider>> {
         self.raw_tables.get(name)
+    }
+
+    /// What `role` may see of the stored table `name`: the one decision
+    /// behind queries, metadata and `lakegate access`. `None`: nothing (not
+    /// even its description), or no such table.
+    pub(crate) fn access_of(&self, role: &str, name: &TableName) -> Option<EffectiveAccess> {
+        let columns = stored_columns(self.raw_table(name)?.as_ref());
+        self.catalog.policy.effective_access(role, name, &columns)
     }
 
     /// The names of the stored tables, sorted.

@@ -50,8 +50,8 @@ mod wire;
 
 pub use barrier::PolicyBarrierExec;
 pub use engine::{
-    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_METADATA_CACHE_BYTES, Engine,
-    EngineOptions,
+    CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES,
+    DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions,
 };
 pub use error::{EngineError, Result, SqlPosition};
 pub use executor::{QUERY_THREAD_STACK, ResultStream};

@@ -66,15 +66,10 @@ impl SecuredResolver {
         let Some(raw) = self.lake.raw_table(name) else {
             return Ok(None);
         };
-        let columns = stored_columns(raw.as_ref());
-        let Some(access) =
-            self.lake
-                .catalog()
-                .policy
-                .effective_access(&self.runtime.role, name, &columns)
-        else {
+        let Some(access) = self.lake.access_of(&self.runtime.role, name) else {
             return Ok(None);
         };
+        let columns = stored_columns(raw.as_ref());
         let table = if access.is_unrestricted(&columns) {
             SecuredTable::unrestricted(access, Arc::clone(raw))
         } else {

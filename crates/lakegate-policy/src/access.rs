@@ -135,6 +135,8 @@ pub struct EffectiveAccess {
     pub row_filter: RowFilter,
     /// Names of the grants that contributed, for audit and explanation.
     pub grants: Vec<String>,
+    /// Stored columns the role does not see at all, in the table's order.
+    pub hidden_columns: Vec<String>,
 }
 
 impl EffectiveAccess {
@@ -176,7 +178,7 @@ impl EffectiveAccess {
             RowFilter::AnyOf(shaping.iter().filter_map(|g| predicate_of(g)).collect())
         };
 
-        let columns = table_columns
+        let columns: Vec<VisibleColumn> = table_columns
             .iter()
             .filter_map(|column| {
                 let mut exposing: Vec<(&Grant, CellValue)> = shaping
@@ -212,6 +214,11 @@ impl EffectiveAccess {
             })
             .collect();
 
+        let hidden_columns = table_columns
+            .iter()
+            .filter(|stored| !columns.iter().any(|c| &c.name == *stored))
+            .cloned()
+            .collect();
         Some(Self {
             table: table.clone(),
             role: role.to_string(),
@@ -219,6 +226,7 @@ impl EffectiveAccess {
             columns,
             row_filter,
             grants: shaping.iter().map(|g| g.name.clone()).collect(),
+            hidden_columns,
         })
     }
 
