@@ -19,6 +19,9 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use arrow_flight::flight_service_server::FlightServiceServer;
+
+use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
 
 /// A server certificate chain and its private key, PEM-encoded.
@@ -77,7 +80,8 @@ pub async fn serve_with_tls(
 ) -> Result<(), tonic::transport::Error> {
     // Larger requests are refused before they are read.
     let max_request = service.max_request_bytes();
-    let flight = service.into_server().max_decoding_message_size(max_request);
+    let flight = FlightServiceServer::new(LakegateFlight::new(service))
+        .max_decoding_message_size(max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity))?;

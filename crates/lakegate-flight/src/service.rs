@@ -27,7 +27,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::Schema;
 use arrow_flight::flight_service_server::FlightService;
@@ -53,58 +52,18 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Authenticator, PasswordAuthenticator, TokenIssuer};
 use crate::call::caller_of;
-use crate::entry::LakegateFlight;
 use crate::error::{CallError, CallResult};
-use crate::limits::QueryLimits;
 use crate::metadata::{
     FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
 };
-use crate::prepared::DEFAULT_MAX_PARAMETER_BYTES;
+use crate::options::ServiceOptions;
 use crate::running::{DoGetStream, QueryRunner, insert_header, one_batch};
-use crate::session_options::{
-    CLOSE_SESSION, CloseSessionResult, CloseSessionStatus, GET_SESSION_OPTIONS,
-    SET_SESSION_OPTIONS, get_session_options, set_cookie, set_session_options,
-};
+use crate::session_options::{session_action, session_action_types};
 use crate::signing::EnvelopeKey;
 use crate::sql_info::sql_info_data;
 use crate::statements::{Statements, flight_info};
 use crate::throttle::LoginThrottle;
 use crate::tickets::{PreparedHandle, Seals, StatementTicket};
-
-/// Settings of the service.
-#[derive(Debug, Clone)]
-pub struct ServiceOptions {
-    /// How long a bearer token stays valid.
-    pub token_ttl: Duration,
-    /// How long a ticket stays redeemable.
-    pub ticket_ttl: Duration,
-    /// Failed sign-ins allowed per user and peer within `login_window`.
-    pub max_login_failures: u32,
-    /// The window over which failed sign-ins are counted.
-    pub login_window: Duration,
-    /// Running queries per user, and their timeout.
-    pub limits: QueryLimits,
-    /// Send an empty batch after this long without one, so that proxies do
-    /// not cut a long-running result stream. `None`: never.
-    pub keep_alive: Option<Duration>,
-    /// The largest parameter set one prepared statement may bind, in bytes
-    /// of Arrow data, counted as it arrives.
-    pub max_parameter_bytes: usize,
-}
-
-impl Default for ServiceOptions {
-    fn default() -> Self {
-        Self {
-            token_ttl: Duration::from_secs(12 * 3600),
-            ticket_ttl: Duration::from_secs(300),
-            max_login_failures: 5,
-            login_window: Duration::from_secs(60),
-            limits: QueryLimits::default(),
-            keep_alive: Some(Duration::from_secs(15)),
-            max_parameter_bytes: DEFAULT_MAX_PARAMETER_BYTES,
-        }
-    }
-}
 
 /// Lakegate's Flight SQL service.
 #[derive(Clone)]
@@ -177,13 +136,6 @@ impl LakegateFlightService {
     pub fn with_audit(mut self, log: AuditLog) -> Self {
         self.audit = Some(log);
         self
-    }
-
-    /// The tonic service to mount: this one behind its entry.
-    pub fn into_server(
-        self,
-    ) -> arrow_flight::flight_service_server::FlightServiceServer<LakegateFlight> {
-        arrow_flight::flight_service_server::FlightServiceServer::new(LakegateFlight::new(self))
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -261,57 +213,10 @@ impl LakegateFlightService {
         }
         one_batch(builder.schema(), builder.build())
     }
-
-    /// The session actions.
-    fn session_action(&self, request: &Request<Action>) -> CallResult<Response<DoActionStream>> {
-        let caller = caller_of(request)?;
-        let action = request.get_ref();
-        let catalog = self.engine.catalog_name();
-        let (body, database) = match action.r#type.as_str() {
-            SET_SESSION_OPTIONS => {
-                let mut session = self.statements.session(caller)?;
-                let current = caller.database.clone();
-                let (result, database) =
-                    set_session_options(&mut session, catalog, current, &action.body)?;
-                (result.encode_to_vec(), Some(database))
-            }
-            GET_SESSION_OPTIONS => {
-                let session = self.statements.session(caller)?;
-                (get_session_options(&session, catalog).encode_to_vec(), None)
-            }
-            CLOSE_SESSION => {
-                let result = CloseSessionResult {
-                    status: CloseSessionStatus::Closed.into(),
-                };
-                let mut response = action_result(result.encode_to_vec());
-                insert_header(response.metadata_mut(), "set-cookie", &set_cookie(None))?;
-                return Ok(response);
-            }
-            other => {
-                return Err(CallError::InvalidRequest(format!(
-                    "unknown action '{other}': Lakegate answers {}, and Flight SQL's \
-                     prepared-statement actions",
-                    [SET_SESSION_OPTIONS, GET_SESSION_OPTIONS, CLOSE_SESSION].join(", ")
-                )));
-            }
-        };
-        let mut response = action_result(body);
-        if let Some(database) = database {
-            let cookie = self.seals.session_cookie(&caller.user, database.as_deref());
-            insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
-        }
-        Ok(response)
-    }
 }
 
 type DoActionStream = <LakegateFlightService as FlightService>::DoActionStream;
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
-
-/// A DoAction answer of one result.
-fn action_result(body: Vec<u8>) -> Response<DoActionStream> {
-    let result = arrow_flight::Result { body: body.into() };
-    Response::new(Box::pin(futures::stream::iter([Ok(result)])))
-}
 
 /// The refusal of every write: Lakegate serves reads only.
 fn refuse_write<T>(request: &Request<T>, what: &str) -> Result<i64, Status> {
@@ -648,30 +553,28 @@ impl FlightSqlService for LakegateFlightService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<DoActionStream>, Status> {
-        Ok(self.session_action(&request)?)
+        let caller = caller_of(&request)?;
+        let catalog = self.engine.catalog_name();
+        let answer = session_action(
+            &self.statements,
+            &self.seals,
+            catalog,
+            caller,
+            request.get_ref(),
+        )?;
+        let result = arrow_flight::Result {
+            body: answer.body.into(),
+        };
+        let mut response: Response<DoActionStream> =
+            Response::new(Box::pin(futures::stream::iter([Ok(result)])));
+        if let Some(cookie) = answer.set_cookie {
+            insert_header(response.metadata_mut(), "set-cookie", &cookie)?;
+        }
+        Ok(response)
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
-        let action = |name: &str, description: &str| {
-            Ok(ActionType {
-                r#type: name.to_string(),
-                description: description.to_string(),
-            })
-        };
-        Some(vec![
-            action(
-                SET_SESSION_OPTIONS,
-                "Set session options (catalog, schema).\nRequest Message: SetSessionOptionsRequest\nResponse Message: SetSessionOptionsResult",
-            ),
-            action(
-                GET_SESSION_OPTIONS,
-                "Get the session's options.\nRequest Message: GetSessionOptionsRequest\nResponse Message: GetSessionOptionsResult",
-            ),
-            action(
-                CLOSE_SESSION,
-                "Close the session.\nRequest Message: CloseSessionRequest\nResponse Message: CloseSessionResult",
-            ),
-        ])
+        Some(session_action_types())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

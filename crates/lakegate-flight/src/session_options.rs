@@ -24,11 +24,14 @@
 
 use std::collections::HashMap;
 
+use arrow_flight::{Action, ActionType};
 use lakegate_engine::QuerySession;
 use prost::Message;
-use serde::{Deserialize, Serialize};
 
+use crate::call::Caller;
 use crate::error::{CallError, CallResult};
+use crate::statements::Statements;
+use crate::tickets::{Seals, set_cookie};
 
 /// The action types handled here.
 pub(crate) const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
@@ -37,43 +40,10 @@ pub(crate) const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
 /// See [`SET_SESSION_OPTIONS`].
 pub(crate) const CLOSE_SESSION: &str = "CloseSession";
 
-/// The cookie holding a client's session.
-pub(crate) const SESSION_COOKIE: &str = "lakegate_session";
-
 /// The session option naming the catalog.
 pub(crate) const CATALOG_OPTION: &str = "catalog";
 /// The session option naming the current database.
 pub(crate) const SCHEMA_OPTION: &str = "schema";
-
-/// What the session cookie says.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct SessionState {
-    /// The user the session belongs to.
-    pub user: String,
-    /// The current database, when the client chose one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
-}
-
-/// The session cookie's value among a request's `cookie` headers.
-pub(crate) fn session_cookie(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
-    metadata
-        .get_all("cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().to_string())
-}
-
-/// The `set-cookie` header value that stores `sealed`, or clears the cookie.
-pub(crate) fn set_cookie(sealed: Option<&str>) -> String {
-    match sealed {
-        Some(value) => format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly"),
-        None => format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly"),
-    }
-}
 
 /// Flight.proto `SessionOptionValue`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -238,6 +208,80 @@ pub(crate) fn get_session_options(
     }
 }
 
+/// What a session action answers: its result message, and the session
+/// cookie to set, when the action changed the session.
+pub(crate) struct ActionAnswer {
+    pub(crate) body: Vec<u8>,
+    pub(crate) set_cookie: Option<String>,
+}
+
+/// The session actions: SetSessionOptions, GetSessionOptions, CloseSession.
+pub(crate) fn session_action(
+    statements: &Statements,
+    seals: &Seals,
+    catalog_name: &str,
+    caller: &Caller,
+    action: &Action,
+) -> CallResult<ActionAnswer> {
+    let (body, database) = match action.r#type.as_str() {
+        SET_SESSION_OPTIONS => {
+            let mut session = statements.session(caller)?;
+            let current = caller.database.clone();
+            let (result, database) =
+                set_session_options(&mut session, catalog_name, current, &action.body)?;
+            (result.encode_to_vec(), Some(database))
+        }
+        GET_SESSION_OPTIONS => {
+            let session = statements.session(caller)?;
+            let result = get_session_options(&session, catalog_name);
+            (result.encode_to_vec(), None)
+        }
+        CLOSE_SESSION => {
+            let result = CloseSessionResult {
+                status: CloseSessionStatus::Closed.into(),
+            };
+            return Ok(ActionAnswer {
+                body: result.encode_to_vec(),
+                set_cookie: Some(set_cookie(None)),
+            });
+        }
+        other => {
+            return Err(CallError::InvalidRequest(format!(
+                "unknown action '{other}': Lakegate answers {}, and Flight SQL's \
+                 prepared-statement actions",
+                [SET_SESSION_OPTIONS, GET_SESSION_OPTIONS, CLOSE_SESSION].join(", ")
+            )));
+        }
+    };
+    let set_cookie =
+        database.map(|database| seals.session_cookie(&caller.user, database.as_deref()));
+    Ok(ActionAnswer { body, set_cookie })
+}
+
+/// The session actions as ListActions describes them.
+pub(crate) fn session_action_types() -> Vec<Result<ActionType, tonic::Status>> {
+    let action = |name: &str, description: &str| {
+        Ok(ActionType {
+            r#type: name.to_string(),
+            description: description.to_string(),
+        })
+    };
+    vec![
+        action(
+            SET_SESSION_OPTIONS,
+            "Set session options (catalog, schema).\nRequest Message: SetSessionOptionsRequest\nResponse Message: SetSessionOptionsResult",
+        ),
+        action(
+            GET_SESSION_OPTIONS,
+            "Get the session's options.\nRequest Message: GetSessionOptionsRequest\nResponse Message: GetSessionOptionsResult",
+        ),
+        action(
+            CLOSE_SESSION,
+            "Close the session.\nRequest Message: CloseSessionRequest\nResponse Message: CloseSessionResult",
+        ),
+    ]
+}
+
 /// A string option value.
 pub fn string_value(value: impl Into<String>) -> SessionOptionValue {
     SessionOptionValue {
@@ -250,15 +294,6 @@ mod tests {
     use prost::Message;
 
     use super::*;
-
-    #[test]
-    fn reads_the_session_cookie_among_others() {
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        metadata.insert("cookie", "a=1; lakegate_session=lg1.x.y".parse().unwrap());
-        assert_eq!(session_cookie(&metadata).as_deref(), Some("lg1.x.y"));
-        metadata.insert("cookie", "a=1".parse().unwrap());
-        assert_eq!(session_cookie(&metadata), None);
-    }
 
     #[test]
     fn session_messages_match_flight_proto_field_numbers() {

@@ -19,8 +19,40 @@ use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataMap;
 
 use crate::error::{CallError, CallResult};
-use crate::session_options::{SessionState, session_cookie, set_cookie};
 use crate::signing::{EnvelopeError, EnvelopeKey};
+
+/// The cookie holding a client's session.
+pub(crate) const SESSION_COOKIE: &str = "lakegate_session";
+
+/// What the session cookie says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct SessionState {
+    /// The user the session belongs to.
+    pub user: String,
+    /// The current database, when the client chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// The session cookie's value among a request's `cookie` headers.
+pub(crate) fn session_cookie(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+}
+
+/// The `set-cookie` header value that stores `sealed`, or clears the cookie.
+pub(crate) fn set_cookie(sealed: Option<&str>) -> String {
+    match sealed {
+        Some(value) => format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly"),
+        None => format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly"),
+    }
+}
 
 /// What a statement ticket says: everything a server sharing the key needs
 /// to run it, bound to the user and role it was issued to.
@@ -155,6 +187,15 @@ mod tests {
             parameters: None,
             part: None,
         }
+    }
+
+    #[test]
+    fn reads_the_session_cookie_among_others() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert("cookie", "a=1; lakegate_session=lg1.x.y".parse().unwrap());
+        assert_eq!(session_cookie(&metadata).as_deref(), Some("lg1.x.y"));
+        metadata.insert("cookie", "a=1".parse().unwrap());
+        assert_eq!(session_cookie(&metadata), None);
     }
 
     #[test]
