@@ -1,0 +1,268 @@
+//! The command line: every subcommand and flag (clap), with their defaults.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use lakegate_engine::{
+    DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_STATEMENT_BYTES,
+    DEFAULT_METADATA_CACHE_BYTES,
+};
+use lakegate_flight::DEFAULT_MAX_PARAMETER_BYTES;
+
+use crate::output::OutputFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "lakegate",
+    version,
+    about = "Lake Formation-style fine-grained access to Parquet data lakes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate the demo TPC-DS data (if missing), load the demo catalog, run
+    /// the demo walkthrough as each demo user, then serve it over Flight SQL.
+    Demo {
+        /// Where the Parquet data lives (generated on first run, reused after).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// TPC-DS scale factor of the generated data.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The demo catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// Address to serve on after the walkthrough.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Stop after the walkthrough instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        /// Serve the demo tables from this object store URL
+        /// (`s3://bucket/prefix`) instead of the data directory: they are
+        /// generated under --data-dir, then copied under the prefix (once;
+        /// nothing else is created). The standard AWS variables apply
+        /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+        /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, AWS_SERVER_SIDE_ENCRYPTION...).
+        #[arg(long)]
+        storage: Option<String>,
+    },
+    /// Run one SQL statement in-process as USER under ROLE and print the result.
+    ///
+    /// An operator tool: whoever runs it can read the catalog and data files
+    /// already, so it asks for no password. Clients connect over Flight SQL.
+    Query {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// The user to run as.
+        #[arg(long)]
+        user: String,
+        /// The runtime role (default: the user's default role).
+        #[arg(long)]
+        role: Option<String>,
+        /// The current database (default: the catalog's default database).
+        #[arg(long)]
+        database: Option<String>,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// The statement; `-` reads it from standard input (for statements
+        /// longer than a command line may be).
+        sql: String,
+    },
+    /// Print what a role may see: visible columns, masks and row filter.
+    Access {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// The role.
+        #[arg(long)]
+        role: String,
+        /// Only this table (`db.table`).
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Serve the catalog over Arrow Flight SQL.
+    Serve {
+        /// The catalog directory.
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// How long bearer tokens stay valid, in seconds.
+        #[arg(long, default_value_t = 43_200)]
+        token_ttl: u64,
+        /// File holding the server key (32 bytes or more) that signs tokens
+        /// and tickets. Servers sharing a load balancer need the same key;
+        /// without it a random key is made, valid for this process only.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Directory of the audit log (`audit.jsonl`, rotated by size);
+        /// default `<data-dir>/audit`. Lake administrators query it as
+        /// `system.audit`.
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
+        /// Rotate the audit log when it reaches this many bytes.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        audit_max_bytes: u64,
+        /// Memory one query may hold, such as `512MiB` or `2GiB` (operators
+        /// that can spill do so at the limit; others fail with
+        /// RESOURCE_EXHAUSTED). Default: no limit.
+        #[arg(long, value_parser = parse_bytes)]
+        query_memory: Option<usize>,
+        /// Seconds a table's file list is trusted: files added to or removed
+        /// from a table's prefix are seen within this time.
+        #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
+        file_listing_ttl: u64,
+        /// Memory for Parquet footers kept across queries (validated per
+        /// file by size and modification time), in bytes or with a unit (`64MiB`); `0` turns
+        /// the cache off and every query reads the footers again.
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_METADATA_CACHE_BYTES)]
+        metadata_cache: usize,
+        /// Memory for tables' file listings, kept for --file-listing-ttl
+        /// (about 200 bytes an object); a listing that does not fit is
+        /// listed again by every query.
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_LISTING_CACHE_BYTES)]
+        listing_cache: usize,
+        /// Memory for tables kept decoded across queries (`4GiB`): a table
+        /// is loaded whole when first scanned, and read from memory while
+        /// its files stay the same; the least recently scanned make room.
+        /// Default 0: none.
+        #[arg(long, value_parser = parse_bytes, default_value_t = 0)]
+        table_cache: usize,
+        /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
+        #[arg(long, default_value_t = 64)]
+        max_queries_per_user: usize,
+        /// Seconds a query may run, results included; 0 means no limit.
+        #[arg(long, default_value_t = 3600)]
+        query_timeout: u64,
+        /// Seconds without a batch after which a result stream sends an
+        /// empty one, so that proxies keep it open; 0 means never.
+        #[arg(long, default_value_t = 15)]
+        keep_alive: u64,
+        /// The longest SQL statement accepted, in bytes or with a unit
+        /// (`8MiB`); longer ones are refused before they are read.
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_STATEMENT_BYTES)]
+        max_statement_bytes: usize,
+        /// The largest set of parameters one prepared statement may bind,
+        /// in bytes of Arrow data or with a unit (`1MiB`).
+        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_PARAMETER_BYTES)]
+        max_parameter_bytes: usize,
+        /// Send text and binary columns in Arrow's view types (`Utf8View`,
+        /// `BinaryView`) instead of `Utf8` and `Binary`, for clients that
+        /// read them.
+        #[arg(long)]
+        view_types: bool,
+        /// Seconds running queries get to finish after SIGTERM or Ctrl-C;
+        /// then their streams end with UNAVAILABLE and the server exits.
+        #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+        shutdown_grace: u64,
+        /// PEM certificate chain: serve over TLS (grpc+tls://) with
+        /// `--tls-key`.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of `--tls-cert`.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Catalog tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Benchmark tools (the runner itself is `cargo bench --bench tpch`).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Generate the TPC-H tables that `catalog/tpch` serves, as Parquet under
+    /// `<data-dir>/tpch/` (reused when already there at this scale).
+    Data {
+        /// Where the Parquet data goes (`${data_dir}` of catalog/tpch).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+        /// TPC-H scale factor (1 is about 6 million line items, 300 MB).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Load and validate a catalog (files, names, references, schemas, row
+    /// filters and masks) and print every error found.
+    Check {
+        /// The catalog directory.
+        dir: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
+    },
+    /// Read a password from standard input and print its Argon2 hash for a
+    /// user's `password_hash`.
+    HashPassword,
+}
+
+/// Seconds running queries get to finish when the server is stopped.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// A byte count: a number with an optional unit (`KiB`, `MiB`, `GiB`, `TiB`,
+/// or `K`, `M`, `G`, `T` meaning the same powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' (use KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert!(parse_bytes("2 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
+}
