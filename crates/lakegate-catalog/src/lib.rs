@@ -19,7 +19,11 @@
 
 mod catalog;
 mod files;
+mod findings;
+mod grants;
+mod loader;
 mod storage;
+mod table_files;
 
 pub use catalog::{
     Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
