@@ -1,7 +1,7 @@
 //! The Flight SQL service: a dispatch table from Flight SQL's RPCs to the
 //! parts that answer them. Every call arrives here through the entry
 //! (`entry.rs`), which has authenticated the caller once and put it in the
-//! request's extensions; the handlers read it with [`caller_of`].
+//! request's extensions; the handlers read it with `call::caller_of`.
 //!
 //! ```text
 //! client                                   Lakegate
