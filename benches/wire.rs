@@ -6,6 +6,9 @@
 //! * Lakegate's Flight SQL service over the demo catalog (the binary's code),
 //!   as it serves by default, and a second one with the table cache on
 //!   (`--table-cache`: the table kept decoded in memory, as the ceiling's);
+//!   and both again with `--view-types` (strings sent as DataFusion's
+//!   `Utf8View`, not converted to the classic `Utf8` clients get by default),
+//!   which prices that conversion;
 //! * a bare arrow-flight server (no Lakegate code) streaming, from memory,
 //!   the very batches Lakegate returns for the largest demo table: the
 //!   ceiling of arrow-rs Flight on this machine (and, in two parts read at
@@ -270,6 +273,12 @@ struct Servers {
     lakegate: SocketAddr,
     /// Lakegate with the table in its table cache.
     cached: SocketAddr,
+    /// The two Lakegates again, sending Arrow's view types as DataFusion
+    /// produces them (`--view-types`), not converted to classic types: what
+    /// the conversion clients need costs.
+    view_types: SocketAddr,
+    /// See `view_types`.
+    cached_view_types: SocketAddr,
     /// The bare server streaming from memory.
     ceiling: SocketAddr,
     /// The bare server decoding the Parquet files.
@@ -277,9 +286,22 @@ struct Servers {
     rows: usize,
 }
 
-/// Starts both Lakegates (`cached` with its table cache loaded) and the two
-/// bare servers over the table in `table_dir`.
-async fn start_servers(engine: Engine, cached: Engine, table_dir: &Path) -> Servers {
+/// The Lakegates a run serves, each with its engine.
+struct Lakegates {
+    /// Default settings.
+    plain: Engine,
+    /// With the table cache.
+    cached: Engine,
+    /// Default settings, view types on the wire.
+    view_types: Engine,
+    /// With the table cache, view types on the wire.
+    cached_view_types: Engine,
+}
+
+/// Starts the Lakegates (the cached ones with their table cache loaded) and
+/// the two bare servers over the table in `table_dir`.
+async fn start_servers(lakegates: Lakegates, table_dir: &Path) -> Servers {
+    let engine = lakegates.plain;
     // The ceiling streams exactly what Lakegate returns for the scan.
     let mut session = engine.session("admin", None).unwrap();
     let output = session.execute(SCAN).await.unwrap();
@@ -294,8 +316,11 @@ async fn start_servers(engine: Engine, cached: Engine, table_dir: &Path) -> Serv
     files.sort();
 
     let lakegate = serve_lakegate(engine).await;
-    load_table_cache(&cached).await;
-    let cached = serve_lakegate(cached).await;
+    load_table_cache(&lakegates.cached).await;
+    let cached = serve_lakegate(lakegates.cached).await;
+    let view_types = serve_lakegate(lakegates.view_types).await;
+    load_table_cache(&lakegates.cached_view_types).await;
+    let cached_view_types = serve_lakegate(lakegates.cached_view_types).await;
 
     let ceiling = serve_bare(BareServer {
         schema: Arc::clone(&schema),
@@ -310,6 +335,8 @@ async fn start_servers(engine: Engine, cached: Engine, table_dir: &Path) -> Serv
     Servers {
         lakegate,
         cached,
+        view_types,
+        cached_view_types,
         ceiling,
         decoding,
         rows,
@@ -415,7 +442,12 @@ async fn smoke(servers: &Servers) {
         assert_eq!(rows, servers.rows);
     }
 
-    for lakegate in [servers.lakegate, servers.cached] {
+    for lakegate in [
+        servers.lakegate,
+        servers.cached,
+        servers.view_types,
+        servers.cached_view_types,
+    ] {
         let mut client = FlightServiceClient::new(channel(lakegate).await);
         let mut request = Request::new(Ticket::new(SCAN));
         let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
@@ -442,9 +474,18 @@ async fn run(full: bool) {
         table_cache_bytes: TABLE_CACHE_BYTES,
         ..EngineOptions::default()
     };
-    let cached = demo_engine(&data_dir, cached).await;
+    let with_view_types = |options: EngineOptions| EngineOptions {
+        view_types: true,
+        ..options
+    };
+    let lakegates = Lakegates {
+        plain: engine.clone(),
+        cached: demo_engine(&data_dir, cached.clone()).await,
+        view_types: demo_engine(&data_dir, with_view_types(EngineOptions::default())).await,
+        cached_view_types: demo_engine(&data_dir, with_view_types(cached)).await,
+    };
     let table_dir = data_dir.join("tpc/dl_tpc_web_sales");
-    let servers = start_servers(engine.clone(), cached, &table_dir).await;
+    let servers = start_servers(lakegates, &table_dir).await;
     if !full {
         smoke(&servers).await;
         return;
@@ -457,6 +498,14 @@ async fn run(full: bool) {
         .arg(repo_root().join("benches/wire_client.py"))
         .args(["--lakegate", &format!("grpc://{}", servers.lakegate)])
         .args(["--lakegate-cached", &format!("grpc://{}", servers.cached)])
+        .args([
+            "--lakegate-view-types",
+            &format!("grpc://{}", servers.view_types),
+        ])
+        .args([
+            "--lakegate-cached-view-types",
+            &format!("grpc://{}", servers.cached_view_types),
+        ])
         .args(["--ceiling", &format!("grpc://{}", servers.ceiling)])
         .args(["--decoding", &format!("grpc://{}", servers.decoding)])
         .arg("--parquet")

@@ -19,6 +19,11 @@ client ends up with), for the largest demo table, variants interleaved:
                     (`--table-cache`): decoded batches from memory, as the
                     ceiling's, so the difference is Lakegate's own path
   lakegate-cached-parallel   the same, parallel endpoints
+  lakegate-view-types, lakegate-cached-view-types
+                    lakegate and lakegate-cached sending Arrow's view types
+                    as DataFusion produces them (`--view-types`): the
+                    baseline of what converting results to the classic
+                    types (the default, which every client reads) costs
 
 Beside each variant's wall time, the CPU time it costs the servers' process
 (user and system, from /proc: loopback TCP is system time of the sender and
@@ -168,6 +173,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lakegate", required=True)
     parser.add_argument("--lakegate-cached", required=True, help="Lakegate with the table cache loaded")
+    parser.add_argument("--lakegate-view-types", required=True, help="Lakegate sending view types")
+    parser.add_argument("--lakegate-cached-view-types", required=True, help="the same, table cache loaded")
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--decoding", required=True, help="the bare server decoding the Parquet files")
     parser.add_argument("--parquet", required=True)
@@ -188,6 +195,8 @@ def main():
         "lakegate-policy": lambda: lakegate(args.lakegate, "tina", "sales"),
         "lakegate-cached": lambda: lakegate(args.lakegate_cached),
         "lakegate-cached-parallel": lambda: lakegate_parallel(args.lakegate_cached)[0],
+        "lakegate-view-types": lambda: lakegate(args.lakegate_view_types),
+        "lakegate-cached-view-types": lambda: lakegate(args.lakegate_cached_view_types),
     }
     for run in variants.values():  # warm caches and connections once
         run()
@@ -239,6 +248,17 @@ def main():
             f"| {entry['vs_ceiling_parallel']:.2f} | {entry['vs_ceiling_parquet']:.2f} "
             f"| {entry['server_cpu_s']:.3f} | {entry['client_cpu_s']:.3f} | {entry['cores_busy']:.2f} |"
         )
+    # What sending classic types (the default) costs against sending the
+    # view types DataFusion produces: time of one stream, classic / view.
+    # (Times, not MB/s: the two kinds of arrays differ in size.)
+    median_s = {name: entry["median_s"] for name, entry in results["variants"].items()}
+    results["classic_types_cost"] = {
+        "decoding": median_s["lakegate"] / median_s["lakegate-view-types"],
+        "cached": median_s["lakegate-cached"] / median_s["lakegate-cached-view-types"],
+    }
+    cost = results["classic_types_cost"]
+    print(f"\nclassic types on the wire, time against view types (one stream): "
+          f"{cost['decoding']:.3f} decoding the files, {cost['cached']:.3f} from the table cache")
     print(f"\ncores on this machine: {os.cpu_count()}")
     print(f"\nparallel endpoints: {endpoints}")
     print(f"ADBC `SELECT ... LIMIT 10`: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {args.latency_queries} queries")

@@ -88,6 +88,9 @@ def compute_on(table):
             pc.utf8_upper(column)
             pc.match_substring(column, "a")
             pc.unique(column)
+        elif pa.types.is_float16(kind):
+            # pyarrow has no half-float kernels: a client widens first.
+            pc.sum(pc.cast(column, pa.float32()))
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             pc.sum(column)
             pc.min_max(column)
@@ -97,6 +100,12 @@ def compute_on(table):
             pc.binary_length(column)
         elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
             pc.list_value_length(column)
+    # pandas keeps times of day as datetime.time (microseconds): a time with
+    # nanoseconds (current_time()) must be cut to microseconds first.
+    for i, field in enumerate(table.schema):
+        if pa.types.is_time64(field.type) and field.type.unit == "ns":
+            micros = pc.cast(table.column(i), pa.time64("us"), safe=False)
+            table = table.set_column(i, field.name, micros)
     table.to_pandas()
 
 
