@@ -1,13 +1,14 @@
 //! The command line: every subcommand and flag (clap), with their defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lakegate_engine::{
     DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_STATEMENT_BYTES,
-    DEFAULT_METADATA_CACHE_BYTES,
+    DEFAULT_METADATA_CACHE_BYTES, EngineOptions,
 };
-use lakegate_flight::DEFAULT_MAX_PARAMETER_BYTES;
+use lakegate_flight::{DEFAULT_MAX_PARAMETER_BYTES, QueryLimits, ServiceOptions};
 
 use crate::output::OutputFormat;
 
@@ -104,9 +105,6 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: std::net::SocketAddr,
-        /// How long bearer tokens stay valid, in seconds.
-        #[arg(long, default_value_t = 43_200)]
-        token_ttl: u64,
         /// File holding the server key (32 bytes or more) that signs tokens
         /// and tickets. Servers sharing a load balancer need the same key;
         /// without it a random key is made, valid for this process only.
@@ -120,54 +118,12 @@ pub enum Command {
         /// Rotate the audit log when it reaches this many bytes.
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         audit_max_bytes: u64,
-        /// Memory one query may hold, such as `512MiB` or `2GiB` (operators
-        /// that can spill do so at the limit; others fail with
-        /// RESOURCE_EXHAUSTED). Default: no limit.
-        #[arg(long, value_parser = parse_bytes)]
-        query_memory: Option<usize>,
-        /// Seconds a table's file list is trusted: files added to or removed
-        /// from a table's prefix are seen within this time.
-        #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
-        file_listing_ttl: u64,
-        /// Memory for Parquet footers kept across queries (validated per
-        /// file by size and modification time), in bytes or with a unit (`64MiB`); `0` turns
-        /// the cache off and every query reads the footers again.
-        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_METADATA_CACHE_BYTES)]
-        metadata_cache: usize,
-        /// Memory for tables' file listings, kept for --file-listing-ttl
-        /// (about 200 bytes an object); a listing that does not fit is
-        /// listed again by every query.
-        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_LISTING_CACHE_BYTES)]
-        listing_cache: usize,
-        /// Memory for tables kept decoded across queries (`4GiB`): a table
-        /// is loaded whole when first scanned, and read from memory while
-        /// its files stay the same; the least recently scanned make room.
-        /// Default 0: none.
-        #[arg(long, value_parser = parse_bytes, default_value_t = 0)]
-        table_cache: usize,
-        /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
-        #[arg(long, default_value_t = 64)]
-        max_queries_per_user: usize,
-        /// Seconds a query may run, results included; 0 means no limit.
-        #[arg(long, default_value_t = 3600)]
-        query_timeout: u64,
-        /// Seconds without a batch after which a result stream sends an
-        /// empty one, so that proxies keep it open; 0 means never.
-        #[arg(long, default_value_t = 15)]
-        keep_alive: u64,
-        /// The longest SQL statement accepted, in bytes or with a unit
-        /// (`8MiB`); longer ones are refused before they are read.
-        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_STATEMENT_BYTES)]
-        max_statement_bytes: usize,
-        /// The largest set of parameters one prepared statement may bind,
-        /// in bytes of Arrow data or with a unit (`1MiB`).
-        #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_PARAMETER_BYTES)]
-        max_parameter_bytes: usize,
-        /// Send text and binary columns in Arrow's view types (`Utf8View`,
-        /// `BinaryView`) instead of `Utf8` and `Binary`, for clients that
-        /// read them.
-        #[arg(long)]
-        view_types: bool,
+        /// The query engine's settings.
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// The Flight service's settings.
+        #[command(flatten)]
+        service: ServiceArgs,
         /// Seconds running queries get to finish after SIGTERM or Ctrl-C;
         /// then their streams end with UNAVAILABLE and the server exits.
         #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
@@ -220,6 +176,106 @@ pub enum CatalogCommand {
     /// Read a password from standard input and print its Argon2 hash for a
     /// user's `password_hash`.
     HashPassword,
+}
+
+/// `lakegate serve`'s query engine flags.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Query engine")]
+pub struct EngineArgs {
+    /// Memory one query may hold, such as `512MiB` or `2GiB` (operators
+    /// that can spill do so at the limit; others fail with
+    /// RESOURCE_EXHAUSTED). Default: no limit.
+    #[arg(long, value_parser = parse_bytes)]
+    pub query_memory: Option<usize>,
+    /// Seconds a table's file list is trusted: files added to or removed
+    /// from a table's prefix are seen within this time.
+    #[arg(long, default_value_t = DEFAULT_FILE_LISTING_TTL.as_secs())]
+    pub file_listing_ttl: u64,
+    /// Memory for Parquet footers kept across queries (validated per
+    /// file by size and modification time), in bytes or with a unit (`64MiB`); `0` turns
+    /// the cache off and every query reads the footers again.
+    #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_METADATA_CACHE_BYTES)]
+    pub metadata_cache: usize,
+    /// Memory for tables' file listings, kept for --file-listing-ttl
+    /// (about 200 bytes an object); a listing that does not fit is
+    /// listed again by every query.
+    #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_LISTING_CACHE_BYTES)]
+    pub listing_cache: usize,
+    /// Memory for tables kept decoded across queries (`4GiB`): a table
+    /// is loaded whole when first scanned, and read from memory while
+    /// its files stay the same; the least recently scanned make room.
+    /// Default 0: none.
+    #[arg(long, value_parser = parse_bytes, default_value_t = 0)]
+    pub table_cache: usize,
+    /// The longest SQL statement accepted, in bytes or with a unit
+    /// (`8MiB`); longer ones are refused before they are read.
+    #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_STATEMENT_BYTES)]
+    pub max_statement_bytes: usize,
+    /// Send text and binary columns in Arrow's view types (`Utf8View`,
+    /// `BinaryView`) instead of `Utf8` and `Binary`, for clients that
+    /// read them.
+    #[arg(long)]
+    pub view_types: bool,
+}
+
+impl EngineArgs {
+    /// The engine's options these flags ask for, auditing into `audit_dir`.
+    pub fn options(&self, audit_dir: PathBuf) -> EngineOptions {
+        EngineOptions {
+            audit_dir: Some(audit_dir),
+            query_memory: self.query_memory,
+            file_listing_ttl: Duration::from_secs(self.file_listing_ttl),
+            metadata_cache_bytes: self.metadata_cache,
+            listing_cache_bytes: self.listing_cache,
+            table_cache_bytes: self.table_cache,
+            max_statement_bytes: self.max_statement_bytes,
+            view_types: self.view_types,
+            ..EngineOptions::default()
+        }
+    }
+}
+
+/// `lakegate serve`'s Flight service flags.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Flight service")]
+pub struct ServiceArgs {
+    /// How long bearer tokens stay valid, in seconds.
+    #[arg(long, default_value_t = 43_200)]
+    pub token_ttl: u64,
+    /// Queries one user may run at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 64)]
+    pub max_queries_per_user: usize,
+    /// Seconds a query may run, results included; 0 means no limit.
+    #[arg(long, default_value_t = 3600)]
+    pub query_timeout: u64,
+    /// Seconds without a batch after which a result stream sends an
+    /// empty one, so that proxies keep it open; 0 means never.
+    #[arg(long, default_value_t = 15)]
+    pub keep_alive: u64,
+    /// The largest set of parameters one prepared statement may bind,
+    /// in bytes of Arrow data or with a unit (`1MiB`).
+    #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_PARAMETER_BYTES)]
+    pub max_parameter_bytes: usize,
+}
+
+impl ServiceArgs {
+    /// The service's options these flags ask for.
+    pub fn options(&self) -> Result<ServiceOptions, String> {
+        if self.max_queries_per_user == 0 {
+            return Err("--max-queries-per-user must be at least 1".into());
+        }
+        let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Ok(ServiceOptions {
+            token_ttl: Duration::from_secs(self.token_ttl),
+            limits: QueryLimits {
+                max_queries_per_user: self.max_queries_per_user,
+                timeout: seconds(self.query_timeout),
+            },
+            keep_alive: seconds(self.keep_alive),
+            max_parameter_bytes: self.max_parameter_bytes,
+            ..ServiceOptions::default()
+        })
+    }
 }
 
 /// Seconds running queries get to finish when the server is stopped.

@@ -23,8 +23,7 @@ use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
 use lakegate_flight::{
-    EnvelopeKey, LakegateFlightService, QueryLimits, ServiceOptions, TlsIdentity, bind,
-    serve_until_signal,
+    EnvelopeKey, LakegateFlightService, ServiceOptions, TlsIdentity, bind, serve_until_signal,
 };
 use lakegate_policy::TableName;
 
@@ -116,21 +115,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             catalog,
             data_dir,
             listen,
-            token_ttl,
             key_file,
             audit_dir,
             audit_max_bytes,
-            query_memory,
-            file_listing_ttl,
-            metadata_cache,
-            listing_cache,
-            table_cache,
-            max_queries_per_user,
-            query_timeout,
-            keep_alive,
-            max_statement_bytes,
-            max_parameter_bytes,
-            view_types,
+            engine,
+            service,
             shutdown_grace,
             tls_cert,
             tls_key,
@@ -139,36 +128,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 (Some(cert), Some(key)) => Some(TlsIdentity::from_pem_files(cert, key)?),
                 _ => None,
             };
+            let options = service.options()?;
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
-            let engine_options = EngineOptions {
-                audit_dir: Some(audit_dir.clone()),
-                query_memory,
-                file_listing_ttl: std::time::Duration::from_secs(file_listing_ttl),
-                metadata_cache_bytes: metadata_cache,
-                listing_cache_bytes: listing_cache,
-                table_cache_bytes: table_cache,
-                max_statement_bytes,
-                view_types,
-                ..EngineOptions::default()
-            };
+            let engine_options = engine.options(audit_dir.clone());
             let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;
             let key = match key_file {
                 Some(path) => EnvelopeKey::from_file(&path)?,
                 None => EnvelopeKey::random(),
-            };
-            if max_queries_per_user == 0 {
-                return Err("--max-queries-per-user must be at least 1".into());
-            }
-            let options = ServiceOptions {
-                token_ttl: std::time::Duration::from_secs(token_ttl),
-                limits: QueryLimits {
-                    max_queries_per_user,
-                    timeout: (query_timeout > 0)
-                        .then(|| std::time::Duration::from_secs(query_timeout)),
-                },
-                keep_alive: (keep_alive > 0).then(|| std::time::Duration::from_secs(keep_alive)),
-                max_parameter_bytes,
-                ..ServiceOptions::default()
             };
             let audit = open_audit(AuditOptions {
                 max_file_bytes: audit_max_bytes,
