@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use lakegate_audit::{AuditEvent, AuditLog, Outcome, now_rfc3339};
-use lakegate_engine::{Engine, EngineError};
+use lakegate_audit::{AuditEvent, AuditLog};
+use lakegate_engine::Engine;
 
 use crate::output::{OutputFormat, print_output};
 
@@ -27,24 +27,13 @@ pub async fn run_query(
     format: OutputFormat,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let mut event = AuditEvent {
-        time: now_rfc3339(),
-        user: Some(user.to_string()),
-        role: role
-            .map(str::to_string)
-            .or_else(|| engine.default_role(user)),
-        source_identity: Some(source_identity()),
-        peer: None,
-        action: "query".into(),
-        statement: Some(sql.to_string()),
-        tables: Vec::new(),
-        outcome: Outcome::Ok,
-        error_code: None,
-        error: None,
-        rows: 0,
-        bytes: 0,
-        duration_ms: 0.0,
-    };
+    let mut event = AuditEvent::new("query");
+    event.user = Some(user.to_string());
+    event.role = role
+        .map(str::to_string)
+        .or_else(|| engine.default_role(user));
+    event.source_identity = Some(source_identity());
+    event.statement = Some(sql.to_string());
     let ran = async {
         let mut session = engine.session(user, role)?;
         if let Some(database) = database {
@@ -60,12 +49,7 @@ pub async fn run_query(
             event.rows = printed.rows;
             event.bytes = printed.bytes;
         }
-        Err(error) => {
-            let (outcome, code) = outcome_of(error);
-            event.outcome = outcome;
-            event.error_code = Some(code.into());
-            event.error = Some(error.to_string());
-        }
+        Err(error) => event.fail(error.code().name(), error.to_string()),
     }
     event.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     audit.record(&event);
@@ -73,22 +57,4 @@ pub async fn run_query(
         .sync()
         .map_err(|e| format!("cannot sync the audit log: {e}"))?;
     result.map(drop).map_err(|e| e.to_string())
-}
-
-/// How a failed run is recorded: the outcome and the code a Flight client
-/// would have received for the same error.
-fn outcome_of(error: &EngineError) -> (Outcome, &'static str) {
-    match error {
-        EngineError::PermissionDenied(_) | EngineError::StatementRefused { .. } => {
-            (Outcome::Denied, "PERMISSION_DENIED")
-        }
-        EngineError::InvalidSql { .. } | EngineError::Execution(_) => {
-            (Outcome::Error, "INVALID_ARGUMENT")
-        }
-        EngineError::PolicyFailure { .. } => (Outcome::Error, "FAILED_PRECONDITION"),
-        EngineError::ResourceExhausted(_) => (Outcome::Error, "RESOURCE_EXHAUSTED"),
-        EngineError::Storage(_) => (Outcome::Error, "UNAVAILABLE"),
-        EngineError::Cancelled => (Outcome::Cancelled, "CANCELLED"),
-        EngineError::Internal(_) => (Outcome::Error, "INTERNAL"),
-    }
 }

@@ -13,6 +13,18 @@ use crate::common;
 /// `file`'s text, and loads it (catalog, then engine checks).
 async fn load_edited(file: &str, edit: impl Fn(String) -> String) -> Result<Engine, CatalogErrors> {
     let lake = common::shop_lake().await;
+    let catalog_dir = edited_shop_catalog(file, edit);
+    let options = LoadOptions {
+        data_dir: lake.dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let catalog = Catalog::load(catalog_dir.path(), &options).await?;
+    Engine::new(catalog, EngineOptions::default()).await
+}
+
+/// A copy of the shop catalog in a temporary directory, `edit` applied to
+/// `file`'s text.
+fn edited_shop_catalog(file: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let catalog_dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(common::repo_root().join("tests/fixtures/shop")).unwrap() {
         let path = entry.unwrap().path();
@@ -21,12 +33,7 @@ async fn load_edited(file: &str, edit: impl Fn(String) -> String) -> Result<Engi
         let text = if name == file { edit(text) } else { text };
         std::fs::write(catalog_dir.path().join(name), text).unwrap();
     }
-    let options = LoadOptions {
-        data_dir: lake.dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let catalog = Catalog::load(catalog_dir.path(), &options).await?;
-    Engine::new(catalog, EngineOptions::default()).await
+    catalog_dir
 }
 
 fn assert_reported(errors: &CatalogErrors, file: &str, entry: &str, message: &str) {
@@ -299,12 +306,7 @@ async fn an_unreachable_location_is_one_error_and_the_rest_is_still_checked() {
     // filter elsewhere reading one of them, and a misspelt column in a row
     // filter on a table that loads.
     let lake = common::shop_lake().await;
-    let catalog_dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(common::repo_root().join("tests/fixtures/shop")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        std::fs::copy(&path, catalog_dir.path().join(&name)).unwrap();
-    }
+    let catalog_dir = edited_shop_catalog("", |text| text);
     let extra = r#"
 [[storage]]
 name = "archive"

@@ -301,23 +301,20 @@ def test_tls(data_dir, tmp_path):
             plain.authenticate_basic_token("david", "david-pass")
 
 
-def test_shutdown_ends_running_streams_and_keeps_the_audit_log(data_dir, tmp_path):
-    """SIGTERM: the server stops taking calls, gives running queries
-    --shutdown-grace seconds, then ends their streams and exits; the audit
-    log has the cancelled read."""
-    import json
+def serving_a_running_query(data_dir, audit_dir, grace):
+    """Starts `lakegate serve` with `--shutdown-grace grace`, auditing into
+    `audit_dir`, and a query that runs for ages: the process and the open
+    result stream (its first batch read)."""
     import re
     import subprocess
-    import time
 
     import pyarrow.flight as flight
 
     from conftest import BINARY, CATALOG
 
-    audit_dir = tmp_path / "audit"
     process = subprocess.Popen(
         [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG,
-         "--audit-dir", str(audit_dir), "--shutdown-grace", "1"],
+         "--audit-dir", str(audit_dir), "--shutdown-grace", str(grace)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -326,6 +323,24 @@ def test_shutdown_ends_running_streams_and_keeps_the_audit_log(data_dir, tmp_pat
         options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("admin", "admin-pass")])
         reader = client.do_get(flight.Ticket(b"SELECT value FROM generate_series(1, 10000000000)"), options)
         reader.read_chunk()  # the query is running
+    except BaseException:
+        process.kill()
+        raise
+    return process, reader
+
+
+def test_shutdown_ends_running_streams_and_keeps_the_audit_log(data_dir, tmp_path):
+    """SIGTERM: the server stops taking calls, gives running queries
+    --shutdown-grace seconds, then ends their streams and exits; the audit
+    log has the cancelled read."""
+    import json
+    import time
+
+    import pyarrow.flight as flight
+
+    audit_dir = tmp_path / "audit"
+    process, reader = serving_a_running_query(data_dir, audit_dir, grace=1)
+    try:
         started = time.monotonic()
         process.terminate()
         assert process.wait(timeout=30) == 0
@@ -346,27 +361,12 @@ def test_a_second_signal_stops_at_once_with_the_audit_log_synced(data_dir, tmp_p
     """SIGINT (Ctrl-C) during a long grace period: the server waits; a second
     SIGINT stops it at once, the audit log written."""
     import json
-    import re
     import signal
-    import subprocess
     import time
 
-    import pyarrow.flight as flight
-
-    from conftest import BINARY, CATALOG
-
     audit_dir = tmp_path / "audit"
-    process = subprocess.Popen(
-        [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG,
-         "--audit-dir", str(audit_dir), "--shutdown-grace", "600"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process, _reader = serving_a_running_query(data_dir, audit_dir, grace=600)
     try:
-        address = re.search(r"(grpc://\S+)", process.stdout.readline()).group(1)
-        client = flight.FlightClient(address)
-        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("admin", "admin-pass")])
-        reader = client.do_get(flight.Ticket(b"SELECT value FROM generate_series(1, 10000000000)"), options)
-        reader.read_chunk()  # the query is running
         process.send_signal(signal.SIGINT)
         assert "shutting down" in process.stdout.readline()
         time.sleep(1)

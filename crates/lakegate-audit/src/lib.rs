@@ -84,6 +84,44 @@ pub struct AuditEvent {
     pub duration_ms: f64,
 }
 
+impl AuditEvent {
+    /// The event of a call of `action` starting now, about nobody yet: the
+    /// caller fills in what it knows, and the outcome is `ok` until
+    /// [`AuditEvent::fail`] says otherwise.
+    pub fn new(action: impl Into<String>) -> Self {
+        Self {
+            time: now_rfc3339(),
+            user: None,
+            role: None,
+            source_identity: None,
+            peer: None,
+            action: action.into(),
+            statement: None,
+            tables: Vec::new(),
+            outcome: Outcome::Ok,
+            error_code: None,
+            error: None,
+            rows: 0,
+            bytes: 0,
+            duration_ms: 0.0,
+        }
+    }
+
+    /// Records the call as failed with the gRPC code named `code` (such as
+    /// `PERMISSION_DENIED`) and the message the caller got: refusals of
+    /// who the caller is or what it may do are `denied`, a cancellation
+    /// `cancelled`, anything else `error`.
+    pub fn fail(&mut self, code: &str, message: impl Into<String>) {
+        self.outcome = match code {
+            "UNAUTHENTICATED" | "PERMISSION_DENIED" => Outcome::Denied,
+            "CANCELLED" => Outcome::Cancelled,
+            _ => Outcome::Error,
+        };
+        self.error_code = Some(code.to_string());
+        self.error = Some(message.into());
+    }
+}
+
 /// The current time as [`AuditEvent::time`] writes it.
 pub fn now_rfc3339() -> String {
     let micros = SystemTime::now()

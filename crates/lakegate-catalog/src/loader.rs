@@ -73,12 +73,16 @@ pub(crate) async fn load(
     let mut parsed = Vec::new();
     for file in files {
         match std::fs::read_to_string(&file) {
-            Err(e) => loader.error(&file, "", format!("cannot read: {e}")),
+            Err(e) => loader
+                .findings
+                .error(&file, "", format!("cannot read: {e}")),
             Ok(text) => match toml::from_str::<CatalogFile>(&text) {
                 Ok(content) => parsed.push((file, content)),
-                Err(e) => {
-                    loader.error(&file, "", format!("invalid TOML: {}", e.to_string().trim()))
-                }
+                Err(e) => loader.findings.error(
+                    &file,
+                    "",
+                    format!("invalid TOML: {}", e.to_string().trim()),
+                ),
             },
         }
     }
@@ -112,20 +116,6 @@ struct Loader {
 }
 
 impl Loader {
-    fn error(&mut self, file: &Path, entry: &str, message: impl Into<String>) {
-        self.findings.error(file, entry, message);
-    }
-
-    fn unique(
-        &mut self,
-        seen: &mut BTreeMap<String, PathBuf>,
-        kind: &str,
-        name: &str,
-        file: &Path,
-    ) -> bool {
-        self.findings.unique(seen, kind, name, file)
-    }
-
     async fn build(
         mut self,
         dir: &Path,
@@ -140,7 +130,7 @@ impl Loader {
             if let Some(settings) = &content.catalog {
                 if let Some(first) = &settings_file {
                     let first = first.display().to_string();
-                    self.error(
+                    self.findings.error(
                         file,
                         "[catalog]",
                         format!("declared twice (first in {first})"),
@@ -166,7 +156,10 @@ impl Loader {
         for (file, content) in &files {
             for entry in &content.storage {
                 let label = format!("storage '{}'", entry.name);
-                if !self.unique(&mut seen, "storage", &entry.name, file) {
+                if !self
+                    .findings
+                    .unique(&mut seen, "storage", &entry.name, file)
+                {
                     continue;
                 }
                 let url = entry.url.replace("${data_dir}", &data_root);
@@ -174,7 +167,7 @@ impl Loader {
                     Ok(location) => {
                         storage.insert(entry.name.clone(), location);
                     }
-                    Err(message) => self.error(file, &label, message),
+                    Err(message) => self.findings.error(file, &label, message),
                 }
             }
         }
@@ -184,16 +177,19 @@ impl Loader {
         let mut seen = BTreeMap::new();
         for (file, content) in &files {
             for entry in &content.database {
-                if self.unique(&mut seen, "database", &entry.name, file) {
+                if self
+                    .findings
+                    .unique(&mut seen, "database", &entry.name, file)
+                {
                     if entry.name.contains('.') {
-                        self.error(
+                        self.findings.error(
                             file,
                             &format!("database '{}'", entry.name),
                             "name must not contain '.'",
                         );
                     }
                     if RESERVED_DATABASES.contains(&entry.name.to_ascii_lowercase().as_str()) {
-                        self.error(
+                        self.findings.error(
                             file,
                             &format!("database '{}'", entry.name),
                             "the name is reserved for Lakegate's own tables",
@@ -212,7 +208,7 @@ impl Loader {
         if let (Some(db), Some(file)) = (&default_database, &settings_file)
             && !databases.contains_key(db)
         {
-            self.error(
+            self.findings.error(
                 file,
                 "[catalog]",
                 format!("default_database '{db}' is not a database of this catalog"),
@@ -227,15 +223,16 @@ impl Loader {
             for entry in &content.table {
                 let qualified = format!("{}.{}", entry.database, entry.name);
                 let label = format!("table '{qualified}'");
-                if !self.unique(&mut seen, "table", &qualified, file) {
+                if !self.findings.unique(&mut seen, "table", &qualified, file) {
                     continue;
                 }
                 if entry.name.contains('.') {
-                    self.error(file, &label, "name must not contain '.'");
+                    self.findings
+                        .error(file, &label, "name must not contain '.'");
                     continue;
                 }
                 if !databases.contains_key(&entry.database) {
-                    self.error(
+                    self.findings.error(
                         file,
                         &label,
                         format!("unknown database '{}'", entry.database),
@@ -243,7 +240,7 @@ impl Loader {
                     continue;
                 }
                 let Some(location) = storage.get(&entry.storage) else {
-                    self.error(
+                    self.findings.error(
                         file,
                         &label,
                         format!("unknown storage location '{}'", entry.storage),
@@ -253,7 +250,7 @@ impl Loader {
                 let partition_columns = match partition_columns(&entry.partition_columns) {
                     Ok(columns) => columns,
                     Err(message) => {
-                        self.error(file, &label, message);
+                        self.findings.error(file, &label, message);
                         continue;
                     }
                 };
@@ -290,7 +287,7 @@ impl Loader {
                     unreadable.insert(TableName::new(&entry.database, &entry.name));
                     if reported.insert(entry.storage.as_str()) {
                         let url = &location.url;
-                        self.error(
+                        self.findings.error(
                             file,
                             &format!("storage '{}'", entry.storage),
                             format!(
@@ -325,7 +322,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(message) => self.error(file, label, message),
+                Err(message) => self.findings.error(file, label, message),
             }
         }
 
@@ -334,7 +331,7 @@ impl Loader {
         let mut seen = BTreeMap::new();
         for (file, content) in &files {
             for entry in &content.role {
-                if self.unique(&mut seen, "role", &entry.name, file) {
+                if self.findings.unique(&mut seen, "role", &entry.name, file) {
                     roles.push(Role {
                         name: entry.name.clone(),
                         description: entry.description.clone(),
@@ -348,12 +345,12 @@ impl Loader {
         let mut seen = BTreeMap::new();
         for (file, content) in &files {
             for entry in &content.group {
-                if !self.unique(&mut seen, "group", &entry.name, file) {
+                if !self.findings.unique(&mut seen, "group", &entry.name, file) {
                     continue;
                 }
                 for role in &entry.may_assume {
                     if !role_names.contains(role.as_str()) {
-                        self.error(
+                        self.findings.error(
                             file,
                             &format!("group '{}'", entry.name),
                             format!("may assume unknown role '{role}'"),
@@ -377,20 +374,28 @@ impl Loader {
         for (file, content) in &files {
             for entry in &content.user {
                 let label = format!("user '{}'", entry.name);
-                if !self.unique(&mut seen, "user", &entry.name, file) {
+                if !self.findings.unique(&mut seen, "user", &entry.name, file) {
                     continue;
                 }
                 if PasswordHash::new(&entry.password_hash).is_err() {
-                    self.error(file, &label, "password_hash is not an Argon2 PHC string (make one with `lakegate catalog hash-password`)");
+                    self.findings.error(file, &label, "password_hash is not an Argon2 PHC string (make one with `lakegate catalog hash-password`)");
                 }
                 for role in &entry.may_assume {
                     if !role_names.contains(role.as_str()) {
-                        self.error(file, &label, format!("may assume unknown role '{role}'"));
+                        self.findings.error(
+                            file,
+                            &label,
+                            format!("may assume unknown role '{role}'"),
+                        );
                     }
                 }
                 for group in &entry.groups {
                     if !group_roles.contains_key(group.as_str()) {
-                        self.error(file, &label, format!("member of unknown group '{group}'"));
+                        self.findings.error(
+                            file,
+                            &label,
+                            format!("member of unknown group '{group}'"),
+                        );
                     }
                 }
                 if let Some(default) = &entry.default_role {
@@ -401,7 +406,7 @@ impl Loader {
                             .filter_map(|g| group_roles.get(g.as_str()))
                             .any(|roles| roles.contains(default));
                     if !assumable {
-                        self.error(
+                        self.findings.error(
                             file,
                             &label,
                             format!("default_role '{default}' is not a role the user may assume"),
@@ -424,7 +429,7 @@ impl Loader {
         let mut seen = BTreeMap::new();
         for (file, content) in &files {
             for entry in &content.grant {
-                if !self.unique(&mut seen, "grant", &entry.name, file) {
+                if !self.findings.unique(&mut seen, "grant", &entry.name, file) {
                     continue;
                 }
                 if unreadable.iter().any(|t| entry.on == t.to_string()) {

@@ -75,6 +75,41 @@ pub enum EngineError {
     Internal(String),
 }
 
+/// Who is at fault for an error, in gRPC's terms: the code a Flight client
+/// receives, and the audit log records, whichever way the statement came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The caller's statement is wrong.
+    InvalidArgument,
+    /// The role may not do it.
+    PermissionDenied,
+    /// A policy cannot be evaluated: the operator's to fix.
+    FailedPrecondition,
+    /// A limit was hit.
+    ResourceExhausted,
+    /// A storage location failed; trying again later may work.
+    Unavailable,
+    /// The query was cancelled.
+    Cancelled,
+    /// A bug in Lakegate.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code's protocol name, such as `PERMISSION_DENIED`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Cancelled => "CANCELLED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
 /// Result with [`EngineError`].
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
@@ -93,6 +128,21 @@ pub(crate) enum Refusal {
 }
 
 impl EngineError {
+    /// Who is at fault: the one classification every way out uses.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidSql { .. } | Self::Execution(_) => ErrorCode::InvalidArgument,
+            Self::StatementRefused { .. } | Self::PermissionDenied(_) => {
+                ErrorCode::PermissionDenied
+            }
+            Self::PolicyFailure { .. } => ErrorCode::FailedPrecondition,
+            Self::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
+            Self::Storage(_) => ErrorCode::Unavailable,
+            Self::Cancelled => ErrorCode::Cancelled,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
     /// Classifies a DataFusion error raised while planning the caller's SQL.
     pub fn from_planning(error: DataFusionError) -> Self {
         if let Some(failure) = lakegate_failure(&error) {

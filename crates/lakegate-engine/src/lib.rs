@@ -29,6 +29,7 @@ mod functions;
 mod gate;
 mod lake;
 mod leakproof;
+mod left_chains;
 mod long_statements;
 mod masks;
 mod optimizer_rules;
@@ -53,7 +54,7 @@ pub use engine::{
     CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES,
     DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions,
 };
-pub use error::{EngineError, Result, SqlPosition};
+pub use error::{EngineError, ErrorCode, Result, SqlPosition};
 pub use executor::{QUERY_THREAD_STACK, ResultStream};
 pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;

@@ -29,6 +29,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, Union};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
+use crate::left_chains::{Link, balanced, chain_longer_than, unchain};
 use crate::statement_shape::REGROUP_THRESHOLD;
 
 /// The optimizer rules after which predicates are regrouped: those that split
@@ -143,18 +144,15 @@ fn is_long_chain(expr: &Expr) -> bool {
     if !matches!(op, Operator::And | Operator::Or) {
         return false;
     }
-    let mut length = 0;
-    let mut current = expr;
-    while let Expr::BinaryExpr(BinaryExpr { left, op: this, .. }) = current
-        && this == op
-    {
-        length += 1;
-        if length > REGROUP_THRESHOLD {
-            return true;
+    chain_longer_than(expr, REGROUP_THRESHOLD, |e| match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: this, .. })
+            if this == op
+                && matches!(left.as_ref(), Expr::BinaryExpr(BinaryExpr { op: o, .. }) if o == op) =>
+        {
+            Some(left.as_ref())
         }
-        current = left;
-    }
-    false
+        _ => None,
+    })
 }
 
 /// The chain `expr` heads as a balanced tree, operands in order. Nested runs
@@ -165,26 +163,17 @@ fn balance(expr: Expr) -> Expr {
         return expr;
     };
     let op = *op;
-    let mut operands = Vec::new();
-    let mut rest = expr;
-    loop {
-        match rest {
-            Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: this,
-                right,
-            }) if this == op => {
-                operands.push(*right);
-                rest = *left;
-            }
-            other => {
-                operands.push(other);
-                break;
-            }
-        }
-    }
-    operands.reverse();
-    join_balanced(operands, op)
+    let operands = unchain(expr, |e| match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: this,
+            right,
+        }) if this == op => Link::Chain(*left, *right),
+        other => Link::Operand(other),
+    });
+    balanced(operands, &mut |left, right| {
+        Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)))
+    })
 }
 
 /// A balanced conjunction as one predicate that filter pushdown, logical or
@@ -200,16 +189,6 @@ fn keep_whole(expr: Expr) -> Expr {
         }) => Expr::IsTrue(Box::new(expr)),
         _ => expr,
     }
-}
-
-fn join_balanced(mut operands: Vec<Expr>, op: Operator) -> Expr {
-    if operands.len() == 1 {
-        return operands.pop().expect("one operand");
-    }
-    let right = operands.split_off(operands.len() / 2);
-    let left = join_balanced(operands, op);
-    let right = join_balanced(right, op);
-    Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)))
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::error::{EngineError, Result};
+use crate::left_chains::{Link, balanced, chain_longer_than, unchain};
 
 /// The deepest nesting a statement may have once its chains are regrouped:
 /// levels of expressions and subqueries, and of set operations.
@@ -233,29 +234,24 @@ fn regroup_expr(expr: &mut Expr) {
     let Some(op) = binary_op(expr).filter(|op| is_associative(op)).cloned() else {
         return;
     };
-    if left_spine(expr, |e| binary_op(e) == Some(&op)) <= REGROUP_THRESHOLD {
+    let long = chain_longer_than(expr, REGROUP_THRESHOLD, |e| match e {
+        Expr::BinaryOp { left, op: this, .. } if *this == op && binary_op(left) == Some(&op) => {
+            Some(left.as_ref())
+        }
+        _ => None,
+    });
+    if !long {
         return;
     }
-    // Take the chain apart along its left spine, operands in order.
-    let mut operands = Vec::new();
-    let mut rest = std::mem::replace(expr, Expr::value(Value::Null));
-    loop {
-        match rest {
-            Expr::BinaryOp {
-                left,
-                op: this,
-                right,
-            } if this == op => {
-                operands.push(*right);
-                rest = *left;
-            }
-            other => {
-                operands.push(other);
-                break;
-            }
-        }
-    }
-    operands.reverse();
+    let chain = std::mem::replace(expr, Expr::value(Value::Null));
+    let operands = unchain(chain, |e| match e {
+        Expr::BinaryOp {
+            left,
+            op: this,
+            right,
+        } if this == op => Link::Chain(*left, *right),
+        other => Link::Operand(other),
+    });
     *expr = balanced(operands, &mut |left, right| Expr::BinaryOp {
         left: Box::new(left),
         op: op.clone(),
@@ -268,20 +264,6 @@ fn binary_op(expr: &Expr) -> Option<&BinaryOperator> {
         Expr::BinaryOp { op, .. } => Some(op),
         _ => None,
     }
-}
-
-/// How many nodes from `expr` down its left children satisfy `same`.
-fn left_spine(expr: &Expr, same: impl Fn(&Expr) -> bool) -> usize {
-    let mut length = 0;
-    let mut current = expr;
-    while same(current) {
-        length += 1;
-        match current {
-            Expr::BinaryOp { left, .. } => current = left,
-            _ => break,
-        }
-    }
-    length
 }
 
 /// Regroups the long runs of one set operation in `body`, outermost first.
@@ -297,43 +279,28 @@ fn regroup_set_operations(body: &mut SetExpr) {
     }
     let (op, quantifier) = (*op, *set_quantifier);
     let same = |e: &SetExpr| matches!(e, SetExpr::SetOperation { op: o, set_quantifier: q, .. } if *o == op && *q == quantifier);
-    let mut spine = 0;
-    let mut current: &SetExpr = body;
-    while same(current) {
-        spine += 1;
-        let SetExpr::SetOperation { left, .. } = current else {
-            break;
-        };
-        current = left;
-    }
-    if spine <= REGROUP_THRESHOLD {
+    let long = chain_longer_than(body, REGROUP_THRESHOLD, |e| match e {
+        SetExpr::SetOperation { left, .. } if same(e) && same(left) => Some(left.as_ref()),
+        _ => None,
+    });
+    if !long {
         return;
     }
-    let mut operands = Vec::new();
     let empty = SetExpr::Values(Values {
         explicit_row: false,
         value_keyword: false,
         rows: Vec::new(),
     });
-    let mut rest = std::mem::replace(body, empty);
-    loop {
-        match rest {
-            SetExpr::SetOperation {
-                left,
-                op: o,
-                set_quantifier: q,
-                right,
-            } if o == op && q == quantifier => {
-                operands.push(*right);
-                rest = *left;
-            }
-            other => {
-                operands.push(other);
-                break;
-            }
-        }
-    }
-    operands.reverse();
+    let chain = std::mem::replace(body, empty);
+    let operands = unchain(chain, |e| match e {
+        SetExpr::SetOperation {
+            left,
+            op: o,
+            set_quantifier: q,
+            right,
+        } if o == op && q == quantifier => Link::Chain(*left, *right),
+        other => Link::Operand(other),
+    });
     *body = balanced(operands, &mut |left, right| SetExpr::SetOperation {
         left: Box::new(left),
         op,
@@ -368,17 +335,6 @@ fn set_operation_shape(body: &SetExpr) -> (usize, usize) {
         }
     }
     (deepest, operands)
-}
-
-/// A balanced tree over `operands` (at least one), in order, joined by `join`.
-fn balanced<T>(mut operands: Vec<T>, join: &mut impl FnMut(T, T) -> T) -> T {
-    if operands.len() == 1 {
-        return operands.pop().expect("one operand");
-    }
-    let right = operands.split_off(operands.len() / 2);
-    let left = balanced(operands, join);
-    let right = balanced(right, join);
-    join(left, right)
 }
 
 #[cfg(test)]

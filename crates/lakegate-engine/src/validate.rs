@@ -109,7 +109,7 @@ pub(crate) async fn validate_policies(lake: &Lake) -> Vec<CatalogError> {
     for (role, name) in checked_pairs.difference(&unplannable) {
         let raw = lake.raw_table(name).expect("checked above");
         let columns = stored_columns(raw.as_ref());
-        let Some(access) = catalog.policy.effective_access(role, name, &columns) else {
+        let Some(access) = lake.access_of(role, name) else {
             continue;
         };
         if access.is_unrestricted(&columns) {

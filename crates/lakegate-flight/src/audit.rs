@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use arrow_flight::FlightData;
 use futures::Stream;
-use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead, now_rfc3339};
+use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead};
 use tonic::{Code, Status};
 
 /// What the service tells the audit about a read it started.
@@ -78,25 +78,16 @@ pub(crate) struct AuditStart {
 impl PendingAudit {
     /// Starts the event of a call.
     pub(crate) fn start(log: &AuditLog, start: AuditStart) -> Self {
+        let mut event = AuditEvent::new(start.action);
+        event.user = start.user;
+        event.role = start.role;
+        event.source_identity = start.source_identity;
+        event.peer = start.peer;
+        event.statement = start.statement;
         Self {
             log: log.clone(),
             started: Instant::now(),
-            event: AuditEvent {
-                time: now_rfc3339(),
-                user: start.user,
-                role: start.role,
-                source_identity: start.source_identity,
-                peer: start.peer,
-                action: start.action,
-                statement: start.statement,
-                tables: Vec::new(),
-                outcome: Outcome::Ok,
-                error_code: None,
-                error: None,
-                rows: 0,
-                bytes: 0,
-                duration_ms: 0.0,
-            },
+            event,
         }
     }
 
@@ -113,13 +104,7 @@ impl PendingAudit {
 
     /// Records the call as failed with `status`.
     pub(crate) fn failed(mut self, status: &Status) {
-        self.event.outcome = match status.code() {
-            Code::Unauthenticated | Code::PermissionDenied => Outcome::Denied,
-            Code::Cancelled => Outcome::Cancelled,
-            _ => Outcome::Error,
-        };
-        self.event.error_code = Some(code_name(status.code()));
-        self.event.error = Some(status.message().to_string());
+        self.event.fail(&code_name(status.code()), status.message());
         self.finish();
     }
 

@@ -20,6 +20,8 @@
 //! command and ticket as a protobuf `Any` and fails on SQL text, so those
 //! forms are answered here, through the same caller, role and engine.
 
+use std::future::Future;
+
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::{
@@ -192,6 +194,28 @@ impl LakegateFlight {
         Call { caller, audit }
     }
 
+    /// A call the entry only admits and audits: handed to Flight SQL's
+    /// dispatch with its caller, recorded when it returns.
+    async fn pass_on<T, R, F>(
+        &self,
+        mut request: Request<T>,
+        call: Call,
+        dispatch: impl FnOnce(Request<T>) -> F,
+    ) -> Result<R, Status>
+    where
+        F: Future<Output = Result<R, Status>>,
+    {
+        let pending = self.audit(call.audit);
+        let result = match call.caller {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                dispatch(request).await
+            }
+            Err(error) => Err(error.into()),
+        };
+        recorded(pending, result)
+    }
+
     /// Starts recording a call, when calls are audited.
     fn audit(&self, start: AuditStart) -> Option<PendingAudit> {
         let log = self.service.audit_log()?;
@@ -233,15 +257,13 @@ impl FlightService for LakegateFlight {
 
     async fn handshake(
         &self,
-        mut request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
         let call = self.admit(&request, "Handshake".into());
-        let pending = self.audit(call.audit);
-        let result = async {
-            request.extensions_mut().insert(call.caller?);
-            FlightService::handshake(&self.service, request).await
-        };
-        recorded(pending, result.await)
+        self.pass_on(request, call, |request| {
+            FlightService::handshake(&self.service, request)
+        })
+        .await
     }
 
     async fn list_flights(
@@ -411,45 +433,39 @@ impl FlightService for LakegateFlight {
 
     async fn do_put(
         &self,
-        mut request: Request<Streaming<FlightData>>,
+        request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
         let call = self.admit(&request, "DoPut".into());
-        let pending = self.audit(call.audit);
-        let result = async {
-            request.extensions_mut().insert(call.caller?);
-            FlightService::do_put(&self.service, request).await
-        };
-        recorded(pending, result.await)
+        self.pass_on(request, call, |request| {
+            FlightService::do_put(&self.service, request)
+        })
+        .await
     }
 
     async fn do_action(
         &self,
-        mut request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
         let mut call = self.admit(&request, format!("DoAction/{}", request.get_ref().r#type));
         call.audit.statement = Any::decode(&*request.get_ref().body)
             .ok()
             .and_then(|any| any.unpack::<ActionCreatePreparedStatementRequest>().ok()?)
             .map(|prepare| prepare.query);
-        let pending = self.audit(call.audit);
-        let result = async {
-            request.extensions_mut().insert(call.caller?);
-            FlightService::do_action(&self.service, request).await
-        };
-        recorded(pending, result.await)
+        self.pass_on(request, call, |request| {
+            FlightService::do_action(&self.service, request)
+        })
+        .await
     }
 
     async fn list_actions(
         &self,
-        mut request: Request<Empty>,
+        request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         let call = self.admit(&request, "ListActions".into());
-        let pending = self.audit(call.audit);
-        let result = async {
-            request.extensions_mut().insert(call.caller?);
-            FlightService::list_actions(&self.service, request).await
-        };
-        recorded(pending, result.await)
+        self.pass_on(request, call, |request| {
+            FlightService::list_actions(&self.service, request)
+        })
+        .await
     }
 
     async fn do_exchange(

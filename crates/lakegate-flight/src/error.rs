@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use lakegate_engine::EngineError;
+use lakegate_engine::{EngineError, ErrorCode};
 use tonic::Status;
 
 /// Why a call failed.
@@ -92,25 +92,17 @@ impl From<CallError> for Status {
     }
 }
 
-/// The gRPC status for an engine error: who is at fault.
+/// The gRPC status for an engine error, by the engine's own classification.
 fn engine_status(error: &EngineError) -> Status {
     let message = error.to_string();
-    match error {
-        EngineError::InvalidSql { .. } | EngineError::Execution(_) => {
-            Status::invalid_argument(message)
-        }
-        EngineError::StatementRefused { .. } | EngineError::PermissionDenied(_) => {
-            Status::permission_denied(message)
-        }
-        // A policy that cannot be evaluated is an operator's problem, not the
-        // caller's and not a bug: the table stays unreadable until fixed.
-        EngineError::PolicyFailure { .. } => Status::failed_precondition(message),
-        EngineError::ResourceExhausted(_) => Status::resource_exhausted(message),
-        // A storage location failing is neither the caller's fault nor a bug;
-        // UNAVAILABLE tells clients that trying again later may work.
-        EngineError::Storage(_) => Status::unavailable(message),
-        EngineError::Cancelled => Status::cancelled(message),
-        EngineError::Internal(_) => {
+    match error.code() {
+        ErrorCode::InvalidArgument => Status::invalid_argument(message),
+        ErrorCode::PermissionDenied => Status::permission_denied(message),
+        ErrorCode::FailedPrecondition => Status::failed_precondition(message),
+        ErrorCode::ResourceExhausted => Status::resource_exhausted(message),
+        ErrorCode::Unavailable => Status::unavailable(message),
+        ErrorCode::Cancelled => Status::cancelled(message),
+        ErrorCode::Internal => {
             log::error!("internal error: {message}");
             Status::internal(message)
         }
