@@ -6,9 +6,9 @@
 //! * Lakegate's Flight SQL service over the demo catalog (the binary's code),
 //!   as it serves by default, and a second one with the table cache on
 //!   (`--table-cache`: the table kept decoded in memory, as the ceiling's);
-//!   and both again with `--view-types` (strings sent as DataFusion's
-//!   `Utf8View`, not converted to the classic `Utf8` clients get by default),
-//!   which prices that conversion;
+//!   and both again with `--view-types` (text read and sent as Arrow's
+//!   `Utf8View`, not the classic `Utf8` clients get by default), which prices
+//!   classic types on a scan of text columns (the largest table has none);
 //! * a bare arrow-flight server (no Lakegate code) streaming, from memory,
 //!   the very batches Lakegate returns for the largest demo table: the
 //!   ceiling of arrow-rs Flight on this machine (and, in two parts read at
@@ -62,6 +62,12 @@ const ITERATIONS: usize = 7;
 
 /// The scan every variant reads.
 const SCAN: &str = "SELECT * FROM dl_tpc_web_sales";
+
+/// The scan that prices classic types against view types: the demo table
+/// with the most text (nine string columns), four times over so that one
+/// read takes long enough to time.
+const TEXT_SCAN: &str = "SELECT * FROM dl_tpc_customer UNION ALL SELECT * FROM dl_tpc_customer \
+     UNION ALL SELECT * FROM dl_tpc_customer UNION ALL SELECT * FROM dl_tpc_customer";
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -246,13 +252,14 @@ async fn demo_engine(data_dir: &Path, options: EngineOptions) -> Engine {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Scans the table once with `engine` and waits until its table cache
-/// holds it (the load runs in the background after the first scan).
-async fn load_table_cache(engine: &Engine) {
+/// Runs `scan` once with `engine` and waits until its table cache holds
+/// the tables it reads (the load runs in the background after the first
+/// scan).
+async fn load_table_cache(engine: &Engine, scan: &str) {
     let started = std::time::Instant::now();
     loop {
         let mut session = engine.session("admin", None).unwrap();
-        let plan = session.physical_plan(SCAN).await.unwrap();
+        let plan = session.physical_plan(scan).await.unwrap();
         let shown = datafusion::physical_plan::displayable(plan.as_ref())
             .indent(true)
             .to_string();
@@ -273,9 +280,8 @@ struct Servers {
     lakegate: SocketAddr,
     /// Lakegate with the table in its table cache.
     cached: SocketAddr,
-    /// The two Lakegates again, sending Arrow's view types as DataFusion
-    /// produces them (`--view-types`), not converted to classic types: what
-    /// the conversion clients need costs.
+    /// The two Lakegates again, reading and sending Arrow's view types
+    /// (`--view-types`): what classic types cost, on [`TEXT_SCAN`].
     view_types: SocketAddr,
     /// See `view_types`.
     cached_view_types: SocketAddr,
@@ -284,6 +290,8 @@ struct Servers {
     /// The bare server decoding the Parquet files.
     decoding: SocketAddr,
     rows: usize,
+    /// [`TEXT_SCAN`]'s row count.
+    text_rows: usize,
 }
 
 /// The Lakegates a run serves, each with its engine.
@@ -308,6 +316,11 @@ async fn start_servers(lakegates: Lakegates, table_dir: &Path) -> Servers {
     let schema = output.schema.clone();
     let batches = output.collect().await.unwrap();
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let text_rows = {
+        let mut session = engine.session("admin", None).unwrap();
+        let batches = session.execute(TEXT_SCAN).await.unwrap().collect().await;
+        batches.unwrap().iter().map(RecordBatch::num_rows).sum()
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(table_dir)
         .expect("the table's directory")
         .map(|entry| entry.unwrap().path())
@@ -316,10 +329,12 @@ async fn start_servers(lakegates: Lakegates, table_dir: &Path) -> Servers {
     files.sort();
 
     let lakegate = serve_lakegate(engine).await;
-    load_table_cache(&lakegates.cached).await;
+    for scan in [SCAN, TEXT_SCAN] {
+        load_table_cache(&lakegates.cached, scan).await;
+        load_table_cache(&lakegates.cached_view_types, scan).await;
+    }
     let cached = serve_lakegate(lakegates.cached).await;
     let view_types = serve_lakegate(lakegates.view_types).await;
-    load_table_cache(&lakegates.cached_view_types).await;
     let cached_view_types = serve_lakegate(lakegates.cached_view_types).await;
 
     let ceiling = serve_bare(BareServer {
@@ -340,6 +355,7 @@ async fn start_servers(lakegates: Lakegates, table_dir: &Path) -> Servers {
         ceiling,
         decoding,
         rows,
+        text_rows,
     }
 }
 
@@ -449,14 +465,16 @@ async fn smoke(servers: &Servers) {
         servers.cached_view_types,
     ] {
         let mut client = FlightServiceClient::new(channel(lakegate).await);
-        let mut request = Request::new(Ticket::new(SCAN));
-        let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Basic {basic}").parse().unwrap());
-        let data = client.do_get(request).await.unwrap().into_inner();
-        let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
-        assert_eq!(count(stream).await, servers.rows);
+        for (scan, rows) in [(SCAN, servers.rows), (TEXT_SCAN, servers.text_rows)] {
+            let mut request = Request::new(Ticket::new(scan));
+            let basic = base64::engine::general_purpose::STANDARD.encode("admin:admin-pass");
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Basic {basic}").parse().unwrap());
+            let data = client.do_get(request).await.unwrap().into_inner();
+            let stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into));
+            assert_eq!(count(stream).await, rows);
+        }
     }
 }
 
@@ -508,6 +526,7 @@ async fn run(full: bool) {
         ])
         .args(["--ceiling", &format!("grpc://{}", servers.ceiling)])
         .args(["--decoding", &format!("grpc://{}", servers.decoding)])
+        .args(["--text-scan", TEXT_SCAN])
         .arg("--parquet")
         .arg(&table_dir)
         .arg("--out")

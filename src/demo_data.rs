@@ -37,7 +37,7 @@ pub const DEMO_TABLES: [(&str, &str, usize); 4] = [
 ];
 
 /// The version of the files' layout; data written in another is regenerated.
-pub const DEMO_LAYOUT: u64 = 2;
+pub const DEMO_LAYOUT: u64 = 3;
 
 /// Rows are dealt to a table's files in slices of this many, round-robin, so
 /// that every file gets a share even at small scales.

@@ -1,12 +1,20 @@
 //! Writing generated tables as Parquet files: the writer settings every
 //! generated lake uses, and files that only appear under their final name
 //! once complete.
+//!
+//! Text and binary columns are written as Arrow's classic `Utf8` and
+//! `Binary` (the generators produce view types), so that the files' embedded
+//! Arrow schema says `string` as it does in lakes written by Spark, pyarrow
+//! or DuckDB, and readers see what they would see there.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use lakegate_engine::classic_schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -56,6 +64,8 @@ pub(crate) fn writer_properties() -> WriterProperties {
 pub(crate) struct PartialParquetFile {
     path: PathBuf,
     partial: PathBuf,
+    /// The schema written: the generator's, with classic types.
+    schema: SchemaRef,
     writer: ArrowWriter<File>,
 }
 
@@ -64,11 +74,13 @@ impl PartialParquetFile {
     pub(crate) fn create(path: &Path, schema: SchemaRef) -> Result<Self, String> {
         let partial = path.with_extension("parquet.partial");
         let file = File::create(&partial).map_err(|e| e.to_string())?;
-        let writer = ArrowWriter::try_new(file, schema, Some(writer_properties()))
+        let schema = classic_schema(&schema);
+        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(writer_properties()))
             .map_err(|e| e.to_string())?;
         Ok(Self {
             path: path.to_path_buf(),
             partial,
+            schema,
             writer,
         })
     }
@@ -80,7 +92,16 @@ impl PartialParquetFile {
 
     /// Appends rows.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        self.writer.write(batch).map_err(|e| e.to_string())
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let batch =
+            RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| e.to_string())?;
+        self.writer.write(&batch).map_err(|e| e.to_string())
     }
 
     /// Writes the footer and gives the file its final name.

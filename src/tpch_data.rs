@@ -40,7 +40,7 @@ pub const TPCH_TABLES: [(&str, usize); 8] = [
 ];
 
 /// The version of the files' layout; data written in another is regenerated.
-pub const TPCH_LAYOUT: u64 = 1;
+pub const TPCH_LAYOUT: u64 = 2;
 
 fn marker(data_dir: &Path) -> PathBuf {
     data_dir.join("tpch").join("_lakegate_tpch.json")

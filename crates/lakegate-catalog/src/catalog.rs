@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use lakegate_policy::{PolicySet, TableName};
 use url::Url;
 
@@ -80,9 +80,6 @@ pub struct Table {
     /// The URL DataFusion reads the table's directory or file by, under its
     /// location's registry URL (`lakegate://lake/srv/lake/customer/`).
     pub url: Url,
-    /// The URL of one of its files (under the registry URL, like `url`):
-    /// the one whose footer gives the stored schema.
-    pub sample_file: Url,
     /// Hive-style partition columns, outermost first, with their types.
     pub partition_columns: Vec<(String, DataType)>,
     /// The table's columns: the stored ones, then the partition columns.
@@ -92,6 +89,17 @@ pub struct Table {
 }
 
 impl Table {
+    /// The columns stored in the files, as the footer of the table's first
+    /// file gives them (the schema without the partition columns): read once,
+    /// when the catalog loads, and the types the engine reads the files as.
+    pub fn stored_schema(&self) -> Schema {
+        let stored = self.schema.fields().len() - self.partition_columns.len();
+        Schema::new_with_metadata(
+            self.schema.fields()[..stored].to_vec(),
+            self.schema.metadata().clone(),
+        )
+    }
+
     /// The stored column names, in order.
     pub fn column_names(&self) -> Vec<String> {
         self.schema

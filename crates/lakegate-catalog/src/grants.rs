@@ -24,6 +24,8 @@ pub(crate) fn validate_grant(
 ) -> Option<Grant> {
     let label = format!("grant '{}'", entry.name);
     let errors_before = findings.errors.len();
+    // The policy refuses a grant of an unknown role too; said here with the
+    // grant's other mistakes, as the policy never sees an invalid grant.
     if !roles.contains(entry.role.as_str()) {
         findings.error(file, &label, format!("unknown role '{}'", entry.role));
     }

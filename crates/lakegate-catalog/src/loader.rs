@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::PasswordHash;
+use arrow::datatypes::DataType;
 use futures::StreamExt;
-use lakegate_policy::{Group, PolicySet, Role, TableName, User};
+use lakegate_policy::{Grant, Group, PolicySet, Role, Subject, TableName, User};
 
 use crate::catalog::{
     Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
 };
-use crate::files::CatalogFile;
+use crate::files::{CatalogFile, TableEntry};
 use crate::findings::Findings;
 use crate::grants::validate_grant;
 use crate::storage::StorageLocation;
@@ -115,6 +116,47 @@ struct Loader {
     findings: Findings,
 }
 
+/// The files as parsed, each with its path.
+type Files = [(PathBuf, CatalogFile)];
+
+/// `[catalog]`, as found.
+#[derive(Default)]
+struct Settings {
+    name: Option<String>,
+    default_database: Option<String>,
+    /// The file that declares it.
+    file: Option<PathBuf>,
+}
+
+/// A table entry whose references are valid, waiting for its files to be
+/// read.
+struct PendingTable<'a> {
+    file: &'a Path,
+    entry: &'a TableEntry,
+    label: String,
+    location: &'a StorageLocation,
+    partition_columns: Vec<(String, DataType)>,
+}
+
+/// The tables whose files were read, and the declared ones whose files
+/// could not be.
+struct Tables {
+    read: BTreeMap<TableName, Table>,
+    unreadable: BTreeSet<TableName>,
+}
+
+/// Roles, groups and users as declared (names unique), with the file of
+/// each, for the policy's reference check.
+#[derive(Default)]
+struct Principals {
+    roles: Vec<Role>,
+    groups: Vec<Group>,
+    users: Vec<User>,
+    password_hashes: BTreeMap<String, String>,
+    /// The file of each, by its [`Subject`] as shown (`user 'ann'`).
+    files: BTreeMap<String, PathBuf>,
+}
+
 impl Loader {
     async fn build(
         mut self,
@@ -122,28 +164,75 @@ impl Loader {
         files: Vec<(PathBuf, CatalogFile)>,
         options: &LoadOptions,
     ) -> (Catalog, Vec<CatalogError>) {
-        // Catalog settings.
-        let mut name = None;
-        let mut default_database = None;
-        let mut settings_file: Option<PathBuf> = None;
-        for (file, content) in &files {
-            if let Some(settings) = &content.catalog {
-                if let Some(first) = &settings_file {
-                    let first = first.display().to_string();
-                    self.findings.error(
-                        file,
-                        "[catalog]",
-                        format!("declared twice (first in {first})"),
-                    );
-                    continue;
-                }
-                settings_file = Some(file.clone());
-                name = settings.name.clone();
-                default_database = settings.default_database.clone();
+        let settings = self.settings(&files);
+        let storage = self.storage(&files, dir, options);
+        let databases = self.databases(&files, &settings);
+        let tables = self.tables(&files, &databases, &storage).await;
+        let principals = self.principals(&files);
+        let role_names = principals.roles.iter().map(|r| r.name.as_str()).collect();
+        let (grants, grant_files) = self.grants(&files, &role_names, &databases, &tables);
+        let files_of_principals = principals.files;
+        let file_of = |subject: &Subject| {
+            match subject {
+                Subject::Grant(name) => grant_files.get(name),
+                _ => files_of_principals.get(&subject.to_string()),
             }
-        }
+            .cloned()
+            .unwrap_or_default()
+        };
+        let policy = self.policy(
+            principals.roles,
+            principals.users,
+            principals.groups,
+            grants,
+            file_of,
+        );
+        let catalog = Catalog {
+            name: settings.name.unwrap_or_else(|| "lakegate".to_string()),
+            default_database: settings.default_database,
+            storage,
+            databases,
+            tables: tables.read,
+            policy,
+            unreadable: tables.unreadable,
+            password_hashes: principals.password_hashes,
+            grant_files,
+        };
+        (catalog, self.findings.errors)
+    }
 
-        // Storage locations.
+    /// `[catalog]`: declared at most once.
+    fn settings(&mut self, files: &Files) -> Settings {
+        let mut settings = Settings::default();
+        for (file, content) in files {
+            let Some(declared) = &content.catalog else {
+                continue;
+            };
+            if let Some(first) = &settings.file {
+                let first = first.display().to_string();
+                self.findings.error(
+                    file,
+                    "[catalog]",
+                    format!("declared twice (first in {first})"),
+                );
+                continue;
+            }
+            settings = Settings {
+                name: declared.name.clone(),
+                default_database: declared.default_database.clone(),
+                file: Some(file.clone()),
+            };
+        }
+        settings
+    }
+
+    /// `[[storage]]`: each location opened with its own store.
+    fn storage(
+        &mut self,
+        files: &Files,
+        dir: &Path,
+        options: &LoadOptions,
+    ) -> BTreeMap<String, StorageLocation> {
         let data_root = match &options.data_root {
             Some(root) => root.trim_end_matches('/').to_string(),
             None => std::path::absolute(&options.data_dir)
@@ -153,9 +242,8 @@ impl Loader {
         };
         let mut storage = BTreeMap::new();
         let mut seen = BTreeMap::new();
-        for (file, content) in &files {
+        for (file, content) in files {
             for entry in &content.storage {
-                let label = format!("storage '{}'", entry.name);
                 if !self
                     .findings
                     .unique(&mut seen, "storage", &entry.name, file)
@@ -167,45 +255,50 @@ impl Loader {
                     Ok(location) => {
                         storage.insert(entry.name.clone(), location);
                     }
-                    Err(message) => self.findings.error(file, &label, message),
+                    Err(message) => {
+                        let label = format!("storage '{}'", entry.name);
+                        self.findings.error(file, &label, message);
+                    }
                 }
             }
         }
+        storage
+    }
 
-        // Databases.
+    /// `[[database]]`, and the default database among them.
+    fn databases(&mut self, files: &Files, settings: &Settings) -> BTreeMap<String, Database> {
         let mut databases = BTreeMap::new();
         let mut seen = BTreeMap::new();
-        for (file, content) in &files {
+        for (file, content) in files {
             for entry in &content.database {
-                if self
+                if !self
                     .findings
                     .unique(&mut seen, "database", &entry.name, file)
                 {
-                    if entry.name.contains('.') {
-                        self.findings.error(
-                            file,
-                            &format!("database '{}'", entry.name),
-                            "name must not contain '.'",
-                        );
-                    }
-                    if RESERVED_DATABASES.contains(&entry.name.to_ascii_lowercase().as_str()) {
-                        self.findings.error(
-                            file,
-                            &format!("database '{}'", entry.name),
-                            "the name is reserved for Lakegate's own tables",
-                        );
-                    }
-                    databases.insert(
-                        entry.name.clone(),
-                        Database {
-                            name: entry.name.clone(),
-                            description: entry.description.clone(),
-                        },
+                    continue;
+                }
+                let label = format!("database '{}'", entry.name);
+                if entry.name.contains('.') {
+                    self.findings
+                        .error(file, &label, "name must not contain '.'");
+                }
+                if RESERVED_DATABASES.contains(&entry.name.to_ascii_lowercase().as_str()) {
+                    self.findings.error(
+                        file,
+                        &label,
+                        "the name is reserved for Lakegate's own tables",
                     );
                 }
+                databases.insert(
+                    entry.name.clone(),
+                    Database {
+                        name: entry.name.clone(),
+                        description: entry.description.clone(),
+                    },
+                );
             }
         }
-        if let (Some(db), Some(file)) = (&default_database, &settings_file)
+        if let (Some(db), Some(file)) = (&settings.default_database, &settings.file)
             && !databases.contains_key(db)
         {
             self.findings.error(
@@ -214,12 +307,97 @@ impl Loader {
                 format!("default_database '{db}' is not a database of this catalog"),
             );
         }
+        databases
+    }
 
-        // Tables, with their schemas read from the files.
-        let mut tables = BTreeMap::new();
-        let mut seen = BTreeMap::new();
+    /// `[[table]]`, with their schemas read from their files.
+    async fn tables(
+        &mut self,
+        files: &Files,
+        databases: &BTreeMap<String, Database>,
+        storage: &BTreeMap<String, StorageLocation>,
+    ) -> Tables {
+        let pending = self.declared_tables(files, databases, storage);
+        // The files of all tables are read concurrently: on a remote store
+        // each table costs a listing and a footer read, round trips that
+        // would otherwise add up table after table at start-up.
+        let reads = futures::stream::iter(
+            pending
+                .iter()
+                .map(|t| read_table(t.location, &t.entry.path, &t.partition_columns)),
+        )
+        .buffered(TABLE_READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+        // A location none of whose tables can be reached is one mistake (a
+        // wrong URL, missing credentials): reported once, for the location.
+        let mut tried: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
+        for (table, read) in pending.iter().zip(&reads) {
+            let (names, unreachable) = tried.entry(table.entry.storage.as_str()).or_default();
+            names.push(format!("{}.{}", table.entry.database, table.entry.name));
+            if let Err(TableReadError::Unreachable(_)) = read {
+                *unreachable += 1;
+            }
+        }
+        let mut tables = Tables {
+            read: BTreeMap::new(),
+            unreadable: BTreeSet::new(),
+        };
+        let mut reported = BTreeSet::new();
+        for (table, read) in pending.into_iter().zip(reads) {
+            let entry = table.entry;
+            let name = TableName::new(&entry.database, &entry.name);
+            let (names, unreachable) = &tried[entry.storage.as_str()];
+            let count = names.len();
+            match read {
+                Ok(read) => {
+                    tables.read.insert(
+                        name.clone(),
+                        Table {
+                            name,
+                            storage: entry.storage.clone(),
+                            url: read.url,
+                            partition_columns: table.partition_columns,
+                            schema: read.schema,
+                            description: entry.description.clone(),
+                        },
+                    );
+                }
+                Err(TableReadError::Unreachable(message)) if count > 1 && *unreachable == count => {
+                    tables.unreadable.insert(name);
+                    if reported.insert(entry.storage.as_str()) {
+                        let url = &table.location.url;
+                        self.findings.error(
+                            table.file,
+                            &format!("storage '{}'", entry.storage),
+                            format!(
+                                "none of its {count} tables ({}) can be read at {url} \
+                                 (first: {message})",
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                }
+                Err(TableReadError::Unreachable(message) | TableReadError::Invalid(message)) => {
+                    tables.unreadable.insert(name);
+                    self.findings.error(table.file, &table.label, message);
+                }
+            }
+        }
+        tables
+    }
+
+    /// The table entries whose names, databases, locations and partition
+    /// columns are valid.
+    fn declared_tables<'a>(
+        &mut self,
+        files: &'a Files,
+        databases: &BTreeMap<String, Database>,
+        storage: &'a BTreeMap<String, StorageLocation>,
+    ) -> Vec<PendingTable<'a>> {
         let mut pending = Vec::new();
-        for (file, content) in &files {
+        let mut seen = BTreeMap::new();
+        for (file, content) in files {
             for entry in &content.table {
                 let qualified = format!("{}.{}", entry.database, entry.name);
                 let label = format!("table '{qualified}'");
@@ -232,189 +410,77 @@ impl Loader {
                     continue;
                 }
                 if !databases.contains_key(&entry.database) {
-                    self.findings.error(
-                        file,
-                        &label,
-                        format!("unknown database '{}'", entry.database),
-                    );
+                    let message = format!("unknown database '{}'", entry.database);
+                    self.findings.error(file, &label, message);
                     continue;
                 }
                 let Some(location) = storage.get(&entry.storage) else {
-                    self.findings.error(
+                    let message = format!("unknown storage location '{}'", entry.storage);
+                    self.findings.error(file, &label, message);
+                    continue;
+                };
+                match partition_columns(&entry.partition_columns) {
+                    Ok(partition_columns) => pending.push(PendingTable {
                         file,
-                        &label,
-                        format!("unknown storage location '{}'", entry.storage),
-                    );
-                    continue;
-                };
-                let partition_columns = match partition_columns(&entry.partition_columns) {
-                    Ok(columns) => columns,
-                    Err(message) => {
-                        self.findings.error(file, &label, message);
-                        continue;
-                    }
-                };
-                pending.push((file, entry, label, location, partition_columns));
+                        entry,
+                        label,
+                        location,
+                        partition_columns,
+                    }),
+                    Err(message) => self.findings.error(file, &label, message),
+                }
             }
         }
-        // The files of all tables are read concurrently: on a remote store
-        // each table costs a listing and a footer read, round trips that
-        // would otherwise add up table after table at start-up.
-        let reads =
-            futures::stream::iter(pending.iter().map(|(_, entry, _, location, columns)| {
-                read_table(location, &entry.path, columns)
-            }))
-            .buffered(TABLE_READS_AT_ONCE)
-            .collect::<Vec<_>>()
-            .await;
-        // A location none of whose tables can be reached is one mistake (a
-        // wrong URL, missing credentials): reported once, for the location.
-        let mut tried: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();
-        for ((_, entry, ..), read) in pending.iter().zip(&reads) {
-            let (names, unreachable) = tried.entry(entry.storage.as_str()).or_default();
-            names.push(format!("{}.{}", entry.database, entry.name));
-            if let Err(TableReadError::Unreachable(_)) = read {
-                *unreachable += 1;
-            }
-        }
-        let mut reported = BTreeSet::new();
-        let mut unreadable = BTreeSet::new();
-        for ((file, entry, label, location, partition_columns), read) in pending.iter().zip(reads) {
-            let (names, unreachable) = &tried[entry.storage.as_str()];
-            let count = names.len();
-            let read = match read {
-                Err(TableReadError::Unreachable(message)) if count > 1 && *unreachable == count => {
-                    unreadable.insert(TableName::new(&entry.database, &entry.name));
-                    if reported.insert(entry.storage.as_str()) {
-                        let url = &location.url;
-                        self.findings.error(
-                            file,
-                            &format!("storage '{}'", entry.storage),
-                            format!(
-                                "none of its {count} tables ({}) can be read at {url} \
-                                 (first: {message})",
-                                names.join(", ")
-                            ),
-                        );
-                    }
-                    continue;
-                }
-                Err(TableReadError::Unreachable(message) | TableReadError::Invalid(message)) => {
-                    unreadable.insert(TableName::new(&entry.database, &entry.name));
-                    Err(message)
-                }
-                Ok(read) => Ok(read),
-            };
-            let partition_columns = partition_columns.clone();
-            match read {
-                Ok(read) => {
-                    let name = TableName::new(&entry.database, &entry.name);
-                    tables.insert(
-                        name.clone(),
-                        Table {
-                            name,
-                            storage: entry.storage.clone(),
-                            url: read.url,
-                            sample_file: read.sample_file,
-                            partition_columns,
-                            schema: read.schema,
-                            description: entry.description.clone(),
-                        },
-                    );
-                }
-                Err(message) => self.findings.error(file, label, message),
-            }
-        }
+        pending
+    }
 
-        // Roles, groups, users.
-        let mut roles = Vec::new();
-        let mut seen = BTreeMap::new();
-        for (file, content) in &files {
+    /// `[[role]]`, `[[group]]` and `[[user]]`: names unique, password
+    /// hashes well formed. Their references are the policy's to check.
+    fn principals(&mut self, files: &Files) -> Principals {
+        let mut principals = Principals::default();
+        let mut seen = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
+        for (file, content) in files {
             for entry in &content.role {
-                if self.findings.unique(&mut seen, "role", &entry.name, file) {
-                    roles.push(Role {
+                if self
+                    .findings
+                    .unique(&mut seen[0], "role", &entry.name, file)
+                {
+                    principals.roles.push(Role {
                         name: entry.name.clone(),
                         description: entry.description.clone(),
                     });
                 }
             }
-        }
-        let role_names: BTreeSet<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-
-        let mut groups = Vec::new();
-        let mut seen = BTreeMap::new();
-        for (file, content) in &files {
             for entry in &content.group {
-                if !self.findings.unique(&mut seen, "group", &entry.name, file) {
-                    continue;
+                if self
+                    .findings
+                    .unique(&mut seen[1], "group", &entry.name, file)
+                {
+                    principals.groups.push(Group {
+                        name: entry.name.clone(),
+                        may_assume: entry.may_assume.clone(),
+                    });
                 }
-                for role in &entry.may_assume {
-                    if !role_names.contains(role.as_str()) {
-                        self.findings.error(
-                            file,
-                            &format!("group '{}'", entry.name),
-                            format!("may assume unknown role '{role}'"),
-                        );
-                    }
-                }
-                groups.push(Group {
-                    name: entry.name.clone(),
-                    may_assume: entry.may_assume.clone(),
-                });
             }
-        }
-        let group_roles: BTreeMap<&str, &Vec<String>> = groups
-            .iter()
-            .map(|g| (g.name.as_str(), &g.may_assume))
-            .collect();
-
-        let mut users = Vec::new();
-        let mut password_hashes = BTreeMap::new();
-        let mut seen = BTreeMap::new();
-        for (file, content) in &files {
             for entry in &content.user {
-                let label = format!("user '{}'", entry.name);
-                if !self.findings.unique(&mut seen, "user", &entry.name, file) {
+                if !self
+                    .findings
+                    .unique(&mut seen[2], "user", &entry.name, file)
+                {
                     continue;
                 }
                 if PasswordHash::new(&entry.password_hash).is_err() {
-                    self.findings.error(file, &label, "password_hash is not an Argon2 PHC string (make one with `lakegate catalog hash-password`)");
+                    self.findings.error(
+                        file,
+                        &format!("user '{}'", entry.name),
+                        "password_hash is not an Argon2 PHC string \
+                         (make one with `lakegate catalog hash-password`)",
+                    );
                 }
-                for role in &entry.may_assume {
-                    if !role_names.contains(role.as_str()) {
-                        self.findings.error(
-                            file,
-                            &label,
-                            format!("may assume unknown role '{role}'"),
-                        );
-                    }
-                }
-                for group in &entry.groups {
-                    if !group_roles.contains_key(group.as_str()) {
-                        self.findings.error(
-                            file,
-                            &label,
-                            format!("member of unknown group '{group}'"),
-                        );
-                    }
-                }
-                if let Some(default) = &entry.default_role {
-                    let assumable = entry.may_assume.contains(default)
-                        || entry
-                            .groups
-                            .iter()
-                            .filter_map(|g| group_roles.get(g.as_str()))
-                            .any(|roles| roles.contains(default));
-                    if !assumable {
-                        self.findings.error(
-                            file,
-                            &label,
-                            format!("default_role '{default}' is not a role the user may assume"),
-                        );
-                    }
-                }
-                password_hashes.insert(entry.name.clone(), entry.password_hash.clone());
-                users.push(User {
+                principals
+                    .password_hashes
+                    .insert(entry.name.clone(), entry.password_hash.clone());
+                principals.users.push(User {
                     name: entry.name.clone(),
                     groups: entry.groups.clone(),
                     may_assume: entry.may_assume.clone(),
@@ -422,17 +488,34 @@ impl Loader {
                 });
             }
         }
+        let [roles, groups, users] = seen;
+        let subjects = (roles.into_iter().map(|(n, f)| (Subject::Role(n), f)))
+            .chain(groups.into_iter().map(|(n, f)| (Subject::Group(n), f)))
+            .chain(users.into_iter().map(|(n, f)| (Subject::User(n), f)));
+        for (subject, file) in subjects {
+            principals.files.insert(subject.to_string(), file);
+        }
+        principals
+    }
 
-        // Grants.
+    /// `[[grant]]`, checked against the roles, databases and tables, with
+    /// the file of each.
+    fn grants(
+        &mut self,
+        files: &Files,
+        roles: &BTreeSet<&str>,
+        databases: &BTreeMap<String, Database>,
+        tables: &Tables,
+    ) -> (Vec<Grant>, BTreeMap<String, PathBuf>) {
         let mut grants = Vec::new();
         let mut grant_files = BTreeMap::new();
         let mut seen = BTreeMap::new();
-        for (file, content) in &files {
+        for (file, content) in files {
             for entry in &content.grant {
                 if !self.findings.unique(&mut seen, "grant", &entry.name, file) {
                     continue;
                 }
-                if unreadable.iter().any(|t| entry.on == t.to_string()) {
+                if tables.unreadable.iter().any(|t| entry.on == t.to_string()) {
                     // On a declared table whose files could not be read (said
                     // above): its columns, filter and masks cannot be checked.
                     continue;
@@ -441,27 +524,38 @@ impl Loader {
                     &mut self.findings,
                     file,
                     entry,
-                    &role_names,
-                    &databases,
-                    &tables,
+                    roles,
+                    databases,
+                    &tables.read,
                 ) {
                     grant_files.insert(grant.name.clone(), file.clone());
                     grants.push(grant);
                 }
             }
         }
+        (grants, grant_files)
+    }
 
-        let catalog = Catalog {
-            name: name.unwrap_or_else(|| "lakegate".to_string()),
-            default_database,
-            storage,
-            databases,
-            tables,
-            policy: PolicySet::new(roles, users, groups, grants),
-            unreadable,
-            password_hashes,
-            grant_files,
-        };
-        (catalog, self.findings.errors)
+    /// The policy of these principals and grants, its references checked by
+    /// the policy itself; an error is reported in the file `file_of` gives.
+    fn policy(
+        &mut self,
+        roles: Vec<Role>,
+        users: Vec<User>,
+        groups: Vec<Group>,
+        grants: Vec<Grant>,
+        file_of: impl Fn(&Subject) -> PathBuf,
+    ) -> PolicySet {
+        match PolicySet::try_new(roles, users, groups, grants) {
+            Ok(policy) => policy,
+            Err(refused) => {
+                for error in refused.errors {
+                    let file = file_of(&error.subject);
+                    self.findings
+                        .error(&file, &error.subject.to_string(), error.message);
+                }
+                refused.partial
+            }
+        }
     }
 }

@@ -12,7 +12,6 @@ use crate::storage::{StorageLocation, list_parquet_files, read_parquet_schema};
 /// What reading a table's files at load time found.
 pub(crate) struct ReadTable {
     pub(crate) url: Url,
-    pub(crate) sample_file: Url,
     pub(crate) schema: SchemaRef,
 }
 
@@ -68,7 +67,6 @@ pub(crate) async fn read_table(
     }
     Ok(ReadTable {
         url: location.listing_url(&path).map_err(Invalid)?,
-        sample_file,
         schema: Arc::new(Schema::new(fields)),
     })
 }

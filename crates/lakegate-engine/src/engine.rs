@@ -35,6 +35,7 @@ use crate::secured_table::ScanPlanner;
 use crate::session::QuerySession;
 use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
+use crate::wire::reading_schema;
 
 /// What an engine serves, in counts (shown as the counts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,6 +456,15 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
         .with_batch_size(options.batch_size);
     // Planning errors point at the offending part of the SQL text.
     config.options_mut().sql_parser.collect_spans = true;
+    // Text and binary columns are read from Parquet straight into the types
+    // results leave in: decoding into view types and copying every string
+    // out of them again for the client costs more than the view types save
+    // (docs/performance.md measures both).
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = options.view_types;
     config
 }
 
@@ -466,15 +476,16 @@ async fn raw_table(
     cache: Option<Arc<TableCache>>,
 ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(table.url.as_str())?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+    // The session's Parquet settings (among them whether text is read as
+    // view types) apply to every table.
+    let parquet = state.table_options().parquet.clone();
+    let schema = reading_schema(
+        &table.stored_schema(),
+        parquet.global.schema_force_view_types,
+    );
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
         .with_file_extension(".parquet")
         .with_table_partition_cols(table.partition_columns.clone());
-    // DataFusion's own inference gives the types it reads the files as
-    // (string columns as Utf8View), which every plan then agrees with. It
-    // reads one file's footer: inferring over the whole prefix would read
-    // every footer of a large table at startup.
-    let sample = ListingTableUrl::parse(table.sample_file.as_str())?;
-    let schema = options.infer_schema(state, &sample).await?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use datafusion::datasource::file_format::parquet::transform_schema_to_view;
 
 use crate::error::{EngineError, Result};
 
@@ -71,6 +72,44 @@ fn client_type(data_type: &DataType, view_types: bool) -> DataType {
         }
         other => other.clone(),
     }
+}
+
+/// The types a table's stored columns are read as, from the schema its
+/// catalog entry read in a file's footer: view types for text and binary
+/// if `view_types`, else the classic ones, whatever the files' embedded
+/// Arrow schema says (arrow-rs and DataFusion write view types, Spark,
+/// pyarrow and DuckDB do not), so that a table has the types its results
+/// leave in. Field and schema metadata are dropped, as DataFusion's own
+/// inference does.
+pub(crate) fn reading_schema(stored: &Schema, view_types: bool) -> SchemaRef {
+    let typed = if view_types {
+        Arc::new(transform_schema_to_view(stored))
+    } else {
+        classic_schema(stored)
+    };
+    let fields: Vec<Field> = typed
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `schema` with its view-typed columns (`Utf8View`, `BinaryView`) as the
+/// classic types (`Utf8`, `Binary`): the types text is read from Parquet as
+/// when results leave in classic types, and the types generated lakes are
+/// written in.
+pub fn classic_schema(schema: &Schema) -> SchemaRef {
+    let classic = |field: &FieldRef| -> FieldRef {
+        let data_type = match field.data_type() {
+            DataType::Utf8View => DataType::Utf8,
+            DataType::BinaryView => DataType::Binary,
+            _ => return Arc::clone(field),
+        };
+        Arc::new(Field::clone(field).with_data_type(data_type))
+    };
+    let fields: Vec<FieldRef> = schema.fields().iter().map(classic).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// `batch` as `schema` says a batch of its result is: columns cast where

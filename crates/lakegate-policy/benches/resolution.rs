@@ -65,7 +65,7 @@ fn policy(grants: usize, roles: usize) -> PolicySet {
         name: name.clone(),
         description: String::new(),
     });
-    PolicySet::new(roles, [user], [], grants)
+    PolicySet::try_new(roles, [user], [], grants).expect("a consistent policy")
 }
 
 fn resolution(c: &mut Criterion) {

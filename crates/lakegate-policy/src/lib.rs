@@ -14,7 +14,7 @@
 //! ```
 //! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Privilege, Resource, Role, TableName, User};
 //!
-//! let policy = PolicySet::new(
+//! let policy = PolicySet::try_new(
 //!     [Role { name: "analyst".into(), description: String::new() }],
 //!     [User { name: "ann".into(), groups: vec![], may_assume: vec!["analyst".into()], default_role: Some("analyst".into()) }],
 //!     [],
@@ -28,7 +28,8 @@
 //!         row_filter: Some("region = 'EU'".into()),
 //!         masks: Default::default(),
 //!     }],
-//! );
+//! )
+//! .unwrap();
 //! let role = policy.runtime_role("ann", None).unwrap();
 //! let columns = ["id".to_string(), "region".into(), "card".into()];
 //! let access = policy.effective_access(&role.role, &TableName::new("shop", "orders"), &columns).unwrap();
@@ -46,4 +47,4 @@ pub use access::{
 pub use model::{
     ColumnMask, ColumnSelection, Grant, Group, MaskKind, Privilege, Resource, Role, TableName, User,
 };
-pub use policy_set::{PolicySet, RoleError, RuntimeRole};
+pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};

@@ -33,6 +33,51 @@ pub enum RoleError {
     },
 }
 
+/// What a policy entry refers to, for [`ReferenceError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A role, by name.
+    Role(String),
+    /// A user, by name.
+    User(String),
+    /// A group, by name.
+    Group(String),
+    /// A grant, by name.
+    Grant(String),
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Role(name) => write!(f, "role '{name}'"),
+            Self::User(name) => write!(f, "user '{name}'"),
+            Self::Group(name) => write!(f, "group '{name}'"),
+            Self::Grant(name) => write!(f, "grant '{name}'"),
+        }
+    }
+}
+
+/// A policy entry that names something the policy does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject}: {message}")]
+pub struct ReferenceError {
+    /// The entry at fault.
+    pub subject: Subject,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why [`PolicySet::try_new`] refused its parts.
+#[derive(Debug, Clone)]
+pub struct PolicyErrors {
+    /// Every reference error, in the order found.
+    pub errors: Vec<ReferenceError>,
+    /// The policy without what was wrong: dangling references dropped,
+    /// duplicates and grants of unknown roles left out. It grants no more
+    /// than the parts asked for, so checks can go on with it.
+    pub partial: PolicySet,
+}
+
 /// A role a session runs under, checked against what its user may assume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RuntimeRole {
@@ -53,26 +98,105 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// Builds a policy set from validated parts (the catalog crate checks names
-    /// and references before calling this).
-    pub fn new(
+    /// Builds a policy set, checking that every reference names something
+    /// it holds: the roles users and groups may assume, users' groups and
+    /// default roles (which must be roles they may assume), grants' roles.
+    /// Names are unique per kind (a later duplicate is an error). On error,
+    /// [`PolicyErrors::partial`] is the policy without what was wrong.
+    pub fn try_new(
         roles: impl IntoIterator<Item = Role>,
         users: impl IntoIterator<Item = User>,
         groups: impl IntoIterator<Item = Group>,
         grants: impl IntoIterator<Item = Grant>,
-    ) -> Self {
-        let mut grants_by_role: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+    ) -> Result<Self, PolicyErrors> {
+        let mut errors = Vec::new();
+        let mut error =
+            |subject: Subject, message: String| errors.push(ReferenceError { subject, message });
+        let mut set = Self::default();
+        for role in roles {
+            if set.roles.contains_key(&role.name) {
+                error(Subject::Role(role.name.clone()), "declared twice".into());
+                continue;
+            }
+            set.roles.insert(role.name.clone(), role);
+        }
+        for mut group in groups {
+            let subject = Subject::Group(group.name.clone());
+            if set.groups.contains_key(&group.name) {
+                error(subject, "declared twice".into());
+                continue;
+            }
+            group.may_assume.retain(|role| {
+                let known = set.roles.contains_key(role);
+                if !known {
+                    error(subject.clone(), format!("may assume unknown role '{role}'"));
+                }
+                known
+            });
+            set.groups.insert(group.name.clone(), group);
+        }
+        for mut user in users {
+            let subject = Subject::User(user.name.clone());
+            if set.users.contains_key(&user.name) {
+                error(subject, "declared twice".into());
+                continue;
+            }
+            user.may_assume.retain(|role| {
+                let known = set.roles.contains_key(role);
+                if !known {
+                    error(subject.clone(), format!("may assume unknown role '{role}'"));
+                }
+                known
+            });
+            user.groups.retain(|group| {
+                let known = set.groups.contains_key(group);
+                if !known {
+                    error(
+                        subject.clone(),
+                        format!("member of unknown group '{group}'"),
+                    );
+                }
+                known
+            });
+            if let Some(default) = &user.default_role {
+                let assumable = user.may_assume.contains(default)
+                    || user
+                        .groups
+                        .iter()
+                        .any(|g| set.groups[g].may_assume.contains(default));
+                if !assumable {
+                    error(
+                        subject.clone(),
+                        format!("default_role '{default}' is not a role the user may assume"),
+                    );
+                    user.default_role = None;
+                }
+            }
+            set.users.insert(user.name.clone(), user);
+        }
+        let mut grant_names = BTreeSet::new();
         for grant in grants {
-            grants_by_role
+            let subject = Subject::Grant(grant.name.clone());
+            if !grant_names.insert(grant.name.clone()) {
+                error(subject, "declared twice".into());
+                continue;
+            }
+            if !set.roles.contains_key(&grant.role) {
+                error(subject, format!("unknown role '{}'", grant.role));
+                continue;
+            }
+            set.grants_by_role
                 .entry(grant.role.clone())
                 .or_default()
                 .push(grant);
         }
-        Self {
-            roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
-            groups: groups.into_iter().map(|g| (g.name.clone(), g)).collect(),
-            grants_by_role,
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(PolicyErrors {
+                errors,
+                partial: set,
+            })
         }
     }
 

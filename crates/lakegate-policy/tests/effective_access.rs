@@ -173,7 +173,7 @@ fn demo_policy() -> PolicySet {
         name: name.into(),
         description: String::new(),
     };
-    PolicySet::new(
+    PolicySet::try_new(
         [role("sales"), role("electronics"), role("marketing")],
         [
             User {
@@ -195,6 +195,7 @@ fn demo_policy() -> PolicySet {
         }],
         [],
     )
+    .expect("a consistent policy")
 }
 
 #[test]
@@ -379,4 +380,87 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn dangling_references_are_refused_and_dropped_from_the_partial_policy() {
+    let role = |name: &str| Role {
+        name: name.into(),
+        description: String::new(),
+    };
+    let user =
+        |name: &str, groups: &[&str], may_assume: &[&str], default_role: Option<&str>| User {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            may_assume: may_assume.iter().map(|r| r.to_string()).collect(),
+            default_role: default_role.map(str::to_string),
+        };
+    let grant = |name: &str, role: &str| Grant {
+        name: name.into(),
+        role: role.into(),
+        resource: Resource::parse("shop.orders").unwrap(),
+        privileges: vec![Privilege::Select],
+        grantable: false,
+        columns: ColumnSelection::All,
+        row_filter: None,
+        masks: Default::default(),
+    };
+    let refused = PolicySet::try_new(
+        [role("sales"), role("sales"), role("hr")],
+        [
+            user(
+                "ann",
+                &["retail", "ghosts"],
+                &["sales", "admin"],
+                Some("hr"),
+            ),
+            user("bob", &["retail"], &[], Some("hr")),
+            user("ann", &[], &[], None),
+        ],
+        [Group {
+            name: "retail".into(),
+            may_assume: vec!["hr".into(), "finance".into()],
+        }],
+        [
+            grant("g1", "sales"),
+            grant("g2", "auditor"),
+            grant("g1", "hr"),
+        ],
+    )
+    .unwrap_err();
+    let found: Vec<String> = refused.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "role 'sales': declared twice",
+            "group 'retail': may assume unknown role 'finance'",
+            "user 'ann': may assume unknown role 'admin'",
+            "user 'ann': member of unknown group 'ghosts'",
+            "user 'ann': declared twice",
+            "grant 'g2': unknown role 'auditor'",
+            "grant 'g1': declared twice",
+        ]
+    );
+    // ann's default role comes through her group: valid. bob's too.
+    let policy = refused.partial;
+    assert_eq!(policy.runtime_role("ann", None).unwrap().role, "hr");
+    assert_eq!(policy.runtime_role("bob", None).unwrap().role, "hr");
+    assert!(!policy.may_assume("ann", "admin"));
+    assert_eq!(policy.grants().count(), 1);
+
+    let no_default = PolicySet::try_new(
+        [role("sales")],
+        [user("cy", &[], &["sales"], Some("hr"))],
+        [],
+        [],
+    )
+    .unwrap_err();
+    assert_eq!(
+        no_default.errors[0].to_string(),
+        "user 'cy': default_role 'hr' is not a role the user may assume"
+    );
+    assert!(matches!(
+        no_default.partial.runtime_role("cy", None),
+        Err(RoleError::NoDefaultRole { .. })
+    ));
 }
