@@ -151,23 +151,31 @@ fn plain_context(options: &EngineOptions) -> SessionContext {
         .with_cache_manager(options.cache_config())
         .build_arc()
         .expect("a runtime builds");
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(options.target_partitions)
         .with_batch_size(options.batch_size);
+    // Text read as the engine reads it (classic types unless view types).
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = options.view_types;
     SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// Registers every TPC-H table of `data_dir` in `ctx` under `schema.table`
 /// (or `table`), as the engine opens them: a listing table of the
-/// directory, typed by DataFusion's inference from one file.
+/// directory, typed by DataFusion's inference from one file with the
+/// context's Parquet settings.
 async fn register_tables(ctx: &SessionContext, data_dir: &Path, schema: Option<&str>) {
     for (table, _) in TPCH_TABLES {
         let dir = table_dir(data_dir, table);
         let url = ListingTableUrl::parse(format!("{}/", dir.display())).unwrap();
         let sample = ListingTableUrl::parse(dir.join("part-0.parquet").display().to_string())
             .expect("a file URL");
-        let listing =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let format =
+            ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+        let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
         let file_schema = listing
             .infer_schema(&ctx.state(), &sample)
             .await

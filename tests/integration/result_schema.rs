@@ -65,3 +65,74 @@ async fn masked_columns_carry_their_mask_name() {
         ])
     );
 }
+
+/// The types of `shop.orders`' columns as the engine shows and sends them:
+/// DESCRIBE, information_schema, arrow_typeof and the result schema.
+async fn text_types(engine: &lakegate_engine::Engine) -> Vec<String> {
+    let mut session = engine.session("root", Some("admin")).unwrap();
+    let described = session.execute("DESCRIBE shop.orders").await.unwrap();
+    let described = common::cells_as_text(&described.collect().await.unwrap());
+    let note = described.iter().find(|row| row[0] == "note").unwrap();
+    let mut types = vec![note[1].clone()];
+    for sql in [
+        "SELECT data_type FROM information_schema.columns \
+         WHERE table_name = 'orders' AND column_name = 'note'",
+        "SELECT arrow_typeof(note) FROM shop.orders LIMIT 1",
+    ] {
+        let batches = session.execute(sql).await.unwrap().collect().await.unwrap();
+        types.push(common::cells_as_text(&batches)[0][0].clone());
+    }
+    let output = session
+        .execute("SELECT note FROM shop.orders")
+        .await
+        .unwrap();
+    types.push(output.schema.field(0).data_type().to_string());
+    for batch in output.collect().await.unwrap() {
+        types.push(batch.schema().field(0).data_type().to_string());
+    }
+    types.dedup();
+    types
+}
+
+/// Text is read as the classic `Utf8` clients get, whatever Arrow schema
+/// the files embed (arrow-rs writes view types as such), and as `Utf8View`
+/// throughout when the engine keeps view types.
+#[tokio::test]
+async fn text_columns_have_the_types_results_leave_in() {
+    use arrow::array::{ArrayRef, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    common::write_shop_files(dir.path());
+    // orders again, its note column written as Utf8View.
+    let orders = common::shop_orders();
+    let fields: Vec<Field> = orders
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "note" => Field::new("note", DataType::Utf8View, true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = orders
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8 => arrow::compute::cast(c, &DataType::Utf8View).unwrap(),
+            _ => Arc::clone(c),
+        })
+        .collect();
+    let view_orders = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    common::write_parquet(dir.path(), "orders", &view_orders);
+
+    let classic = common::engine_for(&common::shop_catalog(), dir.path()).await;
+    assert_eq!(text_types(&classic).await, ["Utf8"]);
+    let options = lakegate_engine::EngineOptions {
+        view_types: true,
+        ..common::test_engine_options(dir.path())
+    };
+    let views = common::engine_with(&common::shop_catalog(), dir.path(), options).await;
+    assert_eq!(text_types(&views).await, ["Utf8View"]);
+}

@@ -105,9 +105,10 @@ pub struct EngineOptions {
     /// cache: whole tables, by their set of files, least recently scanned
     /// dropped first); 0, the default, keeps none.
     pub table_cache_bytes: usize,
-    /// Whether results keep Arrow's view types (`Utf8View`, `BinaryView`),
-    /// for clients that want them; by default they leave as `Utf8` and
-    /// `Binary`, which every client reads (see `wire.rs`).
+    /// Whether tables are read, and results sent, in Arrow's view types
+    /// (`Utf8View`, `BinaryView`), for clients that want them; by default
+    /// text and binary columns are read from Parquet as `Utf8` and `Binary`,
+    /// which every client reads, and results leave so (see `wire.rs`).
     pub view_types: bool,
     /// The longest statement accepted, in bytes, checked before it is read.
     pub max_statement_bytes: usize,
@@ -458,7 +459,7 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
     config.options_mut().sql_parser.collect_spans = true;
     // Text and binary columns are read from Parquet straight into the types
     // results leave in: decoding into view types and copying every string
-    // out of them again for the client costs more than the view types save
+    // out of them again for the client cost more than the view types saved
     // (docs/performance.md measures both).
     config
         .options_mut()

@@ -1,15 +1,19 @@
 //! Results as clients receive them: one schema per statement, and Arrow's
 //! classic types.
 //!
-//! DataFusion decodes text and binary columns into Arrow's view types
-//! (`Utf8View`, `BinaryView`), which make filters, joins and aggregations
-//! faster, so they stay inside the engine. Many clients handle only the
-//! classic types (the Flight SQL JDBC driver, older pyarrow, BI tools'
-//! ODBC bridges; pyarrow 26's `Table.filter` has no kernel for
-//! `string_view`), so results leave as `Utf8` and `Binary` unless the engine
-//! is told to keep view types ([`crate::EngineOptions::view_types`]).
-//! Dictionary-encoded columns leave as their values, which is how the
-//! Flight encoder sends them.
+//! Many clients handle only the classic text and binary types, `Utf8` and
+//! `Binary` (the Flight SQL JDBC driver, older pyarrow, BI tools' ODBC
+//! bridges; pyarrow 26's `Table.filter` has no kernel for `string_view`),
+//! not the view types DataFusion prefers (`Utf8View`, `BinaryView`). So
+//! tables are read as classic types ([`reading_schema`]: text goes from
+//! Parquet straight into `Utf8`, whatever the files' embedded Arrow schema
+//! says) unless the engine is told to keep view types
+//! ([`crate::EngineOptions::view_types`]), and what view types a plan still
+//! makes (functions returning `Utf8View`) leave as classic ones too.
+//! Reading classic types costs nothing against view types on the wire
+//! (docs/performance.md measures it); converting view types at the edge
+//! copied every string once more. Dictionary-encoded columns leave as their
+//! values, which is how the Flight encoder sends them.
 //!
 //! A statement's schema is decided once, from its logical plan, and every
 //! batch of its result is made to match it field for field: names, types,

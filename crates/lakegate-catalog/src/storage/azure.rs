@@ -6,55 +6,43 @@ use object_store::ObjectStore;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use url::Url;
 
-use super::settings::{AZURE_SETTINGS, Settings, only_with, read_variable};
+use super::settings::{AzureCredentials, AzureSettings, Settings, read_variable};
 
-impl Settings<'_> {
-    pub(super) fn azure(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
-        self.refuse_others("Azure locations", AZURE_SETTINGS)?;
-        let e = self.entry;
-        let mode = self.credentials_mode(&["environment", "variables", "anonymous"])?;
-        only_with(
-            mode,
-            "variables",
-            &[
-                ("access_key_env", &e.access_key_env),
-                ("sas_token_env", &e.sas_token_env),
-            ],
-        )?;
-        let mut builder = match mode {
-            "environment" => MicrosoftAzureBuilder::from_env(),
+impl AzureSettings {
+    /// The store of an Azure location at `url` with these settings and the
+    /// common ones in `common`.
+    pub(super) fn store(
+        &self,
+        url: &Url,
+        common: &Settings,
+    ) -> Result<Arc<dyn ObjectStore>, String> {
+        let mut builder = match self.credentials {
+            AzureCredentials::Environment => MicrosoftAzureBuilder::from_env(),
             _ => MicrosoftAzureBuilder::new(),
         }
         .with_url(url.as_str())
-        .with_client_options(self.client.clone())
-        .with_retry(self.retry.clone());
-        if let Some(account) = &e.account {
+        .with_client_options(common.client.clone())
+        .with_retry(common.retry.clone());
+        if let Some(account) = &self.account {
             builder = builder.with_account(account);
         }
-        match mode {
-            "variables" => match (&e.access_key_env, &e.sas_token_env) {
-                (Some(name), None) => {
-                    builder = builder.with_access_key(read_variable("access_key_env", name)?);
-                }
-                (None, Some(name)) => {
-                    builder = builder.with_config(
-                        AzureConfigKey::SasKey,
-                        read_variable("sas_token_env", name)?,
-                    );
-                }
-                _ => {
-                    return Err("credentials 'variables' needs exactly one of \
-                                'access_key_env' and 'sas_token_env'"
-                        .into());
-                }
-            },
-            "anonymous" => builder = builder.with_skip_signature(true),
-            _ => {}
+        match &self.credentials {
+            AzureCredentials::AccessKey { access_key_env } => {
+                builder = builder.with_access_key(read_variable("access_key_env", access_key_env)?);
+            }
+            AzureCredentials::SasToken { sas_token_env } => {
+                builder = builder.with_config(
+                    AzureConfigKey::SasKey,
+                    read_variable("sas_token_env", sas_token_env)?,
+                );
+            }
+            AzureCredentials::Anonymous => builder = builder.with_skip_signature(true),
+            AzureCredentials::Environment => {}
         }
-        if let Some(endpoint) = &e.endpoint {
+        if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint.clone());
         }
-        if let Some(allow) = e.allow_http {
+        if let Some(allow) = self.allow_http {
             builder = builder.with_allow_http(allow);
         }
         let store = builder

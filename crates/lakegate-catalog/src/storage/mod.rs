@@ -18,7 +18,7 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | locations: URLs, object paths, opening the store |
-//! | `settings.rs` | a location's settings, checked per scheme |
+//! | `settings.rs` | a location's settings, typed per provider |
 //! | `s3.rs`, `gcs.rs`, `azure.rs` | each provider's store, and the AWS shared files |
 //! | `location_store.rs` | the store wrapper: request counts, errors naming the location |
 //! | `parquet_files.rs` | listing a table's files and reading a footer's schema |
@@ -39,7 +39,7 @@ use object_store::path::Path as ObjectPath;
 use url::Url;
 
 use crate::files::StorageEntry;
-use settings::Settings;
+use settings::{ProviderSettings, Settings};
 
 pub use location_store::{LocationStore, RequestCounts, RequestTotals, StorageError};
 pub use parquet_files::{list_parquet_files, read_parquet_schema};
@@ -83,20 +83,12 @@ impl StorageLocation {
         if !url.path().ends_with('/') {
             url.set_path(&format!("{}/", url.path()));
         }
-        let settings = Settings::from_entry(entry)?;
-        let inner: Arc<dyn ObjectStore> = match url.scheme() {
-            "file" => {
-                settings.refuse_all("local files")?;
-                Arc::new(LocalFileSystem::new())
-            }
-            "s3" | "s3a" => settings.s3(&url)?,
-            "gs" => settings.gcs(&url)?,
-            "az" | "azure" | "abfs" | "abfss" => settings.azure(&url)?,
-            other => {
-                return Err(format!(
-                    "storage scheme '{other}' is not supported (supported: file, s3, gs, az, abfss)"
-                ));
-            }
+        let settings = Settings::from_entry(entry, url.scheme())?;
+        let inner: Arc<dyn ObjectStore> = match &settings.provider {
+            ProviderSettings::Local => Arc::new(LocalFileSystem::new()),
+            ProviderSettings::S3(s3) => s3.store(&url, &settings)?,
+            ProviderSettings::Gcs(gcs) => gcs.store(&url, &settings)?,
+            ProviderSettings::Azure(azure) => azure.store(&url, &settings)?,
         };
         let requests = Arc::new(RequestCounts::default());
         let store = Arc::new(LocationStore {

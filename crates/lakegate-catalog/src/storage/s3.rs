@@ -9,47 +9,34 @@ use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use url::Url;
 
-use super::settings::{S3_SETTINGS, Settings, only_with, read_variable, required_variable};
+use super::settings::{
+    Addressing, S3Credentials, S3Encryption, S3Settings, Settings, read_variable,
+};
 
-impl Settings<'_> {
-    pub(super) fn s3(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
-        self.refuse_others("S3 locations", S3_SETTINGS)?;
-        let e = self.entry;
-        let mode = self.credentials_mode(&[
-            "environment",
-            "profile",
-            "variables",
-            "web-identity",
-            "anonymous",
-        ])?;
-        let variables = [
-            ("access_key_id_env", &e.access_key_id_env),
-            ("secret_access_key_env", &e.secret_access_key_env),
-            ("session_token_env", &e.session_token_env),
-        ];
-        let web_identity = [
-            ("role_arn", &e.role_arn),
-            ("web_identity_token_file", &e.web_identity_token_file),
-            ("role_session_name", &e.role_session_name),
-            ("sts_endpoint", &e.sts_endpoint),
-        ];
-        only_with(mode, "variables", &variables)?;
-        only_with(mode, "profile", &[("profile", &e.profile)])?;
-        only_with(mode, "web-identity", &web_identity)?;
-        let mut builder = match mode {
+impl S3Settings {
+    /// The store of an S3 location at `url` with these settings and the
+    /// common ones in `common`.
+    pub(super) fn store(
+        &self,
+        url: &Url,
+        common: &Settings,
+    ) -> Result<Arc<dyn ObjectStore>, String> {
+        let environment = matches!(self.credentials, S3Credentials::Environment);
+        let mut builder = if environment {
             // The standard chain: AWS_* variables (keys, region, endpoint,
             // web identity), then container and instance credentials.
-            "environment" => AmazonS3Builder::from_env(),
-            _ => AmazonS3Builder::new(),
+            AmazonS3Builder::from_env()
+        } else {
+            AmazonS3Builder::new()
         };
         builder = builder
             .with_url(url.as_str())
-            .with_client_options(self.client.clone())
-            .with_retry(self.retry.clone());
+            .with_client_options(common.client.clone())
+            .with_retry(common.retry.clone());
         // The client options above replaced the environment's: keep its
         // explicit AWS_ALLOW_HTTP (a local S3-compatible server).
-        if mode == "environment"
-            && e.allow_http.is_none()
+        if environment
+            && self.allow_http.is_none()
             && let Ok(allow) = std::env::var("AWS_ALLOW_HTTP")
         {
             builder = builder.with_config(
@@ -59,22 +46,16 @@ impl Settings<'_> {
         }
         // The standard chain's second link, which object_store lacks: the
         // shared credentials file, when the environment holds no keys.
-        let ambient_profile = mode == "environment"
+        let ambient_profile = environment
             && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
             && std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_none();
-        let profile = match mode {
-            "profile" => {
-                let name = e
-                    .profile
-                    .as_deref()
-                    .ok_or("credentials 'profile' needs 'profile'")?;
-                Some(SharedProfile::read(name)?.ok_or_else(|| {
-                    format!(
-                        "profile '{name}' is not in {}",
-                        shared_file("AWS_SHARED_CREDENTIALS_FILE", "credentials").display()
-                    )
-                })?)
-            }
+        let profile = match &self.credentials {
+            S3Credentials::Profile(name) => Some(SharedProfile::read(name)?.ok_or_else(|| {
+                format!(
+                    "profile '{name}' is not in {}",
+                    shared_file("AWS_SHARED_CREDENTIALS_FILE", "credentials").display()
+                )
+            })?),
             _ if ambient_profile => {
                 let name = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
                 SharedProfile::read(&name)?
@@ -88,30 +69,37 @@ impl Settings<'_> {
             if let Some(token) = profile.session_token {
                 builder = builder.with_token(token);
             }
+            let named = matches!(self.credentials, S3Credentials::Profile(_));
             if let Some(region) = profile.region
-                && e.region.is_none()
-                && (mode == "profile" || std::env::var_os("AWS_REGION").is_none())
+                && self.region.is_none()
+                && (named || std::env::var_os("AWS_REGION").is_none())
             {
                 builder = builder.with_region(region);
             }
         }
-        match mode {
-            "variables" => {
-                let key_id = required_variable("access_key_id_env", &e.access_key_id_env)?;
-                let secret = required_variable("secret_access_key_env", &e.secret_access_key_env)?;
+        match &self.credentials {
+            S3Credentials::Variables {
+                access_key_id_env,
+                secret_access_key_env,
+                session_token_env,
+            } => {
                 builder = builder
-                    .with_access_key_id(key_id)
-                    .with_secret_access_key(secret);
-                if let Some(name) = &e.session_token_env {
+                    .with_access_key_id(read_variable("access_key_id_env", access_key_id_env)?)
+                    .with_secret_access_key(read_variable(
+                        "secret_access_key_env",
+                        secret_access_key_env,
+                    )?);
+                if let Some(name) = session_token_env {
                     builder = builder.with_token(read_variable("session_token_env", name)?);
                 }
             }
-            "web-identity" => {
-                let role = e
-                    .role_arn
-                    .as_ref()
-                    .ok_or("credentials 'web-identity' needs 'role_arn'")?;
-                let token_file = match &e.web_identity_token_file {
+            S3Credentials::WebIdentity {
+                role_arn,
+                token_file,
+                session_name,
+                sts_endpoint,
+            } => {
+                let token_file = match token_file {
                     Some(file) => file.clone(),
                     None => std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").map_err(|_| {
                         "credentials 'web-identity' needs 'web_identity_token_file' \
@@ -120,62 +108,47 @@ impl Settings<'_> {
                     })?,
                 };
                 builder = builder
-                    .with_config(AmazonS3ConfigKey::RoleArn, role)
+                    .with_config(AmazonS3ConfigKey::RoleArn, role_arn)
                     .with_config(AmazonS3ConfigKey::WebIdentityTokenFile, token_file);
-                if let Some(name) = &e.role_session_name {
+                if let Some(name) = session_name {
                     builder = builder.with_config(AmazonS3ConfigKey::RoleSessionName, name);
                 }
-                if let Some(endpoint) = &e.sts_endpoint {
+                if let Some(endpoint) = sts_endpoint {
                     builder = builder.with_config(AmazonS3ConfigKey::StsEndpoint, endpoint);
                 }
             }
-            "anonymous" => builder = builder.with_skip_signature(true),
-            _ => {}
+            S3Credentials::Anonymous => builder = builder.with_skip_signature(true),
+            S3Credentials::Environment | S3Credentials::Profile(_) => {}
         }
-        if let Some(region) = &e.region {
+        if let Some(region) = &self.region {
             builder = builder.with_region(region);
         }
-        if let Some(endpoint) = &e.endpoint {
+        if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        if let Some(allow) = e.allow_http {
+        if let Some(allow) = self.allow_http {
             builder = builder.with_allow_http(allow);
         }
-        match e.addressing.as_deref() {
+        match self.addressing {
             None => {}
-            Some("path") => builder = builder.with_virtual_hosted_style_request(false),
-            Some("virtual-hosted") => builder = builder.with_virtual_hosted_style_request(true),
-            Some(other) => {
-                return Err(format!(
-                    "addressing '{other}' is not 'path' or 'virtual-hosted'"
-                ));
+            Some(Addressing::Path) => builder = builder.with_virtual_hosted_style_request(false),
+            Some(Addressing::VirtualHosted) => {
+                builder = builder.with_virtual_hosted_style_request(true)
             }
         }
-        match e.encryption.as_deref() {
-            None | Some("none") => {
-                if e.kms_key_id.is_some() || e.bucket_key.is_some() {
-                    return Err("'kms_key_id' and 'bucket_key' need encryption = 'sse-kms'".into());
-                }
-            }
-            Some("sse-s3") => {
-                if e.kms_key_id.is_some() || e.bucket_key.is_some() {
-                    return Err("'kms_key_id' and 'bucket_key' need encryption = 'sse-kms'".into());
-                }
+        match &self.encryption {
+            S3Encryption::BucketDefault => {}
+            S3Encryption::SseS3 => {
                 builder = builder.with_config(s3_key("aws_server_side_encryption"), "AES256");
             }
-            Some("sse-kms") => {
+            S3Encryption::SseKms { key_id, bucket_key } => {
                 builder = builder.with_config(s3_key("aws_server_side_encryption"), "aws:kms");
-                if let Some(key) = &e.kms_key_id {
+                if let Some(key) = key_id {
                     builder = builder.with_config(s3_key("aws_sse_kms_key_id"), key);
                 }
-                if let Some(enabled) = e.bucket_key {
-                    builder = builder.with_bucket_key(enabled);
+                if let Some(enabled) = bucket_key {
+                    builder = builder.with_bucket_key(*enabled);
                 }
-            }
-            Some(other) => {
-                return Err(format!(
-                    "encryption '{other}' is not one of 'none', 'sse-s3', 'sse-kms'"
-                ));
             }
         }
         let store = builder
