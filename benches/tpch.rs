@@ -151,15 +151,9 @@ fn plain_context(options: &EngineOptions) -> SessionContext {
         .with_cache_manager(options.cache_config())
         .build_arc()
         .expect("a runtime builds");
-    let mut config = SessionConfig::new()
+    let config = SessionConfig::new()
         .with_target_partitions(options.target_partitions)
         .with_batch_size(options.batch_size);
-    // Text read as the engine reads it (classic types unless view types).
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = options.view_types;
     SessionContext::new_with_config_rt(config, runtime)
 }
 

@@ -96,9 +96,17 @@ pub enum Command {
     },
     /// Serve the catalog over Arrow Flight SQL.
     Serve {
-        /// The catalog directory.
-        #[arg(long, default_value = "catalog/demo")]
-        catalog: PathBuf,
+        /// The catalog directory (default `catalog/demo` without `--store`).
+        /// With `--store`, applied to the store at every start: its entries
+        /// replace the store's entries of the same names.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// The policy store, `sqlite://PATH` (created if missing) or
+        /// `postgres://USER@HOST/DB`: the catalog is read from it. An empty
+        /// store needs LAKEGATE_BOOTSTRAP_ADMIN=name:password in the
+        /// environment once, to create its first administrator.
+        #[arg(long)]
+        store: Option<String>,
         /// The data directory (`${data_dir}` in the catalog).
         #[arg(long, default_value = "./lakegate-data")]
         data_dir: PathBuf,
@@ -176,6 +184,15 @@ pub enum CatalogCommand {
     /// Read a password from standard input and print its Argon2 hash for a
     /// user's `password_hash`.
     HashPassword,
+    /// Write what a policy store holds into DIR as a catalog directory
+    /// (`DIR/catalog.toml`), which loads to the same state.
+    Export {
+        /// The policy store (`sqlite://PATH` or `postgres://...`).
+        #[arg(long)]
+        store: String,
+        /// The directory to write.
+        dir: PathBuf,
+    },
 }
 
 /// `lakegate serve`'s query engine flags.

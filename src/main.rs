@@ -14,6 +14,7 @@ mod cli;
 mod demo;
 mod local_query;
 mod output;
+mod policy_source;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ use crate::access::print_access;
 use crate::cli::{BenchCommand, CatalogCommand, Cli, Command, DEFAULT_SHUTDOWN_GRACE_SECS};
 use crate::demo::{demo, print_connection_snippets};
 use crate::local_query::run_query;
+use crate::policy_source::{export, load_catalog};
 use lakegate::parquet_files::Generation;
 use lakegate::tpch_data::ensure_tpch_data;
 
@@ -113,6 +115,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Serve {
             catalog,
+            store,
             data_dir,
             listen,
             key_file,
@@ -131,7 +134,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             let options = service.options()?;
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
             let engine_options = engine.options(audit_dir.clone());
-            let engine = load_engine_with(&catalog, &data_dir, engine_options).await?;
+            let load = LoadOptions {
+                data_dir: data_dir.clone(),
+                ..Default::default()
+            };
+            let catalog = load_catalog(catalog.as_deref(), store.as_deref(), &load).await?;
+            let engine = Engine::new(catalog, engine_options)
+                .await
+                .map_err(|e| e.to_string())?;
             let key = match key_file {
                 Some(path) => EnvelopeKey::from_file(&path)?,
                 None => EnvelopeKey::random(),
@@ -197,6 +207,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     return Err("the password is empty".into());
                 }
                 println!("{}", hash_password(password));
+                Ok(())
+            }
+            CatalogCommand::Export { store, dir } => {
+                let store = lakegate_store::PolicyStore::open(&store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let path = export(&store, &dir).await?;
+                println!("wrote {}", path.display());
                 Ok(())
             }
         },

@@ -38,6 +38,9 @@
 //!   cleanly, in process and through the real binary.
 //! * `panics` — a panic fails its own query with INTERNAL, audited, and the
 //!   server goes on serving.
+//! * `store` — the policy store (SQLite, and PostgreSQL when the test
+//!   script runs one): a catalog applied to it answers as its files, survives
+//!   reopening, re-applies as a no-op; the first administrator.
 //! * `masks` — every built-in mask over random columns with NULLs keeps
 //!   NULLs NULL and shows what its definition says (a property test).
 
@@ -63,4 +66,5 @@ mod probe;
 mod result_schema;
 mod scan_reuse;
 mod storage;
+mod store;
 mod table_cache;

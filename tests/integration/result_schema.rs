@@ -66,45 +66,62 @@ async fn masked_columns_carry_their_mask_name() {
     );
 }
 
-/// The types of `shop.orders`' columns as the engine shows and sends them:
-/// DESCRIBE, information_schema, arrow_typeof and the result schema.
-async fn text_types(engine: &lakegate_engine::Engine) -> Vec<String> {
+/// The type of `shop.orders.note` as DESCRIBE shows it, as
+/// information_schema and `arrow_typeof` give it inside the engine, and as
+/// results carry it (schema, then every batch).
+async fn text_types(engine: &lakegate_engine::Engine) -> [String; 4] {
     let mut session = engine.session("root", Some("admin")).unwrap();
     let described = session.execute("DESCRIBE shop.orders").await.unwrap();
     let described = common::cells_as_text(&described.collect().await.unwrap());
     let note = described.iter().find(|row| row[0] == "note").unwrap();
-    let mut types = vec![note[1].clone()];
+    let mut inside = Vec::new();
     for sql in [
         "SELECT data_type FROM information_schema.columns \
          WHERE table_name = 'orders' AND column_name = 'note'",
         "SELECT arrow_typeof(note) FROM shop.orders LIMIT 1",
     ] {
         let batches = session.execute(sql).await.unwrap().collect().await.unwrap();
-        types.push(common::cells_as_text(&batches)[0][0].clone());
+        inside.push(common::cells_as_text(&batches)[0][0].clone());
     }
+    assert_eq!(inside[0], inside[1], "information_schema and arrow_typeof");
     let output = session
         .execute("SELECT note FROM shop.orders")
         .await
         .unwrap();
-    types.push(output.schema.field(0).data_type().to_string());
-    for batch in output.collect().await.unwrap() {
-        types.push(batch.schema().field(0).data_type().to_string());
-    }
-    types.dedup();
-    types
+    let promised = output.schema.field(0).data_type().to_string();
+    let mut sent: Vec<String> = output
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|batch| batch.schema().field(0).data_type().to_string())
+        .collect();
+    sent.dedup();
+    assert_eq!(sent, std::slice::from_ref(&promised), "every batch as promised");
+    [
+        note[1].clone(),
+        inside[0].clone(),
+        promised,
+        sent[0].clone(),
+    ]
 }
 
-/// Text is read as the classic `Utf8` clients get, whatever Arrow schema
-/// the files embed (arrow-rs writes view types as such), and as `Utf8View`
-/// throughout when the engine keeps view types.
+/// Text is a view type inside the engine, whatever Arrow schema the files
+/// embed (arrow-rs writes view types as such, pyarrow and Spark classic
+/// ones), and leaves, described and sent, as the classic `Utf8`; with view
+/// types kept, as `Utf8View` throughout.
 #[tokio::test]
-async fn text_columns_have_the_types_results_leave_in() {
+async fn text_leaves_as_classic_types_whatever_the_files_embed() {
     use arrow::array::{ArrayRef, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
     common::write_shop_files(dir.path());
+    let classic_files = common::engine_for(&common::shop_catalog(), dir.path()).await;
+    let expected = ["Utf8", "Utf8View", "Utf8", "Utf8"];
+    assert_eq!(text_types(&classic_files).await, expected);
+
     // orders again, its note column written as Utf8View.
     let orders = common::shop_orders();
     let fields: Vec<Field> = orders
@@ -126,13 +143,13 @@ async fn text_columns_have_the_types_results_leave_in() {
         .collect();
     let view_orders = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
     common::write_parquet(dir.path(), "orders", &view_orders);
+    let view_files = common::engine_for(&common::shop_catalog(), dir.path()).await;
+    assert_eq!(text_types(&view_files).await, expected);
 
-    let classic = common::engine_for(&common::shop_catalog(), dir.path()).await;
-    assert_eq!(text_types(&classic).await, ["Utf8"]);
     let options = lakegate_engine::EngineOptions {
         view_types: true,
         ..common::test_engine_options(dir.path())
     };
     let views = common::engine_with(&common::shop_catalog(), dir.path(), options).await;
-    assert_eq!(text_types(&views).await, ["Utf8View"]);
+    assert_eq!(text_types(&views).await, ["Utf8View"; 4]);
 }

@@ -169,7 +169,7 @@ async fn a_table_whose_files_change_is_read_again() {
 #[tokio::test]
 async fn a_table_larger_than_the_cache_is_never_kept() {
     let lake = common::shop_lake().await;
-    // The orders table decodes to some 700 bytes.
+    // Far less than the orders table decodes to.
     let engine = cached_shop_engine(&lake, 128).await;
     let sql = "SELECT * FROM shop.orders ORDER BY order_id";
     let expected = answer(&lake.engine, ROOT, sql).await;

@@ -1,42 +1,43 @@
-//! The on-disk shape of a catalog: every `*.toml` file of a catalog directory
-//! (and its subdirectories), each holding any of the sections below. Unknown
-//! keys are errors, so that a typo never silently drops a restriction.
+//! The declarative shape of a catalog: every `*.toml` file of a catalog
+//! directory (and its subdirectories), each holding any of the sections
+//! below, and what a policy store keeps and exports. Unknown keys are
+//! errors, so that a typo never silently drops a restriction.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One catalog file, as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogFile {
     /// Catalog-wide settings (at most one file may have them).
     pub catalog: Option<CatalogSettings>,
     /// Storage locations.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storage: Vec<StorageEntry>,
     /// Databases.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub database: Vec<DatabaseEntry>,
     /// Parquet tables.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub table: Vec<TableEntry>,
     /// Roles.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub role: Vec<RoleEntry>,
     /// Users.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user: Vec<UserEntry>,
     /// Groups.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<GroupEntry>,
     /// Grants.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantEntry>,
 }
 
 /// `[catalog]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogSettings {
     /// The catalog's name (shown to clients as the Flight SQL catalog).
@@ -50,7 +51,7 @@ pub struct CatalogSettings {
 /// Google Cloud Storage, Azure), and one that does not apply is an error.
 /// Secrets are never written here: the `*_env` settings name environment
 /// variables that hold them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageEntry {
     /// Unique name, referenced by tables.
@@ -186,18 +187,18 @@ impl StorageEntry {
 }
 
 /// `[[database]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseEntry {
     /// Unique name.
     pub name: String,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
 
 /// `[[table]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableEntry {
     /// The database holding the table.
@@ -211,15 +212,15 @@ pub struct TableEntry {
     /// Hive-style partition columns, outermost first: files live under
     /// `<path>/<name>=<value>/...`, and queries filtering on these columns
     /// read only the matching directories' files.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_columns: Vec<PartitionColumnEntry>,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
 
 /// A partition column: its name and the type its path values are read as.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionColumnEntry {
     /// The column name (the `name` of `name=value` directories).
@@ -230,18 +231,18 @@ pub struct PartitionColumnEntry {
 }
 
 /// `[[role]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleEntry {
     /// Unique name.
     pub name: String,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
 }
 
 /// `[[user]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     /// Unique name.
@@ -249,28 +250,28 @@ pub struct UserEntry {
     /// Argon2 PHC string (`lakegate catalog hash-password` makes one).
     pub password_hash: String,
     /// Groups the user belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     /// Roles the user may assume directly.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub may_assume: Vec<String>,
     /// Role used when the client names none.
     pub default_role: Option<String>,
 }
 
 /// `[[group]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
     /// Unique name.
     pub name: String,
     /// Roles every member may assume.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub may_assume: Vec<String>,
 }
 
 /// `[[grant]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantEntry {
     /// Unique name, used in audit events and explanations.
@@ -291,12 +292,12 @@ pub struct GrantEntry {
     /// SQL boolean expression over the table's columns.
     pub row_filter: Option<String>,
     /// Column → built-in mask name, or `{ name, expression }` for a custom mask.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub masks: BTreeMap<String, MaskEntry>,
 }
 
 /// A mask as written: a built-in's name, or a named custom SQL expression.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MaskEntry {
     /// `"hash"`, `"redact"`, ...
@@ -306,7 +307,7 @@ pub enum MaskEntry {
 }
 
 /// A custom mask.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomMaskEntry {
     /// The mask's name, shown to clients.

@@ -29,7 +29,10 @@ pub use catalog::{
     Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
     hash_password,
 };
-pub use files::StorageEntry;
+pub use files::{
+    CatalogFile, CatalogSettings, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry,
+    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, UserEntry,
+};
 pub use storage::{
     LocationStore, RequestCounts, RequestTotals, StorageError, StorageLocation,
     defaults as storage_defaults,

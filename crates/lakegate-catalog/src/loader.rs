@@ -43,51 +43,81 @@ impl Catalog {
         dir: &Path,
         options: &LoadOptions,
     ) -> Result<(Self, Vec<CatalogError>), CatalogErrors> {
-        load(dir, options).await
+        let (files, mut errors) = parse_dir(dir)?;
+        let (catalog, found) = Self::check_files(files, dir, options).await;
+        errors.extend(found);
+        Ok((catalog, errors))
+    }
+
+    /// The catalog files under `dir` as parsed, not validated (what a policy
+    /// store applies once the directory loads): refused if any file cannot
+    /// be read or parsed.
+    pub fn parse(dir: &Path) -> Result<Vec<(PathBuf, CatalogFile)>, CatalogErrors> {
+        match parse_dir(dir)? {
+            (files, errors) if errors.is_empty() => Ok(files),
+            (_, errors) => Err(CatalogErrors(errors)),
+        }
+    }
+
+    /// Validates catalog sections from elsewhere than a directory (a policy
+    /// store), each labelled with the path its errors name, as
+    /// [`Catalog::load`] validates a directory's files; relative storage
+    /// paths resolve against `base_dir`.
+    pub async fn from_files(
+        files: Vec<(PathBuf, CatalogFile)>,
+        base_dir: &Path,
+        options: &LoadOptions,
+    ) -> Result<Self, CatalogErrors> {
+        match Self::check_files(files, base_dir, options).await {
+            (catalog, errors) if errors.is_empty() => Ok(catalog),
+            (_, errors) => Err(CatalogErrors(errors)),
+        }
+    }
+
+    async fn check_files(
+        files: Vec<(PathBuf, CatalogFile)>,
+        base_dir: &Path,
+        options: &LoadOptions,
+    ) -> (Self, Vec<CatalogError>) {
+        Loader::default().build(base_dir, files, options).await
     }
 }
 
-/// Loads the catalog files under `dir`: the catalog of everything valid, and
-/// every error found. `Err` only when there is nothing to load.
-pub(crate) async fn load(
-    dir: &Path,
-    options: &LoadOptions,
-) -> Result<(Catalog, Vec<CatalogError>), CatalogErrors> {
-    let mut loader = Loader::default();
+/// Catalog files as parsed, each with its path, and an error for each file
+/// that would not parse.
+type Parsed = (Vec<(PathBuf, CatalogFile)>, Vec<CatalogError>);
+
+/// Parses the catalog files under `dir`: those that parse, and an error for
+/// each that does not. `Err` only when there is nothing to load.
+fn parse_dir(dir: &Path) -> Result<Parsed, CatalogErrors> {
+    let no_files = |message: String| {
+        CatalogErrors(vec![CatalogError {
+            file: dir.to_path_buf(),
+            entry: String::new(),
+            message,
+        }])
+    };
     let files = match toml_files(dir) {
         Ok(files) if files.is_empty() => {
-            return Err(CatalogErrors(vec![CatalogError {
-                file: dir.to_path_buf(),
-                entry: String::new(),
-                message: "no catalog files (*.toml) found".into(),
-            }]));
+            return Err(no_files("no catalog files (*.toml) found".into()));
         }
         Ok(files) => files,
-        Err(message) => {
-            return Err(CatalogErrors(vec![CatalogError {
-                file: dir.to_path_buf(),
-                entry: String::new(),
-                message,
-            }]));
-        }
+        Err(message) => return Err(no_files(message)),
     };
     let mut parsed = Vec::new();
+    let mut findings = Findings::default();
     for file in files {
         match std::fs::read_to_string(&file) {
-            Err(e) => loader
-                .findings
-                .error(&file, "", format!("cannot read: {e}")),
+            Err(e) => findings.error(&file, "", format!("cannot read: {e}")),
             Ok(text) => match toml::from_str::<CatalogFile>(&text) {
                 Ok(content) => parsed.push((file, content)),
-                Err(e) => loader.findings.error(
-                    &file,
-                    "",
-                    format!("invalid TOML: {}", e.to_string().trim()),
-                ),
+                Err(e) => {
+                    findings.error(&file, "", format!("invalid TOML: {}", e.to_string().trim()))
+                }
             },
         }
     }
-    Ok(loader.build(dir, parsed, options).await)
+    Ok((parsed, findings.errors))
 }
 
 /// Every `*.toml` under `dir`, sorted, so that errors come out in a stable order.

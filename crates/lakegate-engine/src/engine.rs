@@ -105,10 +105,10 @@ pub struct EngineOptions {
     /// cache: whole tables, by their set of files, least recently scanned
     /// dropped first); 0, the default, keeps none.
     pub table_cache_bytes: usize,
-    /// Whether tables are read, and results sent, in Arrow's view types
-    /// (`Utf8View`, `BinaryView`), for clients that want them; by default
-    /// text and binary columns are read from Parquet as `Utf8` and `Binary`,
-    /// which every client reads, and results leave so (see `wire.rs`).
+    /// Whether results keep Arrow's view types (`Utf8View`, `BinaryView`),
+    /// for clients that want them; by default they leave as `Utf8` and
+    /// `Binary`, which every client reads (see `wire.rs`). Inside the
+    /// engine text is always in view types, where they are fast.
     pub view_types: bool,
     /// The longest statement accepted, in bytes, checked before it is read.
     pub max_statement_bytes: usize,
@@ -457,15 +457,6 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
         .with_batch_size(options.batch_size);
     // Planning errors point at the offending part of the SQL text.
     config.options_mut().sql_parser.collect_spans = true;
-    // Text and binary columns are read from Parquet straight into the types
-    // results leave in: decoding into view types and copying every string
-    // out of them again for the client cost more than the view types saved
-    // (docs/performance.md measures both).
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = options.view_types;
     config
 }
 
@@ -477,13 +468,9 @@ async fn raw_table(
     cache: Option<Arc<TableCache>>,
 ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(table.url.as_str())?;
-    // The session's Parquet settings (among them whether text is read as
-    // view types) apply to every table.
+    // The session's Parquet settings apply to every table.
     let parquet = state.table_options().parquet.clone();
-    let schema = reading_schema(
-        &table.stored_schema(),
-        parquet.global.schema_force_view_types,
-    );
+    let schema = reading_schema(&table.stored_schema());
     let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
         .with_file_extension(".parquet")
         .with_table_partition_cols(table.partition_columns.clone());

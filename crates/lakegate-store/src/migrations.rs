@@ -1,0 +1,69 @@
+//! The store's schema, as an ordered list of versioned migrations applied at
+//! open: each runs once, in its own transaction, and records its number in
+//! `store_schema`. The SQL is the common subset of SQLite and PostgreSQL
+//! (`TEXT`, `BIGINT`, `ON CONFLICT`), so one list serves both.
+//!
+//! Every catalog entry is kept as its declarative form in JSON (`entry`),
+//! beside the columns the store looks entries up by: what a row holds is
+//! exactly what a `[[...]]` section of a catalog file holds, so that loading
+//! the store and loading a catalog directory go through the same checks.
+
+use sqlx::{Any, Transaction};
+
+use crate::error::StoreError;
+
+/// The migrations, in order; a migration's number is its position plus one.
+/// Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE policy_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+    "INSERT INTO policy_version (id, version) VALUES (1, 0)",
+    "CREATE TABLE policy_settings (id BIGINT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_locations (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_databases (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_tables (database_name TEXT NOT NULL, name TEXT NOT NULL, \
+     entry TEXT NOT NULL, PRIMARY KEY (database_name, name))",
+    "CREATE TABLE policy_roles (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_users (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_groups (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_grants (name TEXT PRIMARY KEY, role TEXT NOT NULL, \
+     resource TEXT NOT NULL, entry TEXT NOT NULL)",
+]];
+
+/// The schema version a store of this build has after [`migrate`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store's schema to [`SCHEMA_VERSION`], applying the missing
+/// migrations in order. A store written by a newer build is refused.
+pub(crate) async fn migrate(pool: &sqlx::AnyPool) -> Result<i64, StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")
+        .execute(pool)
+        .await?;
+    loop {
+        let mut transaction = pool.begin().await?;
+        let current = current_version(&mut transaction).await?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                found: current,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            return Ok(current);
+        }
+        for statement in MIGRATIONS[current as usize] {
+            sqlx::query(statement).execute(&mut *transaction).await?;
+        }
+        sqlx::query("INSERT INTO store_schema (version) VALUES ($1)")
+            .bind(current + 1)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+    }
+}
+
+async fn current_version(transaction: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM store_schema")
+        .fetch_one(&mut **transaction)
+        .await?;
+    Ok(version.unwrap_or(0))
+}

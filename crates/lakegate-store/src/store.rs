@@ -1,0 +1,446 @@
+//! [`PolicyStore`]: the catalog's content in a database, with its policy
+//! version.
+
+use lakegate_catalog::{
+    CatalogFile, CatalogSettings, DatabaseEntry, GrantEntry, GroupEntry, RoleEntry, StorageEntry,
+    TableEntry, UserEntry,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::error::StoreError;
+use crate::migrations::migrate;
+
+/// The role [`PolicyStore::bootstrap_admin`] creates.
+pub const ADMIN_ROLE: &str = "lake_admin";
+
+/// Connections a server keeps to its store: policy reads are rare (at start
+/// and after a change), so a few suffice.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// A policy store: SQLite (`sqlite://PATH`, one server) or PostgreSQL
+/// (`postgres://...`, a fleet of servers sharing it), behind one interface.
+/// Every change is one transaction that bumps the policy version.
+#[derive(Debug, Clone)]
+pub struct PolicyStore {
+    pool: AnyPool,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+/// What a store holds: the catalog, as the sections of a catalog file, and
+/// the policy version it is at.
+#[derive(Debug)]
+pub struct StoredCatalog {
+    /// Every entry, each section sorted by name.
+    pub content: CatalogFile,
+    /// The policy version: bumped by every change.
+    pub version: i64,
+}
+
+/// What [`PolicyStore::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Entries added or changed (0: the store held them already).
+    pub changed: usize,
+    /// The policy version after the change.
+    pub version: i64,
+}
+
+/// One kind of entry: its table and how a row is keyed.
+struct Kind {
+    name: &'static str,
+    table: &'static str,
+    /// The key columns, in order.
+    keys: &'static [&'static str],
+}
+
+const SETTINGS: Kind = Kind {
+    name: "catalog settings",
+    table: "policy_settings",
+    keys: &["id"],
+};
+const LOCATIONS: Kind = Kind {
+    name: "storage location",
+    table: "policy_locations",
+    keys: &["name"],
+};
+const DATABASES: Kind = Kind {
+    name: "database",
+    table: "policy_databases",
+    keys: &["name"],
+};
+const TABLES: Kind = Kind {
+    name: "table",
+    table: "policy_tables",
+    keys: &["database_name", "name"],
+};
+const ROLES: Kind = Kind {
+    name: "role",
+    table: "policy_roles",
+    keys: &["name"],
+};
+const USERS: Kind = Kind {
+    name: "user",
+    table: "policy_users",
+    keys: &["name"],
+};
+const GROUPS: Kind = Kind {
+    name: "group",
+    table: "policy_groups",
+    keys: &["name"],
+};
+const GRANTS: Kind = Kind {
+    name: "grant",
+    table: "policy_grants",
+    keys: &["name"],
+};
+
+impl PolicyStore {
+    /// Opens the store at `url`, creating a SQLite file that does not exist
+    /// yet, and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (connect, shown) = connect_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect(&connect)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot open {shown}: {e}")))?;
+        migrate(&pool).await?;
+        Ok(Self { pool, shown })
+    }
+
+    /// The store's URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// The current policy version.
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Whether the store holds no user at all (a new store).
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count > 0)
+    }
+
+    /// Everything the store holds, read in one transaction (one version).
+    pub async fn load(&self) -> Result<StoredCatalog, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version = sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let content = CatalogFile {
+            catalog: read_all::<CatalogSettings>(&mut tx, &SETTINGS)
+                .await?
+                .into_iter()
+                .next(),
+            storage: read_all::<StorageEntry>(&mut tx, &LOCATIONS).await?,
+            database: read_all::<DatabaseEntry>(&mut tx, &DATABASES).await?,
+            table: read_all::<TableEntry>(&mut tx, &TABLES).await?,
+            role: read_all::<RoleEntry>(&mut tx, &ROLES).await?,
+            user: read_all::<UserEntry>(&mut tx, &USERS).await?,
+            group: read_all::<GroupEntry>(&mut tx, &GROUPS).await?,
+            grant: read_all::<GrantEntry>(&mut tx, &GRANTS).await?,
+        };
+        tx.commit().await?;
+        Ok(StoredCatalog { content, version })
+    }
+
+    /// Writes every entry of `content` into the store, replacing stored
+    /// entries of the same name and keeping the others (entries made at
+    /// runtime stay), in one transaction. Entries the store holds already
+    /// change nothing; if any is new or different, the policy version is
+    /// bumped once. Applying the same catalog again is a no-op.
+    pub async fn apply(&self, content: &CatalogFile) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        if let Some(settings) = &content.catalog {
+            changed += upsert(&mut tx, &SETTINGS, &["1"], &[], settings).await?;
+        }
+        for entry in &content.storage {
+            changed += upsert(&mut tx, &LOCATIONS, &[&entry.name], &[], entry).await?;
+        }
+        for entry in &content.database {
+            changed += upsert(&mut tx, &DATABASES, &[&entry.name], &[], entry).await?;
+        }
+        for entry in &content.table {
+            let keys = [entry.database.as_str(), entry.name.as_str()];
+            changed += upsert(&mut tx, &TABLES, &keys, &[], entry).await?;
+        }
+        for entry in &content.role {
+            changed += upsert(&mut tx, &ROLES, &[&entry.name], &[], entry).await?;
+        }
+        for entry in &content.user {
+            changed += upsert(&mut tx, &USERS, &[&entry.name], &[], entry).await?;
+        }
+        for entry in &content.group {
+            changed += upsert(&mut tx, &GROUPS, &[&entry.name], &[], entry).await?;
+        }
+        for entry in &content.grant {
+            let columns = [("role", entry.role.clone()), ("resource", entry.on.clone())];
+            changed += upsert(&mut tx, &GRANTS, &[&entry.name], &columns, entry).await?;
+        }
+        let version = if changed > 0 {
+            bump_version(&mut tx).await?
+        } else {
+            current_version(&mut tx).await?
+        };
+        tx.commit().await?;
+        Ok(Applied { changed, version })
+    }
+
+    /// Creates the first administrator of a store that has no user: role
+    /// [`ADMIN_ROLE`], holding select and describe on everything with grant
+    /// option, and `user` (whose password hash is `password_hash`) who may
+    /// assume it and does by default. Refused if the store has any user.
+    pub async fn bootstrap_admin(
+        &self,
+        user: &str,
+        password_hash: &str,
+    ) -> Result<i64, StoreError> {
+        if self.has_users().await? {
+            return Err(StoreError::Database(format!(
+                "{} has users already: the first administrator is created only in an empty store",
+                self.shown
+            )));
+        }
+        let content = first_administrator(user, password_hash);
+        Ok(self.apply(&content).await?.version)
+    }
+}
+
+/// The catalog sections of a first administrator (see
+/// [`PolicyStore::bootstrap_admin`]).
+fn first_administrator(user: &str, password_hash: &str) -> CatalogFile {
+    CatalogFile {
+        role: vec![RoleEntry {
+            name: ADMIN_ROLE.into(),
+            description: "lake administrator: every table, with grant option".into(),
+        }],
+        user: vec![UserEntry {
+            name: user.into(),
+            password_hash: password_hash.into(),
+            groups: Vec::new(),
+            may_assume: vec![ADMIN_ROLE.into()],
+            default_role: Some(ADMIN_ROLE.into()),
+        }],
+        grant: vec![GrantEntry {
+            name: format!("{ADMIN_ROLE}_everything"),
+            role: ADMIN_ROLE.into(),
+            on: "*".into(),
+            privileges: vec!["select".into(), "describe".into()],
+            grantable: true,
+            include_columns: None,
+            exclude_columns: None,
+            row_filter: None,
+            masks: Default::default(),
+        }],
+        ..CatalogFile::default()
+    }
+}
+
+/// The URL sqlx connects with, and the URL as shown (password removed).
+fn connect_url(url: &str) -> Result<(String, String), StoreError> {
+    let invalid = |reason: &str| StoreError::Url {
+        url: without_password(url),
+        reason: reason.into(),
+    };
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(invalid("no file path (write sqlite://PATH)"));
+        }
+        // Created if missing; a file, never an in-memory database.
+        let connect = if path.contains('?') {
+            url.to_string()
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        return Ok((connect, url.to_string()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_string(), without_password(url)));
+    }
+    Err(invalid("a store is sqlite://PATH or postgres://..."))
+}
+
+/// `url` with the password of its user info replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            let password = if user_info.contains(':') { ":***" } else { "" };
+            let path = if rest.contains('/') {
+                format!("/{path}")
+            } else {
+                String::new()
+            };
+            format!("{scheme}://{user}{password}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Every entry of `kind`, sorted by key.
+async fn read_all<T: DeserializeOwned>(
+    tx: &mut Transaction<'_, Any>,
+    kind: &Kind,
+) -> Result<Vec<T>, StoreError> {
+    let order = kind.keys.join(", ");
+    let sql = format!("SELECT {order}, entry FROM {} ORDER BY {order}", kind.table);
+    let rows: Vec<sqlx::any::AnyRow> = sqlx::query(&sql).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|row| {
+            use sqlx::Row;
+            let entry: String = row.try_get("entry")?;
+            serde_json::from_str(&entry).map_err(|e| StoreError::Corrupt {
+                kind: kind.name,
+                name: key_of(row, kind),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A row's key, as shown in messages.
+fn key_of(row: &sqlx::any::AnyRow, kind: &Kind) -> String {
+    use sqlx::Row;
+    kind.keys
+        .iter()
+        .map(|key| {
+            row.try_get::<String, _>(*key)
+                .or_else(|_| row.try_get::<i64, _>(*key).map(|v| v.to_string()))
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Writes `entry` under `keys` (with the extra `columns`) unless the store
+/// holds it already; 1 if it wrote, 0 if not.
+async fn upsert<T: Serialize>(
+    tx: &mut Transaction<'_, Any>,
+    kind: &Kind,
+    keys: &[&str],
+    columns: &[(&str, String)],
+    entry: &T,
+) -> Result<usize, StoreError> {
+    let json = serde_json::to_string(entry).expect("catalog entries serialize");
+    let key_is = |i: usize, key: &str| format!("{key} = ${}", i + 1);
+    let condition: Vec<String> = kind
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| key_is(i, k))
+        .collect();
+    let select = format!(
+        "SELECT entry FROM {} WHERE {}",
+        kind.table,
+        condition.join(" AND ")
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&select);
+    for (key, value) in kind.keys.iter().zip(keys) {
+        query = bind_key(query, key, value);
+    }
+    if query.fetch_optional(&mut **tx).await?.as_deref() == Some(json.as_str()) {
+        return Ok(0);
+    }
+    let names: Vec<&str> = kind
+        .keys
+        .iter()
+        .copied()
+        .chain(columns.iter().map(|(name, _)| *name))
+        .chain(["entry"])
+        .collect();
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = names[kind.keys.len()..]
+        .iter()
+        .map(|name| format!("{name} = excluded.{name}"))
+        .collect();
+    let upsert = format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        kind.table,
+        names.join(", "),
+        placeholders.join(", "),
+        kind.keys.join(", "),
+        updates.join(", ")
+    );
+    let mut query = sqlx::query(&upsert);
+    for (key, value) in kind.keys.iter().zip(keys) {
+        query = match *key {
+            "id" => query.bind(value.parse::<i64>().expect("a numeric id")),
+            _ => query.bind(value.to_string()),
+        };
+    }
+    for (_, value) in columns {
+        query = query.bind(value.clone());
+    }
+    query.bind(json).execute(&mut **tx).await?;
+    Ok(1)
+}
+
+/// Binds a key value: `id` columns are numbers, the others text.
+fn bind_key<'q>(
+    query: sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>>,
+    key: &str,
+    value: &str,
+) -> sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>> {
+    match key {
+        "id" => query.bind(value.parse::<i64>().expect("a numeric id")),
+        _ => query.bind(value.to_string()),
+    }
+}
+
+async fn current_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Bumps the policy version within `tx`, returning the new one.
+async fn bump_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+    sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    current_version(tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            without_password("postgres://lake:s3cret@db.internal:5432/policy"),
+            "postgres://lake:***@db.internal:5432/policy"
+        );
+        assert_eq!(
+            without_password("postgres://lake@db/policy"),
+            "postgres://lake@db/policy"
+        );
+        assert_eq!(without_password("postgres://db"), "postgres://db");
+        let error = connect_url("mysql://root:pw@db/x").unwrap_err().to_string();
+        assert!(error.contains("mysql://root:***@db/x"), "{error}");
+        assert!(!error.contains("pw"), "{error}");
+    }
+}
