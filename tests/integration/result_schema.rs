@@ -97,7 +97,11 @@ async fn text_types(engine: &lakegate_engine::Engine) -> [String; 4] {
         .map(|batch| batch.schema().field(0).data_type().to_string())
         .collect();
     sent.dedup();
-    assert_eq!(sent, std::slice::from_ref(&promised), "every batch as promised");
+    assert_eq!(
+        sent,
+        std::slice::from_ref(&promised),
+        "every batch as promised"
+    );
     [
         note[1].clone(),
         inside[0].clone(),
