@@ -29,7 +29,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
      resource TEXT NOT NULL, entry TEXT NOT NULL)",
 ]];
 
-/// The schema version a store of this build has after [`migrate`].
+/// The schema version a store has once this build has opened it.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the store's schema to [`SCHEMA_VERSION`], applying the missing
