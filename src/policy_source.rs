@@ -77,19 +77,7 @@ async fn apply_directory(
 /// storage paths made absolute against `dir` (a store has no directory to
 /// resolve them against).
 fn merged(files: Vec<(PathBuf, CatalogFile)>, dir: &Path) -> Result<CatalogFile, String> {
-    let mut all = CatalogFile::default();
-    for (_, file) in files {
-        if file.catalog.is_some() {
-            all.catalog = file.catalog;
-        }
-        all.storage.extend(file.storage);
-        all.database.extend(file.database);
-        all.table.extend(file.table);
-        all.role.extend(file.role);
-        all.user.extend(file.user);
-        all.group.extend(file.group);
-        all.grant.extend(file.grant);
-    }
+    let mut all = CatalogFile::merged(files.into_iter().map(|(_, file)| file));
     for location in &mut all.storage {
         if !location.url.contains("://") && !location.url.starts_with("${data_dir}") {
             let path = std::path::absolute(dir.join(&location.url)).map_err(|e| e.to_string())?;

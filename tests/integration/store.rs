@@ -40,18 +40,8 @@ async fn empty_stores(dir: &std::path::Path) -> Vec<String> {
 
 /// The shop catalog's sections, as one file's.
 fn shop_sections() -> CatalogFile {
-    let mut all = CatalogFile::default();
-    for (_, file) in Catalog::parse(&common::shop_catalog()).unwrap() {
-        all.catalog = file.catalog.or(all.catalog);
-        all.storage.extend(file.storage);
-        all.database.extend(file.database);
-        all.table.extend(file.table);
-        all.role.extend(file.role);
-        all.user.extend(file.user);
-        all.group.extend(file.group);
-        all.grant.extend(file.grant);
-    }
-    all
+    let files = Catalog::parse(&common::shop_catalog()).unwrap();
+    CatalogFile::merged(files.into_iter().map(|(_, file)| file))
 }
 
 async fn engine_of(catalog: Catalog, data_dir: &std::path::Path) -> Engine {
@@ -194,4 +184,16 @@ async fn sqlx_exec(url: &str, sql: &str) {
     use sqlx::Connection;
     let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
     sqlx::query(sql).execute(&mut connection).await.unwrap();
+}
+
+#[tokio::test]
+async fn servers_opening_a_new_store_at_once_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in empty_stores(dir.path()).await {
+        let opening: Vec<_> = (0..4).map(|_| PolicyStore::open(&url)).collect();
+        for store in futures::future::join_all(opening).await {
+            let store = store.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(store.version().await.unwrap(), 0);
+        }
+    }
 }

@@ -36,6 +36,26 @@ pub struct CatalogFile {
     pub grant: Vec<GrantEntry>,
 }
 
+impl CatalogFile {
+    /// The sections of several files as one file's (a catalog directory's
+    /// files, merged for a policy store): entries in order, the last
+    /// `[catalog]` section.
+    pub fn merged(files: impl IntoIterator<Item = CatalogFile>) -> CatalogFile {
+        let mut all = CatalogFile::default();
+        for file in files {
+            all.catalog = file.catalog.or(all.catalog);
+            all.storage.extend(file.storage);
+            all.database.extend(file.database);
+            all.table.extend(file.table);
+            all.role.extend(file.role);
+            all.user.extend(file.user);
+            all.group.extend(file.group);
+            all.grant.extend(file.grant);
+        }
+        all
+    }
+}
+
 /// `[catalog]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -126,13 +126,9 @@ impl PolicySet {
                 error(subject, "declared twice".into());
                 continue;
             }
-            group.may_assume.retain(|role| {
-                let known = set.roles.contains_key(role);
-                if !known {
-                    error(subject.clone(), format!("may assume unknown role '{role}'"));
-                }
-                known
-            });
+            for role in set.unknown_roles(&mut group.may_assume) {
+                error(subject.clone(), format!("may assume unknown role '{role}'"));
+            }
             set.groups.insert(group.name.clone(), group);
         }
         for mut user in users {
@@ -141,13 +137,9 @@ impl PolicySet {
                 error(subject, "declared twice".into());
                 continue;
             }
-            user.may_assume.retain(|role| {
-                let known = set.roles.contains_key(role);
-                if !known {
-                    error(subject.clone(), format!("may assume unknown role '{role}'"));
-                }
-                known
-            });
+            for role in set.unknown_roles(&mut user.may_assume) {
+                error(subject.clone(), format!("may assume unknown role '{role}'"));
+            }
             user.groups.retain(|group| {
                 let known = set.groups.contains_key(group);
                 if !known {
@@ -198,6 +190,13 @@ impl PolicySet {
                 partial: set,
             })
         }
+    }
+
+    /// Removes from `roles` those this set does not hold, returning them.
+    fn unknown_roles(&self, roles: &mut Vec<String>) -> Vec<String> {
+        let (known, unknown) = roles.drain(..).partition(|r| self.roles.contains_key(r));
+        *roles = known;
+        unknown
     }
 
     /// All roles, by name.

@@ -32,14 +32,26 @@ const MIGRATIONS: &[&[&str]] = &[&[
 /// The schema version a store has once this build has opened it.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The PostgreSQL advisory lock that servers starting at once on one store
+/// take around each migration step (any constant; this one spells "LKGT").
+const MIGRATION_LOCK: i64 = 0x4C4B_4754;
+
 /// Brings the store's schema to [`SCHEMA_VERSION`], applying the missing
-/// migrations in order. A store written by a newer build is refused.
-pub(crate) async fn migrate(pool: &sqlx::AnyPool) -> Result<i64, StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")
-        .execute(pool)
-        .await?;
+/// migrations in order. A store written by a newer build is refused. On
+/// PostgreSQL (`shared`), each step holds an advisory lock, so that servers
+/// of a fleet starting at once migrate one after the other.
+pub(crate) async fn migrate(pool: &sqlx::AnyPool, shared: bool) -> Result<i64, StoreError> {
     loop {
         let mut transaction = pool.begin().await?;
+        if shared {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")
+            .execute(&mut *transaction)
+            .await?;
         let current = current_version(&mut transaction).await?;
         if current > SCHEMA_VERSION {
             return Err(StoreError::Newer {

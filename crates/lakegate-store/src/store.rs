@@ -109,7 +109,7 @@ impl PolicyStore {
             .connect(&connect)
             .await
             .map_err(|e| StoreError::Database(format!("cannot open {shown}: {e}")))?;
-        migrate(&pool).await?;
+        migrate(&pool, !url.starts_with("sqlite://")).await?;
         Ok(Self { pool, shown })
     }
 
