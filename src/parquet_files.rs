@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use lakegate_engine::classic_schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -55,21 +56,6 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(128 * 1024))
         .build()
-}
-
-/// `schema` with its view-typed columns (`Utf8View`, `BinaryView`) as the
-/// classic types (`Utf8`, `Binary`).
-fn classic_schema(schema: &Schema) -> SchemaRef {
-    let classic = |field: &FieldRef| -> FieldRef {
-        let data_type = match field.data_type() {
-            DataType::Utf8View => DataType::Utf8,
-            DataType::BinaryView => DataType::Binary,
-            _ => return Arc::clone(field),
-        };
-        Arc::new(Field::clone(field).with_data_type(data_type))
-    };
-    let fields: Vec<FieldRef> = schema.fields().iter().map(classic).collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// A Parquet file being written under `<path>.partial` and renamed to

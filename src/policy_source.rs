@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lakegate_catalog::{Catalog, CatalogFile, LoadOptions, hash_password};
+use lakegate_engine::{Engine, EngineOptions};
 use lakegate_store::{ADMIN_ROLE, PolicyStore};
 
 /// The environment variable that creates the first administrator of an
@@ -49,15 +50,16 @@ pub async fn load_store(store: &PolicyStore, options: &LoadOptions) -> Result<Ca
         .map_err(|e| e.to_string())
 }
 
-/// Applies the catalog directory `dir` to `store`, once it loads: its
-/// entries replace the store's entries of the same names, the store's other
-/// entries stay.
+/// Applies the catalog directory `dir` to `store`, once it passes the same
+/// checks as `lakegate catalog check` (row filters and masks planned
+/// included): its entries replace the store's entries of the same names, the
+/// store's other entries stay.
 async fn apply_directory(
     store: &PolicyStore,
     dir: &Path,
     options: &LoadOptions,
 ) -> Result<(), String> {
-    Catalog::load(dir, options)
+    Engine::check_catalog(dir, options, EngineOptions::default())
         .await
         .map_err(|e| e.to_string())?;
     let files = Catalog::parse(dir).map_err(|e| e.to_string())?;

@@ -66,6 +66,7 @@ pub use statement_shape::{
     MAX_JOINED_TABLES, MAX_NESTING, MAX_SET_OPERANDS, MAX_SUBQUERIES, MAX_SUBQUERY_NESTING,
     REGROUP_THRESHOLD,
 };
+pub use wire::classic_schema;
 
 /// The SQL keywords of the dialect Lakegate parses (for clients that ask).
 pub fn sql_keywords() -> &'static [&'static str] {

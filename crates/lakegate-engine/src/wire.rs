@@ -77,6 +77,13 @@ fn client_type(data_type: &DataType, view_types: bool) -> DataType {
     }
 }
 
+/// `schema` in the classic types results leave in by default (`Utf8View`
+/// as `Utf8`, `BinaryView` as `Binary`, at any depth): also the types
+/// generated lakes are written in, as Spark, pyarrow and DuckDB write text.
+pub fn classic_schema(schema: &Schema) -> SchemaRef {
+    client_schema(schema, false)
+}
+
 /// The types a table's stored columns are read as, from the schema its
 /// catalog entry read in a file's footer: text and binary as view types,
 /// and field and schema metadata dropped, as DataFusion's own inference

@@ -17,7 +17,7 @@ use crate::error::StoreError;
 const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE TABLE policy_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
     "INSERT INTO policy_version (id, version) VALUES (1, 0)",
-    "CREATE TABLE policy_settings (id BIGINT PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE policy_settings (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE policy_locations (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE policy_databases (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE policy_tables (database_name TEXT NOT NULL, name TEXT NOT NULL, \

@@ -49,7 +49,7 @@ pub struct Applied {
     pub version: i64,
 }
 
-/// One kind of entry: its table and how a row is keyed.
+/// One kind of entry: its table and how a row is keyed (text columns).
 struct Kind {
     name: &'static str,
     table: &'static str,
@@ -57,46 +57,37 @@ struct Kind {
     keys: &'static [&'static str],
 }
 
-const SETTINGS: Kind = Kind {
-    name: "catalog settings",
-    table: "policy_settings",
-    keys: &["id"],
-};
-const LOCATIONS: Kind = Kind {
-    name: "storage location",
-    table: "policy_locations",
-    keys: &["name"],
-};
-const DATABASES: Kind = Kind {
-    name: "database",
-    table: "policy_databases",
-    keys: &["name"],
-};
+impl Kind {
+    /// A kind keyed by its entries' names.
+    const fn named(name: &'static str, table: &'static str) -> Self {
+        Self {
+            name,
+            table,
+            keys: &["name"],
+        }
+    }
+}
+
+/// The one `[catalog]` section, stored under this name.
+const SETTINGS_KEY: &str = "catalog";
+const SETTINGS: Kind = Kind::named("catalog settings", "policy_settings");
+const LOCATIONS: Kind = Kind::named("storage location", "policy_locations");
+const DATABASES: Kind = Kind::named("database", "policy_databases");
 const TABLES: Kind = Kind {
     name: "table",
     table: "policy_tables",
     keys: &["database_name", "name"],
 };
-const ROLES: Kind = Kind {
-    name: "role",
-    table: "policy_roles",
-    keys: &["name"],
-};
-const USERS: Kind = Kind {
-    name: "user",
-    table: "policy_users",
-    keys: &["name"],
-};
-const GROUPS: Kind = Kind {
-    name: "group",
-    table: "policy_groups",
-    keys: &["name"],
-};
-const GRANTS: Kind = Kind {
-    name: "grant",
-    table: "policy_grants",
-    keys: &["name"],
-};
+const ROLES: Kind = Kind::named("role", "policy_roles");
+const USERS: Kind = Kind::named("user", "policy_users");
+const GROUPS: Kind = Kind::named("group", "policy_groups");
+const GRANTS: Kind = Kind::named("grant", "policy_grants");
+
+/// How many users the store holds.
+const USER_COUNT: &str = "SELECT COUNT(*) FROM policy_users";
+
+/// The policy version's query.
+const VERSION: &str = "SELECT version FROM policy_version WHERE id = 1";
 
 impl PolicyStore {
     /// Opens the store at `url`, creating a SQLite file that does not exist
@@ -120,27 +111,19 @@ impl PolicyStore {
 
     /// The current policy version.
     pub async fn version(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(VERSION).fetch_one(&self.pool).await?)
     }
 
     /// Whether the store holds no user at all (a new store).
     pub async fn has_users(&self) -> Result<bool, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_users")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar(USER_COUNT).fetch_one(&self.pool).await?;
         Ok(count > 0)
     }
 
     /// Everything the store holds, read in one transaction (one version).
     pub async fn load(&self) -> Result<StoredCatalog, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let version = sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let version = current_version(&mut tx).await?;
         let content = CatalogFile {
             catalog: read_all::<CatalogSettings>(&mut tx, &SETTINGS)
                 .await?
@@ -165,40 +148,9 @@ impl PolicyStore {
     /// bumped once. Applying the same catalog again is a no-op.
     pub async fn apply(&self, content: &CatalogFile) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut changed = 0;
-        if let Some(settings) = &content.catalog {
-            changed += upsert(&mut tx, &SETTINGS, &["1"], &[], settings).await?;
-        }
-        for entry in &content.storage {
-            changed += upsert(&mut tx, &LOCATIONS, &[&entry.name], &[], entry).await?;
-        }
-        for entry in &content.database {
-            changed += upsert(&mut tx, &DATABASES, &[&entry.name], &[], entry).await?;
-        }
-        for entry in &content.table {
-            let keys = [entry.database.as_str(), entry.name.as_str()];
-            changed += upsert(&mut tx, &TABLES, &keys, &[], entry).await?;
-        }
-        for entry in &content.role {
-            changed += upsert(&mut tx, &ROLES, &[&entry.name], &[], entry).await?;
-        }
-        for entry in &content.user {
-            changed += upsert(&mut tx, &USERS, &[&entry.name], &[], entry).await?;
-        }
-        for entry in &content.group {
-            changed += upsert(&mut tx, &GROUPS, &[&entry.name], &[], entry).await?;
-        }
-        for entry in &content.grant {
-            let columns = [("role", entry.role.clone()), ("resource", entry.on.clone())];
-            changed += upsert(&mut tx, &GRANTS, &[&entry.name], &columns, entry).await?;
-        }
-        let version = if changed > 0 {
-            bump_version(&mut tx).await?
-        } else {
-            current_version(&mut tx).await?
-        };
+        let applied = apply_in(&mut tx, content).await?;
         tx.commit().await?;
-        Ok(Applied { changed, version })
+        Ok(applied)
     }
 
     /// Creates the first administrator of a store that has no user: role
@@ -210,15 +162,60 @@ impl PolicyStore {
         user: &str,
         password_hash: &str,
     ) -> Result<i64, StoreError> {
-        if self.has_users().await? {
+        // Checked and created in one transaction.
+        let mut tx = self.pool.begin().await?;
+        let users: i64 = sqlx::query_scalar(USER_COUNT).fetch_one(&mut *tx).await?;
+        if users > 0 {
             return Err(StoreError::Database(format!(
                 "{} has users already: the first administrator is created only in an empty store",
                 self.shown
             )));
         }
         let content = first_administrator(user, password_hash);
-        Ok(self.apply(&content).await?.version)
+        let applied = apply_in(&mut tx, &content).await?;
+        tx.commit().await?;
+        Ok(applied.version)
     }
+}
+
+/// [`PolicyStore::apply`] within `tx`.
+async fn apply_in(
+    tx: &mut Transaction<'_, Any>,
+    content: &CatalogFile,
+) -> Result<Applied, StoreError> {
+    let mut changed = 0;
+    if let Some(settings) = &content.catalog {
+        changed += upsert(tx, &SETTINGS, &[SETTINGS_KEY], &[], settings).await?;
+    }
+    for entry in &content.storage {
+        changed += upsert(tx, &LOCATIONS, &[&entry.name], &[], entry).await?;
+    }
+    for entry in &content.database {
+        changed += upsert(tx, &DATABASES, &[&entry.name], &[], entry).await?;
+    }
+    for entry in &content.table {
+        let keys = [entry.database.as_str(), entry.name.as_str()];
+        changed += upsert(tx, &TABLES, &keys, &[], entry).await?;
+    }
+    for entry in &content.role {
+        changed += upsert(tx, &ROLES, &[&entry.name], &[], entry).await?;
+    }
+    for entry in &content.user {
+        changed += upsert(tx, &USERS, &[&entry.name], &[], entry).await?;
+    }
+    for entry in &content.group {
+        changed += upsert(tx, &GROUPS, &[&entry.name], &[], entry).await?;
+    }
+    for entry in &content.grant {
+        let columns = [("role", entry.role.clone()), ("resource", entry.on.clone())];
+        changed += upsert(tx, &GRANTS, &[&entry.name], &columns, entry).await?;
+    }
+    let version = if changed > 0 {
+        bump_version(tx).await?
+    } else {
+        current_version(tx).await?
+    };
+    Ok(Applied { changed, version })
 }
 
 /// The catalog sections of a first administrator (see
@@ -324,11 +321,7 @@ fn key_of(row: &sqlx::any::AnyRow, kind: &Kind) -> String {
     use sqlx::Row;
     kind.keys
         .iter()
-        .map(|key| {
-            row.try_get::<String, _>(*key)
-                .or_else(|_| row.try_get::<i64, _>(*key).map(|v| v.to_string()))
-                .unwrap_or_default()
-        })
+        .map(|key| row.try_get::<String, _>(*key).unwrap_or_default())
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -356,8 +349,8 @@ async fn upsert<T: Serialize>(
         condition.join(" AND ")
     );
     let mut query = sqlx::query_scalar::<_, String>(&select);
-    for (key, value) in kind.keys.iter().zip(keys) {
-        query = bind_key(query, key, value);
+    for value in keys {
+        query = query.bind(value.to_string());
     }
     if query.fetch_optional(&mut **tx).await?.as_deref() == Some(json.as_str()) {
         return Ok(0);
@@ -383,11 +376,8 @@ async fn upsert<T: Serialize>(
         updates.join(", ")
     );
     let mut query = sqlx::query(&upsert);
-    for (key, value) in kind.keys.iter().zip(keys) {
-        query = match *key {
-            "id" => query.bind(value.parse::<i64>().expect("a numeric id")),
-            _ => query.bind(value.to_string()),
-        };
+    for value in keys {
+        query = query.bind(value.to_string());
     }
     for (_, value) in columns {
         query = query.bind(value.clone());
@@ -396,24 +386,8 @@ async fn upsert<T: Serialize>(
     Ok(1)
 }
 
-/// Binds a key value: `id` columns are numbers, the others text.
-fn bind_key<'q>(
-    query: sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>>,
-    key: &str,
-    value: &str,
-) -> sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>> {
-    match key {
-        "id" => query.bind(value.parse::<i64>().expect("a numeric id")),
-        _ => query.bind(value.to_string()),
-    }
-}
-
 async fn current_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
-            .fetch_one(&mut **tx)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(VERSION).fetch_one(&mut **tx).await?)
 }
 
 /// Bumps the policy version within `tx`, returning the new one.
