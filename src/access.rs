@@ -1,6 +1,6 @@
 //! `lakegate access`: the engine's answer to what a role sees, printed.
 
-use lakegate_policy::{CellValue, EffectiveAccess, RowFilter, TableName};
+use lakegate_policy::{EffectiveAccess, RowFilter, TableName};
 
 pub fn print_access(
     tables: &[EffectiveAccess],
@@ -20,28 +20,7 @@ pub fn print_access(
         println!("{name}: {privilege} (grants: {})", access.grants.join(", "));
         let hidden = &access.hidden_columns;
         for column in &access.columns {
-            let rule = match column.uniform_value(&access.row_filter) {
-                Some(CellValue::Raw) => "visible".to_string(),
-                Some(CellValue::Masked(mask)) => format!("masked: {}", mask.name),
-                None => format!(
-                    "cell-level: {}",
-                    column
-                        .branches
-                        .iter()
-                        .map(|b| {
-                            let value = match &b.value {
-                                CellValue::Raw => "raw".to_string(),
-                                CellValue::Masked(mask) => mask.name.clone(),
-                            };
-                            match &b.when {
-                                Some(p) => format!("{value} where grant {}", p.grant),
-                                None => value,
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; else ")
-                ),
-            };
+            let rule = column.rule_text(&access.row_filter);
             println!("  {:<28} {rule}", column.name);
         }
         if !hidden.is_empty() {

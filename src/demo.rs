@@ -108,6 +108,7 @@ pub async fn demo(
     let options = LoadOptions {
         data_dir: data_dir.to_path_buf(),
         data_root: storage.map(str::to_string),
+        ..Default::default()
     };
     let engine = load_engine_from(
         catalog,

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
@@ -147,6 +148,49 @@ pub struct LoadOptions {
     /// Replaces `${data_dir}` instead of `data_dir` when set: a URL such as
     /// `s3://bucket/prefix` (the demo's `--storage`).
     pub data_root: Option<String>,
+    /// Schemas read by an earlier load: a table declared at the same place
+    /// with the same partition columns takes its schema from here instead
+    /// of reading its files again (a policy change reloads the catalog).
+    pub known_schemas: KnownSchemas,
+}
+
+/// Table schemas a loaded catalog read from its files, by where the files
+/// are (the location's URL and the table's listing URL), with the table's
+/// partition columns (see [`LoadOptions::known_schemas`]).
+#[derive(Debug, Clone, Default)]
+pub struct KnownSchemas(BTreeMap<(String, String), KnownSchema>);
+
+/// A table's partition columns and full schema, as read.
+type KnownSchema = (Vec<(String, DataType)>, SchemaRef);
+
+impl KnownSchemas {
+    /// The schemas `catalog` read.
+    pub fn of(catalog: &Catalog) -> Self {
+        let mut known = BTreeMap::new();
+        for table in catalog.tables.values() {
+            let Some(location) = catalog.storage.get(&table.storage) else {
+                continue;
+            };
+            known.insert(
+                (location.url.to_string(), table.url.to_string()),
+                (table.partition_columns.clone(), Arc::clone(&table.schema)),
+            );
+        }
+        Self(known)
+    }
+
+    /// The schema read for the table whose files are at `listing_url` in
+    /// the location at `location_url`, if it had these partition columns.
+    pub(crate) fn get(
+        &self,
+        location_url: &str,
+        listing_url: &str,
+        partition_columns: &[(String, DataType)],
+    ) -> Option<SchemaRef> {
+        let key = (location_url.to_string(), listing_url.to_string());
+        let (columns, schema) = self.0.get(&key)?;
+        (columns.as_slice() == partition_columns).then(|| Arc::clone(schema))
+    }
 }
 
 impl Catalog {

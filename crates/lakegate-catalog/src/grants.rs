@@ -36,7 +36,7 @@ pub(crate) fn validate_grant(
             None => findings.error(
                 file,
                 &label,
-                format!("unknown privilege '{text}' (expected select or describe)"),
+                format!("unknown privilege '{text}' (expected select, describe or administer)"),
             ),
         }
     }
@@ -44,7 +44,7 @@ pub(crate) fn validate_grant(
         findings.error(
             file,
             &label,
-            "privileges must name at least one of select, describe",
+            "privileges must name at least one of select, describe, administer",
         );
     }
     let resource = match Resource::parse(&entry.on) {
@@ -83,6 +83,16 @@ pub(crate) fn validate_grant(
             }
         },
     };
+    if privileges.contains(&Privilege::Administer) && resource != Resource::AllDatabases {
+        findings.error(
+            file,
+            &label,
+            format!(
+                "administer is granted on the whole catalog ('on = \"*\"'), not '{}'",
+                entry.on
+            ),
+        );
+    }
     let columns = match (&entry.include_columns, &entry.exclude_columns) {
         (Some(_), Some(_)) => {
             findings.error(

@@ -26,8 +26,8 @@ mod storage;
 mod table_files;
 
 pub use catalog::{
-    Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
-    hash_password,
+    Catalog, CatalogError, CatalogErrors, Database, KnownSchemas, LoadOptions, RESERVED_DATABASES,
+    Table, hash_password,
 };
 pub use files::{
     CatalogFile, CatalogSettings, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry,

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use argon2::password_hash::PasswordHash;
 use arrow::datatypes::DataType;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use lakegate_policy::{Grant, Group, PolicySet, Role, Subject, TableName, User};
 
 use crate::catalog::{
-    Catalog, CatalogError, CatalogErrors, Database, LoadOptions, RESERVED_DATABASES, Table,
+    Catalog, CatalogError, CatalogErrors, Database, KnownSchemas, LoadOptions, RESERVED_DATABASES,
+    Table,
 };
 use crate::files::{CatalogFile, TableEntry};
 use crate::findings::Findings;
@@ -197,7 +199,9 @@ impl Loader {
         let settings = self.settings(&files);
         let storage = self.storage(&files, dir, options);
         let databases = self.databases(&files, &settings);
-        let tables = self.tables(&files, &databases, &storage).await;
+        let tables = self
+            .tables(&files, &databases, &storage, &options.known_schemas)
+            .await;
         let principals = self.principals(&files);
         let role_names = principals.roles.iter().map(|r| r.name.as_str()).collect();
         let (grants, grant_files) = self.grants(&files, &role_names, &databases, &tables);
@@ -346,19 +350,24 @@ impl Loader {
         files: &Files,
         databases: &BTreeMap<String, Database>,
         storage: &BTreeMap<String, StorageLocation>,
+        known: &KnownSchemas,
     ) -> Tables {
         let pending = self.declared_tables(files, databases, storage);
         // The files of all tables are read concurrently: on a remote store
         // each table costs a listing and a footer read, round trips that
         // would otherwise add up table after table at start-up.
-        let reads = futures::stream::iter(
-            pending
-                .iter()
-                .map(|t| read_table(t.location, &t.entry.path, &t.partition_columns)),
-        )
-        .buffered(TABLE_READS_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await;
+        // Boxed: the compiler cannot otherwise prove the loader's future
+        // `Send` for every lifetime of the borrowed entries
+        // (rust-lang/rust#102211), which a server reloading its policy on a
+        // spawned task needs.
+        let reading: Vec<BoxFuture<'_, _>> = pending
+            .iter()
+            .map(|t| read_table(t.location, &t.entry.path, &t.partition_columns, known).boxed())
+            .collect();
+        let reads = futures::stream::iter(reading)
+            .buffered(TABLE_READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
         // A location none of whose tables can be reached is one mistake (a
         // wrong URL, missing credentials): reported once, for the location.
         let mut tried: BTreeMap<&str, (Vec<String>, usize)> = BTreeMap::new();

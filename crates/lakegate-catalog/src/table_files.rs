@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use url::Url;
 
+use crate::catalog::KnownSchemas;
 use crate::files::PartitionColumnEntry;
 use crate::storage::{StorageLocation, list_parquet_files, read_parquet_schema};
 
@@ -25,10 +26,12 @@ pub(crate) enum TableReadError {
 }
 
 /// Resolves a table's files and reads its schema from the first of them.
+/// A schema in `known` (read by an earlier load) is taken from there.
 pub(crate) async fn read_table(
     location: &StorageLocation,
     path: &str,
     partition_columns: &[(String, DataType)],
+    known: &KnownSchemas,
 ) -> Result<ReadTable, TableReadError> {
     use TableReadError::{Invalid, Unreachable};
     // A directory must end in '/' so that DataFusion lists it as a prefix.
@@ -43,6 +46,17 @@ pub(crate) async fn read_table(
     } else {
         format!("{path}/")
     };
+    let listing_url = location.listing_url(&path).map_err(Invalid)?;
+    if let Some(schema) = known.get(
+        location.url.as_str(),
+        listing_url.as_str(),
+        partition_columns,
+    ) {
+        return Ok(ReadTable {
+            url: listing_url,
+            schema,
+        });
+    }
     let object_path = location.object_path(&path).map_err(Invalid)?;
     let location_url = location.url_of(&path).map_err(Invalid)?;
     let files = list_parquet_files(location.store.as_ref(), &object_path, &location_url)
@@ -66,7 +80,7 @@ pub(crate) async fn read_table(
         fields.push(Field::new(name, data_type.clone(), false));
     }
     Ok(ReadTable {
-        url: location.listing_url(&path).map_err(Invalid)?,
+        url: listing_url,
         schema: Arc::new(Schema::new(fields)),
     })
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use datafusion::catalog::CatalogProvider;
@@ -15,7 +15,8 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::object_store::DefaultObjectStoreRegistry;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionConfig;
@@ -165,179 +166,43 @@ impl Default for EngineOptions {
     }
 }
 
-/// Runs SQL under runtime roles over a catalog's tables. Cheap to clone.
+/// Runs SQL under runtime roles over a catalog's tables. Cheap to clone:
+/// clones share the policy they serve, and a policy change installed through
+/// one ([`Engine::install`]) is what every clone serves next.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    lake: Arc<Lake>,
-    max_statement_bytes: usize,
+    shared: Arc<Shared>,
+    /// The policy version served now: each session takes the current one
+    /// when it opens and keeps it (a running query never changes version).
+    current: Arc<RwLock<Arc<Lake>>>,
 }
 
-/// How many query plans the engine keeps before starting over.
-const STATEMENT_PLAN_CACHE_LIMIT: usize = 1_000;
+/// What every policy version of an engine shares: the options, the runtime
+/// (caches of file listings, footers and statistics, the spill directory)
+/// and the table cache.
+#[derive(Debug)]
+struct Shared {
+    options: EngineOptions,
+    runtime: Arc<RuntimeEnv>,
+    table_cache: Option<Arc<TableCache>>,
+}
 
-impl Engine {
-    /// Builds an engine on `catalog`, checking every row filter and mask with
-    /// the query planner. A catalog that fails any check is refused, with all
-    /// problems listed.
-    pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
-        // Opening tables reads footers and checking policies plans them: on
-        // the query executor, like every other planning.
-        let built = executor()
-            .run(async move { Ok(Self::build(catalog, options).await) })
-            .await;
-        built.unwrap_or_else(|e| {
-            Err(CatalogErrors(vec![CatalogError {
-                file: Default::default(),
-                entry: "engine".into(),
-                message: e.to_string(),
-            }]))
-        })
+/// A catalog checked and ready to serve as a new policy version
+/// ([`Engine::prepare`]), not yet served ([`Engine::install`]).
+#[derive(Debug, Clone)]
+pub struct PolicySnapshot {
+    lake: Arc<Lake>,
+}
+
+impl PolicySnapshot {
+    /// The catalog this version serves.
+    pub fn catalog(&self) -> &Catalog {
+        self.lake.catalog()
     }
 
-    async fn build(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(options.cache_config())
-            .build_arc()
-            .map_err(|e| {
-                CatalogErrors(vec![CatalogError {
-                    file: Default::default(),
-                    entry: "engine".into(),
-                    message: format!("cannot set up the runtime: {e}"),
-                }])
-            })?;
-        for location in catalog.storage.values() {
-            runtime.register_object_store(&location.registry_url(), Arc::clone(&location.store));
-        }
-        let config = session_config(&catalog, &options);
-        let user_template = SessionStateBuilder::new()
-            .with_config(config.clone())
-            .with_runtime_env(Arc::clone(&runtime))
-            .with_default_features()
-            .with_optimizer_rules(optimizer_rules())
-            .build();
-        // The policy context is made from the user template below, before
-        // the embedding application's functions join it: policies never see
-        // them.
-        let policy_base = user_template.clone();
-        let mut user_template = user_template;
-        for function in &options.functions {
-            user_template
-                .register_udf(Arc::clone(function))
-                .expect("registering a function cannot fail");
-        }
-
-        let mut errors = Vec::new();
-        let mut raw_tables = BTreeMap::new();
-        let raw_catalog = MemoryCatalogProvider::new();
-        for database in catalog.databases.keys() {
-            let schema = Arc::new(MemorySchemaProvider::new());
-            raw_catalog
-                .register_schema(database, schema)
-                .expect("a memory catalog accepts schemas");
-        }
-        // One footer read per table, concurrently (remote stores).
-        let table_cache = (options.table_cache_bytes > 0)
-            .then(|| Arc::new(TableCache::new(options.table_cache_bytes)));
-        // Boxed: the compiler cannot otherwise prove this future `Send` for
-        // every lifetime of the borrowed tables (rust-lang/rust#102211), and
-        // it must be, to run on the query executor.
-        let opening: Vec<BoxFuture<'_, _>> = catalog
-            .tables
-            .values()
-            .map(|table| raw_table(&user_template, table, table_cache.clone()).boxed())
-            .collect();
-        let opened = futures::stream::iter(opening)
-            .buffered(TABLES_OPENED_AT_ONCE)
-            .collect::<Vec<_>>()
-            .await;
-        for (table, opened) in catalog.tables.values().zip(opened) {
-            match opened {
-                Ok(provider) => {
-                    raw_catalog
-                        .schema(&table.name.database)
-                        .expect("registered above")
-                        .register_table(table.name.table.clone(), Arc::clone(&provider))
-                        .expect("a memory schema accepts tables");
-                    raw_tables.insert(table.name.clone(), provider);
-                }
-                Err(e) => errors.push(CatalogError {
-                    file: Default::default(),
-                    entry: format!("table '{}'", table.name),
-                    message: format!("cannot open: {e}"),
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(CatalogErrors(errors));
-        }
-        // Its own catalog list: the template's must stay empty.
-        let mut policy_template = SessionStateBuilder::new_from_existing(policy_base)
-            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
-            .build();
-        policy_template
-            .config_mut()
-            .options_mut()
-            .catalog
-            .information_schema = false;
-        let catalogs = policy_template.catalog_list();
-        catalogs.register_catalog(catalog.name.clone(), Arc::new(raw_catalog));
-        let scan_planner = ScanPlanner {
-            state: SessionStateBuilder::new_from_existing(policy_template.clone())
-                .with_physical_optimizer_rules(Vec::new())
-                .build(),
-            reuse_for: if options.reuse_scan_plans {
-                options.file_listing_ttl
-            } else {
-                Duration::ZERO
-            },
-        };
-
-        let lake = Arc::new(Lake::new(LakeParts {
-            catalog,
-            raw_tables,
-            user_template,
-            policy_template,
-            scan_planner,
-            statement_plans: options
-                .reuse_statement_plans
-                .then(|| StatementPlans::new(STATEMENT_PLAN_CACHE_LIMIT)),
-            audit_dir: options.audit_dir.clone(),
-            query_memory: options.query_memory,
-            view_types: options.view_types,
-        }));
-        let errors = validate_policies(&lake).await;
-        if !errors.is_empty() {
-            return Err(CatalogErrors(errors));
-        }
-        let engine = Self {
-            lake,
-            max_statement_bytes: options.max_statement_bytes,
-        };
-        Ok(engine)
-    }
-
-    /// Checks the catalog in `dir` as thoroughly as it can: every mistake
-    /// the loader finds, and those planning finds in the row filters and
-    /// masks of everything else (a broken storage location does not hide a
-    /// misspelt column elsewhere, nor repeat itself in every grant on its
-    /// tables). The engine, when there is none.
-    pub async fn check_catalog(
-        dir: &Path,
-        load: &LoadOptions,
-        options: EngineOptions,
-    ) -> Result<Self, CatalogErrors> {
-        let (catalog, mut errors) = Catalog::check(dir, load).await?;
-        match Self::new(catalog, options).await {
-            Ok(engine) if errors.is_empty() => return Ok(engine),
-            Ok(_) => {}
-            Err(found) => errors.extend(found.0),
-        }
-        Err(CatalogErrors(errors))
-    }
-
-    /// The longest statement the engine accepts, in bytes.
-    pub fn max_statement_bytes(&self) -> usize {
-        self.max_statement_bytes
+    /// Its policy version.
+    pub fn version(&self) -> i64 {
+        self.lake.version()
     }
 
     /// What `role` may see of each table it has a grant on (of `table` only,
@@ -365,10 +230,133 @@ impl Engine {
             .filter_map(|name| self.lake.access_of(role, name))
             .collect())
     }
+}
+
+/// How many query plans the engine keeps before starting over.
+const STATEMENT_PLAN_CACHE_LIMIT: usize = 1_000;
+
+/// The error of a catalog that cannot be served, as one catalog error.
+fn engine_error(message: String) -> CatalogErrors {
+    CatalogErrors(vec![CatalogError {
+        file: Default::default(),
+        entry: "engine".into(),
+        message,
+    }])
+}
+
+impl Engine {
+    /// Builds an engine on `catalog`, checking every row filter and mask with
+    /// the query planner. A catalog that fails any check is refused, with all
+    /// problems listed. It serves policy version 0.
+    pub async fn new(catalog: Catalog, options: EngineOptions) -> Result<Self, CatalogErrors> {
+        Self::new_at(catalog, options, 0).await
+    }
+
+    /// [`Engine::new`], serving `catalog` as policy version `version` (of a
+    /// policy store).
+    pub async fn new_at(
+        catalog: Catalog,
+        options: EngineOptions,
+        version: i64,
+    ) -> Result<Self, CatalogErrors> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(options.cache_config())
+            .build_arc()
+            .map_err(|e| engine_error(format!("cannot set up the runtime: {e}")))?;
+        let table_cache = (options.table_cache_bytes > 0)
+            .then(|| Arc::new(TableCache::new(options.table_cache_bytes)));
+        let shared = Arc::new(Shared {
+            options,
+            runtime,
+            table_cache,
+        });
+        let lake = build_lake_on_executor(Arc::clone(&shared), catalog, version).await?;
+        Ok(Self {
+            shared,
+            current: Arc::new(RwLock::new(lake)),
+        })
+    }
+
+    /// Checks `catalog` as [`Engine::new`] does, as policy version `version`
+    /// of this engine (sharing its caches), without serving it yet.
+    pub async fn prepare(
+        &self,
+        catalog: Catalog,
+        version: i64,
+    ) -> Result<PolicySnapshot, CatalogErrors> {
+        let lake = build_lake_on_executor(Arc::clone(&self.shared), catalog, version).await?;
+        Ok(PolicySnapshot { lake })
+    }
+
+    /// Serves `snapshot` from now on, unless the engine serves a version at
+    /// least as new already (changes arriving out of order). Sessions opened
+    /// before keep the version they opened with. Whether it was installed.
+    pub fn install(&self, snapshot: PolicySnapshot) -> bool {
+        let mut current = self
+            .current
+            .write()
+            .expect("the policy lock is never poisoned");
+        if snapshot.version() <= current.version() {
+            return false;
+        }
+        *current = snapshot.lake;
+        true
+    }
+
+    /// The policy version served now.
+    pub fn policy_version(&self) -> i64 {
+        self.lake().version()
+    }
+
+    /// The policy served now.
+    pub fn snapshot(&self) -> PolicySnapshot {
+        PolicySnapshot { lake: self.lake() }
+    }
+
+    /// The lake of the current policy version.
+    fn lake(&self) -> Arc<Lake> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .expect("the policy lock is never poisoned"),
+        )
+    }
+
+    /// Checks the catalog in `dir` as thoroughly as it can: every mistake
+    /// the loader finds, and those planning finds in the row filters and
+    /// masks of everything else (a broken storage location does not hide a
+    /// misspelt column elsewhere, nor repeat itself in every grant on its
+    /// tables). The engine, when there is none.
+    pub async fn check_catalog(
+        dir: &Path,
+        load: &LoadOptions,
+        options: EngineOptions,
+    ) -> Result<Self, CatalogErrors> {
+        let (catalog, mut errors) = Catalog::check(dir, load).await?;
+        match Self::new(catalog, options).await {
+            Ok(engine) if errors.is_empty() => return Ok(engine),
+            Ok(_) => {}
+            Err(found) => errors.extend(found.0),
+        }
+        Err(CatalogErrors(errors))
+    }
+
+    /// The longest statement the engine accepts, in bytes.
+    pub fn max_statement_bytes(&self) -> usize {
+        self.shared.options.max_statement_bytes
+    }
+
+    /// What `role` may see of each table it has a grant on (of `table` only,
+    /// when given), under the policy served now.
+    pub fn access(&self, role: &str, table: Option<&TableName>) -> Result<Vec<EffectiveAccess>> {
+        self.snapshot().access(role, table)
+    }
 
     /// What the engine serves, in counts (for `lakegate catalog check`).
     pub fn summary(&self) -> CatalogSummary {
-        let catalog = self.lake.catalog();
+        let lake = self.lake();
+        let catalog = lake.catalog();
         CatalogSummary {
             name: catalog.name.clone(),
             databases: catalog.databases.len(),
@@ -381,32 +369,38 @@ impl Engine {
 
     /// The requests made so far to the storage location `name`.
     pub fn storage_requests(&self, name: &str) -> Option<RequestTotals> {
-        let location = self.lake.catalog().storage.get(name)?;
+        let lake = self.lake();
+        let location = lake.catalog().storage.get(name)?;
         Some(location.requests.totals())
     }
 
     /// The name of the catalog the engine serves (what Flight SQL clients
     /// see as the catalog).
-    pub fn catalog_name(&self) -> &str {
-        &self.lake.catalog().name
+    pub fn catalog_name(&self) -> String {
+        self.lake().catalog().name.clone()
     }
 
     /// Whether `password` is `user`'s (Argon2). Unknown users and wrong
     /// passwords are indistinguishable, in answer and in time.
     pub fn verify_password(&self, user: &str, password: &str) -> bool {
-        self.lake.catalog().verify_password(user, password)
+        self.lake().catalog().verify_password(user, password)
     }
 
     /// The role `user` runs under when it asks for none, if it has one.
     pub fn default_role(&self, user: &str) -> Option<String> {
-        self.lake.catalog().policy.user(user)?.default_role.clone()
+        self.lake()
+            .catalog()
+            .policy
+            .user(user)?
+            .default_role
+            .clone()
     }
 
     /// Opens a session for `user` (already authenticated by the caller) under
     /// `role`, or the user's default role.
     pub fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession> {
-        let runtime = self
-            .lake
+        let lake = self.lake();
+        let runtime = lake
             .catalog()
             .policy
             .runtime_role(user, role)
@@ -417,9 +411,9 @@ impl Engine {
                 other => EngineError::PermissionDenied(other.to_string()),
             })?;
         Ok(QuerySession::new(
-            Arc::clone(&self.lake),
+            Arc::clone(&lake),
             runtime,
-            self.max_statement_bytes,
+            self.max_statement_bytes(),
         ))
     }
 
@@ -428,7 +422,7 @@ impl Engine {
     /// that ask which functions exist (Flight SQL GetSqlInfo).
     pub fn scalar_functions_by_section(&self) -> BTreeMap<String, Vec<String>> {
         let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, function) in self.lake.user_template().scalar_functions() {
+        for (name, function) in self.lake().user_template().scalar_functions() {
             let section = function
                 .documentation()
                 .map(|doc| doc.doc_section.label.to_string())
@@ -440,6 +434,138 @@ impl Engine {
         }
         sections
     }
+}
+
+/// [`build_lake`] on the query executor: opening tables reads footers and
+/// checking policies plans them, like every other planning.
+async fn build_lake_on_executor(
+    shared: Arc<Shared>,
+    catalog: Catalog,
+    version: i64,
+) -> Result<Arc<Lake>, CatalogErrors> {
+    let built = executor()
+        .run(async move { Ok(build_lake(&shared, catalog, version).await) })
+        .await;
+    built.unwrap_or_else(|e| Err(engine_error(e.to_string())))
+}
+
+/// The lake serving `catalog` as policy version `version`, its policies
+/// checked.
+async fn build_lake(
+    shared: &Shared,
+    catalog: Catalog,
+    version: i64,
+) -> Result<Arc<Lake>, CatalogErrors> {
+    let options = &shared.options;
+    // The engine's caches, and this version's own object stores: a version
+    // that is refused must not change where the served one reads.
+    let runtime = RuntimeEnvBuilder::from_runtime_env(&shared.runtime)
+        .with_object_store_registry(Arc::new(DefaultObjectStoreRegistry::new()))
+        .build_arc()
+        .map_err(|e| engine_error(format!("cannot set up the runtime: {e}")))?;
+    for location in catalog.storage.values() {
+        runtime.register_object_store(&location.registry_url(), Arc::clone(&location.store));
+    }
+    let config = session_config(&catalog, options);
+    let user_template = SessionStateBuilder::new()
+        .with_config(config.clone())
+        .with_runtime_env(Arc::clone(&runtime))
+        .with_default_features()
+        .with_optimizer_rules(optimizer_rules())
+        .build();
+    // The policy context is made from the user template below, before
+    // the embedding application's functions join it: policies never see
+    // them.
+    let policy_base = user_template.clone();
+    let mut user_template = user_template;
+    for function in &options.functions {
+        user_template
+            .register_udf(Arc::clone(function))
+            .expect("registering a function cannot fail");
+    }
+
+    let mut errors = Vec::new();
+    let mut raw_tables = BTreeMap::new();
+    let raw_catalog = MemoryCatalogProvider::new();
+    for database in catalog.databases.keys() {
+        let schema = Arc::new(MemorySchemaProvider::new());
+        raw_catalog
+            .register_schema(database, schema)
+            .expect("a memory catalog accepts schemas");
+    }
+    // Boxed: the compiler cannot otherwise prove this future `Send` for
+    // every lifetime of the borrowed tables (rust-lang/rust#102211), and
+    // it must be, to run on the query executor.
+    let opening: Vec<BoxFuture<'_, _>> = catalog
+        .tables
+        .values()
+        .map(|table| raw_table(&user_template, table, shared.table_cache.clone()).boxed())
+        .collect();
+    let opened = futures::stream::iter(opening)
+        .buffered(TABLES_OPENED_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    for (table, opened) in catalog.tables.values().zip(opened) {
+        match opened {
+            Ok(provider) => {
+                raw_catalog
+                    .schema(&table.name.database)
+                    .expect("registered above")
+                    .register_table(table.name.table.clone(), Arc::clone(&provider))
+                    .expect("a memory schema accepts tables");
+                raw_tables.insert(table.name.clone(), provider);
+            }
+            Err(e) => errors.push(CatalogError {
+                file: Default::default(),
+                entry: format!("table '{}'", table.name),
+                message: format!("cannot open: {e}"),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CatalogErrors(errors));
+    }
+    // Its own catalog list: the template's must stay empty.
+    let mut policy_template = SessionStateBuilder::new_from_existing(policy_base)
+        .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+        .build();
+    policy_template
+        .config_mut()
+        .options_mut()
+        .catalog
+        .information_schema = false;
+    let catalogs = policy_template.catalog_list();
+    catalogs.register_catalog(catalog.name.clone(), Arc::new(raw_catalog));
+    let scan_planner = ScanPlanner {
+        state: SessionStateBuilder::new_from_existing(policy_template.clone())
+            .with_physical_optimizer_rules(Vec::new())
+            .build(),
+        reuse_for: if options.reuse_scan_plans {
+            options.file_listing_ttl
+        } else {
+            Duration::ZERO
+        },
+    };
+
+    let lake = Arc::new(Lake::new(LakeParts {
+        catalog,
+        version,
+        raw_tables,
+        user_template,
+        policy_template,
+        scan_planner,
+        statement_plans: options
+            .reuse_statement_plans
+            .then(|| StatementPlans::new(STATEMENT_PLAN_CACHE_LIMIT)),
+        audit_dir: options.audit_dir.clone(),
+        query_memory: options.query_memory,
+        view_types: options.view_types,
+    }));
+    let errors = validate_policies(&lake).await;
+    if !errors.is_empty() {
+        return Err(CatalogErrors(errors));
+    }
+    Ok(lake)
 }
 
 fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {

@@ -59,6 +59,8 @@ pub(crate) type SecuredTableKey = (String, String, TableName);
 #[derive(Debug)]
 pub(crate) struct Lake {
     catalog: Catalog,
+    /// The policy version the catalog is (0 for a declarative catalog).
+    version: i64,
     /// The stored tables, unsecured. Only policy plans and the secured
     /// catalog's unrestricted tables reach them.
     raw_tables: BTreeMap<TableName, Arc<dyn TableProvider>>,
@@ -87,6 +89,7 @@ pub(crate) struct Lake {
 /// The parts a lake is built from (see `Engine::new`).
 pub(crate) struct LakeParts {
     pub(crate) catalog: Catalog,
+    pub(crate) version: i64,
     pub(crate) raw_tables: BTreeMap<TableName, Arc<dyn TableProvider>>,
     pub(crate) user_template: SessionState,
     pub(crate) policy_template: SessionState,
@@ -104,6 +107,7 @@ impl Lake {
     pub(crate) fn new(parts: LakeParts) -> Self {
         Self {
             catalog: parts.catalog,
+            version: parts.version,
             raw_tables: parts.raw_tables,
             user_template: parts.user_template,
             policy_template: parts.policy_template,
@@ -119,6 +123,11 @@ impl Lake {
     /// The catalog served.
     pub(crate) fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The policy version served.
+    pub(crate) fn version(&self) -> i64 {
+        self.version
     }
 
     /// The stored table `name`, unsecured.

@@ -52,7 +52,7 @@ mod wire;
 pub use barrier::PolicyBarrierExec;
 pub use engine::{
     CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES,
-    DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions,
+    DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions, PolicySnapshot,
 };
 pub use error::{EngineError, ErrorCode, Result, SqlPosition};
 pub use executor::{QUERY_THREAD_STACK, ResultStream};

@@ -203,12 +203,12 @@ impl LakegateFlightService {
                 let Some(schema) = session.table_schema(&database, &table).await? else {
                     continue;
                 };
-                with_column_metadata(&schema, catalog, &database, &table)
+                with_column_metadata(&schema, &catalog, &database, &table)
             } else {
                 Schema::empty()
             };
             builder
-                .append(catalog, &database, &table, "TABLE", &schema)
+                .append(&catalog, &database, &table, "TABLE", &schema)
                 .map_err(|e| CallError::Internal(e.to_string()))?;
         }
         one_batch(builder.schema(), builder.build())
@@ -558,7 +558,7 @@ impl FlightSqlService for LakegateFlightService {
         let answer = session_action(
             &self.statements,
             &self.seals,
-            catalog,
+            &catalog,
             caller,
             request.get_ref(),
         )?;

@@ -88,6 +88,33 @@ impl VisibleColumn {
         (same_value && covers_all).then_some(&first.value)
     }
 
+    /// How the column's cells are computed, in words: `visible`,
+    /// `masked: hash`, or each cell-level branch (`raw where grant g1; else
+    /// hash`).
+    pub fn rule_text(&self, row_filter: &RowFilter) -> String {
+        match self.uniform_value(row_filter) {
+            Some(CellValue::Raw) => "visible".to_string(),
+            Some(CellValue::Masked(mask)) => format!("masked: {}", mask.name),
+            None => format!(
+                "cell-level: {}",
+                self.branches
+                    .iter()
+                    .map(|b| {
+                        let value = match &b.value {
+                            CellValue::Raw => "raw".to_string(),
+                            CellValue::Masked(mask) => mask.name.clone(),
+                        };
+                        match &b.when {
+                            Some(p) => format!("{value} where grant {}", p.grant),
+                            None => value,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; else ")
+            ),
+        }
+    }
+
     /// The name to report in `lakegate.mask` metadata: the mask's name when
     /// every branch masks the same way, `cell-level` when branches differ,
     /// `None` when the column is always raw.

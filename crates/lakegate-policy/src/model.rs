@@ -88,22 +88,38 @@ impl fmt::Display for Resource {
     }
 }
 
-/// A permission a grant confers. `Select` implies `Describe`.
+/// A permission a grant confers. `Select` implies `Describe`; `Administer`
+/// (on `*` only) is the lake administrator's: creating and dropping
+/// locations, databases, tables, roles, users and groups, and granting
+/// roles to principals. It implies no access to data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Privilege {
     /// See that the table exists and which columns it has.
     Describe,
     /// Read the table's rows.
     Select,
+    /// Administer the catalog and its principals (see above).
+    Administer,
 }
 
 impl Privilege {
-    /// Parses the catalog spelling (`select`, `describe`, case-insensitive).
+    /// Parses the catalog spelling (`select`, `describe`, `administer`,
+    /// case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "select" => Some(Self::Select),
             "describe" => Some(Self::Describe),
+            "administer" => Some(Self::Administer),
             _ => None,
+        }
+    }
+
+    /// The catalog spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Describe => "describe",
+            Self::Select => "select",
+            Self::Administer => "administer",
         }
     }
 }

@@ -209,6 +209,11 @@ impl PolicySet {
         self.users.values()
     }
 
+    /// All groups, by name.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
     /// The user named `name`.
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.get(name)
@@ -305,6 +310,14 @@ impl PolicySet {
         self.grants_of(role)
             .iter()
             .any(|g| g.resource.covers(table) && g.confers(Privilege::Describe))
+    }
+
+    /// Whether `role` holds the administrative privilege (and, when
+    /// `grantable`, may pass it on).
+    pub fn may_administer(&self, role: &str, grantable: bool) -> bool {
+        self.grants_of(role)
+            .iter()
+            .any(|g| g.confers(Privilege::Administer) && (g.grantable || !grantable))
     }
 
     /// Whether `role` holds a grant on every table of every database (a lake

@@ -25,4 +25,4 @@ mod store;
 
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
-pub use store::{ADMIN_ROLE, Applied, PolicyStore, StoredCatalog};
+pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, Change, PolicyStore, StoredCatalog};

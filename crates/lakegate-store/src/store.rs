@@ -23,11 +23,24 @@ const MAX_CONNECTIONS: u32 = 4;
 /// A policy store: SQLite (`sqlite://PATH`, one server) or PostgreSQL
 /// (`postgres://...`, a fleet of servers sharing it), behind one interface.
 /// Every change is one transaction that bumps the policy version.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PolicyStore {
     pool: AnyPool,
+    /// The URL as connected to (with its password): for the listener.
+    connect: String,
     /// The URL without its password, for messages.
     shown: String,
+    /// Whether servers share it (PostgreSQL).
+    shared: bool,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    // Never the connection URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyStore")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a store holds: the catalog, as the sections of a catalog file, and
@@ -83,6 +96,10 @@ const USERS: Kind = Kind::named("user", "policy_users");
 const GROUPS: Kind = Kind::named("group", "policy_groups");
 const GRANTS: Kind = Kind::named("grant", "policy_grants");
 
+/// The PostgreSQL channel every committed change is announced on, with the
+/// new policy version as payload (servers of a fleet LISTEN to it).
+pub const CHANGE_CHANNEL: &str = "lakegate_policy";
+
 /// How many users the store holds.
 const USER_COUNT: &str = "SELECT COUNT(*) FROM policy_users";
 
@@ -100,8 +117,14 @@ impl PolicyStore {
             .connect(&connect)
             .await
             .map_err(|e| StoreError::Database(format!("cannot open {shown}: {e}")))?;
-        migrate(&pool, !url.starts_with("sqlite://")).await?;
-        Ok(Self { pool, shown })
+        let shared = !url.starts_with("sqlite://");
+        migrate(&pool, shared).await?;
+        Ok(Self {
+            pool,
+            connect,
+            shown,
+            shared,
+        })
     }
 
     /// The store's URL, without its password.
@@ -123,22 +146,9 @@ impl PolicyStore {
     /// Everything the store holds, read in one transaction (one version).
     pub async fn load(&self) -> Result<StoredCatalog, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let version = current_version(&mut tx).await?;
-        let content = CatalogFile {
-            catalog: read_all::<CatalogSettings>(&mut tx, &SETTINGS)
-                .await?
-                .into_iter()
-                .next(),
-            storage: read_all::<StorageEntry>(&mut tx, &LOCATIONS).await?,
-            database: read_all::<DatabaseEntry>(&mut tx, &DATABASES).await?,
-            table: read_all::<TableEntry>(&mut tx, &TABLES).await?,
-            role: read_all::<RoleEntry>(&mut tx, &ROLES).await?,
-            user: read_all::<UserEntry>(&mut tx, &USERS).await?,
-            group: read_all::<GroupEntry>(&mut tx, &GROUPS).await?,
-            grant: read_all::<GrantEntry>(&mut tx, &GRANTS).await?,
-        };
+        let stored = load_in(&mut tx).await?;
         tx.commit().await?;
-        Ok(StoredCatalog { content, version })
+        Ok(stored)
     }
 
     /// Writes every entry of `content` into the store, replacing stored
@@ -151,6 +161,46 @@ impl PolicyStore {
         let applied = apply_in(&mut tx, content).await?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Starts a change: locks the store against every other change (the
+    /// policy version's row, in SQLite the whole database) and reads what it
+    /// holds. [`Change::commit`] writes the new content; dropping the change
+    /// leaves the store as it was.
+    pub async fn begin_change(&self) -> Result<Change, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: it takes the lock a second change would wait on
+        // (SQLite's write lock, PostgreSQL's row lock), so that no two
+        // changes read the same version and both commit.
+        sqlx::query("UPDATE policy_version SET version = version WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let stored = load_in(&mut tx).await?;
+        Ok(Change {
+            tx,
+            shared: self.shared,
+            before: stored,
+        })
+    }
+
+    /// Whether servers share this store (PostgreSQL), so that a change made
+    /// by one must reach the others.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The store's change announcements, for a store servers share:
+    /// a stream of policy versions, one per committed change (see
+    /// [`CHANGE_CHANNEL`]). `None` for SQLite (one server).
+    pub async fn listen(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.connect)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot listen on {}: {e}", self.shown)))?;
+        listener.listen(CHANGE_CHANNEL).await?;
+        Ok(Some(listener))
     }
 
     /// Creates the first administrator of a store that has no user: role
@@ -176,6 +226,141 @@ impl PolicyStore {
         tx.commit().await?;
         Ok(applied.version)
     }
+}
+
+/// Everything the store holds, within `tx`.
+async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreError> {
+    let version = current_version(tx).await?;
+    let content = CatalogFile {
+        catalog: read_all::<CatalogSettings>(tx, &SETTINGS)
+            .await?
+            .into_iter()
+            .next(),
+        storage: read_all::<StorageEntry>(tx, &LOCATIONS).await?,
+        database: read_all::<DatabaseEntry>(tx, &DATABASES).await?,
+        table: read_all::<TableEntry>(tx, &TABLES).await?,
+        role: read_all::<RoleEntry>(tx, &ROLES).await?,
+        user: read_all::<UserEntry>(tx, &USERS).await?,
+        group: read_all::<GroupEntry>(tx, &GROUPS).await?,
+        grant: read_all::<GrantEntry>(tx, &GRANTS).await?,
+    };
+    Ok(StoredCatalog { content, version })
+}
+
+/// A change in progress (see [`PolicyStore::begin_change`]): the store is
+/// locked against other changes until it is committed or dropped.
+pub struct Change {
+    tx: Transaction<'static, Any>,
+    shared: bool,
+    before: StoredCatalog,
+}
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Change")
+            .field("version", &self.before.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Change {
+    /// What the store held when the change began.
+    pub fn current(&self) -> &StoredCatalog {
+        &self.before
+    }
+
+    /// Makes the store hold exactly `content`: entries new or different are
+    /// written, entries `content` lacks are deleted, and the policy version
+    /// is bumped once if anything changed, all in the change's transaction.
+    /// A shared store announces the new version on [`CHANGE_CHANNEL`] as it
+    /// commits.
+    pub async fn commit(mut self, content: &CatalogFile) -> Result<Applied, StoreError> {
+        let tx = &mut self.tx;
+        let mut applied = apply_in(tx, content).await?;
+        let deleted = delete_missing(tx, &self.before.content, content).await?;
+        if deleted > 0 && applied.changed == 0 {
+            applied.version = bump_version(tx).await?;
+        }
+        applied.changed += deleted;
+        if applied.changed > 0 && self.shared {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGE_CHANNEL)
+                .bind(applied.version.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(applied)
+    }
+}
+
+/// Deletes the entries of `before` that `after` lacks; how many.
+async fn delete_missing(
+    tx: &mut Transaction<'_, Any>,
+    before: &CatalogFile,
+    after: &CatalogFile,
+) -> Result<usize, StoreError> {
+    fn gone<T>(before: &[T], after: &[T], key: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
+        let kept: std::collections::BTreeSet<Vec<String>> = after.iter().map(&key).collect();
+        before
+            .iter()
+            .map(key)
+            .filter(|k| !kept.contains(k))
+            .collect()
+    }
+    let named = |name: &String| vec![name.clone()];
+    let mut deletions: Vec<(&Kind, Vec<Vec<String>>)> = vec![
+        (
+            &LOCATIONS,
+            gone(&before.storage, &after.storage, |e| named(&e.name)),
+        ),
+        (
+            &DATABASES,
+            gone(&before.database, &after.database, |e| named(&e.name)),
+        ),
+        (
+            &TABLES,
+            gone(&before.table, &after.table, |e| {
+                vec![e.database.clone(), e.name.clone()]
+            }),
+        ),
+        (&ROLES, gone(&before.role, &after.role, |e| named(&e.name))),
+        (&USERS, gone(&before.user, &after.user, |e| named(&e.name))),
+        (
+            &GROUPS,
+            gone(&before.group, &after.group, |e| named(&e.name)),
+        ),
+        (
+            &GRANTS,
+            gone(&before.grant, &after.grant, |e| named(&e.name)),
+        ),
+    ];
+    if before.catalog.is_some() && after.catalog.is_none() {
+        deletions.push((&SETTINGS, vec![vec![SETTINGS_KEY.to_string()]]));
+    }
+    let mut deleted = 0;
+    for (kind, keys) in deletions {
+        let condition: Vec<String> = kind
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} = ${}", i + 1))
+            .collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            kind.table,
+            condition.join(" AND ")
+        );
+        for key in keys {
+            let mut query = sqlx::query(&sql);
+            for value in key {
+                query = query.bind(value);
+            }
+            query.execute(&mut **tx).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// [`PolicyStore::apply`] within `tx`.
@@ -224,7 +409,7 @@ fn first_administrator(user: &str, password_hash: &str) -> CatalogFile {
     CatalogFile {
         role: vec![RoleEntry {
             name: ADMIN_ROLE.into(),
-            description: "lake administrator: every table, with grant option".into(),
+            description: "lake administrator: administers the catalog, reads every table, all with grant option".into(),
         }],
         user: vec![UserEntry {
             name: user.into(),
@@ -237,7 +422,7 @@ fn first_administrator(user: &str, password_hash: &str) -> CatalogFile {
             name: format!("{ADMIN_ROLE}_everything"),
             role: ADMIN_ROLE.into(),
             on: "*".into(),
-            privileges: vec!["select".into(), "describe".into()],
+            privileges: vec!["select".into(), "describe".into(), "administer".into()],
             grantable: true,
             include_columns: None,
             exclude_columns: None,

@@ -1,0 +1,247 @@
+//! [`Administration`]: a server's link to its policy store. It runs
+//! administration statements (each one transaction that bumps the policy
+//! version, then served at once by this server) and keeps the engine on the
+//! store's current version (a version check before each call, and, for a
+//! shared PostgreSQL store, the change announcements other servers make).
+//!
+//! ```text
+//! statement ─▶ lock the store, read it ─▶ apply (changes.rs: rights checked)
+//!          ─▶ the whole new catalog checked and planned (Engine::prepare)
+//!          ─▶ commit (version + 1, NOTIFY) ─▶ Engine::install ─▶ answer
+//! another server: NOTIFY or its next call's version check ─▶ load, prepare, install
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use futures::future::BoxFuture;
+use lakegate_catalog::{Catalog, CatalogErrors, CatalogFile, KnownSchemas, LoadOptions};
+use lakegate_engine::{Engine, PolicySnapshot};
+use lakegate_store::PolicyStore;
+
+use crate::changes::{Actor, apply};
+use crate::error::AdminError;
+use crate::show::show;
+use crate::statement::AdminStatement;
+
+/// What an administration statement answered.
+#[derive(Debug, Clone)]
+pub struct AdminAnswer {
+    /// The result: one row for a change, the listing for `SHOW`.
+    pub batch: RecordBatch,
+    /// The policy version the statement ran against.
+    pub version_before: i64,
+    /// The policy version after it (the same for `SHOW`).
+    pub version_after: i64,
+}
+
+/// A server's administration of its policy store (see the module docs).
+#[derive(Debug)]
+pub struct Administration {
+    store: PolicyStore,
+    engine: Engine,
+    load: LoadOptions,
+    /// One reload at a time: calls arriving together wait for it instead of
+    /// each loading the store.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Wait before listening again after the store's connection failed.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+impl Administration {
+    /// Administers `store` for `engine`, which serves what the store holds;
+    /// catalogs are loaded with `load` (the data directory).
+    pub fn new(store: PolicyStore, engine: Engine, load: LoadOptions) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            engine,
+            load,
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The engine administered.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Brings the engine to the store's current policy version, if it is
+    /// behind: the guard each call passes before it is served, so that a
+    /// change another server committed is in force here for the next call.
+    /// Only a shared store (PostgreSQL) can change behind this server's back.
+    pub async fn ensure_current(&self) -> Result<(), AdminError> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let version = self.store.version().await?;
+        if version > self.engine.policy_version() {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the store and serves it, unless the engine has caught up
+    /// meanwhile.
+    async fn reload(&self) -> Result<(), AdminError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let stored = self.store.load().await?;
+        if stored.version <= self.engine.policy_version() {
+            return Ok(());
+        }
+        let snapshot = self.prepare(stored.content, stored.version).await?;
+        self.engine.install(snapshot);
+        log::info!("serving policy version {}", stored.version);
+        Ok(())
+    }
+
+    /// Listens to a shared store's change announcements and reloads on each,
+    /// for as long as the server runs (reconnecting when the connection
+    /// drops). Nothing to do for SQLite.
+    pub fn watch(self: &Arc<Self>) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match this.store.listen().await {
+                    Ok(Some(mut listener)) => loop {
+                        match listener.recv().await {
+                            Ok(_) => {
+                                if let Err(e) = this.reload().await {
+                                    log::error!("cannot serve the new policy version: {e}");
+                                }
+                            }
+                            Err(e) => {
+                                log::warn!("policy store announcements interrupted: {e}");
+                                break;
+                            }
+                        }
+                    },
+                    Ok(None) => return,
+                    Err(e) => log::warn!("cannot listen to the policy store: {e}"),
+                }
+                tokio::time::sleep(LISTEN_RETRY).await;
+                // Changes made while not listening.
+                if let Err(e) = this.ensure_current().await {
+                    log::warn!("{e}");
+                }
+            }
+        });
+    }
+
+    /// Runs `statement` as `actor`: a `SHOW` against the policy served now;
+    /// a change in one transaction of the store, served by this engine once
+    /// committed. Refused changes leave the store as it was.
+    pub async fn execute(
+        &self,
+        actor: &Actor,
+        statement: &AdminStatement,
+    ) -> Result<AdminAnswer, AdminError> {
+        if statement.is_show() {
+            self.ensure_current().await?;
+            let served = self.engine.snapshot();
+            let batch = show(statement, actor, &served)?;
+            return Ok(AdminAnswer {
+                batch,
+                version_before: served.version(),
+                version_after: served.version(),
+            });
+        }
+        let change = self.store.begin_change().await?;
+        let before = change.current().version;
+        // With the store locked, the engine serves exactly what it holds.
+        if self.engine.policy_version() < before {
+            let snapshot = self
+                .prepare(change.current().content.clone(), before)
+                .await?;
+            self.engine.install(snapshot);
+        }
+        let served = self.engine.snapshot();
+        let changed = apply(
+            statement,
+            actor,
+            served.catalog(),
+            &change.current().content,
+        )?;
+        let snapshot = self.prepare(changed.content.clone(), before + 1).await?;
+        let applied = change.commit(&changed.content).await?;
+        if applied.version == snapshot.version() {
+            self.engine.install(snapshot);
+        } else {
+            self.reload().await?;
+        }
+        Ok(AdminAnswer {
+            batch: change_result(&changed.summary, applied.version),
+            version_before: before,
+            version_after: applied.version,
+        })
+    }
+
+    /// `content` checked as a whole catalog and planned, ready to serve as
+    /// `version`. Tables already served keep their schemas (no file is read
+    /// again for a grant).
+    async fn prepare(
+        &self,
+        content: CatalogFile,
+        version: i64,
+    ) -> Result<PolicySnapshot, AdminError> {
+        let load = LoadOptions {
+            known_schemas: KnownSchemas::of(self.engine.snapshot().catalog()),
+            ..self.load.clone()
+        };
+        let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let label = PathBuf::from(self.store.url());
+        // Boxed: the loader's future is not provably `Send` for every
+        // lifetime otherwise (rust-lang/rust#102211), and the store's
+        // listener runs this on a spawned task.
+        let catalog: BoxFuture<'_, _> =
+            Box::pin(Catalog::from_files(vec![(label, content)], &base, &load));
+        let catalog = catalog.await.map_err(refused)?;
+        self.engine.prepare(catalog, version).await.map_err(refused)
+    }
+}
+
+/// A change that would leave the catalog invalid: every problem, by entry.
+fn refused(errors: CatalogErrors) -> AdminError {
+    let problems: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| {
+            if e.entry.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{}: {}", e.entry, e.message)
+            }
+        })
+        .collect();
+    AdminError::invalid(format!(
+        "the change would leave the catalog invalid: {}",
+        problems.join("; ")
+    ))
+}
+
+/// The one-row answer of a change: what it did and the policy version.
+fn change_result(summary: &str, version: i64) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("result", DataType::Utf8, false),
+        Field::new("policy_version", DataType::Int64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(vec![summary])),
+            Arc::new(Int64Array::from(vec![version])),
+        ],
+    )
+    .expect("the columns match the schema")
+}
+
+/// The schema of a change's answer (for a FlightInfo planned before it runs).
+pub fn change_result_schema() -> Arc<Schema> {
+    change_result("", 0).schema()
+}
