@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use lakegate_admin::Administration;
 use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
@@ -138,8 +139,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 data_dir: data_dir.clone(),
                 ..Default::default()
             };
-            let catalog = load_catalog(catalog.as_deref(), store.as_deref(), &load).await?;
-            let engine = Engine::new(catalog, engine_options)
+            let source = load_catalog(catalog.as_deref(), store.as_deref(), &load).await?;
+            let version = source.store.as_ref().map_or(0, |(_, version)| *version);
+            let engine = Engine::new_at(source.catalog, engine_options, version)
                 .await
                 .map_err(|e| e.to_string())?;
             let key = match key_file {
@@ -150,8 +152,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 max_file_bytes: audit_max_bytes,
                 ..AuditOptions::in_dir(audit_dir)
             })?;
-            let service =
-                LakegateFlightService::new(engine, key, options).with_audit(audit.clone());
+            let mut service =
+                LakegateFlightService::new(engine.clone(), key, options).with_audit(audit.clone());
+            if let Some((store, _)) = source.store {
+                let administration = Administration::new(store, engine, load);
+                administration.watch();
+                service = service.with_administration(administration);
+            }
             let (listener, _) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

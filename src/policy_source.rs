@@ -17,6 +17,15 @@ pub const BOOTSTRAP_ADMIN_VARIABLE: &str = "LAKEGATE_BOOTSTRAP_ADMIN";
 /// given.
 pub const DEFAULT_CATALOG: &str = "catalog/demo";
 
+/// What a server serves: a catalog, and the policy store it comes from
+/// with its version, when it has one.
+pub struct PolicySource {
+    /// The catalog.
+    pub catalog: Catalog,
+    /// The store and the policy version `catalog` is.
+    pub store: Option<(PolicyStore, i64)>,
+}
+
 /// Loads the catalog a server serves: the directory `catalog` (default
 /// [`DEFAULT_CATALOG`]) without `store`; with `store`, the store, after
 /// applying `catalog` to it if given and bootstrapping an empty store.
@@ -24,10 +33,16 @@ pub async fn load_catalog(
     catalog: Option<&Path>,
     store: Option<&str>,
     options: &LoadOptions,
-) -> Result<Catalog, String> {
+) -> Result<PolicySource, String> {
     let Some(url) = store else {
         let dir = catalog.unwrap_or(Path::new(DEFAULT_CATALOG));
-        return Catalog::load(dir, options).await.map_err(|e| e.to_string());
+        let catalog = Catalog::load(dir, options)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(PolicySource {
+            catalog,
+            store: None,
+        });
     };
     let store = PolicyStore::open(url).await.map_err(|e| e.to_string())?;
     if let Some(dir) = catalog {
@@ -36,18 +51,27 @@ pub async fn load_catalog(
     if !store.has_users().await.map_err(|e| e.to_string())? {
         bootstrap(&store).await?;
     }
-    load_store(&store, options).await
+    let (catalog, version) = load_store(&store, options).await?;
+    Ok(PolicySource {
+        catalog,
+        store: Some((store, version)),
+    })
 }
 
-/// The catalog a store holds, validated as a catalog directory is.
-pub async fn load_store(store: &PolicyStore, options: &LoadOptions) -> Result<Catalog, String> {
+/// The catalog a store holds, validated as a catalog directory is, and its
+/// policy version.
+pub async fn load_store(
+    store: &PolicyStore,
+    options: &LoadOptions,
+) -> Result<(Catalog, i64), String> {
     let stored = store.load().await.map_err(|e| e.to_string())?;
     // Relative storage paths were made absolute when applied.
     let base = std::env::current_dir().map_err(|e| e.to_string())?;
     let label = PathBuf::from(store.url());
-    Catalog::from_files(vec![(label, stored.content)], &base, options)
+    let catalog = Catalog::from_files(vec![(label, stored.content)], &base, options)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((catalog, stored.version))
 }
 
 /// Applies the catalog directory `dir` to `store`, once it passes the same

@@ -318,23 +318,40 @@ const LEADS: &[&[&str]] = &[
 /// `None` when it is not (a query, for the engine), `Some(Err)` when it is
 /// one but malformed, with the position of the mistake.
 pub fn parse_admin(sql: &str) -> Option<Result<AdminStatement, AdminError>> {
-    let tokens = tokens(sql).ok()?;
-    let words: Vec<String> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .take(3)
-        .map(|t| match &t.token {
-            Token::Word(word) if word.quote_style.is_none() => word.value.to_ascii_uppercase(),
-            _ => String::new(),
-        })
-        .collect();
+    let words = leading_words(sql, 3);
     let is_admin = LEADS
         .iter()
         .any(|lead| lead.len() <= words.len() && lead.iter().zip(&words).all(|(a, b)| a == b));
     if !is_admin {
         return None;
     }
-    Some(parse_statement(sql, tokens))
+    Some(tokens(sql).and_then(|tokens| parse_statement(sql, tokens)))
+}
+
+/// The first `count` words of `sql`, upper-cased, past whitespace and
+/// comments: read without tokenizing the whole text (a query may be
+/// megabytes long).
+fn leading_words(sql: &str, count: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = sql;
+    while words.len() < count {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if end == 0 {
+                break;
+            }
+            words.push(rest[..end].to_ascii_uppercase());
+            rest = &rest[end..];
+        }
+    }
+    words
 }
 
 /// `sql`'s tokens, with their positions.

@@ -82,6 +82,14 @@ pub struct AuditEvent {
     pub bytes: u64,
     /// Wall time from the start of the call to its end, in milliseconds.
     pub duration_ms: f64,
+    /// The policy version the call was served under (0: a declarative
+    /// catalog; absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<i64>,
+    /// For an administration statement that changed the policy: the
+    /// version it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version_after: Option<i64>,
 }
 
 impl AuditEvent {
@@ -104,6 +112,8 @@ impl AuditEvent {
             rows: 0,
             bytes: 0,
             duration_ms: 0.0,
+            policy_version: None,
+            policy_version_after: None,
         }
     }
 
@@ -300,6 +310,8 @@ pub fn audit_schema() -> SchemaRef {
             Field::new("rows", DataType::UInt64, false),
             Field::new("bytes", DataType::UInt64, false),
             Field::new("duration_ms", DataType::Float64, false),
+            Field::new("policy_version", DataType::Int64, true),
+            Field::new("policy_version_after", DataType::Int64, true),
         ]))
     });
     Arc::clone(&SCHEMA)
@@ -378,6 +390,8 @@ mod tests {
             rows: 3,
             bytes: 120,
             duration_ms: 1.5,
+            policy_version: Some(3),
+            policy_version_after: None,
         }
     }
 

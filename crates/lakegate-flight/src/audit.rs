@@ -18,11 +18,13 @@
 //! the response's extensions as a [`ReadNote`].
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arrow_flight::FlightData;
 use futures::Stream;
+use lakegate_admin::redacted;
 use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead};
 use tonic::{Code, Status};
 
@@ -43,6 +45,7 @@ pub(crate) struct PendingAudit {
     log: AuditLog,
     started: Instant,
     event: AuditEvent,
+    policy_change: PolicyChange,
 }
 
 /// The name of a gRPC code as the audit log writes it.
@@ -56,6 +59,34 @@ fn code_name(code: Code) -> String {
             separator.into_iter().chain(c.to_uppercase())
         })
         .collect()
+}
+
+/// Where a call's handler tells the audit that it changed the policy (an
+/// administration statement): the versions before and after. The entry
+/// keeps one end, the caller carries the other.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyChange(Arc<Mutex<Option<(i64, i64)>>>);
+
+impl PolicyChange {
+    /// Records that the call took the policy from `before` to `after`.
+    pub(crate) fn changed(&self, before: i64, after: i64) {
+        *self.0.lock().expect("never poisoned") = Some((before, after));
+    }
+
+    fn taken(&self) -> Option<(i64, i64)> {
+        self.0.lock().expect("never poisoned").take()
+    }
+}
+
+/// A statement as the audit log may keep it: passwords given in SQL
+/// (`CREATE USER ... PASSWORD '...'`) replaced. Only texts that mention a
+/// password are tokenized.
+pub(crate) fn auditable(sql: String) -> String {
+    let mentions = sql
+        .as_bytes()
+        .windows(b"password".len())
+        .any(|w| w.eq_ignore_ascii_case(b"password"));
+    if mentions { redacted(&sql) } else { sql }
 }
 
 /// What the entry knows of a call when it starts.
@@ -73,6 +104,10 @@ pub(crate) struct AuditStart {
     pub(crate) action: String,
     /// The statement text, when the call carries one.
     pub(crate) statement: Option<String>,
+    /// The policy version served when the call was admitted.
+    pub(crate) policy_version: Option<i64>,
+    /// Filled by the handler of a policy change.
+    pub(crate) policy_change: PolicyChange,
 }
 
 impl PendingAudit {
@@ -83,11 +118,13 @@ impl PendingAudit {
         event.role = start.role;
         event.source_identity = start.source_identity;
         event.peer = start.peer;
-        event.statement = start.statement;
+        event.statement = start.statement.map(auditable);
+        event.policy_version = start.policy_version;
         Self {
             log: log.clone(),
             started: Instant::now(),
             event,
+            policy_change: start.policy_change,
         }
     }
 
@@ -96,7 +133,7 @@ impl PendingAudit {
         if let Some(note) = note {
             self.event.role = Some(note.role.clone());
             if note.statement.is_some() {
-                self.event.statement = note.statement.clone();
+                self.event.statement = note.statement.clone().map(auditable);
             }
             self.event.tables = note.reads.clone();
         }
@@ -111,6 +148,10 @@ impl PendingAudit {
     /// Records the call as done.
     pub(crate) fn finish(mut self) {
         self.event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        if let Some((before, after)) = self.policy_change.taken() {
+            self.event.policy_version = Some(before);
+            self.event.policy_version_after = Some(after);
+        }
         self.log.record(&self.event);
     }
 

@@ -11,6 +11,8 @@
 
 use tonic::metadata::MetadataMap;
 
+use crate::audit::PolicyChange;
+
 use crate::error::{CallError, CallResult};
 
 /// Call header choosing the runtime role.
@@ -83,6 +85,8 @@ pub(crate) struct Caller {
     /// The current database of the client's session (its session cookie,
     /// when sealed by this server's key for this user).
     pub(crate) database: Option<String>,
+    /// Where an administration statement tells the audit what it changed.
+    pub(crate) policy_change: PolicyChange,
 }
 
 impl Caller {

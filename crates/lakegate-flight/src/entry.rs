@@ -36,7 +36,7 @@ use futures::stream::BoxStream;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::audit::{AuditStart, AuditedStream, PendingAudit, ReadNote};
+use crate::audit::{AuditStart, AuditedStream, PendingAudit, PolicyChange, ReadNote};
 use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::error::{CallError, CallResult};
@@ -137,8 +137,11 @@ impl LakegateFlight {
     }
 
     /// Reads a call's headers and credentials, once: the caller, and the
-    /// start of its audit event.
-    fn admit<T>(&self, request: &Request<T>, action: String) -> Call {
+    /// start of its audit event. First of all, the policy served is brought
+    /// to the policy store's current version: a change committed anywhere is
+    /// in force for this call, sign-in included.
+    async fn admit<T>(&self, request: &Request<T>, action: String) -> Call {
+        let current = self.service.ensure_current_policy().await;
         let metadata = request.metadata();
         let peer = request.remote_addr();
         let headers = CallHeaders::read(metadata);
@@ -174,6 +177,7 @@ impl LakegateFlight {
             let user = user.as_deref()?;
             self.service.engine().default_role(user)
         });
+        let policy_change = PolicyChange::default();
         let audit = AuditStart {
             user,
             role,
@@ -181,14 +185,17 @@ impl LakegateFlight {
             peer: peer.map(|p| p.to_string()),
             action,
             statement: None,
+            policy_version: Some(self.service.engine().policy_version()),
+            policy_change: policy_change.clone(),
         };
-        let caller = headers.and_then(|headers| {
+        let caller = current.and(headers).and_then(|headers| {
             let user = identity?.user;
             let database = self.service.seals().session_database(metadata, &user);
             Ok(Caller {
                 user,
                 headers,
                 database,
+                policy_change,
             })
         });
         Call { caller, audit }
@@ -259,7 +266,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        let call = self.admit(&request, "Handshake".into());
+        let call = self.admit(&request, "Handshake".into()).await;
         self.pass_on(request, call, |request| {
             FlightService::handshake(&self.service, request)
         })
@@ -270,7 +277,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        let call = self.admit(&request, "ListFlights".into());
+        let call = self.admit(&request, "ListFlights".into()).await;
         let pending = self.audit(call.audit);
         let result = async {
             let caller = call.caller?;
@@ -304,8 +311,8 @@ impl FlightService for LakegateFlight {
         let descriptor = request.get_ref().clone();
         let carried = Carried::of(&descriptor.cmd);
         let mut call = match descriptor.r#type() {
-            DescriptorType::Path => self.admit(&request, "GetFlightInfo/path".into()),
-            _ => self.admit(&request, carried.action("GetFlightInfo")),
+            DescriptorType::Path => self.admit(&request, "GetFlightInfo/path".into()).await,
+            _ => self.admit(&request, carried.action("GetFlightInfo")).await,
         };
         call.audit.statement = descriptor_sql(&descriptor).ok().flatten();
         let prepared = match &carried {
@@ -350,7 +357,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        let call = self.admit(&request, "PollFlightInfo".into());
+        let call = self.admit(&request, "PollFlightInfo".into()).await;
         let pending = self.audit(call.audit);
         let result = call.caller.and_then(|_| -> CallResult<Response<PollInfo>> {
             Err(CallError::Unsupported(
@@ -367,7 +374,7 @@ impl FlightService for LakegateFlight {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
         let descriptor = request.get_ref();
-        let mut call = self.admit(&request, "GetSchema".into());
+        let mut call = self.admit(&request, "GetSchema".into()).await;
         let sql = descriptor_sql(descriptor);
         call.audit.statement = sql.as_ref().ok().cloned().flatten();
         let pending = self.audit(call.audit);
@@ -389,7 +396,7 @@ impl FlightService for LakegateFlight {
         mut request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let carried = Carried::of(&request.get_ref().ticket);
-        let mut call = self.admit(&request, carried.action("DoGet"));
+        let mut call = self.admit(&request, carried.action("DoGet")).await;
         // A statement ticket is opened once, here.
         let ticket = match (&call.caller, &carried) {
             (Ok(caller), Carried::FlightSql(any)) => any
@@ -435,7 +442,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        let call = self.admit(&request, "DoPut".into());
+        let call = self.admit(&request, "DoPut".into()).await;
         self.pass_on(request, call, |request| {
             FlightService::do_put(&self.service, request)
         })
@@ -446,7 +453,9 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        let mut call = self.admit(&request, format!("DoAction/{}", request.get_ref().r#type));
+        let mut call = self
+            .admit(&request, format!("DoAction/{}", request.get_ref().r#type))
+            .await;
         call.audit.statement = Any::decode(&*request.get_ref().body)
             .ok()
             .and_then(|any| any.unpack::<ActionCreatePreparedStatementRequest>().ok()?)
@@ -461,7 +470,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        let call = self.admit(&request, "ListActions".into());
+        let call = self.admit(&request, "ListActions".into()).await;
         self.pass_on(request, call, |request| {
             FlightService::list_actions(&self.service, request)
         })
@@ -472,7 +481,7 @@ impl FlightService for LakegateFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        let call = self.admit(&request, "DoExchange".into());
+        let call = self.admit(&request, "DoExchange".into()).await;
         let pending = self.audit(call.audit);
         let result = call
             .caller

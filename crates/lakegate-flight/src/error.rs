@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use lakegate_admin::AdminError;
 use lakegate_engine::{EngineError, ErrorCode};
 use tonic::Status;
 
@@ -15,6 +16,14 @@ pub enum CallError {
     /// The engine refused or failed the statement.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// An administration statement was refused or failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The policy store cannot be reached, so the policy in force cannot be
+    /// confirmed: the call is refused rather than served on a policy that may
+    /// have been revoked.
+    #[error("the policy store cannot be reached: {0}")]
+    PolicyUnavailable(String),
     /// The call carries no credentials.
     #[error("authentication required: send Basic credentials or a bearer token")]
     AuthenticationRequired,
@@ -65,11 +74,16 @@ pub type CallResult<T> = Result<T, CallError>;
 impl From<CallError> for Status {
     fn from(error: CallError) -> Self {
         let message = error.to_string();
-        if !matches!(error, CallError::Engine(_) | CallError::Internal(_)) {
+        if !matches!(
+            error,
+            CallError::Engine(_) | CallError::Admin(_) | CallError::Internal(_)
+        ) {
             log::debug!("call failed: {message}");
         }
         match &error {
             CallError::Engine(engine) => engine_status(engine),
+            CallError::Admin(admin) => code_status(admin.code(), message),
+            CallError::PolicyUnavailable(_) => Status::unavailable(message),
             CallError::AuthenticationRequired | CallError::InvalidCredentials => {
                 Status::unauthenticated(message)
             }
@@ -94,8 +108,12 @@ impl From<CallError> for Status {
 
 /// The gRPC status for an engine error, by the engine's own classification.
 fn engine_status(error: &EngineError) -> Status {
-    let message = error.to_string();
-    match error.code() {
+    code_status(error.code(), error.to_string())
+}
+
+/// The gRPC status of an error classified as `code`.
+fn code_status(code: ErrorCode, message: String) -> Status {
+    match code {
         ErrorCode::InvalidArgument => Status::invalid_argument(message),
         ErrorCode::PermissionDenied => Status::permission_denied(message),
         ErrorCode::FailedPrecondition => Status::failed_precondition(message),

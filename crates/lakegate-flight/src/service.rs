@@ -45,6 +45,7 @@ use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use futures::Stream;
+use lakegate_admin::Administration;
 use lakegate_audit::AuditLog;
 use lakegate_engine::Engine;
 use prost::Message;
@@ -61,7 +62,7 @@ use crate::running::{DoGetStream, QueryRunner, insert_header, one_batch};
 use crate::session_options::{session_action, session_action_types};
 use crate::signing::EnvelopeKey;
 use crate::sql_info::sql_info_data;
-use crate::statements::{Statements, flight_info};
+use crate::statements::{Statements, administrative, flight_info};
 use crate::throttle::LoginThrottle;
 use crate::tickets::{PreparedHandle, Seals, StatementTicket};
 
@@ -75,6 +76,7 @@ pub struct LakegateFlightService {
     statements: Statements,
     sql_info: Arc<SqlInfoData>,
     audit: Option<AuditLog>,
+    administration: Option<Arc<Administration>>,
     max_parameter_bytes: usize,
 }
 
@@ -111,6 +113,7 @@ impl LakegateFlightService {
             seals,
             statements,
             audit: None,
+            administration: None,
             max_parameter_bytes: options.max_parameter_bytes,
         }
     }
@@ -136,6 +139,27 @@ impl LakegateFlightService {
     pub fn with_audit(mut self, log: AuditLog) -> Self {
         self.audit = Some(log);
         self
+    }
+
+    /// Administers the policy store the engine serves: administration
+    /// statements change it, and every call is served on its current
+    /// version. Without it the catalog is read-only.
+    pub fn with_administration(mut self, administration: Arc<Administration>) -> Self {
+        self.statements.administer_with(Arc::clone(&administration));
+        self.administration = Some(administration);
+        self
+    }
+
+    /// Brings the policy served to the store's current version (nothing to
+    /// do for a declarative catalog).
+    pub(crate) async fn ensure_current_policy(&self) -> CallResult<()> {
+        match &self.administration {
+            Some(administration) => administration
+                .ensure_current()
+                .await
+                .map_err(|e| CallError::PolicyUnavailable(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -516,21 +540,35 @@ impl FlightSqlService for LakegateFlightService {
 
     async fn do_put_statement_update(
         &self,
-        _query: CommandStatementUpdate,
+        query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        refuse_write(&request, "an update")
+        // Administration statements are updates (ADBC's execute_update,
+        // JDBC's executeUpdate); every other update is a write.
+        match administrative(&query.query) {
+            Some(statement) => {
+                let caller = caller_of(&request)?;
+                Ok(self.statements.update(caller, &statement?).await?)
+            }
+            None => refuse_write(&request, "an update"),
+        }
     }
 
     async fn do_put_prepared_statement_update(
         &self,
-        _query: CommandPreparedStatementUpdate,
+        query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        // What DB-API's `executemany` and ADBC's execute_update send. A
-        // prepared statement here is always a query (nothing else prepares),
-        // and an update discards a query's rows.
-        caller_of(&request)?;
+        // What DB-API's `executemany` and ADBC's execute_update send: an
+        // administration statement is made; any other prepared statement is
+        // a query, and an update would discard its rows.
+        let caller = caller_of(&request)?;
+        let handle = self
+            .seals
+            .open_handle(&query.prepared_statement_handle, &caller.user)?;
+        if let Some(statement) = administrative(&handle.sql) {
+            return Ok(self.statements.update(caller, &statement?).await?);
+        }
         Err(CallError::Refused(
             "the prepared statement is a query, and executing it as an update \
              (executemany, execute_update) would discard its rows: bind the parameter \

@@ -19,15 +19,21 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
+use std::sync::Arc;
+
 use futures::{Stream, TryStreamExt};
+use lakegate_admin::{
+    Actor, AdminAnswer, AdminError, AdminStatement, Administration, change_result_schema,
+    parse_admin, redacted,
+};
 use lakegate_engine::{Engine, PlannedStatement, QueryOutput, QuerySession};
 use prost::Message;
 use tonic::{Response, Status};
 
-use crate::audit::ReadNote;
+use crate::audit::{PolicyChange, ReadNote};
 use crate::call::Caller;
 use crate::error::{CallError, CallResult};
-use crate::prepared::{decode_parameters, receive_parameters};
+use crate::prepared::{decode_parameters, encode_parameters, receive_parameters};
 use crate::running::{Answer, DoGetStream, QueryRunner};
 use crate::tickets::{PreparedHandle, Seals, StatementTicket};
 
@@ -38,6 +44,14 @@ pub(crate) struct Statements {
     seals: Seals,
     runner: QueryRunner,
     max_parameter_bytes: usize,
+    /// The policy store's administration, when the server has a store.
+    administration: Option<Arc<Administration>>,
+}
+
+/// The administration statement `sql` holds, if it is one (see
+/// `lakegate_admin::parse_admin`).
+pub(crate) fn administrative(sql: &str) -> Option<CallResult<AdminStatement>> {
+    parse_admin(sql).map(|parsed| parsed.map_err(CallError::from))
 }
 
 /// Who runs a statement, under which role, in which database.
@@ -70,7 +84,93 @@ impl Statements {
             seals,
             runner,
             max_parameter_bytes,
+            administration: None,
         }
+    }
+
+    /// Runs administration statements through `administration`.
+    pub(crate) fn administer_with(&mut self, administration: Arc<Administration>) {
+        self.administration = Some(administration);
+    }
+
+    /// Runs an administration statement as `run_as` (its role checked as
+    /// for a query), telling `change` (the call's audit) what version it
+    /// made.
+    async fn administer(
+        &self,
+        run_as: RunAs<'_>,
+        change: Option<&PolicyChange>,
+        statement: &AdminStatement,
+    ) -> CallResult<AdminAnswer> {
+        let administration = self
+            .administration
+            .as_ref()
+            .ok_or(CallError::Admin(AdminError::ReadOnly))?;
+        let session = self.session_as(run_as)?;
+        let actor = Actor {
+            user: run_as.user.to_string(),
+            role: session.role().to_string(),
+        };
+        let answer = administration.execute(&actor, statement).await?;
+        if let Some(change) = change
+            && answer.version_after != answer.version_before
+        {
+            change.changed(answer.version_before, answer.version_after);
+        }
+        Ok(answer)
+    }
+
+    /// Runs an administration statement sent as an update: the count of
+    /// changes it made (1). A `SHOW` has rows to return and is refused here.
+    pub(crate) async fn update(
+        &self,
+        caller: &Caller,
+        statement: &AdminStatement,
+    ) -> CallResult<i64> {
+        if statement.is_show() {
+            return Err(CallError::InvalidRequest(format!(
+                "{} returns rows: execute it as a query",
+                statement.kind()
+            )));
+        }
+        self.administer(caller.into(), Some(&caller.policy_change), statement)
+            .await?;
+        Ok(1)
+    }
+
+    /// GetFlightInfo of an administration statement: a change is made now,
+    /// once, and its ticket carries the answer; a `SHOW` is answered now for
+    /// its schema and again, as of then, when its ticket is redeemed.
+    async fn administration_info(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        statement: &AdminStatement,
+        descriptor: FlightDescriptor,
+    ) -> CallResult<FlightInfo> {
+        let answer = self
+            .administer(caller.into(), Some(&caller.policy_change), statement)
+            .await?;
+        let session = self.session(caller)?;
+        let ticket = StatementTicket {
+            user: caller.user.clone(),
+            role: session.role().to_string(),
+            sql: redacted(sql),
+            database: session.current_database().map(str::to_string),
+            parameters: None,
+            part: None,
+            answer: if statement.is_show() {
+                None
+            } else {
+                encode_parameters(std::slice::from_ref(&answer.batch), usize::MAX)?
+            },
+        };
+        let ticket = TicketStatementQuery {
+            statement_handle: self.seals.ticket(&ticket).into(),
+        }
+        .as_any()
+        .encode_to_vec();
+        flight_info(vec![ticket], &answer.batch.schema(), descriptor)
     }
 
     /// The query runner (slots, timeout).
@@ -104,6 +204,16 @@ impl Statements {
         parameters: Option<String>,
         descriptor: FlightDescriptor,
     ) -> CallResult<FlightInfo> {
+        if let Some(statement) = administrative(&sql) {
+            if parameters.is_some() {
+                return Err(CallError::InvalidRequest(
+                    "administration statements take no parameters".into(),
+                ));
+            }
+            return self
+                .administration_info(caller, &sql, &statement?, descriptor)
+                .await;
+        }
         let mut session = self.session(caller)?;
         let values = parameters.as_deref().map(decode_parameters).transpose()?;
         let planned = async {
@@ -125,6 +235,7 @@ impl Statements {
                 database: session.current_database().map(str::to_string),
                 parameters: parameters.clone(),
                 part: (parts > 1).then_some([part, parts]),
+                answer: None,
             };
             TicketStatementQuery {
                 statement_handle: self.seals.ticket(&ticket).into(),
@@ -137,6 +248,16 @@ impl Statements {
 
     /// The schema the caller's role gets for `sql`, as GetFlightInfo gives it.
     pub(crate) async fn schema(&self, caller: &Caller, sql: &str) -> CallResult<SchemaRef> {
+        if let Some(statement) = administrative(sql) {
+            // A change's schema is known without making it; a SHOW's is
+            // its answer's.
+            let statement = statement?;
+            if !statement.is_show() {
+                return Ok(change_result_schema());
+            }
+            let answer = self.administer(caller.into(), None, &statement).await?;
+            return Ok(answer.batch.schema());
+        }
         let mut session = self.session(caller)?;
         let planned = async { Ok(plan(&mut session, sql, None).await?.schema()) };
         self.runner.within_timeout(planned).await
@@ -153,6 +274,11 @@ impl Statements {
             role: Some(&ticket.role),
             database: ticket.database.as_deref(),
         };
+        if let Some(answer) = &ticket.answer {
+            let batch = decode_parameters(answer)?;
+            let answer = one_answer(&ticket.role, &ticket.sql, batch);
+            return self.runner.run(&ticket.user, async { Ok(answer) }).await;
+        }
         let parameters = ticket
             .parameters
             .as_deref()
@@ -169,6 +295,15 @@ impl Statements {
         caller: &Caller,
         sql: &str,
     ) -> CallResult<Response<DoGetStream>> {
+        if let Some(statement) = administrative(sql) {
+            let statement = statement?;
+            let answer = self
+                .administer(caller.into(), Some(&caller.policy_change), &statement)
+                .await?;
+            let role = self.session(caller)?.role().to_string();
+            let answer = one_answer(&role, &redacted(sql), answer.batch);
+            return self.runner.run(&caller.user, async { Ok(answer) }).await;
+        }
         let start = self.start(caller.into(), sql, None, None);
         self.runner.run(&caller.user, start).await
     }
@@ -183,6 +318,19 @@ impl Statements {
         parameters: Option<RecordBatch>,
         part: Option<[usize; 2]>,
     ) -> CallResult<Answer> {
+        if let Some(statement) = administrative(sql) {
+            // A SHOW ticket, answered as of now. (A change's ticket carries
+            // its answer and never reaches here.)
+            let statement = statement?;
+            if !statement.is_show() {
+                return Err(CallError::Internal(
+                    "a change's ticket reached DoGet without its answer".into(),
+                ));
+            }
+            let answer = self.administer(run_as, None, &statement).await?;
+            let role = self.session_as(run_as)?.role().to_string();
+            return Ok(one_answer(&role, sql, answer.batch));
+        }
         let mut session = self.session_as(run_as)?;
         let statement = plan(&mut session, sql, parameters).await?;
         let output = match part {
@@ -213,6 +361,21 @@ impl Statements {
         caller: &Caller,
         sql: String,
     ) -> CallResult<ActionCreatePreparedStatementResult> {
+        if administrative(&sql).is_some() {
+            // Prepared as clients prepare everything (ADBC's cursor.execute
+            // does): made when executed, never when prepared.
+            let schema = self.schema(caller, &sql).await?;
+            let handle = PreparedHandle {
+                user: caller.user.clone(),
+                sql,
+                parameters: None,
+            };
+            return Ok(ActionCreatePreparedStatementResult {
+                prepared_statement_handle: self.seals.handle(&handle).into(),
+                dataset_schema: schema_bytes(&schema)?,
+                parameter_schema: schema_bytes(&arrow::datatypes::Schema::empty())?,
+            });
+        }
         let mut session = self.session(caller)?;
         let statement = self
             .runner
@@ -278,6 +441,20 @@ async fn plan(
         Some(values) => session.plan_with_parameters(sql, values).await?,
         None => session.plan(sql).await?,
     })
+}
+
+/// The DoGet answer of an administration statement: one batch.
+fn one_answer(role: &str, sql: &str, batch: RecordBatch) -> Answer {
+    Answer {
+        schema: batch.schema(),
+        batches: Box::pin(futures::stream::iter([Ok(batch)])),
+        note: ReadNote {
+            role: role.to_string(),
+            statement: Some(sql.to_string()),
+            reads: Vec::new(),
+        },
+        set_cookie: None,
+    }
 }
 
 /// The DoGet answer of a started query, with what the audit records of it.

@@ -70,6 +70,11 @@ pub(crate) struct StatementTicket {
     /// For one of several parallel endpoints: `[part, parts]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) part: Option<[usize; 2]>,
+    /// The answer of an administration statement that changed the policy
+    /// when the ticket was issued (Arrow IPC, base64): redeeming the ticket
+    /// reads the answer, never runs the change again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) answer: Option<String>,
 }
 
 /// What a prepared-statement handle says.
