@@ -34,11 +34,13 @@ def raw(data_dir, table):
 
 
 @contextlib.contextmanager
-def start_serving(command, env=None):
+def start_serving(command, env=None, stderr=None):
     """Runs the `lakegate` subcommand `command` until it announces that it
     serves, and yields its grpc:// (or grpc+tls://) address and the lines it
-    printed up to then."""
-    process = subprocess.Popen([BINARY, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    printed up to then. Its standard error goes to `stderr` (a file) when
+    given."""
+    process = subprocess.Popen([BINARY, *command], stdout=subprocess.PIPE, stderr=stderr or subprocess.PIPE,
+                               text=True, env=env)
     # Never wait forever for the server to announce itself.
     watchdog = threading.Timer(120, process.kill)
     watchdog.start()
@@ -51,7 +53,8 @@ def start_serving(command, env=None):
     watchdog.cancel()
     if not match:
         process.kill()
-        raise RuntimeError(f"lakegate {command[0]} did not start: {''.join(printed)!r} {process.stderr.read()}")
+        error = process.stderr.read() if process.stderr else ""
+        raise RuntimeError(f"lakegate {command[0]} did not start: {''.join(printed)!r} {error}")
     try:
         yield match.group(1), printed
     finally:

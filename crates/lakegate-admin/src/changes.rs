@@ -24,8 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lakegate_catalog::{
-    Catalog, CatalogFile, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry, MaskEntry,
-    PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, UserEntry, hash_password,
+    Catalog, CatalogFile, CatalogSettings, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry,
+    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, UserEntry, hash_password,
 };
 use lakegate_policy::{ColumnMask, ColumnSelection, Grant, MaskKind, Privilege, Resource};
 
@@ -88,6 +88,17 @@ pub(crate) fn apply(
             }
             next.storage.retain(|e| &e.name != name);
             format!("location {name} dropped")
+        }
+        AdminStatement::SetDefaultDatabase(name) => {
+            rights.administer()?;
+            present(&next.database, |e| &e.name, name, "database")?;
+            next.catalog
+                .get_or_insert(CatalogSettings {
+                    name: None,
+                    default_database: None,
+                })
+                .default_database = Some(name.clone());
+            format!("sessions start in database {name}")
         }
         AdminStatement::CreateDatabase { name, comment } => {
             rights.administer()?;
@@ -830,7 +841,7 @@ fn location_entry(
 /// The location holding `url`, and the path of `url` under it.
 fn under_location(served: &Catalog, url: &str) -> Result<(String, String), AdminError> {
     let wanted = url::Url::parse(url)
-        .or_else(|_| url::Url::from_file_path(url).map_err(|()| ()))
+        .or_else(|_| url::Url::from_file_path(url))
         .map_err(|_| AdminError::invalid(format!("LOCATION '{url}' is not a URL")))?;
     let mut best: Option<(&str, String)> = None;
     for location in served.storage.values() {

@@ -118,6 +118,8 @@ pub enum AdminStatement {
     },
     /// `DROP LOCATION name`.
     DropLocation(String),
+    /// `ALTER CATALOG SET DEFAULT DATABASE name`: where sessions start.
+    SetDefaultDatabase(String),
     /// `CREATE DATABASE name [COMMENT '...']`.
     CreateDatabase {
         /// Its name.
@@ -260,6 +262,7 @@ impl AdminStatement {
         match self {
             Self::CreateLocation { .. } => "CREATE LOCATION",
             Self::DropLocation(_) => "DROP LOCATION",
+            Self::SetDefaultDatabase(_) => "ALTER CATALOG",
             Self::CreateDatabase { .. } => "CREATE DATABASE",
             Self::DropDatabase(_) => "DROP DATABASE",
             Self::CreateTable { .. } => "CREATE EXTERNAL TABLE",
@@ -302,6 +305,7 @@ const LEADS: &[&[&str]] = &[
     &["DROP", "ROLE"],
     &["DROP", "USER"],
     &["DROP", "GROUP"],
+    &["ALTER", "CATALOG"],
     &["ALTER", "USER"],
     &["ALTER", "GROUP"],
     &["GRANT"],
@@ -496,7 +500,14 @@ impl Grammar<'_, '_> {
     }
 
     fn alter(&mut self) -> Result<AdminStatement, AdminError> {
-        if self.expect_one_of(&["USER", "GROUP"])? == "USER" {
+        let what = self.expect_one_of(&["CATALOG", "USER", "GROUP"])?;
+        if what == "CATALOG" {
+            self.expect_word("SET")?;
+            self.expect_word("DEFAULT")?;
+            self.expect_word("DATABASE")?;
+            return Ok(AdminStatement::SetDefaultDatabase(self.name()?));
+        }
+        if what == "USER" {
             let user = self.name()?;
             self.expect_word("SET")?;
             if self.word("PASSWORD") {
@@ -865,29 +876,33 @@ fn parser_error(error: ParserError) -> AdminError {
     }
 }
 
-/// `sql` as the audit log and the server log may show it: the string after
-/// every `PASSWORD` replaced by `'***'`. A text that cannot be tokenized is
-/// not shown at all (it might hold a password the tokenizer did not reach).
+/// `sql` as the audit log and the server log may show it: in a statement
+/// that gives a password, every quoted string replaced by `'***'` (a
+/// malformed one may hold the password anywhere). A text that cannot be
+/// tokenized is not shown at all (it might hold a password the tokenizer
+/// did not reach).
 pub fn redacted(sql: &str) -> String {
     let Ok(tokens) = tokens(sql) else {
         return "(not shown: the statement could not be read)".into();
     };
-    let mut shown = String::with_capacity(sql.len());
-    let mut after_password = false;
-    for token in tokens {
-        match &token.token {
-            Token::SingleQuotedString(_) if after_password => {
-                shown.push_str("'***'");
-                after_password = false;
-            }
-            Token::Whitespace(_) => shown.push_str(&token.token.to_string()),
-            other => {
-                after_password = is_word(other, "PASSWORD");
-                shown.push_str(&other.to_string());
-            }
-        }
+    if !tokens.iter().any(|t| is_word(&t.token, "PASSWORD")) {
+        return sql.to_string();
     }
-    shown
+    tokens
+        .iter()
+        .map(|token| match &token.token {
+            Token::Word(_) | Token::Whitespace(_) | Token::Number(..) | Token::EOF => {
+                token.token.to_string()
+            }
+            Token::Period
+            | Token::Comma
+            | Token::SemiColon
+            | Token::LParen
+            | Token::RParen
+            | Token::Eq => token.token.to_string(),
+            _ => "'***'".to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -960,6 +975,7 @@ mod tests {
         let cases = [
             "CREATE LOCATION lake URL 'file:///data/' WITH (region = 'eu-west-1', max_retries = 3, allow_http = true)",
             "CREATE DATABASE tpc COMMENT 'TPC-DS'",
+            "ALTER CATALOG SET DEFAULT DATABASE tpc",
             "CREATE EXTERNAL TABLE tpc.t STORED AS PARQUET LOCATION 'file:///data/t/' PARTITIONED BY (year int)",
             "DROP TABLE tpc.t",
             "DROP DATABASE tpc",
@@ -1028,5 +1044,8 @@ mod tests {
             "alter user d set password '***'"
         );
         assert!(!redacted("CREATE USER d PASSWORD 'unterminated").contains("unterminated"));
+        let shown = redacted("CREATE USER d PASSWORD 'a' 'b' \"c\" $$d$$");
+        assert!(!shown.contains(['a', 'b', 'c', 'd']), "{shown}");
+        assert_eq!(redacted("SELECT 'x' FROM t"), "SELECT 'x' FROM t");
     }
 }

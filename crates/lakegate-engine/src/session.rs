@@ -63,6 +63,11 @@ impl QuerySession {
         self.planner.current_database()
     }
 
+    /// The policy version the session plans under (kept for its lifetime).
+    pub fn policy_version(&self) -> i64 {
+        self.planner.lake().version()
+    }
+
     /// Whether the session's role administers the whole lake (sees full plans).
     pub fn is_lake_admin(&self) -> bool {
         self.planner.is_lake_admin()

@@ -26,7 +26,7 @@ use lakegate_admin::{
     Actor, AdminAnswer, AdminError, AdminStatement, Administration, change_result_schema,
     parse_admin, redacted,
 };
-use lakegate_engine::{Engine, PlannedStatement, QueryOutput, QuerySession};
+use lakegate_engine::{Engine, EngineError, PlannedStatement, QueryOutput, QuerySession};
 use prost::Message;
 use tonic::{Response, Status};
 
@@ -35,7 +35,7 @@ use crate::call::Caller;
 use crate::error::{CallError, CallResult};
 use crate::prepared::{decode_parameters, encode_parameters, receive_parameters};
 use crate::running::{Answer, DoGetStream, QueryRunner};
-use crate::tickets::{PreparedHandle, Seals, StatementTicket};
+use crate::tickets::{Planned, PreparedHandle, Seals, StatementTicket, schema_digest};
 
 /// Plans and runs the statements of calls.
 #[derive(Debug, Clone)]
@@ -159,6 +159,7 @@ impl Statements {
             database: session.current_database().map(str::to_string),
             parameters: None,
             part: None,
+            planned: None,
             answer: if statement.is_show() {
                 None
             } else {
@@ -227,6 +228,10 @@ impl Statements {
             Ok((schema, parts))
         };
         let (schema, parts) = self.runner.within_timeout(planned).await?;
+        let planned = Planned {
+            version: session.policy_version(),
+            schema: schema_digest(&schema),
+        };
         let tickets = (0..parts).map(|part| {
             let ticket = StatementTicket {
                 user: caller.user.clone(),
@@ -236,6 +241,7 @@ impl Statements {
                 parameters: parameters.clone(),
                 part: (parts > 1).then_some([part, parts]),
                 answer: None,
+                planned: Some(planned.clone()),
             };
             TicketStatementQuery {
                 statement_handle: self.seals.ticket(&ticket).into(),
@@ -284,7 +290,13 @@ impl Statements {
             .as_deref()
             .map(decode_parameters)
             .transpose()?;
-        let start = self.start(run_as, &ticket.sql, parameters, ticket.part);
+        let start = self.start(
+            run_as,
+            &ticket.sql,
+            parameters,
+            ticket.part,
+            ticket.planned.as_ref(),
+        );
         self.runner.run(&ticket.user, start).await
     }
 
@@ -304,19 +316,22 @@ impl Statements {
             let answer = one_answer(&role, &redacted(sql), answer.batch);
             return self.runner.run(&caller.user, async { Ok(answer) }).await;
         }
-        let start = self.start(caller.into(), sql, None, None);
+        let start = self.start(caller.into(), sql, None, None, None);
         self.runner.run(&caller.user, start).await
     }
 
     /// Plans and starts a statement (one part of it, for a parallel
     /// endpoint). A statement that changes the current database (`USE db`)
-    /// answers with the updated session cookie.
+    /// answers with the updated session cookie. A ticket's statement
+    /// (`planned`) is planned under the policy served now: if that is a later
+    /// version and the result's columns changed, it is refused.
     async fn start(
         &self,
         run_as: RunAs<'_>,
         sql: &str,
         parameters: Option<RecordBatch>,
         part: Option<[usize; 2]>,
+        planned: Option<&Planned>,
     ) -> CallResult<Answer> {
         if let Some(statement) = administrative(sql) {
             // A SHOW ticket, answered as of now. (A change's ticket carries
@@ -333,6 +348,17 @@ impl Statements {
         }
         let mut session = self.session_as(run_as)?;
         let statement = plan(&mut session, sql, parameters).await?;
+        if let Some(planned) = planned
+            && planned.version != session.policy_version()
+            && planned.schema != schema_digest(&statement.schema())
+        {
+            return Err(CallError::Engine(EngineError::PermissionDenied(format!(
+                "the access policy changed since this ticket was issued (policy version {} \
+                 then, {} now) and the result's columns with it: run the statement again",
+                planned.version,
+                session.policy_version()
+            ))));
+        }
         let output = match part {
             Some([part, parts]) => {
                 let planned = statement.into_parts().await?;

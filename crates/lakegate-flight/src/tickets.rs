@@ -70,11 +70,47 @@ pub(crate) struct StatementTicket {
     /// For one of several parallel endpoints: `[part, parts]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) part: Option<[usize; 2]>,
+    /// The policy version the statement was planned under and a digest of
+    /// the result schema it was given then: redeemed under a later version,
+    /// the statement is planned again, and refused if its result no longer
+    /// has that schema (the policy changed what the caller sees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) planned: Option<Planned>,
     /// The answer of an administration statement that changed the policy
     /// when the ticket was issued (Arrow IPC, base64): redeeming the ticket
     /// reads the answer, never runs the change again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) answer: Option<String>,
+}
+
+/// When and with what result schema a ticket's statement was planned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Planned {
+    /// The policy version.
+    pub(crate) version: i64,
+    /// [`schema_digest`] of the result schema.
+    pub(crate) schema: String,
+}
+
+/// A short digest of a result schema's columns (names, types,
+/// nullability), to tell whether a later plan gives the same result.
+pub(crate) fn schema_digest(schema: &arrow::datatypes::Schema) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for field in schema.fields() {
+        hasher.update(format!(
+            "{}\0{}\0{}\n",
+            field.name(),
+            field.data_type(),
+            field.is_nullable()
+        ));
+    }
+    hex_prefix(&hasher.finalize())
+}
+
+/// The first 12 bytes of `digest`, in hex.
+fn hex_prefix(digest: &[u8]) -> String {
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a prepared-statement handle says.
@@ -191,6 +227,8 @@ mod tests {
             database: None,
             parameters: None,
             part: None,
+            answer: None,
+            planned: None,
         }
     }
 

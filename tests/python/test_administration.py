@@ -1,0 +1,355 @@
+"""Runtime administration over Flight SQL (`lakegate serve --store`): the
+demo walkthrough set up entirely by SQL through ADBC on an empty store, the
+privilege model's refusals, passwords kept out of every log, and, on a
+PostgreSQL store two servers share, revocation in force on the other server
+within a second, for tickets already issued, and under 16 concurrent
+clients."""
+
+import os
+import secrets
+import subprocess
+import threading
+import time
+
+import adbc_driver_manager
+import pytest
+
+from clients import connect
+from conftest import BINARY, start_serving
+from test_policy_store import BACKENDS, answers, store_url  # noqa: F401 (fixture)
+
+ADMIN = ("admin", "admin-pass")
+BOOTSTRAP = {**os.environ, "LAKEGATE_BOOTSTRAP_ADMIN": "admin:admin-pass"}
+
+
+def setup_statements(lake):
+    """The walkthrough's setup (DESIGN §4), as a data steward types it."""
+    tables = ["dl_tpc_customer", "dl_tpc_customer_address", "dl_tpc_web_sales", "dl_tpc_item"]
+    return [
+        f"CREATE LOCATION demo_lake URL 'file://{lake}/'",
+        "CREATE DATABASE tpc COMMENT 'TPC-DS tables of the demo data lake'",
+        "ALTER CATALOG SET DEFAULT DATABASE tpc",
+        *[f"CREATE EXTERNAL TABLE tpc.{t} STORED AS PARQUET LOCATION 'file://{lake}/{t}/'" for t in tables],
+        "CREATE ROLE marketing COMMENT 'customer data without names, e-mails hashed'",
+        "CREATE ROLE sales COMMENT 'web sales billed to west-coast addresses'",
+        "CREATE ROLE electronics COMMENT 'items of the Electronics category'",
+        "CREATE USER david PASSWORD 'david-pass' DEFAULT ROLE marketing",
+        "CREATE USER tina PASSWORD 'tina-pass' DEFAULT ROLE sales",
+        "GRANT ROLE electronics TO USER tina",
+        "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE marketing "
+        "EXCLUDING COLUMNS (c_salutation, c_first_name, c_last_name) "
+        "MASK c_email_address USING hash AS marketing_customer",
+        "GRANT SELECT ON TABLE tpc.dl_tpc_web_sales TO ROLE sales "
+        "WHERE ws_bill_addr_sk IN (SELECT ca_address_sk FROM dl_tpc_customer_address "
+        "WHERE ca_state IN ('CA', 'OR', 'WA')) AS sales_west_coast_web_sales",
+        "GRANT SELECT ON TABLE tpc.dl_tpc_item TO ROLE electronics "
+        "WHERE i_category = 'Electronics' AS electronics_items",
+    ]
+
+
+def execute(address, statements, user=ADMIN):
+    """Runs each statement with `cursor.execute` (a query, as notebooks
+    send it); the rows of each answer."""
+    results = []
+    with connect(address, user[0], password=user[1]) as conn:
+        cursor = conn.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+            results.append(cursor.fetch_arrow_table().to_pylist())
+    return results
+
+
+def refused(address, statement, user=ADMIN, role=None):
+    """The error message of a statement that must fail."""
+    with connect(address, user[0], password=user[1], role=role) as conn:
+        cursor = conn.cursor()
+        with pytest.raises(adbc_driver_manager.Error) as error:
+            cursor.execute(statement)
+            cursor.fetch_arrow_table()
+    return str(error.value)
+
+
+def serve_store(data_dir, url, *flags, env=BOOTSTRAP, log=None):
+    """`lakegate serve` on the store `url` alone; its stderr into `log`."""
+    command = ["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--store", url, *flags]
+    return start_serving(command, env=env, stderr=log)
+
+
+def export(url, directory):
+    subprocess.run([BINARY, "catalog", "export", "--store", url, str(directory)],
+                   capture_output=True, text=True, timeout=120, check=True)
+    return (directory / "catalog.toml").read_text()
+
+
+def test_the_walkthrough_set_up_by_sql_answers_as_the_declarative_demo(
+        server, data_dir, store_url, tmp_path):  # noqa: F811
+    expected = answers(server)
+    with serve_store(data_dir, store_url) as (address, _):
+        results = execute(address, setup_statements(data_dir / "tpc"))
+        versions = [rows[0]["policy_version"] for rows in results]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
+        assert answers(address) == expected
+        # Sent as updates too (ADBC execute_update, JDBC executeUpdate).
+        with connect(address, *ADMIN) as conn:
+            cursor = conn.cursor()
+            cursor.adbc_statement.set_sql_query("CREATE ROLE auditors")
+            assert cursor.adbc_statement.execute_update() == 1
+    # After a restart, from the store alone.
+    with serve_store(data_dir, store_url) as (address, _):
+        assert answers(address) == expected
+        roles = execute(address, ["SHOW ROLES"])[0]
+        assert {r["name"] for r in roles} >= {"marketing", "sales", "electronics", "auditors"}
+    # Exported, as a declarative catalog.
+    exported = tmp_path / "exported"
+    export(store_url, exported)
+    from conftest import start_server
+    with start_server(data_dir, catalog=exported) as address:
+        assert answers(address) == expected
+
+
+@pytest.fixture
+def steward_store(data_dir, tmp_path):
+    """A SQLite store with the walkthrough set up, a steward role holding
+    two columns of customer with grant option (e-mail hashed, rows of
+    customers born after 1980), its user sam, and the server's log."""
+    url = f"sqlite://{tmp_path / 'policy.db'}"
+    log = open(tmp_path / "server.log", "w")
+    env = {**BOOTSTRAP, "RUST_LOG": "debug"}
+    with serve_store(data_dir, url, env=env, log=log) as (address, printed):
+        execute(address, setup_statements(data_dir / "tpc") + [
+            "CREATE ROLE steward",
+            "CREATE USER sam PASSWORD 'sam-secret-pass' DEFAULT ROLE steward",
+            "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE steward "
+            "COLUMNS (c_customer_sk, c_email_address, c_birth_year) MASK c_email_address USING hash "
+            "WHERE c_birth_year > 1980 AS steward_customer WITH GRANT OPTION",
+        ])
+        yield address, url, tmp_path
+    log.close()
+
+
+def test_a_grantor_passes_on_only_what_it_holds(steward_store):
+    address, url, tmp_path = steward_store
+    sam = ("sam", "sam-secret-pass")
+    before = export(url, tmp_path / "before")
+    # More columns than it holds.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE marketing "
+                               "COLUMNS (c_customer_sk, c_first_name)", user=sam)
+    assert "PERMISSION_DENIED" in message or "UNAUTHORIZED" in message, message
+    assert "c_first_name" in message and "grant option" in message, message
+    # Unmasking what it holds masked.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE marketing "
+                               "COLUMNS (c_email_address) MASK c_email_address USING redact", user=sam)
+    assert "masked" in message, message
+    # A table it holds nothing of.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_item TO ROLE marketing", user=sam)
+    assert "SELECT on TABLE tpc.dl_tpc_item with grant option" in message, message
+    # Administration it does not hold.
+    message = refused(address, "CREATE ROLE intruders", user=sam)
+    assert "ADMINISTER" in message, message
+    # A user without any grant option.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales",
+                      user=("david", "david-pass"))
+    assert "with grant option" in message, message
+    assert export(url, tmp_path / "after") == before
+    # What it may pass on is narrowed to what it holds: its mask and its
+    # row filter come with it.
+    execute(address, ["GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales "
+                      "COLUMNS (c_customer_sk, c_email_address) AS sales_from_sam"], user=sam)
+    grants = execute(address, ["SHOW GRANTS TO ROLE sales"])[0]
+    granted = next(g for g in grants if g["name"] == "sales_from_sam")
+    assert granted["masks"] == "c_email_address: hash", granted
+    assert granted["row_filter"] == "c_birth_year > 1980", granted
+    with connect(address, "tina", role="sales") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT c_customer_sk, c_email_address FROM tpc.dl_tpc_customer")
+        rows = cursor.fetch_arrow_table().to_pylist()
+    with connect(address, "admin") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT c_customer_sk, sha256(c_email_address) AS e FROM tpc.dl_tpc_customer "
+                       "WHERE c_birth_year > 1980")
+        expected = cursor.fetch_arrow_table().to_pylist()
+    assert len(rows) == len(expected) > 0
+    # REVOKE GRANT by a holder of grant option on the table.
+    execute(address, ["REVOKE GRANT sales_from_sam"], user=sam)
+    assert not any(g["name"] == "sales_from_sam" for g in execute(address, ["SHOW GRANTS"])[0])
+
+
+def test_refusals_change_nothing_and_say_why(steward_store):
+    address, url, tmp_path = steward_store
+    before = export(url, tmp_path / "before")
+    # The last administrator stays.
+    for statement in ["DROP USER admin", "REVOKE ROLE lake_admin FROM USER admin", "DROP ROLE lake_admin",
+                      "REVOKE ADMINISTER ON CATALOG FROM ROLE lake_admin"]:
+        message = refused(address, statement)
+        assert "no administrator" in message, (statement, message)
+    # A malformed statement: INVALID_ARGUMENT with the position.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO marketing")
+    assert "INVALID_ARGUMENT" in message and "expected ROLE" in message and "line 1, column 46" in message, message
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales WHERE (((c_customer_sk")
+    assert "INVALID_ARGUMENT" in message, message
+    # A row filter that does not plan is refused before anything is written.
+    message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales WHERE no_such_column > 1")
+    assert "INVALID_ARGUMENT" in message and "no_such_column" in message, message
+    # Files outside every registered location.
+    message = refused(address, "CREATE EXTERNAL TABLE tpc.passwd STORED AS PARQUET LOCATION 'file:///etc/'")
+    assert "not under any registered location" in message, message
+    # A secret inline.
+    message = refused(address, "CREATE LOCATION bucket URL 's3://bucket/lake/' "
+                               "WITH (region = 'eu-west-1', secret_access_key = 'AKIA-very-secret')")
+    assert "secret_access_key_env" in message and "AKIA-very-secret" not in message, message
+    # Unknown names.
+    assert "there is no role" in refused(address, "GRANT ROLE nobody TO USER david")
+    assert "there is no table" in refused(address, "DROP TABLE tpc.nothing")
+    assert export(url, tmp_path / "after") == before
+    # Without a store, administration is refused as read-only.
+
+
+def test_passwords_appear_in_no_log_no_audit_and_no_error(steward_store, data_dir):
+    address, url, tmp_path = steward_store
+    execute(address, ["CREATE USER pat PASSWORD 'pat-first-secret'",
+                      "ALTER USER pat SET PASSWORD 'pat-second-secret'"])
+    refused(address, "CREATE USER pat PASSWORD 'pat-third-secret'")  # exists already
+    refused(address, "CREATE USER quinn PASSWORD 'quinn-secret' 'extra-secret'")  # malformed
+    # A user changes its own password.
+    execute(address, ["ALTER USER sam SET PASSWORD 'sam-new-secret'"], user=("sam", "sam-secret-pass"))
+    execute(address, ["SELECT 1"], user=("sam", "sam-new-secret"))
+    audit = "".join(p.read_text() for p in (data_dir / "audit").glob("audit.jsonl*"))
+    log = (tmp_path / "server.log").read_text()
+    store = (tmp_path / "policy.db").read_bytes()
+    for secret in ["pat-first-secret", "pat-second-secret", "pat-third-secret", "quinn-secret",
+                   "extra-secret", "sam-secret-pass", "sam-new-secret", "david-pass"]:
+        assert secret not in audit, secret
+        assert secret not in log, secret
+        assert secret.encode() not in store, secret
+    assert "CREATE USER pat PASSWORD '***'" in audit
+
+
+def test_a_declarative_catalog_refuses_administration(server):
+    message = refused(server, "CREATE ROLE r", user=("admin", "admin-pass"))
+    assert "FailedPrecondition" in message and "--store" in message, message
+
+
+# --- a fleet: two servers on one PostgreSQL store ------------------------
+
+needs_postgres = pytest.mark.skipif("postgres" not in BACKENDS, reason="LAKEGATE_TEST_POSTGRES is not set")
+
+
+@pytest.fixture
+def fleet(data_dir, tmp_path):
+    """Two servers sharing a new PostgreSQL store and a key, with the
+    walkthrough set up and a role `probe` (user `pia`) whose access the
+    tests narrow and widen."""
+    base = os.environ["LAKEGATE_TEST_POSTGRES"].rstrip("/")
+    name = f"lakegate_fleet_{secrets.token_hex(6)}"
+    subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    url = f"{base}/{name}"
+    key = tmp_path / "key"
+    key.write_text(secrets.token_hex(32))
+    try:
+        with serve_store(data_dir, url, "--key-file", str(key)) as (first, _):
+            execute(first, setup_statements(data_dir / "tpc") + [
+                "CREATE ROLE probe",
+                "CREATE USER pia PASSWORD 'pia-pass' DEFAULT ROLE probe",
+                "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE probe COLUMNS (c_customer_sk) "
+                "WHERE c_customer_sk <= 100 AS probe_narrow",
+            ])
+            with serve_store(data_dir, url, "--key-file", str(key)) as (second, _):
+                yield first, second
+    finally:
+        subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE {name} WITH (FORCE)"], check=True)
+
+
+WIDE = ("GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE probe COLUMNS (c_customer_sk, c_email_address) "
+        "WHERE c_customer_sk <= 500 AS probe_wide")
+PROBE = "SELECT * FROM tpc.dl_tpc_customer"
+
+
+def probe(conn):
+    cursor = conn.cursor()
+    cursor.execute(PROBE)
+    table = cursor.fetch_arrow_table()
+    return max(table.column("c_customer_sk").to_pylist()), "c_email_address" in table.column_names
+
+
+def wait_until(conn, wanted):
+    """Seconds until `probe` gives `wanted`, polled without sleeping."""
+    started = time.monotonic()
+    while probe(conn) != wanted:
+        assert time.monotonic() - started < 5, f"not {wanted} after 5 s but {probe(conn)}"
+    return time.monotonic() - started
+
+
+@needs_postgres
+def test_a_grant_and_a_revoke_reach_the_other_server_within_a_second(fleet):
+    first, second = fleet
+    with connect(second, "pia") as reader, connect(first, *ADMIN) as admin:
+        assert probe(reader) == (100, False)
+        admin.cursor().execute(WIDE)
+        granted = wait_until(reader, (500, True))
+        admin.cursor().execute("REVOKE GRANT probe_wide")
+        revoked = wait_until(reader, (100, False))
+    print(f"grant visible on the other server after {granted * 1000:.1f} ms, revoke after {revoked * 1000:.1f} ms")
+    assert granted < 1 and revoked < 1
+
+
+@needs_postgres
+def test_a_ticket_issued_before_a_revoke_is_refused_at_doget(fleet):
+    first, second = fleet
+    with connect(second, "pia") as reader, connect(first, *ADMIN) as admin:
+        cursor = reader.cursor()
+        partitions, _schema = cursor.adbc_execute_partitions(PROBE)
+        admin.cursor().execute("REVOKE SELECT ON TABLE tpc.dl_tpc_customer FROM ROLE probe")
+        with pytest.raises(adbc_driver_manager.Error, match="PERMISSION_DENIED|UNAUTHORIZED|denied"):
+            cursor.adbc_read_partition(partitions[0])
+            cursor.fetch_arrow_table()
+
+
+@needs_postgres
+def test_no_query_started_after_a_revoke_returned_reads_what_it_revoked(fleet):
+    first, second = fleet
+    stop = threading.Event()
+    revoked_at = []  # (returned, next grant started)
+    observations = []  # (started, finished, max id, email visible)
+    refusals = []  # tickets planned before a change, redeemed after it
+    errors = []
+
+    def client(address):
+        try:
+            with connect(address, "pia") as conn:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    try:
+                        seen = probe(conn)
+                    except adbc_driver_manager.Error as error:
+                        if "policy changed since this ticket was issued" not in str(error):
+                            raise
+                        refusals.append(started)
+                        continue
+                    observations.append((started, time.monotonic(), *seen))
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+
+    clients = [threading.Thread(target=client, args=([first, second][i % 2],)) for i in range(16)]
+    for thread in clients:
+        thread.start()
+    with connect(first, *ADMIN) as admin:
+        for _ in range(5):
+            admin.cursor().execute(WIDE)
+            time.sleep(0.3)
+            admin.cursor().execute("REVOKE GRANT probe_wide")
+            returned = time.monotonic()
+            time.sleep(0.3)
+            revoked_at.append((returned, time.monotonic()))
+    stop.set()
+    for thread in clients:
+        thread.join()
+    assert not errors, errors
+    checked = 0
+    for returned, regranted in revoked_at:
+        for started, _finished, biggest, email in observations:
+            if returned < started < regranted:
+                checked += 1
+                assert biggest <= 100 and not email, (started - returned, biggest, email)
+    assert checked > 16, checked
+    print(f"{len(observations)} queries, {checked} started after a revoke returned, "
+          f"{len(refusals)} tickets refused after a change")
