@@ -156,7 +156,7 @@ pub enum AdminStatement {
     CreateUser {
         /// Its name.
         name: String,
-        /// Its password (never shown: see [`AdminStatement::redacted`]).
+        /// Its password (never shown: see [`redacted`]).
         password: String,
         /// The role it runs as when it names none.
         default_role: Option<String>,
