@@ -891,6 +891,7 @@ pub fn redacted(sql: &str) -> String {
     tokens
         .iter()
         .map(|token| match &token.token {
+            Token::Word(word) if word.quote_style.is_some() => "'***'".to_string(),
             Token::Word(_) | Token::Whitespace(_) | Token::Number(..) | Token::EOF => {
                 token.token.to_string()
             }
@@ -1044,8 +1045,10 @@ mod tests {
             "alter user d set password '***'"
         );
         assert!(!redacted("CREATE USER d PASSWORD 'unterminated").contains("unterminated"));
-        let shown = redacted("CREATE USER d PASSWORD 'a' 'b' \"c\" $$d$$");
-        assert!(!shown.contains(['a', 'b', 'c', 'd']), "{shown}");
+        let shown = redacted("CREATE USER u PASSWORD 'first' 'second' \"third\" $$fourth$$");
+        for secret in ["first", "second", "third", "fourth"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
         assert_eq!(redacted("SELECT 'x' FROM t"), "SELECT 'x' FROM t");
     }
 }
