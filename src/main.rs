@@ -7,9 +7,11 @@
 //! lakegate catalog check DIR    validate a catalog and print every error
 //! lakegate catalog hash-password   make an Argon2 hash for a catalog's user entry
 //! lakegate bench data           generate the TPC-H benchmark lake for catalog/tpch
+//! lakegate admin ...            administer a server's policy store (grant, revoke, list, ...)
 //! ```
 
 mod access;
+mod admin_cli;
 mod cli;
 mod demo;
 mod local_query;
@@ -190,6 +192,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        Command::Admin {
+            server,
+            user,
+            role,
+            tls_ca,
+            format,
+            command,
+        } => {
+            let connection = admin_cli::Connection {
+                server: &server,
+                user: &user,
+                role: role.as_deref(),
+                tls_ca: tls_ca.as_deref(),
+            };
+            admin_cli::run_admin(connection, format, command).await
         }
         Command::Catalog { command } => match command {
             CatalogCommand::Check { dir, data_dir } => {

@@ -353,3 +353,44 @@ def test_no_query_started_after_a_revoke_returned_reads_what_it_revoked(fleet):
     assert checked > 16, checked
     print(f"{len(observations)} queries, {checked} started after a revoke returned, "
           f"{len(refusals)} tickets refused after a change")
+
+
+# --- the administration API's command-line client ------------------------
+
+def admin_cli(address, *args, user="admin", password="admin-pass", check=True):
+    done = subprocess.run([BINARY, "admin", "--server", address, "--user", user, "--format", "json", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LAKEGATE_PASSWORD": password})
+    if check:
+        assert done.returncode == 0, done.stderr
+    import json
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()], done
+
+
+def test_the_admin_cli_grants_lists_explains_and_revokes(steward_store):
+    address, _url, _tmp = steward_store
+    rows, _ = admin_cli(address, "grant", "--privileges", "select", "--table", "tpc.dl_tpc_item",
+                        "--role", "marketing", "--columns", "i_item_sk,i_category",
+                        "--where", "i_category = 'Books'", "--name", "marketing_books")
+    version = int(rows[0]["policy_version"])
+    rows, _ = admin_cli(address, "list-grants", "--role", "marketing")
+    books = next(r for r in rows if r["name"] == "marketing_books")
+    assert books["row_filter"] == "i_category = 'Books'" and books["columns"] == "i_item_sk, i_category"
+    rows, _ = admin_cli(address, "effective-access", "--role", "marketing", "--table", "tpc.dl_tpc_item")
+    access = {r["column"]: r["access"] for r in rows}
+    assert access["i_category"] == "visible" and access["i_brand"] == "hidden"
+    # In force for a Flight SQL query at once.
+    with connect(address, "david") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT DISTINCT i_category FROM tpc.dl_tpc_item")
+        assert cursor.fetch_arrow_table().to_pylist() == [{"i_category": "Books"}]
+    rows, _ = admin_cli(address, "revoke", "--privileges", "select", "--table", "tpc.dl_tpc_item",
+                        "--role", "marketing")
+    assert int(rows[0]["policy_version"]) == version + 1
+    rows, _ = admin_cli(address, "policy-version")
+    assert int(rows[0]["policy_version"]) == version + 1
+    # Refusals come back as the API's status, naming the privilege.
+    _, done = admin_cli(address, "create-role", "x", user="david", password="david-pass", check=False)
+    assert done.returncode != 0 and "ADMINISTER" in done.stderr, done.stderr
+    rows, _ = admin_cli(address, "health", password="")
+    assert rows[0]["status"] == "serving" and rows[0]["policy_source"] == "sqlite"

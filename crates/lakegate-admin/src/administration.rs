@@ -20,11 +20,12 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures::future::BoxFuture;
 use lakegate_catalog::{Catalog, CatalogErrors, CatalogFile, KnownSchemas, LoadOptions};
 use lakegate_engine::{Engine, PolicySnapshot};
+use lakegate_policy::{EffectiveAccess, Grant, TableName};
 use lakegate_store::PolicyStore;
 
 use crate::changes::{Actor, apply};
 use crate::error::AdminError;
-use crate::show::show;
+use crate::show::{effective_access, show, visible_grants};
 use crate::statement::AdminStatement;
 
 /// What an administration statement answered.
@@ -32,6 +33,8 @@ use crate::statement::AdminStatement;
 pub struct AdminAnswer {
     /// The result: one row for a change, the listing for `SHOW`.
     pub batch: RecordBatch,
+    /// What a change did, in words (empty for `SHOW`).
+    pub summary: String,
     /// The policy version the statement ran against.
     pub version_before: i64,
     /// The policy version after it (the same for `SHOW`).
@@ -148,6 +151,7 @@ impl Administration {
             let batch = show(statement, actor, &served)?;
             return Ok(AdminAnswer {
                 batch,
+                summary: String::new(),
                 version_before: served.version(),
                 version_after: served.version(),
             });
@@ -177,9 +181,51 @@ impl Administration {
         }
         Ok(AdminAnswer {
             batch: change_result(&changed.summary, applied.version),
+            summary: changed.summary,
             version_before: before,
             version_after: applied.version,
         })
+    }
+
+    /// The grants `SHOW GRANTS [TO ROLE role] [ON TABLE table]` lists for
+    /// `actor`, and the policy version they are of.
+    pub async fn grants(
+        &self,
+        actor: &Actor,
+        role: Option<&str>,
+        table: Option<&TableName>,
+    ) -> Result<(Vec<Grant>, i64), AdminError> {
+        self.ensure_current().await?;
+        let served = self.engine.snapshot();
+        Ok((
+            visible_grants(actor, &served, role, table)?,
+            served.version(),
+        ))
+    }
+
+    /// What `role` sees of `table` (`SHOW EFFECTIVE ACCESS`), for `actor`,
+    /// and the policy version it is of: empty when the role has no access.
+    pub async fn effective_access(
+        &self,
+        actor: &Actor,
+        role: &str,
+        table: &TableName,
+    ) -> Result<(Vec<EffectiveAccess>, i64), AdminError> {
+        self.ensure_current().await?;
+        let served = self.engine.snapshot();
+        Ok((
+            effective_access(actor, &served, role, table)?,
+            served.version(),
+        ))
+    }
+
+    /// The store's kind, as shown: `sqlite` or `postgres`.
+    pub fn store_kind(&self) -> &'static str {
+        if self.store.is_shared() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
     }
 
     /// `content` checked as a whole catalog and planned, ready to serve as

@@ -742,15 +742,6 @@ fn assumable<'c>(
     })
 }
 
-impl std::fmt::Display for Grantee {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::User(name) => write!(f, "user {name}"),
-            Self::Group(name) => write!(f, "group {name}"),
-        }
-    }
-}
-
 fn absent<T>(
     entries: &[T],
     name_of: impl Fn(&T) -> &String,

@@ -25,6 +25,7 @@ mod statement;
 pub use administration::{AdminAnswer, Administration, change_result_schema};
 pub use changes::Actor;
 pub use error::AdminError;
+pub use show::{column_rules, rows_text};
 pub use statement::{
     AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target, parse_admin, redacted,
 };

@@ -8,7 +8,7 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakegate_catalog::Catalog;
 use lakegate_engine::PolicySnapshot;
-use lakegate_policy::{ColumnSelection, Grant, MaskKind, RowFilter};
+use lakegate_policy::{ColumnSelection, EffectiveAccess, Grant, MaskKind, RowFilter, TableName};
 
 use crate::changes::Actor;
 use crate::error::AdminError;
@@ -26,26 +26,13 @@ pub(crate) fn show(
         if admin {
             Ok(())
         } else {
-            Err(AdminError::PermissionDenied(format!(
-                "role {} lacks the privilege ADMINISTER on the catalog, which {what} needs",
-                actor.role
-            )))
+            Err(not_administrator(actor, what))
         }
     };
     match statement {
         AdminStatement::ShowGrants { role, table } => {
-            if !admin && role.as_ref().is_some_and(|r| r != &actor.role) {
-                only_admin("SHOW GRANTS of another role")?;
-            }
-            let own = (!admin && role.is_none()).then_some(&actor.role);
-            let wanted = role.as_ref().or(own);
-            let grants: Vec<&Grant> = catalog
-                .policy
-                .grants()
-                .filter(|g| wanted.is_none_or(|r| &g.role == r))
-                .filter(|g| table.as_ref().is_none_or(|t| g.resource.covers(t)))
-                .collect();
-            Ok(grants_batch(&grants))
+            let grants = visible_grants(actor, served, role.as_deref(), table.as_ref())?;
+            Ok(grants_batch(&grants.iter().collect::<Vec<_>>()))
         }
         AdminStatement::ShowRoles => {
             let assumable = catalog.policy.assumable_roles(&actor.user);
@@ -93,39 +80,17 @@ pub(crate) fn show(
             Ok(text_batch(&["name", "url"], rows))
         }
         AdminStatement::ShowEffectiveAccess { role, table } => {
-            if role != &actor.role {
-                only_admin("SHOW EFFECTIVE ACCESS of another role")?;
-            }
-            let access = served
-                .access(role, Some(table))
-                .map_err(|e| AdminError::invalid(e.to_string()))?;
+            let access = effective_access(actor, served, role, table)?;
             let mut rows = Vec::new();
             for access in &access {
-                let rows_rule = match &access.row_filter {
-                    RowFilter::AllRows => "all".to_string(),
-                    RowFilter::AnyOf(predicates) => predicates
-                        .iter()
-                        .map(|p| format!("[{}] {}", p.grant, p.sql))
-                        .collect::<Vec<_>>()
-                        .join(" OR "),
-                };
+                let rows_rule = rows_text(&access.row_filter);
                 let privilege = if access.can_select {
                     "SELECT"
                 } else {
                     "DESCRIBE"
                 };
                 let grants = access.grants.join(", ");
-                let columns = access
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.rule_text(&access.row_filter)))
-                    .chain(
-                        access
-                            .hidden_columns
-                            .iter()
-                            .map(|c| (c.clone(), "hidden".to_string())),
-                    );
-                for (column, rule) in columns {
+                for (column, rule) in column_rules(access) {
                     rows.push([
                         column,
                         rule,
@@ -145,6 +110,82 @@ pub(crate) fn show(
             other.kind()
         ))),
     }
+}
+
+/// The grants `SHOW GRANTS` lists for `actor`: an administrator's choice
+/// (every role's, or `role`'s), anyone else's own role's; covering `table`
+/// when given.
+pub(crate) fn visible_grants(
+    actor: &Actor,
+    served: &PolicySnapshot,
+    role: Option<&str>,
+    table: Option<&TableName>,
+) -> Result<Vec<Grant>, AdminError> {
+    let policy = &served.catalog().policy;
+    let admin = policy.may_administer(&actor.role, false);
+    if !admin && role.is_some_and(|r| r != actor.role) {
+        return Err(not_administrator(actor, "SHOW GRANTS of another role"));
+    }
+    let wanted = role.or((!admin).then_some(actor.role.as_str()));
+    Ok(policy
+        .grants()
+        .filter(|g| wanted.is_none_or(|r| g.role == r))
+        .filter(|g| table.is_none_or(|t| g.resource.covers(t)))
+        .cloned()
+        .collect())
+}
+
+/// What `role` sees of `table`, for `actor` (an administrator, or a role
+/// asking about itself).
+pub(crate) fn effective_access(
+    actor: &Actor,
+    served: &PolicySnapshot,
+    role: &str,
+    table: &TableName,
+) -> Result<Vec<EffectiveAccess>, AdminError> {
+    if role != actor.role && !served.catalog().policy.may_administer(&actor.role, false) {
+        return Err(not_administrator(
+            actor,
+            "SHOW EFFECTIVE ACCESS of another role",
+        ));
+    }
+    served
+        .access(role, Some(table))
+        .map_err(|e| AdminError::invalid(e.to_string()))
+}
+
+/// Each column of `access` with how the role sees it (`hidden` last).
+pub fn column_rules(access: &EffectiveAccess) -> Vec<(String, String)> {
+    access
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.rule_text(&access.row_filter)))
+        .chain(
+            access
+                .hidden_columns
+                .iter()
+                .map(|c| (c.clone(), "hidden".to_string())),
+        )
+        .collect()
+}
+
+/// The rows a role sees, in words: `all`, or each grant's filter.
+pub fn rows_text(filter: &RowFilter) -> String {
+    match filter {
+        RowFilter::AllRows => "all".to_string(),
+        RowFilter::AnyOf(predicates) => predicates
+            .iter()
+            .map(|p| format!("[{}] {}", p.grant, p.sql))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    }
+}
+
+fn not_administrator(actor: &Actor, what: &str) -> AdminError {
+    AdminError::PermissionDenied(format!(
+        "role {} lacks the privilege ADMINISTER on the catalog, which {what} needs",
+        actor.role
+    ))
 }
 
 /// Each group, the roles it may assume and its members.

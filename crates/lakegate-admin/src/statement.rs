@@ -55,8 +55,8 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Table(name) => write!(f, "TABLE {name}"),
-            Self::Database(database) => write!(f, "DATABASE {database}"),
+            Self::Table(name) => write!(f, "TABLE {}", sql_table(name)),
+            Self::Database(database) => write!(f, "DATABASE {}", sql_name(database)),
             Self::Catalog => f.write_str("CATALOG"),
         }
     }
@@ -104,8 +104,9 @@ pub struct DataGrant {
     pub grantable: bool,
 }
 
-/// One administration statement.
-#[derive(Debug, Clone, PartialEq)]
+/// One administration statement. Its `Debug` and `Display` forms never
+/// show a password.
+#[derive(Clone, PartialEq)]
 pub enum AdminStatement {
     /// `CREATE LOCATION name URL 'url' [WITH (key = value, ...)]`.
     CreateLocation {
@@ -242,6 +243,12 @@ pub enum AdminStatement {
     },
 }
 
+impl fmt::Debug for AdminStatement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AdminStatement({self})")
+    }
+}
+
 impl AdminStatement {
     /// Whether the statement only reads the policy (`SHOW ...`).
     pub fn is_show(&self) -> bool {
@@ -285,6 +292,241 @@ impl AdminStatement {
             Self::ShowGroups => "SHOW GROUPS",
             Self::ShowLocations => "SHOW LOCATIONS",
             Self::ShowEffectiveAccess { .. } => "SHOW EFFECTIVE ACCESS",
+        }
+    }
+}
+
+/// A name as SQL reads it back: bare when it is lower case letters, digits
+/// and `_` (as an unquoted name is read), quoted otherwise.
+fn sql_name(name: &str) -> String {
+    let bare = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.chars().next().is_some_and(|c| !c.is_ascii_digit());
+    if bare {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A string literal.
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn sql_table(name: &TableName) -> String {
+    format!("{}.{}", sql_name(&name.database), sql_name(&name.table))
+}
+
+fn sql_names(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| sql_name(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sql_privileges(privileges: &[Privilege]) -> String {
+    privileges
+        .iter()
+        .map(|p| p.name().to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sql_comment(comment: &str) -> String {
+    if comment.is_empty() {
+        String::new()
+    } else {
+        format!(" COMMENT {}", sql_string(comment))
+    }
+}
+
+impl fmt::Display for Grantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(name) => write!(f, "USER {}", sql_name(name)),
+            Self::Group(name) => write!(f, "GROUP {}", sql_name(name)),
+        }
+    }
+}
+
+/// The statement as SQL that parses back to it, every password shown as
+/// `'***'`: what the audit log records of an administration API call.
+impl fmt::Display for AdminStatement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreateLocation {
+                name,
+                url,
+                settings,
+            } => {
+                write!(
+                    f,
+                    "CREATE LOCATION {} URL {}",
+                    sql_name(name),
+                    sql_string(url)
+                )?;
+                if !settings.is_empty() {
+                    let shown: Vec<String> = settings
+                        .iter()
+                        .map(|(key, value)| match value {
+                            toml::Value::String(text) => {
+                                format!("{} = {}", sql_name(key), sql_string(text))
+                            }
+                            other => format!("{} = {other}", sql_name(key)),
+                        })
+                        .collect();
+                    write!(f, " WITH ({})", shown.join(", "))?;
+                }
+                Ok(())
+            }
+            Self::DropLocation(name) => write!(f, "DROP LOCATION {}", sql_name(name)),
+            Self::SetDefaultDatabase(name) => {
+                write!(f, "ALTER CATALOG SET DEFAULT DATABASE {}", sql_name(name))
+            }
+            Self::CreateDatabase { name, comment } => {
+                write!(
+                    f,
+                    "CREATE DATABASE {}{}",
+                    sql_name(name),
+                    sql_comment(comment)
+                )
+            }
+            Self::DropDatabase(name) => write!(f, "DROP DATABASE {}", sql_name(name)),
+            Self::CreateTable {
+                name,
+                url,
+                partition_columns,
+                comment,
+            } => {
+                write!(
+                    f,
+                    "CREATE EXTERNAL TABLE {} STORED AS PARQUET LOCATION {}",
+                    sql_table(name),
+                    sql_string(url)
+                )?;
+                if !partition_columns.is_empty() {
+                    let columns: Vec<String> = partition_columns
+                        .iter()
+                        .map(|(column, data_type)| {
+                            format!("{} {}", sql_name(column), sql_name(data_type))
+                        })
+                        .collect();
+                    write!(f, " PARTITIONED BY ({})", columns.join(", "))?;
+                }
+                write!(f, "{}", sql_comment(comment))
+            }
+            Self::DropTable(name) => write!(f, "DROP TABLE {}", sql_table(name)),
+            Self::CreateRole { name, comment } => {
+                write!(f, "CREATE ROLE {}{}", sql_name(name), sql_comment(comment))
+            }
+            Self::DropRole(name) => write!(f, "DROP ROLE {}", sql_name(name)),
+            Self::CreateUser {
+                name, default_role, ..
+            } => {
+                write!(f, "CREATE USER {} PASSWORD '***'", sql_name(name))?;
+                match default_role {
+                    Some(role) => write!(f, " DEFAULT ROLE {}", sql_name(role)),
+                    None => Ok(()),
+                }
+            }
+            Self::SetPassword { user, .. } => {
+                write!(f, "ALTER USER {} SET PASSWORD '***'", sql_name(user))
+            }
+            Self::SetDefaultRole { user, role } => write!(
+                f,
+                "ALTER USER {} SET DEFAULT ROLE {}",
+                sql_name(user),
+                sql_name(role)
+            ),
+            Self::DropUser(name) => write!(f, "DROP USER {}", sql_name(name)),
+            Self::CreateGroup(name) => write!(f, "CREATE GROUP {}", sql_name(name)),
+            Self::DropGroup(name) => write!(f, "DROP GROUP {}", sql_name(name)),
+            Self::AlterGroup { group, user, add } => write!(
+                f,
+                "ALTER GROUP {} {} USER {}",
+                sql_name(group),
+                if *add { "ADD" } else { "REMOVE" },
+                sql_name(user)
+            ),
+            Self::GrantRole { role, to } => write!(f, "GRANT ROLE {} TO {to}", sql_name(role)),
+            Self::RevokeRole { role, from } => {
+                write!(f, "REVOKE ROLE {} FROM {from}", sql_name(role))
+            }
+            Self::Grant(grant) => {
+                write!(
+                    f,
+                    "GRANT {} ON {} TO ROLE {}",
+                    sql_privileges(&grant.privileges),
+                    grant.target,
+                    sql_name(&grant.role)
+                )?;
+                match &grant.columns {
+                    Columns::All => {}
+                    Columns::Only(columns) => write!(f, " COLUMNS ({})", sql_names(columns))?,
+                    Columns::Excluding(columns) => {
+                        write!(f, " EXCLUDING COLUMNS ({})", sql_names(columns))?
+                    }
+                }
+                if !grant.masks.is_empty() {
+                    let masks: Vec<String> = grant
+                        .masks
+                        .iter()
+                        .map(|(column, mask)| match mask {
+                            MaskSpec::Builtin(name) => {
+                                format!("{} USING {}", sql_name(column), sql_name(name))
+                            }
+                            MaskSpec::Expression(sql) => {
+                                format!("{} USING ({sql})", sql_name(column))
+                            }
+                        })
+                        .collect();
+                    write!(f, " MASK {}", masks.join(", "))?;
+                }
+                if let Some(filter) = &grant.row_filter {
+                    write!(f, " WHERE {filter}")?;
+                }
+                if let Some(name) = &grant.name {
+                    write!(f, " AS {}", sql_name(name))?;
+                }
+                if grant.grantable {
+                    f.write_str(" WITH GRANT OPTION")?;
+                }
+                Ok(())
+            }
+            Self::Revoke {
+                privileges,
+                target,
+                role,
+            } => write!(
+                f,
+                "REVOKE {} ON {target} FROM ROLE {}",
+                sql_privileges(privileges),
+                sql_name(role)
+            ),
+            Self::RevokeGrant(name) => write!(f, "REVOKE GRANT {}", sql_name(name)),
+            Self::ShowGrants { role, table } => {
+                f.write_str("SHOW GRANTS")?;
+                if let Some(role) = role {
+                    write!(f, " TO ROLE {}", sql_name(role))?;
+                }
+                if let Some(table) = table {
+                    write!(f, " ON TABLE {}", sql_table(table))?;
+                }
+                Ok(())
+            }
+            Self::ShowRoles => f.write_str("SHOW ROLES"),
+            Self::ShowUsers => f.write_str("SHOW USERS"),
+            Self::ShowGroups => f.write_str("SHOW GROUPS"),
+            Self::ShowLocations => f.write_str("SHOW LOCATIONS"),
+            Self::ShowEffectiveAccess { role, table } => write!(
+                f,
+                "SHOW EFFECTIVE ACCESS FOR ROLE {} ON TABLE {}",
+                sql_name(role),
+                sql_table(table)
+            ),
         }
     }
 }
@@ -559,8 +801,10 @@ impl Grammar<'_, '_> {
             loop {
                 let column = self.name()?;
                 self.expect_word("USING")?;
-                let mask = if self.parser.peek_token().token == Token::LParen {
-                    MaskSpec::Expression(self.expression()?)
+                let mask = if self.parser.consume_token(&Token::LParen) {
+                    let expression = self.expression()?;
+                    self.expect(Token::RParen)?;
+                    MaskSpec::Expression(expression)
                 } else {
                     MaskSpec::Builtin(self.name()?)
                 };
@@ -622,7 +866,8 @@ impl Grammar<'_, '_> {
                 if self.word("TO") {
                     self.expect_word("ROLE")?;
                     role = Some(self.name()?);
-                } else if self.word("ON") {
+                }
+                if self.word("ON") {
                     self.expect_word("TABLE")?;
                     table = Some(self.table_name()?);
                 }
@@ -959,7 +1204,7 @@ mod tests {
                 ("c_email".into(), MaskSpec::Builtin("hash".into())),
                 (
                     "c_phone".into(),
-                    MaskSpec::Expression("(substr(c_phone, 1, 3))".into())
+                    MaskSpec::Expression("substr(c_phone, 1, 3)".into())
                 ),
             ]
         );
@@ -1000,6 +1245,8 @@ mod tests {
             "SHOW GRANTS",
             "SHOW GRANTS TO ROLE r",
             "SHOW GRANTS ON TABLE tpc.t",
+            "SHOW GRANTS TO ROLE r ON TABLE tpc.t",
+            "GRANT SELECT ON TABLE tpc.\"Mixed Case\" TO ROLE r COLUMNS (a, \"B\") MASK a USING hash, \"B\" USING (upper(\"B\")) WHERE a > 'it''s' AS g WITH GRANT OPTION",
             "SHOW ROLES",
             "SHOW USERS",
             "SHOW GROUPS",
@@ -1007,7 +1254,19 @@ mod tests {
             "SHOW EFFECTIVE ACCESS FOR ROLE r ON TABLE tpc.t",
         ];
         for sql in cases {
-            parse(sql);
+            let statement = parse(sql);
+            // Shown as SQL that reads back to the same statement.
+            let shown = statement.to_string();
+            if !matches!(
+                statement,
+                AdminStatement::CreateUser { .. } | AdminStatement::SetPassword { .. }
+            ) {
+                assert_eq!(parse(&shown), statement, "{sql} shown as {shown}");
+            }
+            assert!(
+                !format!("{statement:?}").contains("david-pass"),
+                "{statement:?}"
+            );
         }
     }
 

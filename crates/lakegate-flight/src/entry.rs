@@ -126,9 +126,9 @@ pub struct LakegateFlight {
 }
 
 /// A call being served: its caller (or why it has none) and its audit event.
-struct Call {
-    caller: CallResult<Caller>,
-    audit: AuditStart,
+pub(crate) struct Call {
+    pub(crate) caller: CallResult<Caller>,
+    pub(crate) audit: AuditStart,
 }
 
 impl LakegateFlight {
@@ -136,11 +136,16 @@ impl LakegateFlight {
         Self { service }
     }
 
+    /// The service behind the entry.
+    pub(crate) fn service(&self) -> &LakegateFlightService {
+        &self.service
+    }
+
     /// Reads a call's headers and credentials, once: the caller, and the
     /// start of its audit event. First of all, the policy served is brought
     /// to the policy store's current version: a change committed anywhere is
     /// in force for this call, sign-in included.
-    async fn admit<T>(&self, request: &Request<T>, action: String) -> Call {
+    pub(crate) async fn admit<T>(&self, request: &Request<T>, action: String) -> Call {
         let current = self.service.ensure_current_policy().await;
         let metadata = request.metadata();
         let peer = request.remote_addr();
@@ -224,7 +229,7 @@ impl LakegateFlight {
     }
 
     /// Starts recording a call, when calls are audited.
-    fn audit(&self, start: AuditStart) -> Option<PendingAudit> {
+    pub(crate) fn audit(&self, start: AuditStart) -> Option<PendingAudit> {
         let log = self.service.audit_log()?;
         Some(PendingAudit::start(log, start))
     }
@@ -239,7 +244,10 @@ fn clone_error(error: &CallError) -> CallError {
 }
 
 /// Records a finished call; passes its result through.
-fn recorded<R>(pending: Option<PendingAudit>, result: Result<R, Status>) -> Result<R, Status> {
+pub(crate) fn recorded<R>(
+    pending: Option<PendingAudit>,
+    result: Result<R, Status>,
+) -> Result<R, Status> {
     if let Some(pending) = pending {
         match &result {
             Ok(_) => pending.finish(),

@@ -27,6 +27,7 @@
 //! and plain Flight for notebooks (SQL text or a table path as descriptor or
 //! ticket, `ListFlights`, `GetSchema`).
 
+mod admin_api;
 mod audit;
 mod auth;
 mod call;
@@ -48,6 +49,7 @@ mod statements;
 mod throttle;
 mod tickets;
 
+pub use admin_api::LakegateAdminApi;
 pub use auth::{Authenticator, Identity};
 pub use call::{PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER};
 pub use credentials::{Credentials, parse_authorization};

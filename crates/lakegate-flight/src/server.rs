@@ -20,7 +20,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
 
+use crate::admin_api::LakegateAdminApi;
 use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
 
@@ -80,8 +82,9 @@ pub async fn serve_with_tls(
 ) -> Result<(), tonic::transport::Error> {
     // Larger requests are refused before they are read.
     let max_request = service.max_request_bytes();
-    let flight = FlightServiceServer::new(LakegateFlight::new(service))
-        .max_decoding_message_size(max_request);
+    let entry = LakegateFlight::new(service);
+    let admin = AdminServiceServer::new(LakegateAdminApi::new(entry.clone()));
+    let flight = FlightServiceServer::new(entry).max_decoding_message_size(max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity))?;
@@ -91,6 +94,7 @@ pub async fn serve_with_tls(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
         .add_service(flight)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

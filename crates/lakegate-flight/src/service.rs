@@ -150,6 +150,13 @@ impl LakegateFlightService {
         self
     }
 
+    /// Where the policy comes from: `declarative`, `sqlite` or `postgres`.
+    pub(crate) fn policy_source(&self) -> &'static str {
+        self.administration
+            .as_ref()
+            .map_or("declarative", |administration| administration.store_kind())
+    }
+
     /// Brings the policy served to the store's current version (nothing to
     /// do for a declarative catalog).
     pub(crate) async fn ensure_current_policy(&self) -> CallResult<()> {

@@ -93,15 +93,9 @@ impl Statements {
         self.administration = Some(administration);
     }
 
-    /// Runs an administration statement as `run_as` (its role checked as
-    /// for a query), telling `change` (the call's audit) what version it
-    /// made.
-    async fn administer(
-        &self,
-        run_as: RunAs<'_>,
-        change: Option<&PolicyChange>,
-        statement: &AdminStatement,
-    ) -> CallResult<AdminAnswer> {
+    /// Who `run_as` administers as (its role checked as for a query), and
+    /// the administration, when the server has a store.
+    fn actor(&self, run_as: RunAs<'_>) -> CallResult<(Actor, Arc<Administration>)> {
         let administration = self
             .administration
             .as_ref()
@@ -111,6 +105,37 @@ impl Statements {
             user: run_as.user.to_string(),
             role: session.role().to_string(),
         };
+        Ok((actor, Arc::clone(administration)))
+    }
+
+    /// [`Statements::actor`] for a caller.
+    pub(crate) fn administration_for(
+        &self,
+        caller: &Caller,
+    ) -> CallResult<(Actor, Arc<Administration>)> {
+        self.actor(caller.into())
+    }
+
+    /// Runs an administration statement for `caller`, recording in its
+    /// audit event what version it made.
+    pub(crate) async fn administer_for(
+        &self,
+        caller: &Caller,
+        statement: &AdminStatement,
+    ) -> CallResult<AdminAnswer> {
+        self.administer(caller.into(), Some(&caller.policy_change), statement)
+            .await
+    }
+
+    /// Runs an administration statement as `run_as`, telling `change` (the
+    /// call's audit) what version it made.
+    async fn administer(
+        &self,
+        run_as: RunAs<'_>,
+        change: Option<&PolicyChange>,
+        statement: &AdminStatement,
+    ) -> CallResult<AdminAnswer> {
+        let (actor, administration) = self.actor(run_as)?;
         let answer = administration.execute(&actor, statement).await?;
         if let Some(change) = change
             && answer.version_after != answer.version_before

@@ -1,0 +1,559 @@
+//! The administration API (`proto/lakegate/admin/v1/admin.proto`), served
+//! on the Flight SQL port. Each RPC is the administration statement it
+//! stands for, and goes the way that statement goes over Flight SQL: the
+//! entry (the policy version check, authentication, the runtime role, the
+//! audit event, recorded with the statement as SQL) and the same
+//! administration (the same privileges and checks, one transaction).
+//!
+//! ```text
+//! Grant(GrantRequest) ─▶ AdminStatement::Grant ─▶ entry.admit ─▶ Statements::administer ─▶ ChangeResponse
+//! ListGrants / EffectiveAccess ─▶ the typed answer of SHOW GRANTS / SHOW EFFECTIVE ACCESS
+//! ```
+
+use lakegate_admin::{
+    AdminError, AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target, column_rules,
+    rows_text,
+};
+use lakegate_admin_api::v1 as api;
+use lakegate_admin_api::v1::admin_service_server::AdminService;
+use lakegate_policy::{ColumnSelection, Grant, MaskKind, Privilege, TableName};
+use tonic::{Request, Response, Status};
+
+use crate::entry::{LakegateFlight, recorded};
+use crate::error::{CallError, CallResult};
+
+/// The administration API's service (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct LakegateAdminApi {
+    entry: LakegateFlight,
+}
+
+impl LakegateAdminApi {
+    pub(crate) fn new(entry: LakegateFlight) -> Self {
+        Self { entry }
+    }
+
+    /// Runs the change `statement` for the caller of `request`, audited as
+    /// the RPC `rpc` with the statement's SQL.
+    async fn change<T>(
+        &self,
+        request: Request<T>,
+        rpc: &str,
+        statement: CallResult<AdminStatement>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let mut call = self.entry.admit(&request, format!("Admin/{rpc}")).await;
+        call.audit.statement = statement.as_ref().ok().map(ToString::to_string);
+        let pending = self.entry.audit(call.audit);
+        let result = async {
+            let caller = call.caller?;
+            let statement = statement?;
+            let statements = self.entry.service().statements();
+            let answer = statements.administer_for(&caller, &statement).await?;
+            Ok::<_, CallError>(Response::new(api::ChangeResponse {
+                result: answer.summary,
+                policy_version: answer.version_after,
+            }))
+        };
+        recorded(pending, result.await.map_err(Status::from))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for LakegateAdminApi {
+    async fn grant(
+        &self,
+        request: Request<api::GrantRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = grant_statement(request.get_ref());
+        self.change(request, "Grant", statement).await
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<api::RevokeRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::Revoke {
+                privileges: privileges(&message.privileges)?,
+                target: target(message.target.as_ref())?,
+                role: required(&message.role, "role")?,
+            })
+        })();
+        self.change(request, "Revoke", statement).await
+    }
+
+    async fn revoke_grant(
+        &self,
+        request: Request<api::RevokeGrantRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::RevokeGrant);
+        self.change(request, "RevokeGrant", statement).await
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<api::ListGrantsRequest>,
+    ) -> Result<Response<api::ListGrantsResponse>, Status> {
+        let message = request.get_ref();
+        let role = (!message.role.is_empty()).then(|| message.role.clone());
+        let table = message.table.as_ref().map(table_name).transpose();
+        let mut call = self.entry.admit(&request, "Admin/ListGrants".into()).await;
+        if let Ok(table) = &table {
+            let show = AdminStatement::ShowGrants {
+                role: role.clone(),
+                table: table.clone(),
+            };
+            call.audit.statement = Some(show.to_string());
+        }
+        let pending = self.entry.audit(call.audit);
+        let result = async {
+            let caller = call.caller?;
+            let table = table?;
+            let statements = self.entry.service().statements();
+            let (actor, administration) = statements.administration_for(&caller)?;
+            let (grants, version) = administration
+                .grants(&actor, role.as_deref(), table.as_ref())
+                .await?;
+            Ok::<_, CallError>(Response::new(api::ListGrantsResponse {
+                grants: grants.iter().map(grant_message).collect(),
+                policy_version: version,
+            }))
+        };
+        recorded(pending, result.await.map_err(Status::from))
+    }
+
+    async fn grant_role(
+        &self,
+        request: Request<api::RoleAssignment>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::GrantRole {
+                role: required(&message.role, "role")?,
+                to: grantee(message.principal.as_ref())?,
+            })
+        })();
+        self.change(request, "GrantRole", statement).await
+    }
+
+    async fn revoke_role(
+        &self,
+        request: Request<api::RoleAssignment>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::RevokeRole {
+                role: required(&message.role, "role")?,
+                from: grantee(message.principal.as_ref())?,
+            })
+        })();
+        self.change(request, "RevokeRole", statement).await
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<api::CreateRoleRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = required(&message.name, "name").map(|name| AdminStatement::CreateRole {
+            name,
+            comment: message.comment.clone(),
+        });
+        self.change(request, "CreateRole", statement).await
+    }
+
+    async fn drop_role(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropRole);
+        self.change(request, "DropRole", statement).await
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<api::CreateUserRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::CreateUser {
+                name: required(&message.name, "name")?,
+                password: required(&message.password, "password")?,
+                default_role: optional(&message.default_role),
+            })
+        })();
+        self.change(request, "CreateUser", statement).await
+    }
+
+    async fn drop_user(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropUser);
+        self.change(request, "DropUser", statement).await
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::CreateGroup);
+        self.change(request, "CreateGroup", statement).await
+    }
+
+    async fn drop_group(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropGroup);
+        self.change(request, "DropGroup", statement).await
+    }
+
+    async fn alter_group(
+        &self,
+        request: Request<api::AlterGroupRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::AlterGroup {
+                group: required(&message.group, "group")?,
+                user: required(&message.user, "user")?,
+                add: message.add,
+            })
+        })();
+        self.change(request, "AlterGroup", statement).await
+    }
+
+    async fn create_location(
+        &self,
+        request: Request<api::CreateLocationRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            Ok(AdminStatement::CreateLocation {
+                name: required(&message.name, "name")?,
+                url: required(&message.url, "url")?,
+                settings: message
+                    .settings
+                    .iter()
+                    .map(|(key, value)| (key.clone(), setting_value(value)))
+                    .collect(),
+            })
+        })();
+        self.change(request, "CreateLocation", statement).await
+    }
+
+    async fn drop_location(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropLocation);
+        self.change(request, "DropLocation", statement).await
+    }
+
+    async fn create_database(
+        &self,
+        request: Request<api::CreateDatabaseRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement =
+            required(&message.name, "name").map(|name| AdminStatement::CreateDatabase {
+                name,
+                comment: message.comment.clone(),
+            });
+        self.change(request, "CreateDatabase", statement).await
+    }
+
+    async fn drop_database(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropDatabase);
+        self.change(request, "DropDatabase", statement).await
+    }
+
+    async fn create_table(
+        &self,
+        request: Request<api::CreateTableRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let message = request.get_ref();
+        let statement = (|| {
+            let name = message
+                .name
+                .as_ref()
+                .ok_or_else(|| missing("name"))
+                .and_then(table_name)?;
+            Ok(AdminStatement::CreateTable {
+                name,
+                url: required(&message.url, "url")?,
+                partition_columns: message
+                    .partition_columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.r#type.clone()))
+                    .collect(),
+                comment: message.comment.clone(),
+            })
+        })();
+        self.change(request, "CreateTable", statement).await
+    }
+
+    async fn drop_table(
+        &self,
+        request: Request<api::TableName>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = table_name(request.get_ref()).map(AdminStatement::DropTable);
+        self.change(request, "DropTable", statement).await
+    }
+
+    async fn effective_access(
+        &self,
+        request: Request<api::EffectiveAccessRequest>,
+    ) -> Result<Response<api::EffectiveAccessResponse>, Status> {
+        let message = request.get_ref();
+        let asked = (|| {
+            let role = required(&message.role, "role")?;
+            let table = message
+                .table
+                .as_ref()
+                .ok_or_else(|| missing("table"))
+                .and_then(table_name)?;
+            Ok::<_, CallError>((role, table))
+        })();
+        let mut call = self
+            .entry
+            .admit(&request, "Admin/EffectiveAccess".into())
+            .await;
+        if let Ok((role, table)) = &asked {
+            let show = AdminStatement::ShowEffectiveAccess {
+                role: role.clone(),
+                table: table.clone(),
+            };
+            call.audit.statement = Some(show.to_string());
+        }
+        let pending = self.entry.audit(call.audit);
+        let result = async {
+            let caller = call.caller?;
+            let (role, table) = asked?;
+            let statements = self.entry.service().statements();
+            let (actor, administration) = statements.administration_for(&caller)?;
+            let (access, version) = administration
+                .effective_access(&actor, &role, &table)
+                .await?;
+            let mut answer = api::EffectiveAccessResponse {
+                policy_version: version,
+                rows: "none".into(),
+                ..Default::default()
+            };
+            if let Some(access) = access.first() {
+                answer.visible = true;
+                answer.can_select = access.can_select;
+                answer.columns = column_rules(access)
+                    .into_iter()
+                    .map(|(column, access)| api::ColumnAccess { column, access })
+                    .collect();
+                answer.rows = rows_text(&access.row_filter);
+                answer.grants = access.grants.clone();
+            }
+            Ok::<_, CallError>(Response::new(answer))
+        };
+        recorded(pending, result.await.map_err(Status::from))
+    }
+
+    async fn policy_version(
+        &self,
+        request: Request<api::PolicyVersionRequest>,
+    ) -> Result<Response<api::PolicyVersionResponse>, Status> {
+        let call = self
+            .entry
+            .admit(&request, "Admin/PolicyVersion".into())
+            .await;
+        let pending = self.entry.audit(call.audit);
+        let result = call.caller.map(|_| {
+            Response::new(api::PolicyVersionResponse {
+                policy_version: self.entry.service().engine().policy_version(),
+            })
+        });
+        recorded(pending, result.map_err(Status::from))
+    }
+
+    /// Unauthenticated, like any health check a load balancer makes: it
+    /// says only whether the server can serve.
+    async fn health(
+        &self,
+        _request: Request<api::HealthRequest>,
+    ) -> Result<Response<api::HealthResponse>, Status> {
+        let service = self.entry.service();
+        let status = match service.ensure_current_policy().await {
+            Ok(()) => api::health_response::Status::Serving,
+            Err(_) => api::health_response::Status::StoreUnreachable,
+        };
+        Ok(Response::new(api::HealthResponse {
+            status: status.into(),
+            policy_version: service.engine().policy_version(),
+            policy_source: service.policy_source().into(),
+        }))
+    }
+}
+
+/// The statement a `GrantRequest` stands for.
+fn grant_statement(message: &api::GrantRequest) -> CallResult<AdminStatement> {
+    let columns = match (&message.columns[..], &message.excluding_columns[..]) {
+        ([], []) => Columns::All,
+        (only, []) => Columns::Only(only.to_vec()),
+        ([], excluding) => Columns::Excluding(excluding.to_vec()),
+        _ => {
+            return Err(invalid(
+                "columns and excluding_columns are exclusive: give one of them",
+            ));
+        }
+    };
+    let masks = message
+        .masks
+        .iter()
+        .map(|mask| {
+            let spec = match &mask.mask {
+                Some(api::mask::Mask::Builtin(name)) => MaskSpec::Builtin(name.clone()),
+                Some(api::mask::Mask::Expression(sql)) => MaskSpec::Expression(sql.clone()),
+                None => return Err(missing("mask")),
+            };
+            Ok((required(&mask.column, "mask column")?, spec))
+        })
+        .collect::<CallResult<Vec<_>>>()?;
+    Ok(AdminStatement::Grant(DataGrant {
+        privileges: privileges(&message.privileges)?,
+        target: target(message.target.as_ref())?,
+        role: required(&message.role, "role")?,
+        columns,
+        masks,
+        row_filter: optional(&message.row_filter),
+        name: optional(&message.name),
+        grantable: message.with_grant_option,
+    }))
+}
+
+/// A policy grant as `ListGrants` gives it.
+fn grant_message(grant: &Grant) -> api::Grant {
+    let (columns, excluding_columns) = match &grant.columns {
+        ColumnSelection::All => (Vec::new(), Vec::new()),
+        ColumnSelection::Include(columns) => (columns.clone(), Vec::new()),
+        ColumnSelection::Exclude(columns) => (Vec::new(), columns.clone()),
+    };
+    api::Grant {
+        name: grant.name.clone(),
+        role: grant.role.clone(),
+        on: grant.resource.to_string(),
+        privileges: grant
+            .privileges
+            .iter()
+            .map(|p| privilege_message(*p) as i32)
+            .collect(),
+        grantable: grant.grantable,
+        columns,
+        excluding_columns,
+        masks: grant
+            .masks
+            .iter()
+            .map(|(column, mask)| api::Mask {
+                column: column.clone(),
+                mask: Some(match &mask.kind {
+                    MaskKind::Custom { sql } => api::mask::Mask::Expression(sql.clone()),
+                    _ => api::mask::Mask::Builtin(mask.name.clone()),
+                }),
+            })
+            .collect(),
+        row_filter: grant.row_filter.clone().unwrap_or_default(),
+    }
+}
+
+fn privilege_message(privilege: Privilege) -> api::Privilege {
+    match privilege {
+        Privilege::Select => api::Privilege::Select,
+        Privilege::Describe => api::Privilege::Describe,
+        Privilege::Administer => api::Privilege::Administer,
+    }
+}
+
+fn privileges(values: &[i32]) -> CallResult<Vec<Privilege>> {
+    if values.is_empty() {
+        return Err(missing("privileges"));
+    }
+    let mut privileges = values
+        .iter()
+        .map(|value| match api::Privilege::try_from(*value) {
+            Ok(api::Privilege::Select) => Ok(Privilege::Select),
+            Ok(api::Privilege::Describe) => Ok(Privilege::Describe),
+            Ok(api::Privilege::Administer) => Ok(Privilege::Administer),
+            _ => Err(invalid(format!("unknown privilege {value}"))),
+        })
+        .collect::<CallResult<Vec<_>>>()?;
+    privileges.sort();
+    privileges.dedup();
+    Ok(privileges)
+}
+
+fn target(target: Option<&api::Target>) -> CallResult<Target> {
+    match target.and_then(|t| t.target.as_ref()) {
+        Some(api::target::Target::Table(name)) => table_name(name).map(Target::Table),
+        Some(api::target::Target::Database(database)) => {
+            required(database, "database").map(Target::Database)
+        }
+        Some(api::target::Target::Catalog(true)) => Ok(Target::Catalog),
+        _ => Err(missing("target (table, database or catalog)")),
+    }
+}
+
+fn grantee(principal: Option<&api::role_assignment::Principal>) -> CallResult<Grantee> {
+    match principal {
+        Some(api::role_assignment::Principal::User(user)) => {
+            required(user, "user").map(Grantee::User)
+        }
+        Some(api::role_assignment::Principal::Group(group)) => {
+            required(group, "group").map(Grantee::Group)
+        }
+        None => Err(missing("user or group")),
+    }
+}
+
+fn table_name(name: &api::TableName) -> CallResult<TableName> {
+    Ok(TableName::new(
+        required(&name.database, "database")?,
+        required(&name.table, "table")?,
+    ))
+}
+
+/// A location setting given as text: a number or a boolean when it reads as
+/// one (the settings' types are checked with the location).
+fn setting_value(text: &str) -> toml::Value {
+    if let Ok(number) = text.parse::<i64>() {
+        return toml::Value::Integer(number);
+    }
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_string()),
+    }
+}
+
+fn required(value: &str, what: &str) -> CallResult<String> {
+    if value.trim().is_empty() {
+        Err(missing(what))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+fn optional(value: &str) -> Option<String> {
+    (!value.trim().is_empty()).then(|| value.to_string())
+}
+
+fn missing(what: &str) -> CallError {
+    invalid(format!("{what} is required"))
+}
+
+fn invalid(message: impl Into<String>) -> CallError {
+    CallError::Admin(AdminError::Invalid {
+        message: message.into(),
+        position: None,
+    })
+}
