@@ -10,6 +10,10 @@
 //! * `lakegate (new session)`: a session opened for the query (as a server
 //!   does per call), so the five policy plans are built from scratch;
 //! * `lakegate (warm session)`: the same session planning again;
+//! * `lakegate, policy store (new session)`: `lakegate (new session)` on the
+//!   same catalog applied to a SQLite policy store and loaded back from it,
+//!   as `lakegate serve --store` serves it: policy lookups stay in memory,
+//!   so it should not differ measurably from the declarative catalog;
 //! * `lakegate (no plan reuse)`: a new session on an engine that does not
 //!   reuse scan plans, so every scan is planned from its optimized policy
 //!   plan (secured tables are still cached): the cost when a table's scan
@@ -26,8 +30,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lakegate_catalog::{Catalog, LoadOptions};
+use lakegate_catalog::{Catalog, CatalogFile, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
+use lakegate_store::PolicyStore;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -53,6 +58,25 @@ fn p90(samples: &mut [Duration]) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The catalog in `catalog_dir` applied to a new SQLite policy store in
+/// `dir` and loaded back from it, as `lakegate serve --store` serves it.
+async fn through_store(catalog_dir: &Path, dir: &Path, load: &LoadOptions) -> Catalog {
+    let url = format!("sqlite://{}", dir.join("policy.db").display());
+    let store = PolicyStore::open(&url).await.unwrap();
+    let files = Catalog::parse(catalog_dir).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .apply(&CatalogFile::merged(
+            files.into_iter().map(|(_, file)| file),
+        ))
+        .await
+        .unwrap();
+    let stored = store.load().await.unwrap();
+    let label = std::path::PathBuf::from(url);
+    Catalog::from_files(vec![(label, stored.content)], catalog_dir, load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn run(size: Size) {
@@ -95,8 +119,18 @@ async fn run(size: Size) {
         catalog,
         EngineOptions {
             reuse_scan_plans: false,
-            ..options
+            ..options.clone()
         },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let load = LoadOptions {
+        data_dir: data_dir.clone(),
+        ..Default::default()
+    };
+    let stored = Engine::new(
+        through_store(&catalog_dir, dir.path(), &load).await,
+        options.clone(),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -117,8 +151,14 @@ async fn run(size: Size) {
             .unwrap();
     }
 
-    let (mut plain, mut cold, mut warm_samples, mut unreused) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    stored
+        .session("u", None)
+        .unwrap()
+        .physical_plan(JOIN)
+        .await
+        .unwrap();
+    let (mut plain, mut cold, mut warm_samples, mut unreused, mut from_store) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..size.iterations {
         let t = Instant::now();
         let state = ctx.state();
@@ -139,13 +179,19 @@ async fn run(size: Size) {
         let mut session = no_reuse.session("u", None).unwrap();
         session.physical_plan(JOIN).await.unwrap();
         unreused.push(t.elapsed());
+
+        let t = Instant::now();
+        let mut session = stored.session("u", None).unwrap();
+        session.physical_plan(JOIN).await.unwrap();
+        from_store.push(t.elapsed());
     }
     let grants = size.roles * size.grants_per_role;
-    let (plain_med, cold_med, warm_med, unreused_med) = (
+    let (plain_med, cold_med, warm_med, unreused_med, store_med) = (
         median(&mut plain),
         median(&mut cold),
         median(&mut warm_samples),
         median(&mut unreused),
+        median(&mut from_store),
     );
     println!(
         "\nPlanning a 5-table join: {} tables, {grants} grants, {} iterations (interleaved)\n",
@@ -177,6 +223,16 @@ async fn run(size: Size) {
         ms(unreused_med) - ms(plain_med)
     );
     println!(
+        "| lakegate, policy store (new session) | {:.3} | {:.3} | {:+.3} |",
+        ms(store_med),
+        ms(p90(&mut from_store)),
+        ms(store_med) - ms(plain_med)
+    );
+    println!(
+        "\npolicy store / declarative catalog (new session, medians): {:.3}",
+        ms(store_med) / ms(cold_med)
+    );
+    println!(
         "\ncatalog load {:.0} ms, policy validation {:.0} ms",
         ms(loaded),
         ms(validated)
@@ -193,6 +249,8 @@ async fn run(size: Size) {
         "added_warm_session_ms": ms(warm_med) - ms(plain_med),
         "lakegate_no_plan_reuse_median_ms": ms(unreused_med),
         "added_no_plan_reuse_ms": ms(unreused_med) - ms(plain_med),
+        "lakegate_policy_store_median_ms": ms(store_med),
+        "policy_store_over_declarative": ms(store_med) / ms(cold_med),
         "catalog_load_ms": ms(loaded),
         "policy_validation_ms": ms(validated),
     });
