@@ -12,10 +12,11 @@ import threading
 import time
 
 import adbc_driver_manager
+import duckdb
 import pytest
 
 from clients import connect
-from conftest import BINARY, start_serving
+from conftest import BINARY, raw, start_serving
 from test_policy_store import BACKENDS, answers, store_url  # noqa: F401 (fixture)
 
 ADMIN = ("admin", "admin-pass")
@@ -81,6 +82,28 @@ def export(url, directory):
     return (directory / "catalog.toml").read_text()
 
 
+def check_against_duckdb(address, data_dir):
+    """David's and Tina's answers on the store, against DuckDB's reading of
+    the Parquet files under the walkthrough's policy."""
+    customer, web_sales, address_table = (raw(data_dir, t) for t in
+                                          ["dl_tpc_customer", "dl_tpc_web_sales", "dl_tpc_customer_address"])
+    with connect(address, "david") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT c_customer_sk, c_email_address FROM dl_tpc_customer ORDER BY 1")
+        david = [tuple(r.values()) for r in cursor.fetch_arrow_table().to_pylist()]
+    expected = duckdb.sql(f"SELECT c_customer_sk, sha256(c_email_address) FROM {customer} ORDER BY 1").fetchall()
+    assert david == expected
+    with connect(address, "tina") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT ws_order_number, ws_item_sk FROM dl_tpc_web_sales ORDER BY 1, 2")
+        tina = [tuple(r.values()) for r in cursor.fetch_arrow_table().to_pylist()]
+    expected = duckdb.sql(
+        f"SELECT ws_order_number, ws_item_sk FROM {web_sales} WHERE ws_bill_addr_sk IN "
+        f"(SELECT ca_address_sk FROM {address_table} WHERE ca_state IN ('CA', 'OR', 'WA')) ORDER BY 1, 2"
+    ).fetchall()
+    assert tina == expected and tina
+
+
 def test_the_walkthrough_set_up_by_sql_answers_as_the_declarative_demo(
         server, data_dir, store_url, tmp_path):  # noqa: F811
     expected = answers(server)
@@ -89,6 +112,7 @@ def test_the_walkthrough_set_up_by_sql_answers_as_the_declarative_demo(
         versions = [rows[0]["policy_version"] for rows in results]
         assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
         assert answers(address) == expected
+        check_against_duckdb(address, data_dir)
         # Sent as updates too (ADBC execute_update, JDBC executeUpdate).
         with connect(address, *ADMIN) as conn:
             cursor = conn.cursor()
@@ -190,6 +214,9 @@ def test_refusals_change_nothing_and_say_why(steward_store):
     # A row filter that does not plan is refused before anything is written.
     message = refused(address, "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales WHERE no_such_column > 1")
     assert "INVALID_ARGUMENT" in message and "no_such_column" in message, message
+    # A table another grant's row filter reads cannot be dropped from under it.
+    message = refused(address, "DROP TABLE tpc.dl_tpc_customer_address")
+    assert "INVALID_ARGUMENT" in message and "sales_west_coast_web_sales" in message, message
     # Files outside every registered location.
     message = refused(address, "CREATE EXTERNAL TABLE tpc.passwd STORED AS PARQUET LOCATION 'file:///etc/'")
     assert "not under any registered location" in message, message
@@ -222,6 +249,17 @@ def test_passwords_appear_in_no_log_no_audit_and_no_error(steward_store, data_di
         assert secret not in log, secret
         assert secret.encode() not in store, secret
     assert "CREATE USER pat PASSWORD '***'" in audit
+    # system.audit: each change with the version it was made against and
+    # the version it made; refusals with the version only.
+    rows = execute(address, ["SELECT statement, outcome, policy_version, policy_version_after FROM system.audit "
+                             "WHERE statement LIKE 'ALTER USER pat%' OR statement LIKE 'CREATE USER pat%' "
+                             "ORDER BY time"])[0]
+    changes = [r for r in rows if r["policy_version_after"] is not None]
+    assert [r["statement"] for r in changes] == ["CREATE USER pat PASSWORD '***'",
+                                                 "ALTER USER pat SET PASSWORD '***'"], rows
+    assert all(r["policy_version_after"] == r["policy_version"] + 1 for r in changes), changes
+    refusal = [r for r in rows if r["outcome"] != "ok"]
+    assert refusal and refusal[0]["policy_version_after"] is None, rows
 
 
 def test_a_declarative_catalog_refuses_administration(server):

@@ -270,7 +270,7 @@ impl Engine {
             runtime,
             table_cache,
         });
-        let lake = build_lake_on_executor(Arc::clone(&shared), catalog, version).await?;
+        let lake = build_lake_on_executor(Arc::clone(&shared), catalog, version, None).await?;
         Ok(Self {
             shared,
             current: Arc::new(RwLock::new(lake)),
@@ -278,13 +278,18 @@ impl Engine {
     }
 
     /// Checks `catalog` as [`Engine::new`] does, as policy version `version`
-    /// of this engine (sharing its caches), without serving it yet.
+    /// of this engine (sharing its caches), without serving it yet. Grants
+    /// and combined policies the version served now has checked already, on
+    /// tables of the same schema, are not planned again: a change is checked
+    /// in proportion to what it changes.
     pub async fn prepare(
         &self,
         catalog: Catalog,
         version: i64,
     ) -> Result<PolicySnapshot, CatalogErrors> {
-        let lake = build_lake_on_executor(Arc::clone(&self.shared), catalog, version).await?;
+        let served = Some(self.lake());
+        let lake =
+            build_lake_on_executor(Arc::clone(&self.shared), catalog, version, served).await?;
         Ok(PolicySnapshot { lake })
     }
 
@@ -442,19 +447,22 @@ async fn build_lake_on_executor(
     shared: Arc<Shared>,
     catalog: Catalog,
     version: i64,
+    checked: Option<Arc<Lake>>,
 ) -> Result<Arc<Lake>, CatalogErrors> {
     let built = executor()
-        .run(async move { Ok(build_lake(&shared, catalog, version).await) })
+        .run(async move { Ok(build_lake(&shared, catalog, version, checked.as_deref()).await) })
         .await;
     built.unwrap_or_else(|e| Err(engine_error(e.to_string())))
 }
 
 /// The lake serving `catalog` as policy version `version`, its policies
-/// checked.
+/// checked (those `checked`, a lake served already, holds alike are not
+/// checked again).
 async fn build_lake(
     shared: &Shared,
     catalog: Catalog,
     version: i64,
+    checked: Option<&Lake>,
 ) -> Result<Arc<Lake>, CatalogErrors> {
     let options = &shared.options;
     // The engine's caches, and this version's own object stores: a version
@@ -561,7 +569,7 @@ async fn build_lake(
         query_memory: options.query_memory,
         view_types: options.view_types,
     }));
-    let errors = validate_policies(&lake).await;
+    let errors = validate_policies(&lake, checked).await;
     if !errors.is_empty() {
         return Err(CatalogErrors(errors));
     }

@@ -158,7 +158,11 @@ impl PolicyStore {
     /// bumped once. Applying the same catalog again is a no-op.
     pub async fn apply(&self, content: &CatalogFile) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
+        lock_changes(&mut tx).await?;
         let applied = apply_in(&mut tx, content).await?;
+        if applied.changed > 0 && self.shared {
+            announce(&mut tx, applied.version).await?;
+        }
         tx.commit().await?;
         Ok(applied)
     }
@@ -169,12 +173,7 @@ impl PolicyStore {
     /// leaves the store as it was.
     pub async fn begin_change(&self) -> Result<Change, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // A write first: it takes the lock a second change would wait on
-        // (SQLite's write lock, PostgreSQL's row lock), so that no two
-        // changes read the same version and both commit.
-        sqlx::query("UPDATE policy_version SET version = version WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        lock_changes(&mut tx).await?;
         let stored = load_in(&mut tx).await?;
         Ok(Change {
             tx,
@@ -212,8 +211,11 @@ impl PolicyStore {
         user: &str,
         password_hash: &str,
     ) -> Result<i64, StoreError> {
-        // Checked and created in one transaction.
+        // Checked and created in one transaction, holding the lock every
+        // change takes: servers starting at once on a new store create one
+        // administrator, the first.
         let mut tx = self.pool.begin().await?;
+        lock_changes(&mut tx).await?;
         let users: i64 = sqlx::query_scalar(USER_COUNT).fetch_one(&mut *tx).await?;
         if users > 0 {
             return Err(StoreError::Database(format!(
@@ -226,6 +228,16 @@ impl PolicyStore {
         tx.commit().await?;
         Ok(applied.version)
     }
+}
+
+/// Takes, within `tx`, the lock every change holds: a write first (SQLite's
+/// write lock, PostgreSQL's row lock on the version), so that no two
+/// changes read the same version and both commit.
+async fn lock_changes(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE policy_version SET version = version WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Everything the store holds, within `tx`.
@@ -276,22 +288,70 @@ impl Change {
     /// commits.
     pub async fn commit(mut self, content: &CatalogFile) -> Result<Applied, StoreError> {
         let tx = &mut self.tx;
-        let mut applied = apply_in(tx, content).await?;
+        // Only what differs from what the store held is written: a grant
+        // among 10,000 is one row, not 10,000 comparisons in the database.
+        let changed = changed_entries(&self.before.content, content);
+        let mut applied = apply_in(tx, &changed).await?;
         let deleted = delete_missing(tx, &self.before.content, content).await?;
         if deleted > 0 && applied.changed == 0 {
             applied.version = bump_version(tx).await?;
         }
         applied.changed += deleted;
         if applied.changed > 0 && self.shared {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGE_CHANNEL)
-                .bind(applied.version.to_string())
-                .execute(&mut **tx)
-                .await?;
+            announce(tx, applied.version).await?;
         }
         self.tx.commit().await?;
         Ok(applied)
     }
+}
+
+/// Announces `version` on [`CHANGE_CHANNEL`] when `tx` commits (a shared
+/// store's other servers listen).
+async fn announce(tx: &mut Transaction<'_, Any>, version: i64) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGE_CHANNEL)
+        .bind(version.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The entries of `after` that `before` does not hold as they are (new or
+/// different), compared in their stored form.
+fn changed_entries(before: &CatalogFile, after: &CatalogFile) -> CatalogFile {
+    fn fresh<T: Serialize + Clone>(
+        before: &[T],
+        after: &[T],
+        key: impl Fn(&T) -> Vec<String>,
+    ) -> Vec<T> {
+        let held: std::collections::BTreeMap<Vec<String>, String> =
+            before.iter().map(|e| (key(e), stored_form(e))).collect();
+        after
+            .iter()
+            .filter(|e| held.get(&key(e)) != Some(&stored_form(*e)))
+            .cloned()
+            .collect()
+    }
+    let named = |name: &String| vec![name.clone()];
+    let settings_changed =
+        after.catalog.as_ref().map(stored_form) != before.catalog.as_ref().map(stored_form);
+    CatalogFile {
+        catalog: after.catalog.clone().filter(|_| settings_changed),
+        storage: fresh(&before.storage, &after.storage, |e| named(&e.name)),
+        database: fresh(&before.database, &after.database, |e| named(&e.name)),
+        table: fresh(&before.table, &after.table, |e| {
+            vec![e.database.clone(), e.name.clone()]
+        }),
+        role: fresh(&before.role, &after.role, |e| named(&e.name)),
+        user: fresh(&before.user, &after.user, |e| named(&e.name)),
+        group: fresh(&before.group, &after.group, |e| named(&e.name)),
+        grant: fresh(&before.grant, &after.grant, |e| named(&e.name)),
+    }
+}
+
+/// An entry as the store keeps it (JSON).
+fn stored_form<T: Serialize>(entry: &T) -> String {
+    serde_json::to_string(entry).expect("catalog entries serialize")
 }
 
 /// Deletes the entries of `before` that `after` lacks; how many.
@@ -520,7 +580,7 @@ async fn upsert<T: Serialize>(
     columns: &[(&str, String)],
     entry: &T,
 ) -> Result<usize, StoreError> {
-    let json = serde_json::to_string(entry).expect("catalog entries serialize");
+    let json = stored_form(entry);
     let key_is = |i: usize, key: &str| format!("{key} = ${}", i + 1);
     let condition: Vec<String> = kind
         .keys
