@@ -33,7 +33,7 @@ use tonic::transport::Channel;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::write_planning_lake;
+use support::{repo_root, results_dir, write_planning_lake};
 
 /// The grant toggled, and the query that sees it (or is refused).
 const GRANT: &str = "GRANT SELECT ON TABLE bench.t0001 TO ROLE r000 AS probe";
@@ -54,8 +54,7 @@ impl Postgres {
         if !full {
             return None;
         }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let output = std::process::Command::new(root.join("scripts/postgres"))
+        let output = std::process::Command::new(repo_root().join("scripts/postgres"))
             .output()
             .expect("scripts/postgres runs");
         assert!(
@@ -75,8 +74,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(dir) = &self.started {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let _ = std::process::Command::new(root.join("scripts/postgres"))
+            let _ = std::process::Command::new(repo_root().join("scripts/postgres"))
                 .args(["stop", dir])
                 .status();
         }
@@ -247,9 +245,11 @@ async fn run(full: bool) {
         "revoke_p50_ms": ms(percentile(&revokes, 0.5)),
         "revoke_p99_ms": ms(percentile(&revokes, 0.99)),
     });
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../bench-results");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    std::fs::write(out_dir.join("propagation.json"), format!("{results:#}\n")).unwrap();
+    std::fs::write(
+        results_dir().join("propagation.json"),
+        format!("{results:#}\n"),
+    )
+    .unwrap();
 }
 
 fn main() {
