@@ -432,3 +432,23 @@ def test_the_admin_cli_grants_lists_explains_and_revokes(steward_store):
     assert done.returncode != 0 and "ADMINISTER" in done.stderr, done.stderr
     rows, _ = admin_cli(address, "health", password="")
     assert rows[0]["status"] == "serving" and rows[0]["policy_source"] == "sqlite"
+
+
+def test_a_statement_prepared_before_a_revoke_is_refused_once_its_columns_change(steward_store):
+    address, _url, _tmp = steward_store
+    execute(address, ["GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales "
+                      "COLUMNS (c_customer_sk, c_email_address) AS sales_customers"])
+    sql = "SELECT * FROM tpc.dl_tpc_customer"
+    with connect(address, "tina") as conn:
+        cursor = conn.cursor()
+        cursor.adbc_prepare(sql)
+        # Another change leaves its columns alone: it runs.
+        execute(address, ["CREATE ROLE bystander"])
+        cursor.execute(sql)
+        assert cursor.fetch_arrow_table().column_names == ["c_customer_sk", "c_email_address"]
+        # The e-mail column is revoked: the prepared statement is refused.
+        execute(address, ["REVOKE GRANT sales_customers",
+                          "GRANT SELECT ON TABLE tpc.dl_tpc_customer TO ROLE sales COLUMNS (c_customer_sk)"])
+        with pytest.raises(adbc_driver_manager.Error, match="changed since this statement was prepared"):
+            cursor.execute(sql)
+            cursor.fetch_arrow_table()

@@ -35,7 +35,9 @@ use crate::call::Caller;
 use crate::error::{CallError, CallResult};
 use crate::prepared::{decode_parameters, encode_parameters, receive_parameters};
 use crate::running::{Answer, DoGetStream, QueryRunner};
-use crate::tickets::{Planned, PreparedHandle, Seals, StatementTicket, schema_digest};
+use crate::tickets::{
+    Planned, PreparedHandle, Seals, StatementTicket, column_digest, schema_digest,
+};
 
 /// Plans and runs the statements of calls.
 #[derive(Debug, Clone)]
@@ -420,6 +422,7 @@ impl Statements {
                 user: caller.user.clone(),
                 sql,
                 parameters: None,
+                planned: None,
             };
             return Ok(ActionCreatePreparedStatementResult {
                 prepared_statement_handle: self.seals.handle(&handle).into(),
@@ -436,6 +439,10 @@ impl Statements {
             user: caller.user.clone(),
             sql,
             parameters: None,
+            planned: Some(Planned {
+                version: session.policy_version(),
+                schema: column_digest(&statement.schema()),
+            }),
         };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: self.seals.handle(&handle).into(),
@@ -467,6 +474,22 @@ impl Statements {
         handle: PreparedHandle,
         descriptor: FlightDescriptor,
     ) -> CallResult<FlightInfo> {
+        if let Some(planned) = &handle.planned
+            && planned.version != self.engine.policy_version()
+        {
+            // Prepared under another policy version: refused if the columns
+            // the caller sees have changed since.
+            let schema = self.schema(caller, &handle.sql).await?;
+            if column_digest(&schema) != planned.schema {
+                return Err(CallError::Engine(EngineError::PermissionDenied(format!(
+                    "the access policy changed since this statement was prepared (policy \
+                     version {} then, {} now) and the result's columns with it: prepare it \
+                     again",
+                    planned.version,
+                    self.engine.policy_version()
+                ))));
+            }
+        }
         self.flight_info(caller, handle.sql, handle.parameters, descriptor)
             .await
     }

@@ -123,6 +123,22 @@ pub(crate) struct PreparedHandle {
     /// Bound parameter values, as Arrow IPC (base64), when the client bound some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) parameters: Option<String>,
+    /// The policy version it was prepared under, and [`column_digest`] of
+    /// the result's columns then: executed under a later version that
+    /// changed the columns the caller sees, it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) planned: Option<Planned>,
+}
+
+/// A short digest of a result's column names (binding parameters may
+/// change their types, a policy change their presence).
+pub(crate) fn column_digest(schema: &arrow::datatypes::Schema) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for field in schema.fields() {
+        hasher.update(format!("{}\n", field.name()));
+    }
+    hex_prefix(&hasher.finalize())
 }
 
 /// Seals and opens tickets, handles and cookies with the server's key.
@@ -266,6 +282,7 @@ mod tests {
             user: "ann".into(),
             sql: "SELECT 1".into(),
             parameters: None,
+            planned: None,
         };
         let sealed = seals.handle(&handle);
         std::thread::sleep(Duration::from_millis(1100));
