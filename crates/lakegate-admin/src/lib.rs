@@ -19,13 +19,14 @@
 mod administration;
 mod changes;
 mod error;
+mod parse;
+mod rights;
 mod show;
 mod statement;
 
 pub use administration::{AdminAnswer, Administration, change_result_schema};
 pub use changes::Actor;
 pub use error::AdminError;
+pub use parse::{parse_admin, redacted};
 pub use show::{column_rules, rows_text};
-pub use statement::{
-    AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target, parse_admin, redacted,
-};
+pub use statement::{AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target};

@@ -19,10 +19,12 @@
 //! bumps the **policy version**; the schema is migrated at open
 //! (`migrations.rs`).
 
+mod change;
 mod error;
 mod migrations;
 mod store;
 
+pub use change::Change;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
-pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, Change, PolicyStore, StoredCatalog};
+pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, PolicyStore, StoredCatalog};

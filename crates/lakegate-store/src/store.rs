@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Transaction};
 
+use crate::change::{Change, announce, stored_form};
 use crate::error::StoreError;
 use crate::migrations::migrate;
 
@@ -63,11 +64,11 @@ pub struct Applied {
 }
 
 /// One kind of entry: its table and how a row is keyed (text columns).
-struct Kind {
-    name: &'static str,
-    table: &'static str,
+pub(crate) struct Kind {
+    pub(crate) name: &'static str,
+    pub(crate) table: &'static str,
     /// The key columns, in order.
-    keys: &'static [&'static str],
+    pub(crate) keys: &'static [&'static str],
 }
 
 impl Kind {
@@ -82,19 +83,19 @@ impl Kind {
 }
 
 /// The one `[catalog]` section, stored under this name.
-const SETTINGS_KEY: &str = "catalog";
-const SETTINGS: Kind = Kind::named("catalog settings", "policy_settings");
-const LOCATIONS: Kind = Kind::named("storage location", "policy_locations");
-const DATABASES: Kind = Kind::named("database", "policy_databases");
-const TABLES: Kind = Kind {
+pub(crate) const SETTINGS_KEY: &str = "catalog";
+pub(crate) const SETTINGS: Kind = Kind::named("catalog settings", "policy_settings");
+pub(crate) const LOCATIONS: Kind = Kind::named("storage location", "policy_locations");
+pub(crate) const DATABASES: Kind = Kind::named("database", "policy_databases");
+pub(crate) const TABLES: Kind = Kind {
     name: "table",
     table: "policy_tables",
     keys: &["database_name", "name"],
 };
-const ROLES: Kind = Kind::named("role", "policy_roles");
-const USERS: Kind = Kind::named("user", "policy_users");
-const GROUPS: Kind = Kind::named("group", "policy_groups");
-const GRANTS: Kind = Kind::named("grant", "policy_grants");
+pub(crate) const ROLES: Kind = Kind::named("role", "policy_roles");
+pub(crate) const USERS: Kind = Kind::named("user", "policy_users");
+pub(crate) const GROUPS: Kind = Kind::named("group", "policy_groups");
+pub(crate) const GRANTS: Kind = Kind::named("grant", "policy_grants");
 
 /// The PostgreSQL channel every committed change is announced on, with the
 /// new policy version as payload (servers of a fleet LISTEN to it).
@@ -233,7 +234,7 @@ impl PolicyStore {
 /// Takes, within `tx`, the lock every change holds: a write first (SQLite's
 /// write lock, PostgreSQL's row lock on the version), so that no two
 /// changes read the same version and both commit.
-async fn lock_changes(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+pub(crate) async fn lock_changes(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
     sqlx::query("UPDATE policy_version SET version = version WHERE id = 1")
         .execute(&mut **tx)
         .await?;
@@ -241,7 +242,7 @@ async fn lock_changes(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
 }
 
 /// Everything the store holds, within `tx`.
-async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreError> {
+pub(crate) async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreError> {
     let version = current_version(tx).await?;
     let content = CatalogFile {
         catalog: read_all::<CatalogSettings>(tx, &SETTINGS)
@@ -259,172 +260,8 @@ async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreEr
     Ok(StoredCatalog { content, version })
 }
 
-/// A change in progress (see [`PolicyStore::begin_change`]): the store is
-/// locked against other changes until it is committed or dropped.
-pub struct Change {
-    tx: Transaction<'static, Any>,
-    shared: bool,
-    before: StoredCatalog,
-}
-
-impl std::fmt::Debug for Change {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Change")
-            .field("version", &self.before.version)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Change {
-    /// What the store held when the change began.
-    pub fn current(&self) -> &StoredCatalog {
-        &self.before
-    }
-
-    /// Makes the store hold exactly `content`: entries new or different are
-    /// written, entries `content` lacks are deleted, and the policy version
-    /// is bumped once if anything changed, all in the change's transaction.
-    /// A shared store announces the new version on [`CHANGE_CHANNEL`] as it
-    /// commits.
-    pub async fn commit(mut self, content: &CatalogFile) -> Result<Applied, StoreError> {
-        let tx = &mut self.tx;
-        // Only what differs from what the store held is written: a grant
-        // among 10,000 is one row, not 10,000 comparisons in the database.
-        let changed = changed_entries(&self.before.content, content);
-        let mut applied = apply_in(tx, &changed).await?;
-        let deleted = delete_missing(tx, &self.before.content, content).await?;
-        if deleted > 0 && applied.changed == 0 {
-            applied.version = bump_version(tx).await?;
-        }
-        applied.changed += deleted;
-        if applied.changed > 0 && self.shared {
-            announce(tx, applied.version).await?;
-        }
-        self.tx.commit().await?;
-        Ok(applied)
-    }
-}
-
-/// Announces `version` on [`CHANGE_CHANNEL`] when `tx` commits (a shared
-/// store's other servers listen).
-async fn announce(tx: &mut Transaction<'_, Any>, version: i64) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGE_CHANNEL)
-        .bind(version.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// The entries of `after` that `before` does not hold as they are (new or
-/// different), compared in their stored form.
-fn changed_entries(before: &CatalogFile, after: &CatalogFile) -> CatalogFile {
-    fn fresh<T: Serialize + Clone>(
-        before: &[T],
-        after: &[T],
-        key: impl Fn(&T) -> Vec<String>,
-    ) -> Vec<T> {
-        let held: std::collections::BTreeMap<Vec<String>, String> =
-            before.iter().map(|e| (key(e), stored_form(e))).collect();
-        after
-            .iter()
-            .filter(|e| held.get(&key(e)) != Some(&stored_form(*e)))
-            .cloned()
-            .collect()
-    }
-    let named = |name: &String| vec![name.clone()];
-    let settings_changed =
-        after.catalog.as_ref().map(stored_form) != before.catalog.as_ref().map(stored_form);
-    CatalogFile {
-        catalog: after.catalog.clone().filter(|_| settings_changed),
-        storage: fresh(&before.storage, &after.storage, |e| named(&e.name)),
-        database: fresh(&before.database, &after.database, |e| named(&e.name)),
-        table: fresh(&before.table, &after.table, |e| {
-            vec![e.database.clone(), e.name.clone()]
-        }),
-        role: fresh(&before.role, &after.role, |e| named(&e.name)),
-        user: fresh(&before.user, &after.user, |e| named(&e.name)),
-        group: fresh(&before.group, &after.group, |e| named(&e.name)),
-        grant: fresh(&before.grant, &after.grant, |e| named(&e.name)),
-    }
-}
-
-/// An entry as the store keeps it (JSON).
-fn stored_form<T: Serialize>(entry: &T) -> String {
-    serde_json::to_string(entry).expect("catalog entries serialize")
-}
-
-/// Deletes the entries of `before` that `after` lacks; how many.
-async fn delete_missing(
-    tx: &mut Transaction<'_, Any>,
-    before: &CatalogFile,
-    after: &CatalogFile,
-) -> Result<usize, StoreError> {
-    fn gone<T>(before: &[T], after: &[T], key: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
-        let kept: std::collections::BTreeSet<Vec<String>> = after.iter().map(&key).collect();
-        before
-            .iter()
-            .map(key)
-            .filter(|k| !kept.contains(k))
-            .collect()
-    }
-    let named = |name: &String| vec![name.clone()];
-    let mut deletions: Vec<(&Kind, Vec<Vec<String>>)> = vec![
-        (
-            &LOCATIONS,
-            gone(&before.storage, &after.storage, |e| named(&e.name)),
-        ),
-        (
-            &DATABASES,
-            gone(&before.database, &after.database, |e| named(&e.name)),
-        ),
-        (
-            &TABLES,
-            gone(&before.table, &after.table, |e| {
-                vec![e.database.clone(), e.name.clone()]
-            }),
-        ),
-        (&ROLES, gone(&before.role, &after.role, |e| named(&e.name))),
-        (&USERS, gone(&before.user, &after.user, |e| named(&e.name))),
-        (
-            &GROUPS,
-            gone(&before.group, &after.group, |e| named(&e.name)),
-        ),
-        (
-            &GRANTS,
-            gone(&before.grant, &after.grant, |e| named(&e.name)),
-        ),
-    ];
-    if before.catalog.is_some() && after.catalog.is_none() {
-        deletions.push((&SETTINGS, vec![vec![SETTINGS_KEY.to_string()]]));
-    }
-    let mut deleted = 0;
-    for (kind, keys) in deletions {
-        let condition: Vec<String> = kind
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{k} = ${}", i + 1))
-            .collect();
-        let sql = format!(
-            "DELETE FROM {} WHERE {}",
-            kind.table,
-            condition.join(" AND ")
-        );
-        for key in keys {
-            let mut query = sqlx::query(&sql);
-            for value in key {
-                query = query.bind(value);
-            }
-            query.execute(&mut **tx).await?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
-}
-
 /// [`PolicyStore::apply`] within `tx`.
-async fn apply_in(
+pub(crate) async fn apply_in(
     tx: &mut Transaction<'_, Any>,
     content: &CatalogFile,
 ) -> Result<Applied, StoreError> {
@@ -636,7 +473,7 @@ async fn current_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreErro
 }
 
 /// Bumps the policy version within `tx`, returning the new one.
-async fn bump_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+pub(crate) async fn bump_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
     sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await?;
