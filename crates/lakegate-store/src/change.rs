@@ -12,7 +12,7 @@ use crate::store::{
     SETTINGS_KEY, StoredCatalog, TABLES, USERS, apply_in, bump_version,
 };
 
-/// A change in progress (see [`PolicyStore::begin_change`]): the store is
+/// A change in progress (see [`crate::PolicyStore::begin_change`]): the store is
 /// locked against other changes until it is committed or dropped.
 pub struct Change {
     pub(crate) tx: Transaction<'static, Any>,
