@@ -74,7 +74,7 @@ async fn through_store(catalog_dir: &Path, dir: &Path, load: &LoadOptions) -> Ca
         .unwrap();
     let stored = store.load().await.unwrap();
     let label = std::path::PathBuf::from(url);
-    Catalog::from_files(vec![(label, stored.content)], catalog_dir, load)
+    Catalog::from_shared_files(vec![(label, stored.content)], catalog_dir, load)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

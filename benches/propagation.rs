@@ -104,7 +104,7 @@ async fn new_store(server: &str) -> String {
 async fn serve(url: &str, load: &LoadOptions, key: &[u8]) -> SocketAddr {
     let store = PolicyStore::open(url).await.unwrap();
     let stored = store.load().await.unwrap();
-    let catalog = Catalog::from_files(
+    let catalog = Catalog::from_shared_files(
         vec![(PathBuf::from("store"), stored.content)],
         Path::new("/"),
         load,
@@ -153,7 +153,7 @@ async fn visible(client: &mut FlightSqlServiceClient<Channel>) -> bool {
 async fn reload_breakdown(url: &str, load: &LoadOptions) -> [f64; 3] {
     let store = PolicyStore::open(url).await.unwrap();
     let stored = store.load().await.unwrap();
-    let catalog = Catalog::from_files(
+    let catalog = Catalog::from_shared_files(
         vec![(PathBuf::from("store"), stored.content.clone())],
         Path::new("/"),
         load,
@@ -173,7 +173,7 @@ async fn reload_breakdown(url: &str, load: &LoadOptions) -> [f64; 3] {
         let stored = store.load().await.unwrap();
         steps[0].push(t.elapsed());
         let t = Instant::now();
-        let catalog = Catalog::from_files(
+        let catalog = Catalog::from_shared_files(
             vec![(PathBuf::from("store"), stored.content)],
             Path::new("/"),
             &known,

@@ -68,7 +68,7 @@ pub async fn load_store(
     // Relative storage paths were made absolute when applied.
     let base = std::env::current_dir().map_err(|e| e.to_string())?;
     let label = PathBuf::from(store.url());
-    let catalog = Catalog::from_files(vec![(label, stored.content)], &base, options)
+    let catalog = Catalog::from_shared_files(vec![(label, stored.content)], &base, options)
         .await
         .map_err(|e| e.to_string())?;
     Ok((catalog, stored.version))
@@ -149,7 +149,7 @@ async fn bootstrap(store: &PolicyStore) -> Result<(), String> {
 /// (`catalog.toml`), which loads to the same state.
 pub async fn export(store: &PolicyStore, dir: &Path) -> Result<PathBuf, String> {
     let stored = store.load().await.map_err(|e| e.to_string())?;
-    let text = toml::to_string(&stored.content)
+    let text = toml::to_string(&*stored.content)
         .map_err(|e| format!("cannot write the store as TOML: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("catalog.toml");

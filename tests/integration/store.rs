@@ -96,7 +96,7 @@ async fn a_catalog_in_a_store_answers_as_its_files_and_survives_reopening() {
         let store = PolicyStore::open(&url).await.unwrap();
         let stored = store.load().await.unwrap();
         assert_eq!(stored.version, 1);
-        let catalog = Catalog::from_files(vec![(label, stored.content)], dir.path(), &load)
+        let catalog = Catalog::from_shared_files(vec![(label, stored.content)], dir.path(), &load)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -145,7 +145,7 @@ async fn the_first_administrator_of_an_empty_store_holds_everything() {
         };
         let stored = store.load().await.unwrap();
         let label = PathBuf::from(store.url());
-        let catalog = Catalog::from_files(vec![(label, stored.content)], dir.path(), &load)
+        let catalog = Catalog::from_shared_files(vec![(label, stored.content)], dir.path(), &load)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(catalog.verify_password("root2", "first-pass"));
@@ -195,5 +195,86 @@ async fn servers_opening_a_new_store_at_once_migrate_it_once() {
             let store = store.unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(store.version().await.unwrap(), 0);
         }
+    }
+}
+
+/// A handle that has read the store once reads later versions as what
+/// changed since (entries written, removed, removed and made again, and the
+/// catalog settings): after every change it holds exactly what a new handle
+/// reading the whole store holds.
+#[tokio::test]
+async fn reading_what_changed_gives_what_reading_everything_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in empty_stores(dir.path()).await {
+        let writer = PolicyStore::open(&url).await.unwrap();
+        let reader = PolicyStore::open(&url).await.unwrap();
+        writer.apply(&shop_sections()).await.unwrap();
+        assert_eq!(reader.load().await.unwrap().version, 1);
+
+        let steps: [fn(&mut CatalogFile); 5] = [
+            // A grant removed.
+            |c| {
+                c.grant.pop();
+            },
+            // A grant changed and one added.
+            |c| {
+                c.grant[0].row_filter = Some("1 = 0".into());
+                let mut added = c.grant[0].clone();
+                added.name = "added".into();
+                c.grant.push(added);
+            },
+            // The added grant removed, then made again.
+            |c| c.grant.retain(|g| g.name != "added"),
+            |c| {
+                let mut added = c.grant[0].clone();
+                added.name = "added".into();
+                c.grant.push(added);
+            },
+            // Settings removed; a user changed.
+            |c| {
+                c.catalog = None;
+                c.user[0].may_assume.clear();
+            },
+        ];
+        for (step, edit) in steps.iter().enumerate() {
+            let change = writer.begin_change().await.unwrap();
+            let mut content = (*change.current().content).clone();
+            edit(&mut content);
+            let applied = change.commit(content).await.unwrap();
+            assert_eq!(applied.version, step as i64 + 2, "{url}");
+            let read = reader.load().await.unwrap();
+            let whole = PolicyStore::open(&url).await.unwrap().load().await.unwrap();
+            assert_eq!(read.version, applied.version, "{url}");
+            assert_eq!(read.content, whole.content, "{url}: step {step}");
+        }
+
+        // A handle further behind than the removals the store keeps reads
+        // it whole: a removal it would otherwise miss is not missed.
+        let behind = reader.load().await.unwrap().version;
+        let change = writer.begin_change().await.unwrap();
+        let mut content = (*change.current().content).clone();
+        content.grant.retain(|g| g.name != "added");
+        let forgotten = change.commit(content).await.unwrap().version;
+        sqlx::any::install_default_drivers();
+        let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+        for sql in [
+            format!("DELETE FROM policy_removed WHERE removed_at <= {forgotten}"),
+            format!("UPDATE policy_version SET removals_since = {forgotten}"),
+        ] {
+            sqlx::query(&sql).execute(&raw).await.unwrap();
+        }
+        raw.close().await;
+        let change = writer.begin_change().await.unwrap();
+        let mut content = (*change.current().content).clone();
+        content.role[0].description = "changed".into();
+        change.commit(content).await.unwrap();
+        let read = reader.load().await.unwrap();
+        assert!(read.version > behind + 1);
+        assert!(
+            read.content.grant.iter().all(|g| g.name != "added"),
+            "{url}"
+        );
+        let whole = PolicyStore::open(&url).await.unwrap().load().await.unwrap();
+        assert_eq!(read.content, whole.content, "{url}");
     }
 }

@@ -81,16 +81,20 @@ impl Administration {
             return Ok(());
         }
         let version = self.store.version().await?;
-        if version > self.engine.policy_version() {
-            self.reload().await?;
-        }
-        Ok(())
+        self.reload(version).await
     }
 
-    /// Loads the store and serves it, unless the engine has caught up
-    /// meanwhile.
-    async fn reload(&self) -> Result<(), AdminError> {
+    /// Loads the store and serves it, unless the engine serves `version`
+    /// or a later one already (another call may have loaded it while this
+    /// one waited its turn).
+    async fn reload(&self, version: i64) -> Result<(), AdminError> {
+        if version <= self.engine.policy_version() {
+            return Ok(());
+        }
         let _one_at_a_time = self.reloading.lock().await;
+        if version <= self.engine.policy_version() {
+            return Ok(());
+        }
         let stored = self.store.load().await?;
         if stored.version <= self.engine.policy_version() {
             return Ok(());
@@ -114,8 +118,11 @@ impl Administration {
                 match this.store.listen().await {
                     Ok(Some(mut listener)) => loop {
                         match listener.recv().await {
-                            Ok(_) => {
-                                if let Err(e) = this.reload().await {
+                            Ok(announced) => {
+                                // The payload is the new version; a server
+                                // serves its own changes already.
+                                let version = announced.payload().parse().unwrap_or(i64::MAX);
+                                if let Err(e) = this.reload(version).await {
                                     log::error!("cannot serve the new policy version: {e}");
                                 }
                             }
@@ -172,12 +179,18 @@ impl Administration {
             served.catalog(),
             &change.current().content,
         )?;
-        let snapshot = self.prepare(changed.content.clone(), before + 1).await?;
-        let applied = change.commit(&changed.content).await?;
+        let content = Arc::new(changed.content);
+        let snapshot = self.prepare(Arc::clone(&content), before + 1).await?;
+        // Held from commit to install: this server's own announcement,
+        // arriving meanwhile, then finds the version served and loads nothing.
+        let reloading = self.reloading.lock().await;
+        let applied = change.commit(content).await?;
         if applied.version == snapshot.version() {
             self.engine.install(snapshot);
+            drop(reloading);
         } else {
-            self.reload().await?;
+            drop(reloading);
+            self.reload(applied.version).await?;
         }
         Ok(AdminAnswer {
             batch: change_result(&changed.summary, applied.version),
@@ -233,7 +246,7 @@ impl Administration {
     /// again for a grant).
     async fn prepare(
         &self,
-        content: CatalogFile,
+        content: Arc<CatalogFile>,
         version: i64,
     ) -> Result<PolicySnapshot, AdminError> {
         let load = LoadOptions {
@@ -245,8 +258,11 @@ impl Administration {
         // Boxed: the loader's future is not provably `Send` for every
         // lifetime otherwise (rust-lang/rust#102211), and the store's
         // listener runs this on a spawned task.
-        let catalog: BoxFuture<'_, _> =
-            Box::pin(Catalog::from_files(vec![(label, content)], &base, &load));
+        let catalog: BoxFuture<'_, _> = Box::pin(Catalog::from_shared_files(
+            vec![(label, content)],
+            &base,
+            &load,
+        ));
         let catalog = catalog.await.map_err(refused)?;
         self.engine.prepare(catalog, version).await.map_err(refused)
     }

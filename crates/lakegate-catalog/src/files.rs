@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// One catalog file, as written.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogFile {
     /// Catalog-wide settings (at most one file may have them).
@@ -57,7 +57,7 @@ impl CatalogFile {
 }
 
 /// `[catalog]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogSettings {
     /// The catalog's name (shown to clients as the Flight SQL catalog).
@@ -71,7 +71,7 @@ pub struct CatalogSettings {
 /// Google Cloud Storage, Azure), and one that does not apply is an error.
 /// Secrets are never written here: the `*_env` settings name environment
 /// variables that hold them.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageEntry {
     /// Unique name, referenced by tables.
@@ -207,7 +207,7 @@ impl StorageEntry {
 }
 
 /// `[[database]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseEntry {
     /// Unique name.
@@ -218,7 +218,7 @@ pub struct DatabaseEntry {
 }
 
 /// `[[table]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableEntry {
     /// The database holding the table.
@@ -240,7 +240,7 @@ pub struct TableEntry {
 }
 
 /// A partition column: its name and the type its path values are read as.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionColumnEntry {
     /// The column name (the `name` of `name=value` directories).
@@ -251,7 +251,7 @@ pub struct PartitionColumnEntry {
 }
 
 /// `[[role]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleEntry {
     /// Unique name.
@@ -262,7 +262,7 @@ pub struct RoleEntry {
 }
 
 /// `[[user]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     /// Unique name.
@@ -280,7 +280,7 @@ pub struct UserEntry {
 }
 
 /// `[[group]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
     /// Unique name.
@@ -291,7 +291,7 @@ pub struct GroupEntry {
 }
 
 /// `[[grant]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantEntry {
     /// Unique name, used in audit events and explanations.
@@ -317,7 +317,7 @@ pub struct GrantEntry {
 }
 
 /// A mask as written: a built-in's name, or a named custom SQL expression.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MaskEntry {
     /// `"hash"`, `"redact"`, ...
@@ -327,7 +327,7 @@ pub enum MaskEntry {
 }
 
 /// A custom mask.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomMaskEntry {
     /// The mask's name, shown to clients.

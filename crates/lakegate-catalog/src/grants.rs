@@ -22,12 +22,14 @@ pub(crate) fn validate_grant(
     databases: &BTreeMap<String, Database>,
     tables: &BTreeMap<TableName, Table>,
 ) -> Option<Grant> {
-    let label = format!("grant '{}'", entry.name);
+    // Made only when there is something to say: thousands of grants load
+    // without one.
+    let label = || format!("grant '{}'", entry.name);
     let errors_before = findings.errors.len();
     // The policy refuses a grant of an unknown role too; said here with the
     // grant's other mistakes, as the policy never sees an invalid grant.
     if !roles.contains(entry.role.as_str()) {
-        findings.error(file, &label, format!("unknown role '{}'", entry.role));
+        findings.error(file, &label(), format!("unknown role '{}'", entry.role));
     }
     let mut privileges = Vec::new();
     for text in &entry.privileges {
@@ -35,7 +37,7 @@ pub(crate) fn validate_grant(
             Some(p) => privileges.push(p),
             None => findings.error(
                 file,
-                &label,
+                &label(),
                 format!("unknown privilege '{text}' (expected select, describe or administer)"),
             ),
         }
@@ -43,7 +45,7 @@ pub(crate) fn validate_grant(
     if entry.privileges.is_empty() {
         findings.error(
             file,
-            &label,
+            &label(),
             "privileges must name at least one of select, describe, administer",
         );
     }
@@ -52,7 +54,7 @@ pub(crate) fn validate_grant(
         None => {
             findings.error(
                 file,
-                &label,
+                &label(),
                 format!("'on = \"{}\"' must be db.table, db.* or *", entry.on),
             );
             return None;
@@ -62,7 +64,7 @@ pub(crate) fn validate_grant(
         Resource::AllDatabases => None,
         Resource::AllTablesIn(db) => {
             if !databases.contains_key(db) {
-                findings.error(file, &label, format!("unknown database '{db}'"));
+                findings.error(file, &label(), format!("unknown database '{db}'"));
             }
             None
         }
@@ -73,11 +75,11 @@ pub(crate) fn validate_grant(
                 if !databases.contains_key(&name.database) {
                     findings.error(
                         file,
-                        &label,
+                        &label(),
                         format!("unknown database '{}'", name.database),
                     );
                 } else {
-                    findings.error(file, &label, format!("unknown table '{name}'"));
+                    findings.error(file, &label(), format!("unknown table '{name}'"));
                 }
                 return None;
             }
@@ -86,7 +88,7 @@ pub(crate) fn validate_grant(
     if privileges.contains(&Privilege::Administer) && resource != Resource::AllDatabases {
         findings.error(
             file,
-            &label,
+            &label(),
             format!(
                 "administer is granted on the whole catalog ('on = \"*\"'), not '{}'",
                 entry.on
@@ -97,7 +99,7 @@ pub(crate) fn validate_grant(
         (Some(_), Some(_)) => {
             findings.error(
                 file,
-                &label,
+                &label(),
                 "include_columns and exclude_columns are exclusive",
             );
             ColumnSelection::All
@@ -112,7 +114,7 @@ pub(crate) fn validate_grant(
     if single_table_only && table.is_none() {
         findings.error(
             file,
-            &label,
+            &label(),
             format!(
                 "column lists, row filters and masks need a single table, not '{}'",
                 entry.on
@@ -120,12 +122,12 @@ pub(crate) fn validate_grant(
         );
     }
     if let Some(table) = table {
-        let stored: BTreeSet<String> = table.column_names().into_iter().collect();
+        let stored = |column: &str| table.schema.index_of(column).is_ok();
         for column in columns.named_columns() {
-            if !stored.contains(column) {
+            if !stored(column) {
                 findings.error(
                     file,
-                    &label,
+                    &label(),
                     format!("unknown column '{column}' in table {}", table.name),
                 );
             }
@@ -133,19 +135,19 @@ pub(crate) fn validate_grant(
         if let ColumnSelection::Include(include) = &columns
             && include.is_empty()
         {
-            findings.error(file, &label, "include_columns is empty");
+            findings.error(file, &label(), "include_columns is empty");
         }
         for column in entry.masks.keys() {
-            if !stored.contains(column) {
+            if !stored(column) {
                 findings.error(
                     file,
-                    &label,
+                    &label(),
                     format!("mask on unknown column '{column}' in table {}", table.name),
                 );
             } else if !columns.admits(column) {
                 findings.error(
                     file,
-                    &label,
+                    &label(),
                     format!("mask on column '{column}', which the grant does not expose"),
                 );
             }
@@ -154,7 +156,7 @@ pub(crate) fn validate_grant(
     if let Some(filter) = &entry.row_filter
         && filter.trim().is_empty()
     {
-        findings.error(file, &label, "row_filter is empty");
+        findings.error(file, &label(), "row_filter is empty");
     }
     let mut masks = BTreeMap::new();
     for (column, mask) in &entry.masks {
@@ -164,7 +166,7 @@ pub(crate) fn validate_grant(
                 None => {
                     findings.error(
                         file,
-                        &label,
+                        &label(),
                         format!(
                             "unknown mask '{name}' on column '{column}' (built-in masks: {})",
                             MaskKind::BUILTIN_NAMES.join(", ")
@@ -177,7 +179,7 @@ pub(crate) fn validate_grant(
                 if MaskKind::builtin(&custom.name).is_some() {
                     findings.error(
                         file,
-                        &label,
+                        &label(),
                         format!(
                             "custom mask on column '{column}' may not reuse the built-in name '{}'",
                             custom.name
@@ -187,7 +189,7 @@ pub(crate) fn validate_grant(
                 if custom.expression.trim().is_empty() {
                     findings.error(
                         file,
-                        &label,
+                        &label(),
                         format!("custom mask '{}' has an empty expression", custom.name),
                     );
                 }

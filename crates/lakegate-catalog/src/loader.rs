@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use argon2::password_hash::PasswordHash;
 use arrow::datatypes::DataType;
@@ -76,11 +77,28 @@ impl Catalog {
         }
     }
 
+    /// [`Catalog::from_files`] for sections shared with their owner (a
+    /// policy store's cache), which are read, never copied.
+    pub async fn from_shared_files(
+        files: Vec<(PathBuf, Arc<CatalogFile>)>,
+        base_dir: &Path,
+        options: &LoadOptions,
+    ) -> Result<Self, CatalogErrors> {
+        match Loader::default().build(base_dir, files, options).await {
+            (catalog, errors) if errors.is_empty() => Ok(catalog),
+            (_, errors) => Err(CatalogErrors(errors)),
+        }
+    }
+
     async fn check_files(
         files: Vec<(PathBuf, CatalogFile)>,
         base_dir: &Path,
         options: &LoadOptions,
     ) -> (Self, Vec<CatalogError>) {
+        let files = files
+            .into_iter()
+            .map(|(path, file)| (path, Arc::new(file)))
+            .collect();
         Loader::default().build(base_dir, files, options).await
     }
 }
@@ -149,7 +167,7 @@ struct Loader {
 }
 
 /// The files as parsed, each with its path.
-type Files = [(PathBuf, CatalogFile)];
+type Files = [(PathBuf, Arc<CatalogFile>)];
 
 /// `[catalog]`, as found.
 #[derive(Default)]
@@ -193,7 +211,7 @@ impl Loader {
     async fn build(
         mut self,
         dir: &Path,
-        files: Vec<(PathBuf, CatalogFile)>,
+        files: Vec<(PathBuf, Arc<CatalogFile>)>,
         options: &LoadOptions,
     ) -> (Catalog, Vec<CatalogError>) {
         let settings = self.settings(&files);

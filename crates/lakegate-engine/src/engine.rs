@@ -304,7 +304,14 @@ impl Engine {
         if snapshot.version() <= current.version() {
             return false;
         }
-        *current = snapshot.lake;
+        let replaced = std::mem::replace(&mut *current, snapshot.lake);
+        drop(current);
+        // Freeing a large catalog takes milliseconds: not on the caller's
+        // time, who is answering a statement or serving a new version.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(replaced))),
+            Err(_) => drop(replaced),
+        }
         true
     }
 

@@ -2,15 +2,14 @@
 //! store, from the lock and the read of what the store holds to writing
 //! exactly what differs, the new policy version and its announcement.
 
+use std::sync::Arc;
+
 use lakegate_catalog::CatalogFile;
-use serde::Serialize;
 use sqlx::{Any, Transaction};
 
 use crate::error::StoreError;
-use crate::store::{
-    Applied, CHANGE_CHANNEL, DATABASES, GRANTS, GROUPS, Kind, LOCATIONS, ROLES, SETTINGS,
-    SETTINGS_KEY, StoredCatalog, TABLES, USERS, apply_in, bump_version,
-};
+use crate::sections::{self, for_each_kind};
+use crate::store::{Applied, CHANGE_CHANNEL, Known, REMOVALS_KEPT, StoredCatalog, remember};
 
 /// A change in progress (see [`crate::PolicyStore::begin_change`]): the store is
 /// locked against other changes until it is committed or dropped.
@@ -18,6 +17,8 @@ pub struct Change {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) shared: bool,
     pub(crate) before: StoredCatalog,
+    /// What the store handle knows, updated once the change commits.
+    pub(crate) known: Known,
 }
 
 impl std::fmt::Debug for Change {
@@ -35,146 +36,75 @@ impl Change {
     }
 
     /// Makes the store hold exactly `content`: entries new or different are
-    /// written, entries `content` lacks are deleted, and the policy version
+    /// written, entries `content` lacks are deleted (leaving a tombstone, so
+    /// that other servers can read the change alone), and the policy version
     /// is bumped once if anything changed, all in the change's transaction.
     /// A shared store announces the new version on [`CHANGE_CHANNEL`] as it
     /// commits.
-    pub async fn commit(mut self, content: &CatalogFile) -> Result<Applied, StoreError> {
+    pub async fn commit(
+        mut self,
+        content: impl Into<Arc<CatalogFile>>,
+    ) -> Result<Applied, StoreError> {
+        let mut content: Arc<CatalogFile> = content.into();
         let tx = &mut self.tx;
+        let version = self.before.version + 1;
+        let mut changed = 0;
         // Only what differs from what the store held is written: a grant
-        // among 10,000 is one row, not 10,000 comparisons in the database.
-        let changed = changed_entries(&self.before.content, content);
-        let mut applied = apply_in(tx, &changed).await?;
-        let deleted = delete_missing(tx, &self.before.content, content).await?;
-        if deleted > 0 && applied.changed == 0 {
-            applied.version = bump_version(tx).await?;
+        // among 10,000 is one row.
+        for_each_kind!(E => {
+            changed += sections::write_differences::<E>(tx, &self.before.content, &content, version)
+                .await?;
+        });
+        if changed == 0 {
+            return Ok(Applied {
+                changed,
+                version: self.before.version,
+            });
         }
-        applied.changed += deleted;
-        if applied.changed > 0 && self.shared {
-            announce(tx, applied.version).await?;
+        sqlx::query("UPDATE policy_version SET version = $1 WHERE id = 1")
+            .bind(version)
+            .execute(&mut **tx)
+            .await?;
+        forget_old_removals(tx, version).await?;
+        if self.shared {
+            announce(tx, version).await?;
         }
         self.tx.commit().await?;
-        Ok(applied)
+        // Kept sorted by key, as a read gives them, for later merges.
+        for_each_kind!(E => sections::sort::<E>(&mut content));
+        remember(&self.known, &StoredCatalog { content, version });
+        Ok(Applied { changed, version })
     }
+}
+
+/// Drops the tombstones of versions more than [`REMOVALS_KEPT`] before
+/// `version`, recording from which version on removals are still known.
+async fn forget_old_removals(
+    tx: &mut Transaction<'_, Any>,
+    version: i64,
+) -> Result<(), StoreError> {
+    let horizon = version - REMOVALS_KEPT;
+    if horizon <= 0 {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM policy_removed WHERE removed_at <= $1")
+        .bind(horizon)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE policy_version SET removals_since = $1 WHERE id = 1")
+        .bind(horizon)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Announces `version` on [`CHANGE_CHANNEL`] when `tx` commits (a shared
 /// store's other servers listen).
-pub(crate) async fn announce(
-    tx: &mut Transaction<'_, Any>,
-    version: i64,
-) -> Result<(), StoreError> {
+async fn announce(tx: &mut Transaction<'_, Any>, version: i64) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANGE_CHANNEL)
         .bind(version.to_string())
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// The entries of `after` that `before` does not hold as they are (new or
-/// different), compared in their stored form.
-fn changed_entries(before: &CatalogFile, after: &CatalogFile) -> CatalogFile {
-    fn fresh<T: Serialize + Clone>(
-        before: &[T],
-        after: &[T],
-        key: impl Fn(&T) -> Vec<String>,
-    ) -> Vec<T> {
-        let held: std::collections::BTreeMap<Vec<String>, String> =
-            before.iter().map(|e| (key(e), stored_form(e))).collect();
-        after
-            .iter()
-            .filter(|e| held.get(&key(e)) != Some(&stored_form(*e)))
-            .cloned()
-            .collect()
-    }
-    let named = |name: &String| vec![name.clone()];
-    let settings_changed =
-        after.catalog.as_ref().map(stored_form) != before.catalog.as_ref().map(stored_form);
-    CatalogFile {
-        catalog: after.catalog.clone().filter(|_| settings_changed),
-        storage: fresh(&before.storage, &after.storage, |e| named(&e.name)),
-        database: fresh(&before.database, &after.database, |e| named(&e.name)),
-        table: fresh(&before.table, &after.table, |e| {
-            vec![e.database.clone(), e.name.clone()]
-        }),
-        role: fresh(&before.role, &after.role, |e| named(&e.name)),
-        user: fresh(&before.user, &after.user, |e| named(&e.name)),
-        group: fresh(&before.group, &after.group, |e| named(&e.name)),
-        grant: fresh(&before.grant, &after.grant, |e| named(&e.name)),
-    }
-}
-
-/// An entry as the store keeps it (JSON).
-pub(crate) fn stored_form<T: Serialize>(entry: &T) -> String {
-    serde_json::to_string(entry).expect("catalog entries serialize")
-}
-
-/// Deletes the entries of `before` that `after` lacks; how many.
-async fn delete_missing(
-    tx: &mut Transaction<'_, Any>,
-    before: &CatalogFile,
-    after: &CatalogFile,
-) -> Result<usize, StoreError> {
-    fn gone<T>(before: &[T], after: &[T], key: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
-        let kept: std::collections::BTreeSet<Vec<String>> = after.iter().map(&key).collect();
-        before
-            .iter()
-            .map(key)
-            .filter(|k| !kept.contains(k))
-            .collect()
-    }
-    let named = |name: &String| vec![name.clone()];
-    let mut deletions: Vec<(&Kind, Vec<Vec<String>>)> = vec![
-        (
-            &LOCATIONS,
-            gone(&before.storage, &after.storage, |e| named(&e.name)),
-        ),
-        (
-            &DATABASES,
-            gone(&before.database, &after.database, |e| named(&e.name)),
-        ),
-        (
-            &TABLES,
-            gone(&before.table, &after.table, |e| {
-                vec![e.database.clone(), e.name.clone()]
-            }),
-        ),
-        (&ROLES, gone(&before.role, &after.role, |e| named(&e.name))),
-        (&USERS, gone(&before.user, &after.user, |e| named(&e.name))),
-        (
-            &GROUPS,
-            gone(&before.group, &after.group, |e| named(&e.name)),
-        ),
-        (
-            &GRANTS,
-            gone(&before.grant, &after.grant, |e| named(&e.name)),
-        ),
-    ];
-    if before.catalog.is_some() && after.catalog.is_none() {
-        deletions.push((&SETTINGS, vec![vec![SETTINGS_KEY.to_string()]]));
-    }
-    let mut deleted = 0;
-    for (kind, keys) in deletions {
-        let condition: Vec<String> = kind
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{k} = ${}", i + 1))
-            .collect();
-        let sql = format!(
-            "DELETE FROM {} WHERE {}",
-            kind.table,
-            condition.join(" AND ")
-        );
-        for key in keys {
-            let mut query = sqlx::query(&sql);
-            for value in key {
-                query = query.bind(value);
-            }
-            query.execute(&mut **tx).await?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
 }

@@ -22,9 +22,10 @@
 mod change;
 mod error;
 mod migrations;
+mod sections;
 mod store;
 
 pub use change::Change;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
-pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, PolicyStore, StoredCatalog};
+pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, PolicyStore, REMOVALS_KEPT, StoredCatalog};

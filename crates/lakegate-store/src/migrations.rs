@@ -14,20 +14,41 @@ use crate::error::StoreError;
 
 /// The migrations, in order; a migration's number is its position plus one.
 /// Never edit one that has shipped: add the next.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE policy_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
-    "INSERT INTO policy_version (id, version) VALUES (1, 0)",
-    "CREATE TABLE policy_settings (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_locations (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_databases (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_tables (database_name TEXT NOT NULL, name TEXT NOT NULL, \
+const MIGRATIONS: &[&[&str]] = &[
+    // 1: the catalog's sections, each entry as JSON under its key.
+    &[
+        "CREATE TABLE policy_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+        "INSERT INTO policy_version (id, version) VALUES (1, 0)",
+        "CREATE TABLE policy_settings (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_locations (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_databases (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_tables (database_name TEXT NOT NULL, name TEXT NOT NULL, \
      entry TEXT NOT NULL, PRIMARY KEY (database_name, name))",
-    "CREATE TABLE policy_roles (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_users (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_groups (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE policy_grants (name TEXT PRIMARY KEY, role TEXT NOT NULL, \
+        "CREATE TABLE policy_roles (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_users (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_groups (name TEXT PRIMARY KEY, entry TEXT NOT NULL)",
+        "CREATE TABLE policy_grants (name TEXT PRIMARY KEY, role TEXT NOT NULL, \
      resource TEXT NOT NULL, entry TEXT NOT NULL)",
-]];
+    ],
+    // 2: what changed since a version can be read alone: the version that
+    // last wrote each entry, and a tombstone for each entry removed.
+    &[
+        "ALTER TABLE policy_version ADD COLUMN removals_since BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_settings ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_locations ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_databases ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_tables ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_roles ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_users ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_groups ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE policy_grants ADD COLUMN changed_at BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX policy_tables_changed_at ON policy_tables (changed_at)",
+        "CREATE INDEX policy_users_changed_at ON policy_users (changed_at)",
+        "CREATE INDEX policy_grants_changed_at ON policy_grants (changed_at)",
+        "CREATE TABLE policy_removed (kind TEXT NOT NULL, entry_key TEXT NOT NULL, \
+         removed_at BIGINT NOT NULL, PRIMARY KEY (kind, entry_key))",
+    ],
+];
 
 /// The schema version a store has once this build has opened it.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -42,7 +63,14 @@ const MIGRATION_LOCK: i64 = 0x4C4B_4754;
 /// of a fleet starting at once migrate one after the other.
 pub(crate) async fn migrate(pool: &sqlx::AnyPool, shared: bool) -> Result<i64, StoreError> {
     loop {
-        let mut transaction = pool.begin().await?;
+        // SQLite: the write lock from the start, so that servers opening a
+        // new store at once wait for each other instead of failing to turn
+        // a read into a write.
+        let mut transaction = if shared {
+            pool.begin().await?
+        } else {
+            pool.begin_with("BEGIN IMMEDIATE").await?
+        };
         if shared {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)

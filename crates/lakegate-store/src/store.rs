@@ -1,18 +1,16 @@
 //! [`PolicyStore`]: the catalog's content in a database, with its policy
 //! version.
 
-use lakegate_catalog::{
-    CatalogFile, CatalogSettings, DatabaseEntry, GrantEntry, GroupEntry, RoleEntry, StorageEntry,
-    TableEntry, UserEntry,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex};
+
+use lakegate_catalog::{CatalogFile, GrantEntry, RoleEntry, UserEntry};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::change::{Change, announce, stored_form};
+use crate::change::Change;
 use crate::error::StoreError;
 use crate::migrations::migrate;
+use crate::sections::{self, for_each_kind};
 
 /// The role [`PolicyStore::bootstrap_admin`] creates.
 pub const ADMIN_ROLE: &str = "lake_admin";
@@ -33,7 +31,13 @@ pub struct PolicyStore {
     shown: String,
     /// Whether servers share it (PostgreSQL).
     shared: bool,
+    /// The newest content this handle has read or written: a read brings it
+    /// up to date with what changed since, instead of reading everything.
+    known: Known,
 }
+
+/// The newest [`StoredCatalog`] a store handle knows, shared by its clones.
+pub(crate) type Known = Arc<Mutex<Option<StoredCatalog>>>;
 
 impl std::fmt::Debug for PolicyStore {
     // Never the connection URL: it may hold a password.
@@ -46,10 +50,11 @@ impl std::fmt::Debug for PolicyStore {
 
 /// What a store holds: the catalog, as the sections of a catalog file, and
 /// the policy version it is at.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredCatalog {
-    /// Every entry, each section sorted by name.
-    pub content: CatalogFile,
+    /// Every entry, each section sorted by key (shared with the store
+    /// handle's cache: copy it to change it).
+    pub content: Arc<CatalogFile>,
     /// The policy version: bumped by every change.
     pub version: i64,
 }
@@ -63,40 +68,6 @@ pub struct Applied {
     pub version: i64,
 }
 
-/// One kind of entry: its table and how a row is keyed (text columns).
-pub(crate) struct Kind {
-    pub(crate) name: &'static str,
-    pub(crate) table: &'static str,
-    /// The key columns, in order.
-    pub(crate) keys: &'static [&'static str],
-}
-
-impl Kind {
-    /// A kind keyed by its entries' names.
-    const fn named(name: &'static str, table: &'static str) -> Self {
-        Self {
-            name,
-            table,
-            keys: &["name"],
-        }
-    }
-}
-
-/// The one `[catalog]` section, stored under this name.
-pub(crate) const SETTINGS_KEY: &str = "catalog";
-pub(crate) const SETTINGS: Kind = Kind::named("catalog settings", "policy_settings");
-pub(crate) const LOCATIONS: Kind = Kind::named("storage location", "policy_locations");
-pub(crate) const DATABASES: Kind = Kind::named("database", "policy_databases");
-pub(crate) const TABLES: Kind = Kind {
-    name: "table",
-    table: "policy_tables",
-    keys: &["database_name", "name"],
-};
-pub(crate) const ROLES: Kind = Kind::named("role", "policy_roles");
-pub(crate) const USERS: Kind = Kind::named("user", "policy_users");
-pub(crate) const GROUPS: Kind = Kind::named("group", "policy_groups");
-pub(crate) const GRANTS: Kind = Kind::named("grant", "policy_grants");
-
 /// The PostgreSQL channel every committed change is announced on, with the
 /// new policy version as payload (servers of a fleet LISTEN to it).
 pub const CHANGE_CHANNEL: &str = "lakegate_policy";
@@ -104,8 +75,13 @@ pub const CHANGE_CHANNEL: &str = "lakegate_policy";
 /// How many users the store holds.
 const USER_COUNT: &str = "SELECT COUNT(*) FROM policy_users";
 
-/// The policy version's query.
-const VERSION: &str = "SELECT version FROM policy_version WHERE id = 1";
+/// The policy version's query, with the oldest version whose removals the
+/// store still has.
+const VERSION: &str = "SELECT version, removals_since FROM policy_version WHERE id = 1";
+
+/// How many versions back the store keeps the removals of: a server that
+/// was behind by more reads the whole store once.
+pub const REMOVALS_KEPT: i64 = 10_000;
 
 impl PolicyStore {
     /// Opens the store at `url`, creating a SQLite file that does not exist
@@ -125,6 +101,7 @@ impl PolicyStore {
             connect,
             shown,
             shared,
+            known: Arc::default(),
         })
     }
 
@@ -135,7 +112,11 @@ impl PolicyStore {
 
     /// The current policy version.
     pub async fn version(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(VERSION).fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Whether the store holds no user at all (a new store).
@@ -144,10 +125,20 @@ impl PolicyStore {
         Ok(count > 0)
     }
 
-    /// Everything the store holds, read in one transaction (one version).
+    /// Everything the store holds, as of one version. Read as the changes
+    /// since the version this handle read or wrote last, when the store
+    /// still has them (it keeps removals for [`REMOVALS_KEPT`] versions);
+    /// whole otherwise.
     pub async fn load(&self) -> Result<StoredCatalog, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let stored = load_in(&mut tx).await?;
+        if self.shared {
+            // One snapshot for every table read, as of the version read
+            // first, whatever other servers commit meanwhile.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let stored = self.read_in(&mut tx).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -158,14 +149,10 @@ impl PolicyStore {
     /// change nothing; if any is new or different, the policy version is
     /// bumped once. Applying the same catalog again is a no-op.
     pub async fn apply(&self, content: &CatalogFile) -> Result<Applied, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        lock_changes(&mut tx).await?;
-        let applied = apply_in(&mut tx, content).await?;
-        if applied.changed > 0 && self.shared {
-            announce(&mut tx, applied.version).await?;
-        }
-        tx.commit().await?;
-        Ok(applied)
+        let change = self.begin_change().await?;
+        let mut after = (*change.current().content).clone();
+        for_each_kind!(E => sections::overlay::<E>(&mut after, content));
+        change.commit(after).await
     }
 
     /// Starts a change: locks the store against every other change (the
@@ -175,12 +162,40 @@ impl PolicyStore {
     pub async fn begin_change(&self) -> Result<Change, StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_changes(&mut tx).await?;
-        let stored = load_in(&mut tx).await?;
+        let stored = self.read_in(&mut tx).await?;
         Ok(Change {
             tx,
             shared: self.shared,
             before: stored,
+            known: Arc::clone(&self.known),
         })
+    }
+
+    /// What the store holds, within `tx`, brought up to date from what this
+    /// handle knows (see [`PolicyStore::load`]).
+    async fn read_in(&self, tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreError> {
+        let (version, removals_since): (i64, i64) =
+            sqlx::query_as(VERSION).fetch_one(&mut **tx).await?;
+        let known = self.known.lock().expect("never poisoned").clone();
+        let stored = match known {
+            Some(known) if known.version == version => return Ok(known),
+            Some(known) if known.version < version && known.version >= removals_since => {
+                let changed = read_sections(tx, Some(known.version)).await?;
+                let removed = sections::removed_since(tx, known.version).await?;
+                let mut content = (*known.content).clone();
+                for_each_kind!(E => sections::merge::<E>(&mut content, &changed, &removed));
+                StoredCatalog {
+                    content: Arc::new(content),
+                    version,
+                }
+            }
+            _ => StoredCatalog {
+                content: Arc::new(read_sections(tx, None).await?),
+                version,
+            },
+        };
+        remember(&self.known, &stored);
+        Ok(stored)
     }
 
     /// Whether servers share this store (PostgreSQL), so that a change made
@@ -215,19 +230,17 @@ impl PolicyStore {
         // Checked and created in one transaction, holding the lock every
         // change takes: servers starting at once on a new store create one
         // administrator, the first.
-        let mut tx = self.pool.begin().await?;
-        lock_changes(&mut tx).await?;
-        let users: i64 = sqlx::query_scalar(USER_COUNT).fetch_one(&mut *tx).await?;
-        if users > 0 {
+        let change = self.begin_change().await?;
+        if !change.current().content.user.is_empty() {
             return Err(StoreError::Database(format!(
                 "{} has users already: the first administrator is created only in an empty store",
                 self.shown
             )));
         }
-        let content = first_administrator(user, password_hash);
-        let applied = apply_in(&mut tx, &content).await?;
-        tx.commit().await?;
-        Ok(applied.version)
+        let mut after = (*change.current().content).clone();
+        let first = first_administrator(user, password_hash);
+        for_each_kind!(E => sections::overlay::<E>(&mut after, &first));
+        Ok(change.commit(after).await?.version)
     }
 }
 
@@ -241,63 +254,26 @@ pub(crate) async fn lock_changes(tx: &mut Transaction<'_, Any>) -> Result<(), St
     Ok(())
 }
 
-/// Everything the store holds, within `tx`.
-pub(crate) async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<StoredCatalog, StoreError> {
-    let version = current_version(tx).await?;
-    let content = CatalogFile {
-        catalog: read_all::<CatalogSettings>(tx, &SETTINGS)
-            .await?
-            .into_iter()
-            .next(),
-        storage: read_all::<StorageEntry>(tx, &LOCATIONS).await?,
-        database: read_all::<DatabaseEntry>(tx, &DATABASES).await?,
-        table: read_all::<TableEntry>(tx, &TABLES).await?,
-        role: read_all::<RoleEntry>(tx, &ROLES).await?,
-        user: read_all::<UserEntry>(tx, &USERS).await?,
-        group: read_all::<GroupEntry>(tx, &GROUPS).await?,
-        grant: read_all::<GrantEntry>(tx, &GRANTS).await?,
-    };
-    Ok(StoredCatalog { content, version })
+/// The entries of every kind: all of them, or those written after `since`.
+async fn read_sections(
+    tx: &mut Transaction<'_, Any>,
+    since: Option<i64>,
+) -> Result<CatalogFile, StoreError> {
+    let mut content = CatalogFile::default();
+    for_each_kind!(E => {
+        let entries = sections::read::<E>(tx, since).await?;
+        <E as sections::Entry>::set_section(&mut content, entries);
+    });
+    Ok(content)
 }
 
-/// [`PolicyStore::apply`] within `tx`.
-pub(crate) async fn apply_in(
-    tx: &mut Transaction<'_, Any>,
-    content: &CatalogFile,
-) -> Result<Applied, StoreError> {
-    let mut changed = 0;
-    if let Some(settings) = &content.catalog {
-        changed += upsert(tx, &SETTINGS, &[SETTINGS_KEY], &[], settings).await?;
+/// Records `stored` as what the handle sharing `known` knows, unless it
+/// knows a newer version already.
+pub(crate) fn remember(known: &Known, stored: &StoredCatalog) {
+    let mut known = known.lock().expect("never poisoned");
+    if known.as_ref().is_none_or(|k| k.version < stored.version) {
+        *known = Some(stored.clone());
     }
-    for entry in &content.storage {
-        changed += upsert(tx, &LOCATIONS, &[&entry.name], &[], entry).await?;
-    }
-    for entry in &content.database {
-        changed += upsert(tx, &DATABASES, &[&entry.name], &[], entry).await?;
-    }
-    for entry in &content.table {
-        let keys = [entry.database.as_str(), entry.name.as_str()];
-        changed += upsert(tx, &TABLES, &keys, &[], entry).await?;
-    }
-    for entry in &content.role {
-        changed += upsert(tx, &ROLES, &[&entry.name], &[], entry).await?;
-    }
-    for entry in &content.user {
-        changed += upsert(tx, &USERS, &[&entry.name], &[], entry).await?;
-    }
-    for entry in &content.group {
-        changed += upsert(tx, &GROUPS, &[&entry.name], &[], entry).await?;
-    }
-    for entry in &content.grant {
-        let columns = [("role", entry.role.clone()), ("resource", entry.on.clone())];
-        changed += upsert(tx, &GRANTS, &[&entry.name], &columns, entry).await?;
-    }
-    let version = if changed > 0 {
-        bump_version(tx).await?
-    } else {
-        current_version(tx).await?
-    };
-    Ok(Applied { changed, version })
 }
 
 /// The catalog sections of a first administrator (see
@@ -375,109 +351,6 @@ fn without_password(url: &str) -> String {
         }
         None => url.to_string(),
     }
-}
-
-/// Every entry of `kind`, sorted by key.
-async fn read_all<T: DeserializeOwned>(
-    tx: &mut Transaction<'_, Any>,
-    kind: &Kind,
-) -> Result<Vec<T>, StoreError> {
-    let order = kind.keys.join(", ");
-    let sql = format!("SELECT {order}, entry FROM {} ORDER BY {order}", kind.table);
-    let rows: Vec<sqlx::any::AnyRow> = sqlx::query(&sql).fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|row| {
-            use sqlx::Row;
-            let entry: String = row.try_get("entry")?;
-            serde_json::from_str(&entry).map_err(|e| StoreError::Corrupt {
-                kind: kind.name,
-                name: key_of(row, kind),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// A row's key, as shown in messages.
-fn key_of(row: &sqlx::any::AnyRow, kind: &Kind) -> String {
-    use sqlx::Row;
-    kind.keys
-        .iter()
-        .map(|key| row.try_get::<String, _>(*key).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// Writes `entry` under `keys` (with the extra `columns`) unless the store
-/// holds it already; 1 if it wrote, 0 if not.
-async fn upsert<T: Serialize>(
-    tx: &mut Transaction<'_, Any>,
-    kind: &Kind,
-    keys: &[&str],
-    columns: &[(&str, String)],
-    entry: &T,
-) -> Result<usize, StoreError> {
-    let json = stored_form(entry);
-    let key_is = |i: usize, key: &str| format!("{key} = ${}", i + 1);
-    let condition: Vec<String> = kind
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| key_is(i, k))
-        .collect();
-    let select = format!(
-        "SELECT entry FROM {} WHERE {}",
-        kind.table,
-        condition.join(" AND ")
-    );
-    let mut query = sqlx::query_scalar::<_, String>(&select);
-    for value in keys {
-        query = query.bind(value.to_string());
-    }
-    if query.fetch_optional(&mut **tx).await?.as_deref() == Some(json.as_str()) {
-        return Ok(0);
-    }
-    let names: Vec<&str> = kind
-        .keys
-        .iter()
-        .copied()
-        .chain(columns.iter().map(|(name, _)| *name))
-        .chain(["entry"])
-        .collect();
-    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
-    let updates: Vec<String> = names[kind.keys.len()..]
-        .iter()
-        .map(|name| format!("{name} = excluded.{name}"))
-        .collect();
-    let upsert = format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-        kind.table,
-        names.join(", "),
-        placeholders.join(", "),
-        kind.keys.join(", "),
-        updates.join(", ")
-    );
-    let mut query = sqlx::query(&upsert);
-    for value in keys {
-        query = query.bind(value.to_string());
-    }
-    for (_, value) in columns {
-        query = query.bind(value.clone());
-    }
-    query.bind(json).execute(&mut **tx).await?;
-    Ok(1)
-}
-
-async fn current_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(VERSION).fetch_one(&mut **tx).await?)
-}
-
-/// Bumps the policy version within `tx`, returning the new one.
-pub(crate) async fn bump_version(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
-    sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
-    current_version(tx).await
 }
 
 #[cfg(test)]
