@@ -514,7 +514,12 @@ async fn build_lake(
     let opening: Vec<BoxFuture<'_, _>> = catalog
         .tables
         .values()
-        .map(|table| raw_table(&user_template, table, shared.table_cache.clone()).boxed())
+        .map(
+            |table| match checked.and_then(|served| served_raw_table(served, table)) {
+                Some(provider) => futures::future::ready(Ok(provider)).boxed(),
+                None => raw_table(&user_template, table, shared.table_cache.clone()).boxed(),
+            },
+        )
         .collect();
     let opened = futures::stream::iter(opening)
         .buffered(TABLES_OPENED_AT_ONCE)
@@ -603,6 +608,24 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
 
 /// The raw Parquet table behind a catalog table, read through the table
 /// cache if there is one.
+/// The provider `served` (the version served now) has for `table`, when it
+/// reads the same files the same way: a policy change among a thousand
+/// tables opens none of them again. A provider holds no object store (each
+/// version resolves those through its own registry at scan time), so it
+/// serves any version whose table matches.
+fn served_raw_table(
+    served: &Lake,
+    table: &lakegate_catalog::Table,
+) -> Option<Arc<dyn TableProvider>> {
+    let before = served.catalog().tables.get(&table.name)?;
+    let same = before.url == table.url
+        && before.storage == table.storage
+        && before.partition_columns == table.partition_columns
+        && (Arc::ptr_eq(&before.schema, &table.schema) || before.schema == table.schema);
+    same.then(|| served.raw_table(&table.name).cloned())
+        .flatten()
+}
+
 async fn raw_table(
     state: &SessionState,
     table: &lakegate_catalog::Table,
