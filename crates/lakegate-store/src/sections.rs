@@ -23,39 +23,22 @@ use crate::error::StoreError;
 /// Runs `$body` once for each kind of catalog entry, with `$kind` naming
 /// its type (an [`Entry`]).
 macro_rules! for_each_kind {
-    ($kind:ident => $body:expr) => {{
-        {
-            type $kind = lakegate_catalog::CatalogSettings;
+    ($kind:ident => $body:expr) => {
+        $crate::sections::for_each_kind!(@each $kind => $body;
+            lakegate_catalog::CatalogSettings,
+            lakegate_catalog::StorageEntry,
+            lakegate_catalog::DatabaseEntry,
+            lakegate_catalog::TableEntry,
+            lakegate_catalog::RoleEntry,
+            lakegate_catalog::UserEntry,
+            lakegate_catalog::GroupEntry,
+            lakegate_catalog::GrantEntry)
+    };
+    (@each $kind:ident => $body:expr; $($entry:ty),*) => {{
+        $({
+            type $kind = $entry;
             $body
-        }
-        {
-            type $kind = lakegate_catalog::StorageEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::DatabaseEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::TableEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::RoleEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::UserEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::GroupEntry;
-            $body
-        }
-        {
-            type $kind = lakegate_catalog::GrantEntry;
-            $body
-        }
+        })*
     }};
 }
 pub(crate) use for_each_kind;
