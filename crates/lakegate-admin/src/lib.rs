@@ -19,6 +19,7 @@
 mod administration;
 mod changes;
 mod error;
+mod grammar;
 mod parse;
 mod rights;
 mod show;

@@ -71,10 +71,7 @@ impl Catalog {
         base_dir: &Path,
         options: &LoadOptions,
     ) -> Result<Self, CatalogErrors> {
-        match Self::check_files(files, base_dir, options).await {
-            (catalog, errors) if errors.is_empty() => Ok(catalog),
-            (_, errors) => Err(CatalogErrors(errors)),
-        }
+        Self::from_shared_files(shared(files), base_dir, options).await
     }
 
     /// [`Catalog::from_files`] for sections shared with their owner (a
@@ -95,12 +92,18 @@ impl Catalog {
         base_dir: &Path,
         options: &LoadOptions,
     ) -> (Self, Vec<CatalogError>) {
-        let files = files
-            .into_iter()
-            .map(|(path, file)| (path, Arc::new(file)))
-            .collect();
-        Loader::default().build(base_dir, files, options).await
+        Loader::default()
+            .build(base_dir, shared(files), options)
+            .await
     }
+}
+
+/// `files`, each shared (what the loader reads).
+fn shared(files: Vec<(PathBuf, CatalogFile)>) -> Vec<(PathBuf, Arc<CatalogFile>)> {
+    files
+        .into_iter()
+        .map(|(path, file)| (path, Arc::new(file)))
+        .collect()
 }
 
 /// Catalog files as parsed, each with its path, and an error for each file

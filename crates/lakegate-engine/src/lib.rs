@@ -28,6 +28,7 @@ mod explain;
 mod functions;
 mod gate;
 mod lake;
+mod lake_build;
 mod leakproof;
 mod left_chains;
 mod long_statements;

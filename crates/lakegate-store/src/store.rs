@@ -150,8 +150,7 @@ impl PolicyStore {
     /// bumped once. Applying the same catalog again is a no-op.
     pub async fn apply(&self, content: &CatalogFile) -> Result<Applied, StoreError> {
         let change = self.begin_change().await?;
-        let mut after = (*change.current().content).clone();
-        for_each_kind!(E => sections::overlay::<E>(&mut after, content));
+        let after = overlaid(&change.current().content, content);
         change.commit(after).await
     }
 
@@ -237,9 +236,10 @@ impl PolicyStore {
                 self.shown
             )));
         }
-        let mut after = (*change.current().content).clone();
-        let first = first_administrator(user, password_hash);
-        for_each_kind!(E => sections::overlay::<E>(&mut after, &first));
+        let after = overlaid(
+            &change.current().content,
+            &first_administrator(user, password_hash),
+        );
         Ok(change.commit(after).await?.version)
     }
 }
@@ -265,6 +265,14 @@ async fn read_sections(
         <E as sections::Entry>::set_section(&mut content, entries);
     });
     Ok(content)
+}
+
+/// `current` with every entry of `overlay` put in, replacing the entry of
+/// the same key; the others kept.
+fn overlaid(current: &CatalogFile, overlay: &CatalogFile) -> CatalogFile {
+    let mut after = current.clone();
+    for_each_kind!(E => sections::overlay::<E>(&mut after, overlay));
+    after
 }
 
 /// Records `stored` as what the handle sharing `known` knows, unless it
