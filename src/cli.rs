@@ -143,6 +143,9 @@ pub enum Command {
         /// PEM private key of `--tls-cert`.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// How callers may sign in beyond catalog passwords.
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Catalog tools.
     Catalog {
@@ -505,6 +508,41 @@ impl ServiceArgs {
             ..ServiceOptions::default()
         })
     }
+}
+
+/// Sign-in methods of `lakegate serve` beyond catalog passwords
+/// (docs/identity.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityArgs {
+    /// Identity settings (TOML): the OpenID providers whose tokens sign
+    /// callers in, the certificate field naming a user, Kerberos name
+    /// mapping.
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// PEM certificate authority of client certificates: callers sign in
+    /// with a certificate it issued (mutual TLS; needs `--tls-cert`).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Whether every client must present a certificate (`required`) or
+    /// may sign in otherwise without one (`optional`).
+    #[arg(long, value_enum, default_value_t = ClientAuth::Required, requires = "tls_client_ca")]
+    pub tls_client_auth: ClientAuth,
+    /// The keytab holding `--kerberos-principal`'s key: the Handshake
+    /// accepts Kerberos (SPNEGO) tokens (a build with `--features kerberos`).
+    #[arg(long, requires = "kerberos_principal")]
+    pub kerberos_keytab: Option<PathBuf>,
+    /// The service principal clients get tickets for, `HTTP/host@REALM`.
+    #[arg(long, requires = "kerberos_keytab")]
+    pub kerberos_principal: Option<String>,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    /// Every client presents one.
+    Required,
+    /// Clients without one connect and sign in otherwise.
+    Optional,
 }
 
 /// Seconds running queries get to finish when the server is stopped.

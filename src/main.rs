@@ -17,6 +17,7 @@ mod demo;
 mod local_query;
 mod output;
 mod policy_source;
+mod sign_in;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,10 +40,29 @@ use crate::policy_source::{export, load_catalog};
 use lakegate::parquet_files::Generation;
 use lakegate::tpch_data::ensure_tpch_data;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // Before any thread exists: Kerberos reads its keytab from the
+    // environment (sign_in.rs).
+    if let Command::Serve { identity, .. } = &cli.command
+        && let Some(keytab) = &identity.kerberos_keytab
+        && let Err(message) = sign_in::use_keytab(keytab)
+    {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -129,12 +149,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             shutdown_grace,
             tls_cert,
             tls_key,
+            identity,
         } => {
             let tls = match (&tls_cert, &tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::from_pem_files(cert, key)?),
                 _ => None,
             };
-            let options = service.options()?;
+            let (sign_in, tls) = sign_in::sign_in_methods(&identity, tls).await?;
+            let options = ServiceOptions {
+                sign_in,
+                ..service.options()?
+            };
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
             let engine_options = engine.options(audit_dir.clone());
             let load = LoadOptions {

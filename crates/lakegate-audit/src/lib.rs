@@ -60,7 +60,8 @@ pub struct AuditEvent {
     pub user: Option<String>,
     /// The runtime role the call ran under (or asked for).
     pub role: Option<String>,
-    /// The `x-lakegate-source-identity` the client sent.
+    /// The caller's source identity (`x-lakegate-source-identity`): the
+    /// one bound into its token at sign-in, or the one its call sent.
     pub source_identity: Option<String>,
     /// The peer's address.
     pub peer: Option<String>,
@@ -90,6 +91,10 @@ pub struct AuditEvent {
     /// version it made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_version_after: Option<i64>,
+    /// How the caller signed in: `password`, `oidc`, `certificate` or
+    /// `kerberos` (absent when it did not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<String>,
 }
 
 impl AuditEvent {
@@ -114,6 +119,7 @@ impl AuditEvent {
             duration_ms: 0.0,
             policy_version: None,
             policy_version_after: None,
+            sign_in: None,
         }
     }
 
@@ -312,6 +318,7 @@ pub fn audit_schema() -> SchemaRef {
             Field::new("duration_ms", DataType::Float64, false),
             Field::new("policy_version", DataType::Int64, true),
             Field::new("policy_version_after", DataType::Int64, true),
+            text("sign_in"),
         ]))
     });
     Arc::clone(&SCHEMA)
@@ -392,6 +399,7 @@ mod tests {
             duration_ms: 1.5,
             policy_version: Some(3),
             policy_version_after: None,
+            sign_in: Some("password".into()),
         }
     }
 

@@ -268,6 +268,9 @@ pub struct UserEntry {
     /// Unique name.
     pub name: String,
     /// Argon2 PHC string (`lakegate catalog hash-password` makes one).
+    /// Empty or absent: the user has no password, and signs in only
+    /// otherwise (an OpenID provider, a client certificate, Kerberos).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password_hash: String,
     /// Groups the user belongs to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

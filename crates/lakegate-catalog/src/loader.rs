@@ -529,17 +529,20 @@ impl Loader {
                 {
                     continue;
                 }
-                if PasswordHash::new(&entry.password_hash).is_err() {
+                if entry.password_hash.is_empty() {
+                    // No password: the user signs in some other way.
+                } else if PasswordHash::new(&entry.password_hash).is_err() {
                     self.findings.error(
                         file,
                         &format!("user '{}'", entry.name),
                         "password_hash is not an Argon2 PHC string \
                          (make one with `lakegate catalog hash-password`)",
                     );
+                } else {
+                    principals
+                        .password_hashes
+                        .insert(entry.name.clone(), entry.password_hash.clone());
                 }
-                principals
-                    .password_hashes
-                    .insert(entry.name.clone(), entry.password_hash.clone());
                 principals.users.push(User {
                     name: entry.name.clone(),
                     groups: entry.groups.clone(),

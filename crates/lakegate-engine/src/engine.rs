@@ -11,8 +11,8 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions, RequestTotals};
-use lakegate_policy::RoleError;
 use lakegate_policy::{EffectiveAccess, TableName};
+use lakegate_policy::{Principal, RoleError};
 
 use crate::error::{EngineError, Result};
 use crate::lake::Lake;
@@ -377,24 +377,31 @@ impl Engine {
 
     /// The role `user` runs under when it asks for none, if it has one.
     pub fn default_role(&self, user: &str) -> Option<String> {
-        self.lake()
-            .catalog()
-            .policy
-            .user(user)?
-            .default_role
-            .clone()
+        self.default_role_of(&Principal::local(user))
     }
 
-    /// Opens a session for `user` (already authenticated by the caller) under
-    /// `role`, or the user's default role.
+    /// The role `principal` runs under when it asks for none, if it has one.
+    pub fn default_role_of(&self, principal: &Principal) -> Option<String> {
+        self.lake().catalog().policy.default_role_of(principal)
+    }
+
+    /// Opens a session for the catalog user `user` (already authenticated
+    /// by the caller) under `role`, or the user's default role.
     pub fn session(&self, user: &str, role: Option<&str>) -> Result<QuerySession> {
+        self.session_for(&Principal::local(user), role)
+    }
+
+    /// Opens a session for `principal` (already authenticated by the
+    /// caller, with the groups its sign-in vouched for) under `role`, or its
+    /// default role.
+    pub fn session_for(&self, principal: &Principal, role: Option<&str>) -> Result<QuerySession> {
         let lake = self.lake();
         let runtime = lake
             .catalog()
             .policy
-            .runtime_role(user, role)
+            .runtime_role(principal, role)
             .map_err(|e| match e {
-                RoleError::UnknownUser { .. } => {
+                RoleError::UnknownUser { user } => {
                     EngineError::PermissionDenied(format!("unknown user '{user}'"))
                 }
                 other => EngineError::PermissionDenied(other.to_string()),

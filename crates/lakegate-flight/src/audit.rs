@@ -26,6 +26,7 @@ use arrow_flight::FlightData;
 use futures::Stream;
 use lakegate_admin::redacted;
 use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead};
+use lakegate_identity::SignInMethod;
 use tonic::{Code, Status};
 
 /// What the service tells the audit about a read it started.
@@ -96,8 +97,10 @@ pub(crate) struct AuditStart {
     pub(crate) user: Option<String>,
     /// The role asked for, or the user's default role.
     pub(crate) role: Option<String>,
-    /// The source identity the caller named.
+    /// The caller's source identity: bound at sign-in, or named by the call.
     pub(crate) source_identity: Option<String>,
+    /// How the caller signed in, when it did.
+    pub(crate) sign_in: Option<SignInMethod>,
     /// The peer's address.
     pub(crate) peer: Option<String>,
     /// The RPC, and what it carried (`DoGet/TicketStatementQuery`).
@@ -117,6 +120,7 @@ impl PendingAudit {
         event.user = start.user;
         event.role = start.role;
         event.source_identity = start.source_identity;
+        event.sign_in = start.sign_in.map(|method| method.to_string());
         event.peer = start.peer;
         event.statement = start.statement.map(auditable);
         event.policy_version = start.policy_version;

@@ -11,7 +11,10 @@
 
 use tonic::metadata::MetadataMap;
 
+use lakegate_identity::Principal;
+
 use crate::audit::PolicyChange;
+use crate::auth::Identity;
 
 use crate::error::{CallError, CallResult};
 
@@ -78,8 +81,8 @@ pub(crate) fn header_value(metadata: &MetadataMap, name: &str) -> Option<String>
 /// The authenticated caller of one call, with what its request said.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    /// The authenticated user.
-    pub(crate) user: String,
+    /// Who signed in, how, and its source identity.
+    pub(crate) identity: Identity,
     /// The call's headers.
     pub(crate) headers: CallHeaders,
     /// The current database of the client's session (its session cookie,
@@ -90,6 +93,16 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The authenticated user.
+    pub(crate) fn user(&self) -> &str {
+        &self.identity.principal.user
+    }
+
+    /// The user with the groups its sign-in vouched for.
+    pub(crate) fn principal(&self) -> &Principal {
+        &self.identity.principal
+    }
+
     /// The role asked for with `x-lakegate-role`, if any.
     pub(crate) fn requested_role(&self) -> Option<&str> {
         self.headers.role.as_deref()

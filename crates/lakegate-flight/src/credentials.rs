@@ -1,6 +1,6 @@
 //! Reading credentials from gRPC metadata: HTTP Basic (with or without
 //! base64 padding: the ADBC Go driver sends it unpadded, which strict
-//! decoders reject) and Bearer tokens.
+//! decoders reject), Bearer tokens, and Negotiate (SPNEGO/Kerberos) tokens.
 
 use base64::Engine as _;
 use base64::alphabet::STANDARD;
@@ -24,6 +24,8 @@ pub enum Credentials {
     },
     /// `Bearer <token>`.
     Bearer(String),
+    /// `Negotiate base64(<SPNEGO or Kerberos token>)`.
+    Negotiate(Vec<u8>),
 }
 
 /// Why a header could not be read as credentials. Deliberately vague towards
@@ -50,6 +52,9 @@ pub fn parse_authorization(value: &str) -> Result<Credentials, MalformedCredenti
         })
     } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
         Ok(Credentials::Bearer(rest.to_string()))
+    } else if scheme.eq_ignore_ascii_case("negotiate") && !rest.is_empty() {
+        let token = LENIENT.decode(rest).map_err(|_| MalformedCredentials)?;
+        Ok(Credentials::Negotiate(token))
     } else {
         Err(MalformedCredentials)
     }
@@ -97,6 +102,10 @@ mod tests {
             parse_authorization("Bearer lg1.abc.def"),
             Ok(Credentials::Bearer("lg1.abc.def".into()))
         );
+        assert_eq!(
+            parse_authorization("Negotiate YIIB"),
+            Ok(Credentials::Negotiate(vec![0x60, 0x82, 0x01]))
+        );
         for bad in [
             "",
             "Basic",
@@ -104,6 +113,8 @@ mod tests {
             "Bearer ",
             "Token x",
             "Basic dXNlcg",
+            "Negotiate ",
+            "Negotiate !!!",
         ] {
             assert_eq!(
                 parse_authorization(bad),

@@ -37,6 +37,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::{AuditStart, AuditedStream, PendingAudit, PolicyChange, ReadNote};
+use crate::auth::{Identity, Presented};
 use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::error::{CallError, CallResult};
@@ -150,43 +151,59 @@ impl LakegateFlight {
         let metadata = request.metadata();
         let peer = request.remote_addr();
         let headers = CallHeaders::read(metadata);
-        let credentials = metadata
-            .get("authorization")
-            .map(|value| {
-                value
-                    .to_str()
-                    .ok()
-                    .and_then(|text| parse_authorization(text).ok())
-                    .ok_or(CallError::InvalidCredentials)
-            })
-            .unwrap_or(Err(CallError::AuthenticationRequired));
-        let identity = credentials.as_ref().map_err(clone_error).and_then(|c| {
-            self.service
-                .authenticator()
-                .authenticate(c, peer.map(|p| p.ip()))
+        let credentials = metadata.get("authorization").map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| parse_authorization(text).ok())
+                .ok_or(CallError::InvalidCredentials)
         });
+        let certificates = request.peer_certs();
+        let sent_source = headers
+            .as_ref()
+            .ok()
+            .and_then(|h| h.source_identity.as_deref());
+        let identity = match &credentials {
+            Some(Err(_)) => Err(CallError::InvalidCredentials),
+            Some(Ok(credentials)) => {
+                self.sign_in(Some(credentials), None, peer, &action, sent_source)
+                    .await
+            }
+            None => {
+                let leaf = certificates.as_ref().and_then(|chain| chain.first());
+                self.sign_in(None, leaf.map(|c| c.as_ref()), peer, &action, sent_source)
+                    .await
+            }
+        };
         // Who the call is recorded under: the authenticated user, else the
         // one the credentials claim (a failed sign-in is recorded under the
         // name it tried).
         let user = match (&identity, &credentials) {
-            (Ok(identity), _) => Some(identity.user.clone()),
-            (Err(_), Ok(Credentials::Basic { user, .. })) => Some(user.clone()),
-            (Err(_), Ok(Credentials::Bearer(token))) => self.service.tokens().open(token),
-            (Err(_), Err(_)) => None,
+            (Ok(identity), _) => Some(identity.principal.user.clone()),
+            (Err(_), Some(Ok(Credentials::Basic { user, .. }))) => Some(user.clone()),
+            (Err(_), Some(Ok(Credentials::Bearer(token)))) => self
+                .service
+                .tokens()
+                .open(token)
+                .map(|identity| identity.principal.user),
+            (Err(_), _) => None,
         };
-        let (requested, source_identity) = match &headers {
-            Ok(headers) => (headers.role.clone(), headers.source_identity.clone()),
-            Err(_) => (None, None),
-        };
-        let role = requested.or_else(|| {
-            let user = user.as_deref()?;
-            self.service.engine().default_role(user)
+        let requested = headers.as_ref().ok().and_then(|h| h.role.clone());
+        let role = requested.or_else(|| match &identity {
+            Ok(identity) => self.service.engine().default_role_of(&identity.principal),
+            Err(_) => self.service.engine().default_role(user.as_deref()?),
         });
+        // The source identity bound at sign-in, else the one the call sent.
+        let source_identity = match &identity {
+            Ok(identity) => identity.source_identity.clone(),
+            Err(_) => sent_source.map(str::to_string),
+        };
         let policy_change = PolicyChange::default();
         let audit = AuditStart {
             user,
             role,
             source_identity,
+            sign_in: identity.as_ref().ok().map(|identity| identity.method),
             peer: peer.map(|p| p.to_string()),
             action,
             statement: None,
@@ -194,16 +211,38 @@ impl LakegateFlight {
             policy_change: policy_change.clone(),
         };
         let caller = current.and(headers).and_then(|headers| {
-            let user = identity?.user;
-            let database = self.service.seals().session_database(metadata, &user);
+            let identity = identity?;
+            let database = self
+                .service
+                .seals()
+                .session_database(metadata, &identity.principal.user);
             Ok(Caller {
-                user,
+                identity,
                 headers,
                 database,
                 policy_change,
             })
         });
         Call { caller, audit }
+    }
+
+    /// Signs a call in with what it presents.
+    async fn sign_in(
+        &self,
+        credentials: Option<&Credentials>,
+        certificate: Option<&[u8]>,
+        peer: Option<std::net::SocketAddr>,
+        action: &str,
+        source_identity: Option<&str>,
+    ) -> CallResult<Identity> {
+        let presented = Presented {
+            credentials,
+            peer: peer.map(|p| p.ip()),
+            certificate,
+            handshake: action == "Handshake",
+            source_identity,
+        };
+        self.service.authenticator().authenticate(presented).await
     }
 
     /// A call the entry only admits and audits: handed to Flight SQL's
@@ -232,14 +271,6 @@ impl LakegateFlight {
     pub(crate) fn audit(&self, start: AuditStart) -> Option<PendingAudit> {
         let log = self.service.audit_log()?;
         Some(PendingAudit::start(log, start))
-    }
-}
-
-/// The same error again (the credentials' error is needed twice).
-fn clone_error(error: &CallError) -> CallError {
-    match error {
-        CallError::AuthenticationRequired => CallError::AuthenticationRequired,
-        _ => CallError::InvalidCredentials,
     }
 }
 
@@ -332,7 +363,7 @@ impl FlightService for LakegateFlight {
             (Ok(caller), Some(command)) => Some(
                 self.service
                     .seals()
-                    .open_handle(&command.prepared_statement_handle, &caller.user),
+                    .open_handle(&command.prepared_statement_handle, caller.user()),
             ),
             _ => None,
         };
@@ -413,7 +444,7 @@ impl FlightService for LakegateFlight {
                 .flatten()
                 .map(|t| {
                     let seals = self.service.seals();
-                    seals.open_ticket(&t.statement_handle, &caller.user)
+                    seals.open_ticket(&t.statement_handle, caller.user())
                 }),
             _ => None,
         };

@@ -25,12 +25,28 @@ pub enum CallError {
     #[error("the policy store cannot be reached: {0}")]
     PolicyUnavailable(String),
     /// The call carries no credentials.
-    #[error("authentication required: send Basic credentials or a bearer token")]
+    #[error(
+        "authentication required: send Basic credentials or a bearer token \
+         (or a client certificate, where the server accepts them)"
+    )]
     AuthenticationRequired,
     /// The credentials are wrong, unknown, expired or tampered with: the same
     /// answer for each, so that none can be told from the others.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A Kerberos token outside the Handshake.
+    #[error(
+        "Kerberos (Negotiate) credentials are accepted on the Handshake only; \
+         send the bearer token it answers with on later calls"
+    )]
+    HandshakeOnly,
+    /// A token used with another source identity than the one bound into
+    /// it at sign-in.
+    #[error(
+        "the source identity is bound at sign-in: this token was issued for another one; \
+         sign in again to use a different source identity"
+    )]
+    SourceIdentityBound,
     /// Too many failed sign-ins for this user from this peer.
     #[error("too many failed sign-in attempts; retry in {} s", .0.as_secs().max(1))]
     SignInThrottled(Duration),
@@ -84,16 +100,17 @@ impl From<CallError> for Status {
             CallError::Engine(engine) => engine_status(engine),
             CallError::Admin(admin) => code_status(admin.code(), message),
             CallError::PolicyUnavailable(_) => Status::unavailable(message),
-            CallError::AuthenticationRequired | CallError::InvalidCredentials => {
-                Status::unauthenticated(message)
-            }
+            CallError::AuthenticationRequired
+            | CallError::InvalidCredentials
+            | CallError::HandshakeOnly => Status::unauthenticated(message),
             CallError::SignInThrottled(_) | CallError::TooManyQueries(_) => {
                 Status::resource_exhausted(message)
             }
             CallError::InvalidRequest(_) => Status::invalid_argument(message),
-            CallError::NotYours(_) | CallError::Expired(..) | CallError::Refused(_) => {
-                Status::permission_denied(message)
-            }
+            CallError::NotYours(_)
+            | CallError::Expired(..)
+            | CallError::Refused(_)
+            | CallError::SourceIdentityBound => Status::permission_denied(message),
             CallError::Stale(_) => Status::failed_precondition(message),
             CallError::Unsupported(_) => Status::unimplemented(message),
             CallError::Timeout(_) => Status::deadline_exceeded(message),

@@ -50,7 +50,7 @@ mod throttle;
 mod tickets;
 
 pub use admin_api::LakegateAdminApi;
-pub use auth::{Authenticator, Identity};
+pub use auth::{Authenticator, Identity, Presented, SignInMethods};
 pub use call::{PARALLEL_HEADER, ROLE_HEADER, SOURCE_IDENTITY_HEADER};
 pub use credentials::{Credentials, parse_authorization};
 pub use entry::LakegateFlight;

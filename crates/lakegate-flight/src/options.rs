@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::SignInMethods;
 use crate::limits::QueryLimits;
 use crate::prepared::DEFAULT_MAX_PARAMETER_BYTES;
 
@@ -24,6 +25,9 @@ pub struct ServiceOptions {
     /// The largest parameter set one prepared statement may bind, in bytes
     /// of Arrow data, counted as it arrives.
     pub max_parameter_bytes: usize,
+    /// Sign-in methods beyond catalog passwords and the server's tokens
+    /// (OIDC, client certificates, Kerberos); none by default.
+    pub sign_in: SignInMethods,
 }
 
 impl Default for ServiceOptions {
@@ -36,6 +40,7 @@ impl Default for ServiceOptions {
             limits: QueryLimits::default(),
             keep_alive: Some(Duration::from_secs(15)),
             max_parameter_bytes: DEFAULT_MAX_PARAMETER_BYTES,
+            sign_in: SignInMethods::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use lakegate_audit::AuditLog;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
@@ -26,10 +26,14 @@ use crate::admin_api::LakegateAdminApi;
 use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
 
-/// A server certificate chain and its private key, PEM-encoded.
+/// A server certificate chain and its private key, PEM-encoded, and the
+/// certificate authority client certificates must come from, when the
+/// server asks for them (mutual TLS).
 #[derive(Clone)]
 pub struct TlsIdentity {
     identity: Identity,
+    client_ca: Option<Certificate>,
+    client_auth_optional: bool,
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -43,23 +47,57 @@ impl TlsIdentity {
     /// look like what they should be (rustls checks that they match when
     /// the server starts).
     pub fn from_pem_files(certificate: &Path, key: &Path) -> Result<Self, String> {
-        let read = |path: &Path, what: &str, marker: &str| {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read the TLS {what} '{}': {e}", path.display()))?;
-            if !String::from_utf8_lossy(&pem).contains(marker) {
-                return Err(format!(
-                    "'{}' is not a PEM {what} (no '{marker}' block)",
-                    path.display()
-                ));
-            }
-            Ok(pem)
-        };
-        let certificate = read(certificate, "certificate", "-----BEGIN CERTIFICATE-----")?;
-        let key = read(key, "private key", "PRIVATE KEY-----")?;
+        let certificate = read_pem(certificate, "certificate", "-----BEGIN CERTIFICATE-----")?;
+        let key = read_pem(key, "private key", "PRIVATE KEY-----")?;
         Ok(Self {
             identity: Identity::from_pem(certificate, key),
+            client_ca: None,
+            client_auth_optional: false,
         })
     }
+
+    /// Asks clients for a certificate issued by the CA in the PEM file `ca`
+    /// (rustls verifies the chain and validity in the TLS handshake): every
+    /// client must present one, or, when `optional`, a client without one
+    /// connects and signs in otherwise.
+    pub fn with_client_ca(mut self, ca: &Path, optional: bool) -> Result<Self, String> {
+        let pem = read_pem(
+            ca,
+            "client certificate authority",
+            "-----BEGIN CERTIFICATE-----",
+        )?;
+        self.client_ca = Some(Certificate::from_pem(pem));
+        self.client_auth_optional = optional;
+        Ok(self)
+    }
+
+    /// Whether clients are asked for certificates.
+    pub fn asks_for_client_certificates(&self) -> bool {
+        self.client_ca.is_some()
+    }
+
+    fn server_config(self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(self.identity);
+        match self.client_ca {
+            Some(ca) => config
+                .client_ca_root(ca)
+                .client_auth_optional(self.client_auth_optional),
+            None => config,
+        }
+    }
+}
+
+/// The PEM file at `path`, checked to hold a `marker` block.
+fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the TLS {what} '{}': {e}", path.display()))?;
+    if !String::from_utf8_lossy(&pem).contains(marker) {
+        return Err(format!(
+            "'{}' is not a PEM {what} (no '{marker}' block)",
+            path.display()
+        ));
+    }
+    Ok(pem)
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, over TLS when
@@ -87,7 +125,7 @@ pub async fn serve_with_tls(
     let flight = FlightServiceServer::new(entry).max_decoding_message_size(max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
-        builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity))?;
+        builder = builder.tls_config(tls.server_config())?;
     }
     // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms
     // per call on Linux).

@@ -51,7 +51,7 @@ use lakegate_engine::Engine;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Authenticator, PasswordAuthenticator, TokenIssuer};
+use crate::auth::{Authenticator, SignIn, TokenIssuer};
 use crate::call::caller_of;
 use crate::error::{CallError, CallResult};
 use crate::metadata::{
@@ -90,12 +90,18 @@ impl std::fmt::Debug for LakegateFlightService {
 
 impl LakegateFlightService {
     /// A service over `engine`, sealing tokens and tickets with `key`, and
-    /// signing callers in with their catalog passwords or its tokens.
+    /// signing callers in with their catalog passwords, its tokens, and the
+    /// methods `options.sign_in` turns on.
     pub fn new(engine: Engine, key: EnvelopeKey, options: ServiceOptions) -> Self {
         let key = Arc::new(key);
         let tokens = TokenIssuer::new(Arc::clone(&key), options.token_ttl);
         let throttle = LoginThrottle::new(options.max_login_failures, options.login_window);
-        let authenticator = PasswordAuthenticator::new(engine.clone(), throttle, tokens.clone());
+        let authenticator = SignIn::new(
+            engine.clone(),
+            throttle,
+            tokens.clone(),
+            options.sign_in.clone(),
+        );
         // Prepared statements and session cookies live as long as a sign-in.
         let seals = Seals::new(key, options.ticket_ttl, options.token_ttl);
         let runner = QueryRunner::new(options.limits, options.keep_alive);
@@ -266,7 +272,7 @@ impl FlightSqlService for LakegateFlightService {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<HandshakeStream>, Status> {
-        let token = self.tokens.issue(&caller_of(&request)?.user);
+        let token = self.tokens.issue(&caller_of(&request)?.identity);
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),
@@ -306,7 +312,10 @@ impl FlightSqlService for LakegateFlightService {
             .ok_or_else(|| {
                 CallError::Internal("a statement ticket reached DoGet unopened".into())
             })?;
-        Ok(self.statements.run_ticket(ticket).await?)
+        Ok(self
+            .statements
+            .run_ticket(caller_of(&request)?, ticket)
+            .await?)
     }
 
     async fn get_flight_info_sql_info(
@@ -572,7 +581,7 @@ impl FlightSqlService for LakegateFlightService {
         let caller = caller_of(&request)?;
         let handle = self
             .seals
-            .open_handle(&query.prepared_statement_handle, &caller.user)?;
+            .open_handle(&query.prepared_statement_handle, caller.user())?;
         if let Some(statement) = administrative(&handle.sql) {
             return Ok(self.statements.update(caller, &statement?).await?);
         }

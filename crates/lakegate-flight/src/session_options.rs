@@ -254,7 +254,7 @@ pub(crate) fn session_action(
         }
     };
     let set_cookie =
-        database.map(|database| seals.session_cookie(&caller.user, database.as_deref()));
+        database.map(|database| seals.session_cookie(caller.user(), database.as_deref()));
     Ok(ActionAnswer { body, set_cookie })
 }
 

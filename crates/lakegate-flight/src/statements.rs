@@ -27,6 +27,7 @@ use lakegate_admin::{
     parse_admin, redacted,
 };
 use lakegate_engine::{Engine, EngineError, PlannedStatement, QueryOutput, QuerySession};
+use lakegate_identity::Principal;
 use prost::Message;
 use tonic::{Response, Status};
 
@@ -59,7 +60,7 @@ pub(crate) fn administrative(sql: &str) -> Option<CallResult<AdminStatement>> {
 /// Who runs a statement, under which role, in which database.
 #[derive(Debug, Clone, Copy)]
 struct RunAs<'a> {
-    user: &'a str,
+    principal: &'a Principal,
     role: Option<&'a str>,
     database: Option<&'a str>,
 }
@@ -67,7 +68,7 @@ struct RunAs<'a> {
 impl<'a> From<&'a Caller> for RunAs<'a> {
     fn from(caller: &'a Caller) -> Self {
         Self {
-            user: &caller.user,
+            principal: caller.principal(),
             role: caller.requested_role(),
             database: caller.database.as_deref(),
         }
@@ -104,7 +105,7 @@ impl Statements {
             .ok_or(CallError::Admin(AdminError::ReadOnly))?;
         let session = self.session_as(run_as)?;
         let actor = Actor {
-            user: run_as.user.to_string(),
+            user: run_as.principal.user.clone(),
             role: session.role().to_string(),
         };
         Ok((actor, Arc::clone(administration)))
@@ -180,7 +181,7 @@ impl Statements {
             .await?;
         let session = self.session(caller)?;
         let ticket = StatementTicket {
-            user: caller.user.clone(),
+            user: caller.user().to_string(),
             role: session.role().to_string(),
             sql: redacted(sql),
             database: session.current_database().map(str::to_string),
@@ -213,7 +214,7 @@ impl Statements {
     }
 
     fn session_as(&self, run_as: RunAs<'_>) -> CallResult<QuerySession> {
-        let mut session = self.engine.session(run_as.user, run_as.role)?;
+        let mut session = self.engine.session_for(run_as.principal, run_as.role)?;
         if let Some(database) = run_as.database {
             session.use_database(database)?;
         }
@@ -261,7 +262,7 @@ impl Statements {
         };
         let tickets = (0..parts).map(|part| {
             let ticket = StatementTicket {
-                user: caller.user.clone(),
+                user: caller.user().to_string(),
                 role: session.role().to_string(),
                 sql: sql.clone(),
                 database: session.current_database().map(str::to_string),
@@ -296,14 +297,15 @@ impl Statements {
         self.runner.within_timeout(planned).await
     }
 
-    /// Runs an opened statement ticket: the role is checked again and the
-    /// policy applied as of now.
+    /// Runs an opened statement ticket (the caller's): the role is checked
+    /// again and the policy applied as of now.
     pub(crate) async fn run_ticket(
         &self,
+        caller: &Caller,
         ticket: StatementTicket,
     ) -> CallResult<Response<DoGetStream>> {
         let run_as = RunAs {
-            user: &ticket.user,
+            principal: caller.principal(),
             role: Some(&ticket.role),
             database: ticket.database.as_deref(),
         };
@@ -341,10 +343,10 @@ impl Statements {
                 .await?;
             let role = self.session(caller)?.role().to_string();
             let answer = one_answer(&role, &redacted(sql), answer.batch);
-            return self.runner.run(&caller.user, async { Ok(answer) }).await;
+            return self.runner.run(caller.user(), async { Ok(answer) }).await;
         }
         let start = self.start(caller.into(), sql, None, None, None);
-        self.runner.run(&caller.user, start).await
+        self.runner.run(caller.user(), start).await
     }
 
     /// Plans and starts a statement (one part of it, for a parallel
@@ -402,7 +404,7 @@ impl Statements {
         };
         let set_cookie = (session.current_database() != run_as.database).then(|| {
             self.seals
-                .session_cookie(run_as.user, session.current_database())
+                .session_cookie(&run_as.principal.user, session.current_database())
         });
         Ok(answer(&session, sql, output, set_cookie))
     }
@@ -419,7 +421,7 @@ impl Statements {
             // does): made when executed, never when prepared.
             let schema = self.schema(caller, &sql).await?;
             let handle = PreparedHandle {
-                user: caller.user.clone(),
+                user: caller.user().to_string(),
                 sql,
                 parameters: None,
                 planned: None,
@@ -436,7 +438,7 @@ impl Statements {
             .within_timeout(plan(&mut session, &sql, None))
             .await?;
         let handle = PreparedHandle {
-            user: caller.user.clone(),
+            user: caller.user().to_string(),
             sql,
             parameters: None,
             planned: Some(Planned {
@@ -458,7 +460,7 @@ impl Statements {
         handle: &[u8],
         data: impl Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static,
     ) -> CallResult<DoPutPreparedStatementResult> {
-        let mut handle = self.seals.open_handle(handle, &caller.user)?;
+        let mut handle = self.seals.open_handle(handle, caller.user())?;
         handle.parameters = receive_parameters(data, self.max_parameter_bytes).await?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(self.seals.handle(&handle).into()),
@@ -498,7 +500,7 @@ impl Statements {
     /// closing only checks that it is the caller's; an expired one is closed
     /// already.
     pub(crate) fn close(&self, caller: &Caller, handle: &[u8]) -> CallResult<()> {
-        match self.seals.open_handle(handle, &caller.user) {
+        match self.seals.open_handle(handle, caller.user()) {
             Ok(_) | Err(CallError::Expired(..)) => Ok(()),
             Err(other) => Err(other),
         }

@@ -19,7 +19,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lakegate_policy::{
-    ColumnMask, ColumnSelection, Grant, PolicySet, Privilege, Resource, Role, TableName, User,
+    ColumnMask, ColumnSelection, Grant, PolicySet, Principal, Privilege, Resource, Role, TableName,
+    User,
 };
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
@@ -83,8 +84,9 @@ fn resolution(c: &mut Criterion) {
                     black_box(access.expect("the role may read the table"))
                 })
             });
+            let user = Principal::local("u");
             group.bench_function(BenchmarkId::new("runtime_role", &case), |b| {
-                b.iter(|| black_box(policy.runtime_role("u", Some(black_box(role))).unwrap()))
+                b.iter(|| black_box(policy.runtime_role(&user, Some(black_box(role))).unwrap()))
             });
             group.bench_function(BenchmarkId::new("may_describe", &case), |b| {
                 b.iter(|| black_box(policy.may_describe(black_box(role), &table)))

@@ -12,7 +12,7 @@
 //!    grant, no access.
 //!
 //! ```
-//! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Privilege, Resource, Role, TableName, User};
+//! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Principal, Privilege, Resource, Role, TableName, User};
 //!
 //! let policy = PolicySet::try_new(
 //!     [Role { name: "analyst".into(), description: String::new() }],
@@ -30,7 +30,7 @@
 //!     }],
 //! )
 //! .unwrap();
-//! let role = policy.runtime_role("ann", None).unwrap();
+//! let role = policy.runtime_role(&Principal::local("ann"), None).unwrap();
 //! let columns = ["id".to_string(), "region".into(), "card".into()];
 //! let access = policy.effective_access(&role.role, &TableName::new("shop", "orders"), &columns).unwrap();
 //! assert_eq!(access.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "region"]);
@@ -45,6 +45,7 @@ pub use access::{
     CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, VisibleColumn,
 };
 pub use model::{
-    ColumnMask, ColumnSelection, Grant, Group, MaskKind, Privilege, Resource, Role, TableName, User,
+    ColumnMask, ColumnSelection, Grant, Group, MaskKind, Principal, Privilege, Resource, Role,
+    TableName, User,
 };
 pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};

@@ -276,6 +276,33 @@ pub struct User {
     pub default_role: Option<String>,
 }
 
+/// Who a session is for: a user name, with what its sign-in vouched for.
+/// Local users sign in as themselves; an identity provider (OIDC, a client
+/// certificate, Kerberos) names the user and, for OIDC, its groups.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Principal {
+    /// The Lakegate user name.
+    pub user: String,
+    /// Groups the identity provider says the user is in, on top of those
+    /// of its catalog entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_groups: Vec<String>,
+    /// Accepted without a catalog user entry (an identity provider's user,
+    /// when the server accepts them): it may assume its groups' roles only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provider_only: bool,
+}
+
+impl Principal {
+    /// A catalog user, with no groups from elsewhere.
+    pub fn local(user: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// A group of users; its members may assume the group's roles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {

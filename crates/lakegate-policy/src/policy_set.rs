@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::access::EffectiveAccess;
-use crate::model::{Grant, Group, Privilege, Resource, Role, TableName, User};
+use crate::model::{Grant, Group, Principal, Privilege, Resource, Role, TableName, User};
 
 /// Why a runtime role could not be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,50 +239,73 @@ impl PolicySet {
 
     /// The roles `user` may assume, directly or through its groups, sorted.
     pub fn assumable_roles(&self, user: &str) -> BTreeSet<String> {
+        self.assumable_roles_of(&Principal::local(user))
+    }
+
+    /// The roles `principal` may assume, directly or through its groups
+    /// (the catalog's and its identity provider's), sorted.
+    pub fn assumable_roles_of(&self, principal: &Principal) -> BTreeSet<String> {
         self.roles
             .keys()
-            .filter(|role| self.may_assume(user, role))
+            .filter(|role| self.may_assume_as(principal, role))
             .cloned()
             .collect()
     }
 
-    /// Whether `user` may assume `role` (directly or through a group): the
-    /// one decision behind runtime roles and [`PolicySet::assumable_roles`].
+    /// Whether `user` may assume `role` (directly or through a group).
     pub fn may_assume(&self, user: &str, role: &str) -> bool {
-        let Some(user) = self.users.get(user) else {
-            return false;
-        };
-        self.roles.contains_key(role)
-            && (user.may_assume.iter().any(|r| r == role)
-                || user.groups.iter().any(|g| {
-                    self.groups
-                        .get(g)
-                        .is_some_and(|g| g.may_assume.iter().any(|r| r == role))
-                }))
+        self.may_assume_as(&Principal::local(user), role)
     }
 
-    /// Chooses the runtime role of a session: the requested one if `user` may
-    /// assume it, else the user's default role.
+    /// Whether `principal` may assume `role`: the one decision behind
+    /// runtime roles and [`PolicySet::assumable_roles_of`]. A catalog user
+    /// may assume its own roles and its groups' roles, the groups of its
+    /// catalog entry and those its identity provider vouched for alike. A
+    /// principal known only to its identity provider may assume its
+    /// groups' roles and nothing else; any other unknown user, nothing.
+    pub fn may_assume_as(&self, principal: &Principal, role: &str) -> bool {
+        if !self.roles.contains_key(role) {
+            return false;
+        }
+        let record = self.users.get(&principal.user);
+        if record.is_none() && !principal.provider_only {
+            return false;
+        }
+        let group_may = |group: &String| {
+            self.groups
+                .get(group)
+                .is_some_and(|g| g.may_assume.iter().any(|r| r == role))
+        };
+        record.is_some_and(|user| {
+            user.may_assume.iter().any(|r| r == role) || user.groups.iter().any(group_may)
+        }) || principal.provider_groups.iter().any(group_may)
+    }
+
+    /// Chooses the runtime role of a session: the requested one if the
+    /// principal may assume it, else its default role. A catalog user's
+    /// default is its entry's; a principal known only to its identity
+    /// provider has one when exactly one role is open to it.
     pub fn runtime_role(
         &self,
-        user: &str,
+        principal: &Principal,
         requested: Option<&str>,
     ) -> Result<RuntimeRole, RoleError> {
-        let Some(record) = self.users.get(user) else {
+        let user = principal.user.as_str();
+        let record = self.users.get(user);
+        if record.is_none() && !principal.provider_only {
             return Err(RoleError::UnknownUser {
                 user: user.to_string(),
             });
-        };
+        }
         let role = match requested {
             Some(role) => role.to_string(),
-            None => record
-                .default_role
-                .clone()
+            None => self
+                .default_role_of(principal)
                 .ok_or_else(|| RoleError::NoDefaultRole {
                     user: user.to_string(),
                 })?,
         };
-        if !self.may_assume(user, &role) {
+        if !self.may_assume_as(principal, &role) {
             return Err(RoleError::MayNotAssume {
                 user: user.to_string(),
                 role,
@@ -292,6 +315,20 @@ impl PolicySet {
             user: user.to_string(),
             role,
         })
+    }
+
+    /// The role `principal` runs under when it names none, if it has one.
+    pub fn default_role_of(&self, principal: &Principal) -> Option<String> {
+        match self.users.get(&principal.user) {
+            Some(record) => record.default_role.clone(),
+            None if principal.provider_only => {
+                let roles = self.assumable_roles_of(principal);
+                (roles.len() == 1)
+                    .then(|| roles.into_iter().next())
+                    .flatten()
+            }
+            None => None,
+        }
     }
 
     /// What `role` may see of `table`, whose stored columns are `table_columns`.

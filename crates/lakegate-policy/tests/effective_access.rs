@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lakegate_policy::{
-    CellValue, ColumnMask, ColumnSelection, EffectiveAccess, Grant, Group, PolicySet, Privilege,
-    Resource, Role, RoleError, RowFilter, TableName, User,
+    CellValue, ColumnMask, ColumnSelection, EffectiveAccess, Grant, Group, PolicySet, Principal,
+    Privilege, Resource, Role, RoleError, RowFilter, TableName, User,
 };
 use proptest::prelude::*;
 
@@ -199,6 +199,65 @@ fn demo_policy() -> PolicySet {
 }
 
 #[test]
+fn identity_provider_groups_open_their_roles_and_nothing_else() {
+    let policy = demo_policy();
+    // A catalog user keeps its own roles and gains its provider groups'.
+    let nobody_in_retail = Principal {
+        user: "nobody".into(),
+        provider_groups: vec!["retail".into(), "no_such_group".into()],
+        provider_only: false,
+    };
+    assert_eq!(
+        policy.assumable_roles_of(&nobody_in_retail),
+        BTreeSet::from(["electronics".to_string()])
+    );
+    // A user the catalog does not know: refused, unless the provider alone
+    // vouches for it; then its groups' roles only, the only one by default.
+    let stranger = Principal {
+        user: "zoe".into(),
+        provider_groups: vec!["retail".into()],
+        provider_only: false,
+    };
+    assert!(matches!(
+        policy.runtime_role(&stranger, Some("electronics")),
+        Err(RoleError::UnknownUser { .. })
+    ));
+    let vouched = Principal {
+        provider_only: true,
+        ..stranger
+    };
+    assert_eq!(
+        policy.runtime_role(&vouched, None).unwrap().role,
+        "electronics"
+    );
+    assert!(matches!(
+        policy.runtime_role(&vouched, Some("sales")),
+        Err(RoleError::MayNotAssume { .. })
+    ));
+    let no_groups = Principal {
+        user: "zoe".into(),
+        provider_groups: vec![],
+        provider_only: true,
+    };
+    assert!(policy.assumable_roles_of(&no_groups).is_empty());
+    assert!(matches!(
+        policy.runtime_role(&no_groups, None),
+        Err(RoleError::NoDefaultRole { .. })
+    ));
+    // A provider-only principal never takes over a catalog user's entry:
+    // the name is the catalog user's, with its own roles.
+    let named_like_tina = Principal {
+        user: "tina".into(),
+        provider_groups: vec![],
+        provider_only: true,
+    };
+    assert_eq!(
+        policy.runtime_role(&named_like_tina, None).unwrap().role,
+        "sales"
+    );
+}
+
+#[test]
 fn runtime_role_assumption() {
     let policy = demo_policy();
     let cases: [(&str, Option<&str>, Result<&str, RoleError>); 5] = [
@@ -229,7 +288,9 @@ fn runtime_role_assumption() {
         ),
     ];
     for (user, requested, expected) in cases {
-        let got = policy.runtime_role(user, requested).map(|r| r.role);
+        let got = policy
+            .runtime_role(&Principal::local(user), requested)
+            .map(|r| r.role);
         assert_eq!(got, expected.map(str::to_string), "{user} {requested:?}");
     }
     assert_eq!(
@@ -443,8 +504,20 @@ fn dangling_references_are_refused_and_dropped_from_the_partial_policy() {
     );
     // ann's default role comes through her group: valid. bob's too.
     let policy = refused.partial;
-    assert_eq!(policy.runtime_role("ann", None).unwrap().role, "hr");
-    assert_eq!(policy.runtime_role("bob", None).unwrap().role, "hr");
+    assert_eq!(
+        policy
+            .runtime_role(&Principal::local("ann"), None)
+            .unwrap()
+            .role,
+        "hr"
+    );
+    assert_eq!(
+        policy
+            .runtime_role(&Principal::local("bob"), None)
+            .unwrap()
+            .role,
+        "hr"
+    );
     assert!(!policy.may_assume("ann", "admin"));
     assert_eq!(policy.grants().count(), 1);
 
@@ -460,7 +533,9 @@ fn dangling_references_are_refused_and_dropped_from_the_partial_policy() {
         "user 'cy': default_role 'hr' is not a role the user may assume"
     );
     assert!(matches!(
-        no_default.partial.runtime_role("cy", None),
+        no_default
+            .partial
+            .runtime_role(&Principal::local("cy"), None),
         Err(RoleError::NoDefaultRole { .. })
     ));
 }
