@@ -8,7 +8,7 @@
 //!                                                                               source identity bound then
 //! authorization: Bearer <JWT>               an OpenID provider's keys           its user claim + groups
 //! authorization: Negotiate <token>          GSSAPI, the service keytab          user@REALM, mapped
-//!   (the Handshake only)
+//!   (answered with a bearer token for later calls, answered_token.rs)
 //! nothing, over mutual TLS                  rustls (the client CA)              the certificate's user
 //! ```
 //!
@@ -54,8 +54,6 @@ pub struct Presented<'a> {
     pub peer: Option<IpAddr>,
     /// The client certificate rustls verified (DER), over mutual TLS.
     pub certificate: Option<&'a [u8]>,
-    /// Whether the call is a Handshake (where Kerberos is accepted).
-    pub handshake: bool,
     /// The `x-lakegate-source-identity` the call sent.
     pub source_identity: Option<&'a str>,
 }
@@ -201,21 +199,13 @@ impl SignIn {
             .map_err(|e| refused("OIDC", &e, peer))
     }
 
-    /// A Kerberos token, on the Handshake.
-    async fn kerberos(
-        &self,
-        token: &[u8],
-        handshake: bool,
-        peer: Option<IpAddr>,
-    ) -> CallResult<Principal> {
+    /// A Kerberos token (once: GSSAPI refuses a replay).
+    async fn kerberos(&self, token: &[u8], peer: Option<IpAddr>) -> CallResult<Principal> {
         let acceptor = self
             .methods
             .kerberos
             .clone()
             .ok_or(CallError::InvalidCredentials)?;
-        if !handshake {
-            return Err(CallError::HandshakeOnly);
-        }
         let token = token.to_vec();
         let user = tokio::task::spawn_blocking(move || acceptor.accept(&token))
             .await
@@ -267,7 +257,7 @@ impl Authenticator for SignIn {
             }
             Some(Credentials::Bearer(token)) => self.token(token, presented.source_identity),
             Some(Credentials::Negotiate(token)) => Ok(signed_in(
-                self.kerberos(token, presented.handshake, peer).await?,
+                self.kerberos(token, peer).await?,
                 SignInMethod::Kerberos,
             )),
             None => match presented.certificate {

@@ -36,6 +36,7 @@ use futures::stream::BoxStream;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::answered_token::AnsweredToken;
 use crate::audit::{AuditStart, AuditedStream, PendingAudit, PolicyChange, ReadNote};
 use crate::auth::{Identity, Presented};
 use crate::call::{CallHeaders, Caller};
@@ -166,15 +167,22 @@ impl LakegateFlight {
         let identity = match &credentials {
             Some(Err(_)) => Err(CallError::InvalidCredentials),
             Some(Ok(credentials)) => {
-                self.sign_in(Some(credentials), None, peer, &action, sent_source)
+                self.sign_in(Some(credentials), None, peer, sent_source)
                     .await
             }
             None => {
                 let leaf = certificates.as_ref().and_then(|chain| chain.first());
-                self.sign_in(None, leaf.map(|c| c.as_ref()), peer, &action, sent_source)
+                self.sign_in(None, leaf.map(|c| c.as_ref()), peer, sent_source)
                     .await
             }
         };
+        // Single-use credentials off the Handshake: the answer carries a
+        // token for the client's later calls (answered_token.rs).
+        if let (Some(Ok(Credentials::Negotiate(_))), Ok(identity)) = (&credentials, &identity)
+            && let Some(slot) = request.extensions().get::<AnsweredToken>()
+        {
+            slot.answer_with(self.service.tokens().issue(identity));
+        }
         // Who the call is recorded under: the authenticated user, else the
         // one the credentials claim (a failed sign-in is recorded under the
         // name it tried).
@@ -232,14 +240,12 @@ impl LakegateFlight {
         credentials: Option<&Credentials>,
         certificate: Option<&[u8]>,
         peer: Option<std::net::SocketAddr>,
-        action: &str,
         source_identity: Option<&str>,
     ) -> CallResult<Identity> {
         let presented = Presented {
             credentials,
             peer: peer.map(|p| p.ip()),
             certificate,
-            handshake: action == "Handshake",
             source_identity,
         };
         self.service.authenticator().authenticate(presented).await

@@ -34,12 +34,6 @@ pub enum CallError {
     /// answer for each, so that none can be told from the others.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// A Kerberos token outside the Handshake.
-    #[error(
-        "Kerberos (Negotiate) credentials are accepted on the Handshake only; \
-         send the bearer token it answers with on later calls"
-    )]
-    HandshakeOnly,
     /// A token used with another source identity than the one bound into
     /// it at sign-in.
     #[error(
@@ -100,9 +94,9 @@ impl From<CallError> for Status {
             CallError::Engine(engine) => engine_status(engine),
             CallError::Admin(admin) => code_status(admin.code(), message),
             CallError::PolicyUnavailable(_) => Status::unavailable(message),
-            CallError::AuthenticationRequired
-            | CallError::InvalidCredentials
-            | CallError::HandshakeOnly => Status::unauthenticated(message),
+            CallError::AuthenticationRequired | CallError::InvalidCredentials => {
+                Status::unauthenticated(message)
+            }
             CallError::SignInThrottled(_) | CallError::TooManyQueries(_) => {
                 Status::resource_exhausted(message)
             }

@@ -23,6 +23,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
 
 use crate::admin_api::LakegateAdminApi;
+use crate::answered_token::AnsweredTokenLayer;
 use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
 
@@ -131,6 +132,7 @@ pub async fn serve_with_tls(
     // per call on Linux).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
+        .layer(AnsweredTokenLayer)
         .add_service(flight)
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
