@@ -136,9 +136,21 @@ pub async fn run_admin(
         AdminCommand::DropRole { name } => {
             changed(client.drop_role(api::NameRequest { name }).await)
         }
-        AdminCommand::CreateUser { name, default_role } => {
-            let password = std::env::var(NEW_PASSWORD_VARIABLE)
-                .map_err(|_| format!("set {NEW_PASSWORD_VARIABLE} to the new user's password"))?;
+        AdminCommand::CreateUser {
+            name,
+            default_role,
+            no_password,
+        } => {
+            let password = if no_password {
+                String::new()
+            } else {
+                std::env::var(NEW_PASSWORD_VARIABLE).map_err(|_| {
+                    format!(
+                        "set {NEW_PASSWORD_VARIABLE} to the new user's password \
+                         (or pass --no-password)"
+                    )
+                })?
+            };
             let request = api::CreateUserRequest {
                 name,
                 password,

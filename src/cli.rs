@@ -315,6 +315,11 @@ pub enum AdminCommand {
         /// The role it runs as by default (and may assume).
         #[arg(long)]
         default_role: Option<String>,
+        /// No password: the user signs in only otherwise (an OpenID
+        /// provider, a client certificate, Kerberos). Without it the
+        /// password comes from LAKEGATE_NEW_PASSWORD.
+        #[arg(long)]
+        no_password: bool,
     },
     /// DROP USER name.
     DropUser { name: String },

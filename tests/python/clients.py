@@ -1,8 +1,10 @@
 """Client helpers shared by the tests: ADBC Flight SQL connections as a demo
-user (password `<user>-pass`) under an optional runtime role."""
+user (password `<user>-pass`) under an optional runtime role, and reading
+the token a pyarrow.flight Handshake answers with."""
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
+import pyarrow.flight as flight
 
 ROLE_HEADER = "adbc.flight.sql.rpc.call_header.x-lakegate-role"
 
@@ -23,3 +25,19 @@ def query(server, user, sql, role=None):
         cursor = conn.cursor()
         cursor.execute(sql)
         return cursor.fetch_arrow_table()
+
+
+class TokenFromHandshake(flight.ClientAuthHandler):
+    """Reads the token the Handshake answers with (the credentials travel in
+    the call's header)."""
+
+    def __init__(self):
+        super().__init__()
+        self.token = b""
+
+    def authenticate(self, outgoing, incoming):
+        outgoing.write(b"")
+        self.token = incoming.read()
+
+    def get_token(self):
+        return self.token

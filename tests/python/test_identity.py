@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from clients import TokenFromHandshake
 from conftest import CATALOG, ROOT, raw, start_server, start_serving
 
 OAUTH_MOCK = pathlib.Path(os.environ.get("LAKEGATE_OAUTH_MOCK", ""))
@@ -191,6 +192,29 @@ def test_oidc_users_unknown_to_the_catalog_need_auto_users(data_dir, provider, i
             bearer_query(address, provider.token("ann-notebook"), "SELECT 1")
         tina = bearer_query(address, provider.token("tina-notebook"), "SELECT current_user()")
         assert tina.column(0).to_pylist() == ["tina"]
+
+
+def test_oidc_token_exchanged_at_the_handshake(data_dir, provider, identity_catalog, tmp_path):
+    """A provider's token sent once, on the Handshake, is exchanged for a
+    Lakegate token that carries the provider's groups and the source
+    identity; the audit records the sign-in as OIDC."""
+    settings = identity_settings(tmp_path, provider)
+    audit = tmp_path / "audit"
+    with start_server(data_dir, "--identity", str(settings), "--audit-dir", str(audit),
+                      catalog=identity_catalog) as address:
+        client = flight.FlightClient(address)
+        handler = TokenFromHandshake()
+        headers = [(b"authorization", f"Bearer {provider.token('ann-notebook')}".encode()),
+                   (SOURCE.encode(), b"notebook-ann")]
+        client.authenticate(handler, flight.FlightCallOptions(headers=headers))
+        token = handler.token.decode()
+        assert token.startswith("lg1.")
+        who = bearer_query(address, token, "SELECT current_user(), current_role()").to_pylist()
+        assert who == [{"current_user()": "ann", "current_role()": "electronics"}]
+    events = [json.loads(line) for line in (audit / "audit.jsonl").read_text().splitlines()]
+    ann = [e for e in events if e["user"] == "ann"]
+    assert ann and {e["sign_in"] for e in ann} == {"oidc"}, ann
+    assert {e["source_identity"] for e in ann} == {"notebook-ann"}, ann
 
 
 def test_oidc_key_rotation(data_dir, provider, identity_catalog, tmp_path):
@@ -395,6 +419,14 @@ def test_optional_client_certificates(data_dir, identity_catalog, pki):
         assert mtls_query(address, pki, "svc-etl", "SELECT current_user()") == [("svc-etl",)]
         with pytest.raises((adbc_driver_manager.Error, flight.FlightError)):
             mtls_query(address, pki, "other-ca", "SELECT 1")
+        # A user with no password cannot sign in with one, empty or not.
+        for guess in ("", "svc-etl-pass"):
+            no_password = {
+                adbc_driver_manager.DatabaseOptions.USERNAME.value: "svc-etl",
+                adbc_driver_manager.DatabaseOptions.PASSWORD.value: guess,
+            }
+            with pytest.raises(adbc_driver_manager.Error, match="(?i)unauthenticated|invalid credentials"):
+                mtls_query(address, pki, None, "SELECT 1", no_password)
         # No certificate and no password: nothing.
         with pytest.raises(adbc_driver_manager.Error, match="(?i)unauthenticated|authentication required"):
             mtls_query(address, pki, None, "SELECT 1")

@@ -18,6 +18,7 @@ import gssapi
 import pyarrow.flight as flight
 import pytest
 
+from clients import TokenFromHandshake
 from conftest import BINARY, CATALOG, raw, start_serving
 
 REALM = "LAKE.TEST"
@@ -134,22 +135,6 @@ def serve(data_dir, realm, keytab="service.keytab"):
     command = ["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--catalog", CATALOG,
                "--kerberos-keytab", str(realm.dir / keytab), "--kerberos-principal", SERVICE]
     return start_serving(command, env=realm.env)
-
-
-class TokenFromHandshake(flight.ClientAuthHandler):
-    """Reads the token the Handshake answers with (the credentials travel in
-    the call's header)."""
-
-    def __init__(self):
-        super().__init__()
-        self.token = b""
-
-    def authenticate(self, outgoing, incoming):
-        outgoing.write(b"")
-        self.token = incoming.read()
-
-    def get_token(self):
-        return self.token
 
 
 def handshake(address, negotiate):

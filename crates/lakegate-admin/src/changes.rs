@@ -207,13 +207,15 @@ pub(crate) fn apply(
         } => {
             rights.administer()?;
             absent(&next.user, |e| &e.name, name, "user")?;
-            check_password(password)?;
+            if let Some(password) = password {
+                check_password(password)?;
+            }
             if let Some(role) = default_role {
                 present(&next.role, |e| &e.name, role, "role")?;
             }
             next.user.push(UserEntry {
                 name: name.clone(),
-                password_hash: hash_password(password),
+                password_hash: password.as_deref().map(hash_password).unwrap_or_default(),
                 groups: Vec::new(),
                 // The default role is one the user may assume.
                 may_assume: default_role.iter().cloned().collect(),

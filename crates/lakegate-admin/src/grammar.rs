@@ -122,8 +122,11 @@ impl Grammar<'_, '_> {
             },
             "USER" => {
                 let name = self.name()?;
-                self.expect_word("PASSWORD")?;
-                let password = self.string()?;
+                let password = if self.word("PASSWORD") {
+                    Some(self.string()?)
+                } else {
+                    None
+                };
                 let default_role = if self.word("DEFAULT") {
                     self.expect_word("ROLE")?;
                     Some(self.name()?)

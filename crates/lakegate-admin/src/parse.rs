@@ -203,6 +203,7 @@ mod tests {
             "CREATE ROLE marketing COMMENT 'the marketing team'",
             "DROP ROLE marketing",
             "CREATE USER david PASSWORD 'david-pass' DEFAULT ROLE marketing",
+            "CREATE USER svc_etl DEFAULT ROLE electronics",
             "ALTER USER david SET PASSWORD 'x'",
             "ALTER USER david SET DEFAULT ROLE marketing",
             "DROP USER david",

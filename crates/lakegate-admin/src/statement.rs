@@ -143,8 +143,10 @@ pub enum AdminStatement {
     CreateUser {
         /// Its name.
         name: String,
-        /// Its password (never shown: see `parse::redacted`).
-        password: String,
+        /// Its password (never shown: see `parse::redacted`); none: the
+        /// user signs in otherwise (an identity provider, a certificate,
+        /// Kerberos).
+        password: Option<String>,
         /// The role it runs as when it names none.
         default_role: Option<String>,
     },
@@ -410,9 +412,14 @@ impl fmt::Display for AdminStatement {
             }
             Self::DropRole(name) => write!(f, "DROP ROLE {}", sql_name(name)),
             Self::CreateUser {
-                name, default_role, ..
+                name,
+                password,
+                default_role,
             } => {
-                write!(f, "CREATE USER {} PASSWORD '***'", sql_name(name))?;
+                write!(f, "CREATE USER {}", sql_name(name))?;
+                if password.is_some() {
+                    write!(f, " PASSWORD '***'")?;
+                }
                 match default_role {
                     Some(role) => write!(f, " DEFAULT ROLE {}", sql_name(role)),
                     None => Ok(()),

@@ -179,7 +179,7 @@ impl AdminService for LakegateAdminApi {
         let statement = (|| {
             Ok(AdminStatement::CreateUser {
                 name: required(&message.name, "name")?,
-                password: required(&message.password, "password")?,
+                password: optional(&message.password),
                 default_role: optional(&message.default_role),
             })
         })();

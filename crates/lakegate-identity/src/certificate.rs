@@ -118,3 +118,55 @@ impl CertificateUsers {
 fn rejected(why: &str) -> IdentityError {
     IdentityError::Rejected(why.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    fn certificate(common_name: Option<&str>, names: Vec<SanType>) -> Vec<u8> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(name) = common_name {
+            params.distinguished_name.push(DnType::CommonName, name);
+        }
+        params.subject_alt_names = names;
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn each_field_names_the_user() {
+        let der = certificate(
+            Some("svc-etl"),
+            vec![
+                SanType::Rfc822Name("ann@example.com".try_into().unwrap()),
+                SanType::DnsName("etl.example.com".try_into().unwrap()),
+                SanType::URI("spiffe://lake/etl".try_into().unwrap()),
+            ],
+        );
+        let user = |field| CertificateUsers::new(field).user_of(&der).unwrap();
+        assert_eq!(user(UserField::CommonName), "svc-etl");
+        assert_eq!(user(UserField::SanEmail), "ann");
+        assert_eq!(user(UserField::SanDns), "etl.example.com");
+        assert_eq!(user(UserField::SanUri), "spiffe://lake/etl");
+    }
+
+    #[test]
+    fn a_certificate_without_the_field_names_nobody() {
+        let der = certificate(None, vec![]);
+        for field in [
+            UserField::CommonName,
+            UserField::SanEmail,
+            UserField::SanUri,
+        ] {
+            let error = CertificateUsers::new(field).user_of(&der).unwrap_err();
+            assert!(matches!(error, IdentityError::Rejected(_)), "{error}");
+        }
+        let error = CertificateUsers::new(UserField::CommonName)
+            .user_of(b"not a certificate")
+            .unwrap_err();
+        assert!(error.to_string().contains("cannot read"), "{error}");
+    }
+}
