@@ -11,10 +11,14 @@
 //!   verified (the TLS handshake itself is per connection, not per call).
 //! * `password (Argon2)`: a Basic sign-in, what a Handshake costs.
 //!
+//! * `Kerberos (Handshake)`: accepting a SPNEGO token (a build with
+//!   `--features kerberos`; each token is good once, the Handshake answers
+//!   it with a Lakegate token).
+//!
 //! The provider is a loopback HTTP server serving a discovery document and
 //! the key set of an RSA key made for the run (`openssl genrsa`); its keys
-//! are fetched once, before timing. Kerberos is not here: accepting a
-//! ticket needs a KDC (tests/python/test_kerberos.py runs one).
+//! are fetched once, before timing. The KDC is MIT's, made for the run by
+//! `scripts/kdc` (left out, with a message, where it cannot run).
 //!
 //! Run: `cargo bench --bench sign_in` (release build). Results are printed
 //! and written to `$CARGO_TARGET_DIR/bench-results/sign-in.json`. Under
@@ -64,6 +68,111 @@ fn rsa_key() -> EncodingKey {
     EncodingKey::from_rsa_der(&der.stdout)
 }
 
+/// Kerberos: a KDC made for the run (scripts/kdc), a ticket from `kinit`,
+/// fresh SPNEGO tokens made with GSSAPI before timing (each is good once),
+/// and the acceptor the server uses. MIT Kerberos reads the keytab and the
+/// credential cache from the environment, which may only change before any
+/// thread starts: the benchmark starts itself again with it set.
+#[cfg(feature = "kerberos")]
+mod kerberos {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use lakegate_identity::{KerberosAcceptor, KerberosConfig, KerberosNames};
+    use libgssapi::context::{ClientCtx, CtxFlags};
+    use libgssapi::name::Name;
+    use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_KRB5_PRINCIPAL};
+
+    const SERVICE: &str = "HTTP/localhost@LAKE.TEST";
+    /// Names the KDC directory once the environment is set.
+    const READY: &str = "LAKEGATE_BENCH_KDC";
+
+    /// Before any thread: without a KDC yet, makes one and starts the
+    /// benchmark again with the environment naming it. Returns the KDC's
+    /// directory when running with it, `None` when Kerberos cannot run here.
+    pub fn prepare() -> Option<PathBuf> {
+        if let Ok(dir) = std::env::var(READY) {
+            return Some(PathBuf::from(dir));
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::temp_dir().join(format!("lakegate-bench-kdc-{}", std::process::id()));
+        let started = Command::new(root.join("scripts/kdc"))
+            .arg(&dir)
+            .arg("bench")
+            .output()
+            .ok()?;
+        if !started.status.success() {
+            eprintln!(
+                "Kerberos left out: scripts/kdc failed ({})",
+                String::from_utf8_lossy(&started.stderr).trim()
+            );
+            return None;
+        }
+        let mut env: Vec<(String, String)> = String::from_utf8_lossy(&started.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let cache = format!("FILE:{}", dir.join("bench.ccache").display());
+        let kinit = Command::new("kinit")
+            .args(["-k", "-t"])
+            .arg(dir.join("bench.keytab"))
+            .args(["-c", &cache, "bench"])
+            .envs(env.iter().cloned())
+            .status();
+        if !kinit.is_ok_and(|s| s.success()) {
+            eprintln!("Kerberos left out: kinit failed");
+            return None;
+        }
+        env.push(("KRB5CCNAME".into(), cache));
+        env.push((
+            "KRB5_KTNAME".into(),
+            format!("FILE:{}", dir.join("service.keytab").display()),
+        ));
+        env.push((READY.into(), dir.display().to_string()));
+        let error = std::os::unix::process::CommandExt::exec(
+            Command::new(std::env::current_exe().ok()?)
+                .args(std::env::args_os().skip(1))
+                .envs(env),
+        );
+        panic!("cannot start the benchmark again with the KDC's environment: {error}");
+    }
+
+    /// Mean time of accepting one token, over `count` fresh tokens.
+    pub fn accept(count: u32) -> Duration {
+        let tokens: Vec<Vec<u8>> = (0..count + count.div_ceil(10))
+            .map(|_| {
+                let target = Name::new(SERVICE.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).unwrap();
+                let mut context = ClientCtx::new(
+                    None,
+                    target,
+                    CtxFlags::GSS_C_MUTUAL_FLAG,
+                    Some(GSS_MECH_SPNEGO),
+                );
+                context.step(None, None).unwrap().unwrap().to_vec()
+            })
+            .collect();
+        let names = KerberosNames::new(&KerberosConfig::default(), "LAKE.TEST");
+        let acceptor = KerberosAcceptor::new(SERVICE, names).unwrap();
+        let mut tokens = tokens.iter();
+        super::time(count, |_| {
+            let user = acceptor.accept(tokens.next().unwrap()).unwrap();
+            assert_eq!(user, "bench");
+        })
+    }
+
+    /// Stops the KDC.
+    pub fn finish(dir: &std::path::Path) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let _ = Command::new(root.join("scripts/kdc"))
+            .arg("stop")
+            .arg(dir)
+            .status();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Serves `discovery` and `jwks` on a loopback port until the process ends.
 async fn provider(jwks: String) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -107,7 +216,7 @@ fn time(iterations: u32, mut f: impl FnMut(u32)) -> Duration {
     started.elapsed() / iterations
 }
 
-async fn run(full: bool) {
+async fn run(full: bool, kdc: Option<PathBuf>) {
     let scale: u32 = if full { 1 } else { 1000 };
     let key = rsa_key();
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
@@ -162,6 +271,8 @@ async fn run(full: bool) {
     let hash = lakegate_catalog::hash_password("tina-pass");
 
     let handle = tokio::runtime::Handle::current();
+    #[cfg(not(feature = "kerberos"))]
+    let _ = &kdc;
     let results: Vec<(&str, Duration)> = tokio::task::spawn_blocking(move || {
         let token_open = time(200_000 / scale, |_| {
             black_box(envelope.open::<Claims>(black_box(&sealed)).unwrap());
@@ -183,13 +294,23 @@ async fn run(full: bool) {
                 .verify_password(b"tina-pass", &parsed)
                 .unwrap();
         });
-        vec![
+        #[allow(unused_mut)]
+        let mut results = vec![
             ("lakegate token", token_open),
             ("JWT, same token", jwt_same),
             ("JWT, new token", jwt_new),
             ("client certificate", certificate),
             ("password (Argon2)", password),
-        ]
+        ];
+        #[cfg(feature = "kerberos")]
+        if let Some(dir) = &kdc {
+            results.push((
+                "Kerberos (Handshake)",
+                kerberos::accept((2_000 / scale).max(3)),
+            ));
+            kerberos::finish(dir);
+        }
+        results
     })
     .await
     .unwrap();
@@ -241,9 +362,17 @@ async fn run(full: bool) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // Before any thread exists (see the kerberos module).
+    #[cfg(feature = "kerberos")]
+    let kdc = kerberos::prepare();
+    #[cfg(not(feature = "kerberos"))]
+    let kdc = {
+        println!("Kerberos left out: a build without --features kerberos");
+        None
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run(full));
+        .block_on(run(full, kdc));
 }

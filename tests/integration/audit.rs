@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::{StreamExt, TryStreamExt};
 use lakegate_audit::{AuditEvent, Outcome};
-use lakegate_flight::{QueryLimits, ServiceOptions};
+use lakegate_flight::{QueryLimits, ROLE_HEADER, ServiceOptions};
 
 use crate::common;
-use crate::flight::{Server, basic, query, raw_handshake, sql_client, start, start_with};
+use crate::flight::{Server, basic, channel, query, raw_handshake, sql_client, start, start_with};
 
 /// The events in the server's audit log, oldest first.
 fn events(server: &Server) -> Vec<AuditEvent> {
@@ -27,8 +28,12 @@ fn events(server: &Server) -> Vec<AuditEvent> {
 #[tokio::test]
 async fn reads_denials_and_failed_sign_ins_are_audited() {
     let server = start().await;
-    let mut analyst = sql_client(server.addr, "ann", Some("analyst")).await;
+    // The source identity is sent at sign-in, sealed into the token, and
+    // recorded on every event of the calls made with it.
+    let mut analyst = FlightSqlServiceClient::new(channel(server.addr).await);
     analyst.set_header("x-lakegate-source-identity", "notebook-7");
+    analyst.handshake("ann", "ann-pass").await.unwrap();
+    analyst.set_header(ROLE_HEADER, "analyst");
     let batches = query(&mut analyst, "SELECT id, email FROM shop.customers").await;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let denied = analyst

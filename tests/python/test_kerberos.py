@@ -1,6 +1,6 @@
-"""Kerberos sign-in against a real MIT KDC: a throwaway realm made here in a
-temporary directory (kdb5_util, kadmin.local, krb5kdc on a free loopback
-port), a keytab for Lakegate's service principal, and seed 000's personas
+"""Kerberos sign-in against a real MIT KDC: a throwaway realm made by
+scripts/kdc in a temporary directory (kdb5_util, kadmin.local, krb5kdc on a
+free loopback port), a keytab for Lakegate's service principal, and seed 000's personas
 as user principals. Clients get tickets with `kinit`, build the Negotiate
 token with the `gssapi` binding, and send it through pyarrow.flight's
 Handshake and through ADBC's authorization header."""
@@ -8,9 +8,7 @@ Handshake and through ADBC's authorization header."""
 import base64
 import os
 import shutil
-import socket
 import subprocess
-import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import duckdb
@@ -19,7 +17,7 @@ import pyarrow.flight as flight
 import pytest
 
 from clients import TokenFromHandshake
-from conftest import BINARY, CATALOG, raw, start_serving
+from conftest import BINARY, CATALOG, ROOT, raw, start_serving
 
 REALM = "LAKE.TEST"
 SERVICE = f"HTTP/localhost@{REALM}"
@@ -27,32 +25,19 @@ SPNEGO = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
 PERSONAS = {"tina": "sales", "david": "marketing"}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Realm:
-    """A running KDC and the files its clients and servers need."""
+    """A running KDC (scripts/kdc) and the files its clients and servers
+    need."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, env):
         self.dir = directory
-        self.env = {**os.environ, "KRB5_CONFIG": str(directory / "krb5.conf"),
-                    "KRB5_KDC_PROFILE": str(directory / "kdc.conf"),
-                    "KRB5RCACHEDIR": str(directory / "rcache")}
-
-    def run(self, *command, stdin=None):
-        subprocess.run(command, env=self.env, check=True, capture_output=True, input=stdin, text=True, timeout=60)
-
-    def admin(self, query):
-        self.run("kadmin.local", "-r", REALM, "-q", query)
+        self.env = {**os.environ, **env}
 
     def ticket(self, principal):
         """A credential cache holding `principal`'s ticket-granting ticket."""
-        cache = self.dir / f"{principal.replace('/', '_')}.ccache"
-        self.run("kinit", "-k", "-t", str(self.dir / f"{principal.replace('/', '_')}.keytab"),
-                 "-c", f"FILE:{cache}", principal)
+        cache = self.dir / f"{principal}.ccache"
+        subprocess.run(["kinit", "-k", "-t", str(self.dir / f"{principal}.keytab"), "-c", f"FILE:{cache}",
+                        principal], env=self.env, check=True, capture_output=True, timeout=60)
         return cache
 
     def negotiate(self, principal, service=SERVICE):
@@ -71,64 +56,14 @@ def realm(tmp_path_factory):
             pytest.fail(f"{tool} is not installed (scripts/test installs Debian's krb5-kdc, "
                         "krb5-admin-server and krb5-user)")
     directory = tmp_path_factory.mktemp("kdc")
-    (directory / "rcache").mkdir()
-    port = free_port()
-    (directory / "krb5.conf").write_text(f"""
-[libdefaults]
-    default_realm = {REALM}
-    dns_lookup_kdc = false
-    dns_lookup_realm = false
-    rdns = false
-    dns_canonicalize_hostname = false
-    udp_preference_limit = 1
-[realms]
-    {REALM} = {{
-        kdc = 127.0.0.1:{port}
-    }}
-""")
-    (directory / "kdc.conf").write_text(f"""
-[kdcdefaults]
-    kdc_ports = {port}
-    kdc_tcp_ports = {port}
-[realms]
-    {REALM} = {{
-        database_name = {directory}/principal
-        key_stash_file = {directory}/stash
-        acl_file = {directory}/kadm5.acl
-        max_life = 1h
-    }}
-[logging]
-    kdc = FILE:{directory}/kdc.log
-""")
-    (directory / "kadm5.acl").write_text("")
-    realm = Realm(directory)
-    realm.run("kdb5_util", "create", "-s", "-r", REALM, "-P", "master-password")
-    for persona in PERSONAS:
-        realm.admin(f"addprinc -randkey {persona}")
-        realm.admin(f"ktadd -k {directory}/{persona}.keytab -norandkey {persona}")
-    realm.admin("addprinc -randkey HTTP/localhost")
-    realm.admin("addprinc -randkey HTTP/elsewhere")
-    # An old key of the service: written first, then replaced by the key
-    # the KDC issues tickets with.
-    realm.admin(f"ktadd -k {directory}/stale.keytab HTTP/localhost")
-    realm.admin(f"ktadd -k {directory}/service.keytab HTTP/localhost")
-    kdc = subprocess.Popen([shutil.which("krb5kdc") or "/usr/sbin/krb5kdc", "-n", "-r", REALM],
-                           env=realm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = subprocess.run([str(ROOT / "scripts" / "kdc"), str(directory), *PERSONAS],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    env = dict(line.split("=", 1) for line in started.stdout.split())
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or kdc.poll() is not None:
-                    raise RuntimeError((directory / "kdc.log").read_text() if (directory / "kdc.log").exists()
-                                       else "krb5kdc did not start")
-                time.sleep(0.1)
-        yield realm
+        yield Realm(directory, env)
     finally:
-        kdc.kill()
-        kdc.wait(timeout=10)
+        subprocess.run([str(ROOT / "scripts" / "kdc"), "stop", str(directory)], timeout=30)
 
 
 def serve(data_dir, realm, keytab="service.keytab"):
