@@ -11,6 +11,10 @@
 //!    and the row filter (the union of the grants' filters). Default deny: no
 //!    grant, no access.
 //!
+//! Tags ([`TagDefinition`], [`Tags`], [`TagExpr`]) are the vocabulary of
+//! tag-driven grants: keys with allowed values, inherited from a database to
+//! its tables and columns, and boolean expressions over them.
+//!
 //! ```
 //! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Principal, Privilege, Resource, Role, TableName, User};
 //!
@@ -40,6 +44,7 @@
 mod access;
 mod model;
 mod policy_set;
+mod tags;
 
 pub use access::{
     CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, VisibleColumn,
@@ -49,3 +54,4 @@ pub use model::{
     TableName, User,
 };
 pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};
+pub use tags::{TagDefinition, TagError, TagExpr, Tags, check_tags, inherit};
