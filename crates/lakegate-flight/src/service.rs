@@ -44,7 +44,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use lakegate_admin::Administration;
 use lakegate_audit::AuditLog;
 use lakegate_engine::Engine;
@@ -65,6 +65,9 @@ use crate::sql_info::sql_info_data;
 use crate::statements::{Statements, administrative, flight_info};
 use crate::throttle::LoginThrottle;
 use crate::tickets::{PreparedHandle, Seals, StatementTicket};
+
+/// How long the Handshake's answer waits for the client to finish sending.
+const HANDSHAKE_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Lakegate's Flight SQL service.
 #[derive(Clone)]
@@ -277,8 +280,20 @@ impl FlightSqlService for LakegateFlightService {
             protocol_version: 0,
             payload: token.clone().into(),
         };
-        let mut response: Response<HandshakeStream> =
-            Response::new(Box::pin(futures::stream::iter([Ok(reply)])));
+        // The answer stays open until the client has sent what it sends
+        // (or for HANDSHAKE_DRAIN at most): a gRPC C++ client (pyarrow's
+        // auth handlers) that writes after a server already ended the call
+        // can block in that write forever.
+        let mut requests = request.into_inner();
+        let drained = futures::stream::once(async move {
+            let _ = tokio::time::timeout(HANDSHAKE_DRAIN, async {
+                while let Ok(Some(_)) = requests.message().await {}
+            })
+            .await;
+        })
+        .filter_map(|()| std::future::ready(None::<Result<HandshakeResponse, Status>>));
+        let answer = futures::stream::iter([Ok(reply)]).chain(drained);
+        let mut response: Response<HandshakeStream> = Response::new(Box::pin(answer));
         let bearer = format!("Bearer {token}");
         insert_header(response.metadata_mut(), "authorization", &bearer)?;
         Ok(response)

@@ -44,6 +44,7 @@
 mod access;
 mod model;
 mod policy_set;
+mod tag_syntax;
 mod tags;
 
 pub use access::{
@@ -54,4 +55,5 @@ pub use model::{
     TableName, User,
 };
 pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};
+pub use tag_syntax::{MAX_TAG_EXPR_BYTES, TagSyntaxError};
 pub use tags::{TagDefinition, TagError, TagExpr, Tags, check_tags, inherit};
