@@ -38,7 +38,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::answered_token::AnsweredToken;
 use crate::audit::{AuditStart, AuditedStream, PendingAudit, PolicyChange, ReadNote};
-use crate::auth::{Identity, Presented};
+use crate::auth::Presented;
 use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::error::{CallError, CallResult};
@@ -166,14 +166,17 @@ impl LakegateFlight {
             .and_then(|h| h.source_identity.as_deref());
         let identity = match &credentials {
             Some(Err(_)) => Err(CallError::InvalidCredentials),
-            Some(Ok(credentials)) => {
-                self.sign_in(Some(credentials), None, peer, sent_source)
-                    .await
-            }
-            None => {
-                let leaf = certificates.as_ref().and_then(|chain| chain.first());
-                self.sign_in(None, leaf.map(|c| c.as_ref()), peer, sent_source)
-                    .await
+            credentials => {
+                let presented = Presented {
+                    credentials: credentials.as_ref().and_then(|c| c.as_ref().ok()),
+                    peer: peer.map(|p| p.ip()),
+                    certificate: certificates
+                        .as_ref()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| leaf.as_ref()),
+                    source_identity: sent_source,
+                };
+                self.service.authenticator().authenticate(presented).await
             }
         };
         // Single-use credentials off the Handshake: the answer carries a
@@ -232,23 +235,6 @@ impl LakegateFlight {
             })
         });
         Call { caller, audit }
-    }
-
-    /// Signs a call in with what it presents.
-    async fn sign_in(
-        &self,
-        credentials: Option<&Credentials>,
-        certificate: Option<&[u8]>,
-        peer: Option<std::net::SocketAddr>,
-        source_identity: Option<&str>,
-    ) -> CallResult<Identity> {
-        let presented = Presented {
-            credentials,
-            peer: peer.map(|p| p.ip()),
-            certificate,
-            source_identity,
-        };
-        self.service.authenticator().authenticate(presented).await
     }
 
     /// A call the entry only admits and audits: handed to Flight SQL's
