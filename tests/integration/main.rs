@@ -68,3 +68,4 @@ mod scan_reuse;
 mod storage;
 mod store;
 mod table_cache;
+mod tags;

@@ -7,7 +7,9 @@
 //! outer joins, subqueries, CTEs, set operations, aggregates, windows,
 //! ORDER BY/LIMIT) then runs twice: through Lakegate under the role, and
 //! through plain DataFusion over the materialised views. The results must be
-//! equal (as sorted rows, unless the query orders them).
+//! equal (as sorted rows, unless the query orders them). Each role runs
+//! under `catalog/demo` (per-table grants) and under `catalog/demo-tags`
+//! (the same scenario governed by tags alone): both must match the view.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -249,13 +251,26 @@ async fn compare(
     view: RecordBatch,
     queries: Vec<(String, bool)>,
 ) {
-    let engine = common::demo_lake().await;
     let reference = SessionContext::new();
     let provider = MemTable::try_new(view.schema(), vec![vec![view]]).unwrap();
     reference.register_table(table, Arc::new(provider)).unwrap();
-    let mut session = engine.session(user, Some(role)).unwrap();
+    for catalog in ["catalog/demo", "catalog/demo-tags"] {
+        let dir = common::repo_root().join(catalog);
+        let engine = common::engine_for(&dir, &common::demo_data_dir()).await;
+        let mut session = engine.session(user, Some(role)).unwrap();
+        compare_session(&mut session, &reference, catalog, role, &queries).await;
+    }
+}
+
+async fn compare_session(
+    session: &mut lakegate_engine::QuerySession,
+    reference: &SessionContext,
+    catalog: &str,
+    role: &str,
+    queries: &[(String, bool)],
+) {
     let mut non_empty = 0;
-    for (sql, ordered) in &queries {
+    for (sql, ordered) in queries {
         let expected = reference
             .sql(sql)
             .await
@@ -266,15 +281,15 @@ async fn compare(
         let got = session
             .execute(sql)
             .await
-            .unwrap_or_else(|e| panic!("{role}: {sql}: {e}"))
+            .unwrap_or_else(|e| panic!("{catalog}: {role}: {sql}: {e}"))
             .collect()
             .await
-            .unwrap_or_else(|e| panic!("{role}: {sql}: {e}"));
+            .unwrap_or_else(|e| panic!("{catalog}: {role}: {sql}: {e}"));
         let (expected, got) = (rows_of(&expected, *ordered), rows_of(&got, *ordered));
         if !expected.is_empty() {
             non_empty += 1;
         }
-        assert_eq!(got, expected, "{role}: {sql}");
+        assert_eq!(got, expected, "{catalog}: {role}: {sql}");
     }
     assert!(
         non_empty * 2 > queries.len(),

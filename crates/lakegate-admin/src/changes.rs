@@ -105,6 +105,7 @@ pub(crate) fn apply(
             next.database.push(DatabaseEntry {
                 name: name.clone(),
                 description: comment.clone(),
+                tags: Default::default(),
             });
             format!("database {name} created")
         }
@@ -161,6 +162,8 @@ pub(crate) fn apply(
                     })
                     .collect(),
                 description: comment.clone(),
+                tags: Default::default(),
+                column_tags: Default::default(),
             });
             format!("table {name} created")
         }
@@ -380,8 +383,12 @@ pub(crate) fn apply(
                 .iter()
                 .find(|g| &g.name == name)
                 .ok_or_else(|| AdminError::invalid(format!("there is no grant {name}")))?;
-            let target = target_of(&entry.on)?;
-            rights.may_revoke(&target)?;
+            if entry.tagged.is_some() {
+                // Grants on tag expressions are the lake administrator's.
+                rights.administer()?;
+            } else {
+                rights.may_revoke(&target_of(&entry.on)?)?;
+            }
             next.grant.retain(|g| &g.name != name);
             format!("grant {name} revoked")
         }

@@ -113,6 +113,7 @@ impl Rights<'_> {
                 .unwrap_or_else(|| fresh_grant_name(content, grant)),
             role: grant.role.clone(),
             on: grant.target.on(),
+            tagged: None,
             privileges: grant
                 .privileges
                 .iter()
@@ -256,7 +257,9 @@ pub(crate) fn target_of(on: &str) -> Result<Target, AdminError> {
         Some(Resource::Table(name)) => Target::Table(name),
         Some(Resource::AllTablesIn(database)) => Target::Database(database),
         Some(Resource::AllDatabases) => Target::Catalog,
-        None => return Err(AdminError::invalid(format!("invalid grant target '{on}'"))),
+        Some(Resource::Tagged(_)) | None => {
+            return Err(AdminError::invalid(format!("invalid grant target '{on}'")));
+        }
     })
 }
 

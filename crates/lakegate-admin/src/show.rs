@@ -83,7 +83,7 @@ pub(crate) fn show(
             let access = effective_access(actor, served, role, table)?;
             let mut rows = Vec::new();
             for access in &access {
-                let rows_rule = rows_text(&access.row_filter);
+                let rows_rule = rows_text(access);
                 let privilege = if access.can_select {
                     "SELECT"
                 } else {
@@ -169,16 +169,22 @@ pub fn column_rules(access: &EffectiveAccess) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The rows a role sees, in words: `all`, or each grant's filter.
-pub fn rows_text(filter: &RowFilter) -> String {
-    match filter {
+/// The rows a role sees, in words: `all`, or each grant's filter, then
+/// each tag row filter every row must also pass.
+pub fn rows_text(access: &EffectiveAccess) -> String {
+    let union = match &access.row_filter {
         RowFilter::AllRows => "all".to_string(),
         RowFilter::AnyOf(predicates) => predicates
             .iter()
             .map(|p| format!("[{}] {}", p.grant, p.sql))
             .collect::<Vec<_>>()
             .join(" OR "),
+    };
+    let mut text = union;
+    for restriction in &access.restrictions {
+        text.push_str(&format!(" AND [{}] {}", restriction.grant, restriction.sql));
     }
+    text
 }
 
 fn not_administrator(actor: &Actor, what: &str) -> AdminError {

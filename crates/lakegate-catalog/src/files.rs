@@ -34,6 +34,15 @@ pub struct CatalogFile {
     /// Grants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant: Vec<GrantEntry>,
+    /// Tag keys and their allowed values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag: Vec<TagEntry>,
+    /// Masks on every column whose tags match an expression.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_mask: Vec<TagMaskEntry>,
+    /// Row filters on every table whose tags match an expression.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_row_filter: Vec<TagRowFilterEntry>,
 }
 
 impl CatalogFile {
@@ -51,6 +60,9 @@ impl CatalogFile {
             all.user.extend(file.user);
             all.group.extend(file.group);
             all.grant.extend(file.grant);
+            all.tag.extend(file.tag);
+            all.tag_mask.extend(file.tag_mask);
+            all.tag_row_filter.extend(file.tag_row_filter);
         }
         all
     }
@@ -215,6 +227,9 @@ pub struct DatabaseEntry {
     /// Free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Tags (key = value), inherited by the database's tables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `[[table]]`
@@ -237,6 +252,14 @@ pub struct TableEntry {
     /// Free text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Tags (key = value), overriding the database's key by key and
+    /// inherited by the table's columns.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Tags of single columns (column → key → value), overriding the
+    /// table's key by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_tags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A partition column: its name and the type its path values are read as.
@@ -301,8 +324,13 @@ pub struct GrantEntry {
     pub name: String,
     /// The role receiving the grant.
     pub role: String,
-    /// `db.table`, `db.*` or `*`.
+    /// `db.table`, `db.*` or `*` (exclusive with `tagged`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub on: String,
+    /// A tag expression instead of `on`: every column whose tags match, in
+    /// every table (`domain = 'sales' AND pii IS NULL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tagged: Option<String>,
     /// `select`, `describe`.
     pub privileges: Vec<String>,
     /// Whether the role may pass the grant on.
@@ -337,4 +365,47 @@ pub struct CustomMaskEntry {
     pub name: String,
     /// SQL expression over the table's stored columns.
     pub expression: String,
+}
+
+/// `[[tag]]`: a tag key and the values it may take.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagEntry {
+    /// The key, unique.
+    pub key: String,
+    /// The values a database, table or column may carry for it.
+    pub values: Vec<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// `[[tag_mask]]`: a built-in mask on every column whose tags match, for
+/// one role.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagMaskEntry {
+    /// Unique among grants and tag policies.
+    pub name: String,
+    /// The role whose view is masked.
+    pub role: String,
+    /// The tag expression choosing the columns (`pii = 'email'`).
+    pub tagged: String,
+    /// A built-in mask's name (`hash`, `redact`, `nullify`, ...).
+    pub mask: String,
+}
+
+/// `[[tag_row_filter]]`: a row filter on every table whose tags match, for
+/// one role.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRowFilterEntry {
+    /// Unique among grants and tag policies.
+    pub name: String,
+    /// The role whose rows are filtered.
+    pub role: String,
+    /// The tag expression choosing the tables (`domain = 'sales'`).
+    pub tagged: String,
+    /// SQL boolean expression over a matching table's columns.
+    pub row_filter: String,
 }

@@ -13,6 +13,7 @@ use lakegate_policy::{
 use crate::catalog::{Database, Table};
 use crate::files::MaskEntry;
 use crate::findings::Findings;
+use crate::tags::tag_expr;
 
 pub(crate) fn validate_grant(
     findings: &mut Findings,
@@ -49,19 +50,27 @@ pub(crate) fn validate_grant(
             "privileges must name at least one of select, describe, administer",
         );
     }
-    let resource = match Resource::parse(&entry.on) {
-        Some(resource) => resource,
-        None => {
+    let resource = match (&entry.tagged, Resource::parse(&entry.on)) {
+        (Some(_), _) if !entry.on.is_empty() => {
+            findings.error(file, &label(), "'on' and 'tagged' are exclusive");
+            return None;
+        }
+        (Some(text), _) => Resource::Tagged(tag_expr(findings, file, &label(), text)?),
+        (None, Some(resource)) => resource,
+        (None, None) => {
             findings.error(
                 file,
                 &label(),
-                format!("'on = \"{}\"' must be db.table, db.* or *", entry.on),
+                format!(
+                    "'on = \"{}\"' must be db.table, db.* or * (or write 'tagged' instead)",
+                    entry.on
+                ),
             );
             return None;
         }
     };
     let table = match &resource {
-        Resource::AllDatabases => None,
+        Resource::AllDatabases | Resource::Tagged(_) => None,
         Resource::AllTablesIn(db) => {
             if !databases.contains_key(db) {
                 findings.error(file, &label(), format!("unknown database '{db}'"));
@@ -91,7 +100,7 @@ pub(crate) fn validate_grant(
             &label(),
             format!(
                 "administer is granted on the whole catalog ('on = \"*\"'), not '{}'",
-                entry.on
+                resource
             ),
         );
     }
@@ -117,7 +126,7 @@ pub(crate) fn validate_grant(
             &label(),
             format!(
                 "column lists, row filters and masks need a single table, not '{}'",
-                entry.on
+                resource
             ),
         );
     }

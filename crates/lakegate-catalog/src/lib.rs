@@ -24,6 +24,7 @@ mod grants;
 mod loader;
 mod storage;
 mod table_files;
+mod tags;
 
 pub use catalog::{
     Catalog, CatalogError, CatalogErrors, Database, KnownSchemas, LoadOptions, RESERVED_DATABASES,
@@ -31,7 +32,8 @@ pub use catalog::{
 };
 pub use files::{
     CatalogFile, CatalogSettings, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry,
-    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, UserEntry,
+    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, TagEntry, TagMaskEntry,
+    TagRowFilterEntry, UserEntry,
 };
 pub use storage::{
     LocationStore, RequestCounts, RequestTotals, StorageError, StorageLocation,

@@ -11,7 +11,7 @@ use argon2::password_hash::PasswordHash;
 use arrow::datatypes::DataType;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lakegate_policy::{Grant, Group, PolicySet, Role, Subject, TableName, User};
+use lakegate_policy::{Grant, Group, PolicySet, Role, Subject, TableName, TagPolicy, User};
 
 use crate::catalog::{
     Catalog, CatalogError, CatalogErrors, Database, KnownSchemas, LoadOptions, RESERVED_DATABASES,
@@ -22,6 +22,7 @@ use crate::findings::Findings;
 use crate::grants::validate_grant;
 use crate::storage::StorageLocation;
 use crate::table_files::{TableReadError, partition_columns, read_table};
+use crate::tags::{LoadedTags, load_tags};
 
 /// Tables whose files are read at once while a catalog loads.
 const TABLE_READS_AT_ONCE: usize = 16;
@@ -226,10 +227,15 @@ impl Loader {
         let principals = self.principals(&files);
         let role_names = principals.roles.iter().map(|r| r.name.as_str()).collect();
         let (grants, grant_files) = self.grants(&files, &role_names, &databases, &tables);
+        let LoadedTags {
+            policy: tag_policy,
+            files: tag_files,
+        } = load_tags(&mut self.findings, &files, &databases, &tables.read);
         let files_of_principals = principals.files;
         let file_of = |subject: &Subject| {
             match subject {
                 Subject::Grant(name) => grant_files.get(name),
+                Subject::Tag(what) => tag_files.get(what),
                 _ => files_of_principals.get(&subject.to_string()),
             }
             .cloned()
@@ -240,6 +246,7 @@ impl Loader {
             principals.users,
             principals.groups,
             grants,
+            tag_policy,
             file_of,
         );
         let catalog = Catalog {
@@ -607,9 +614,10 @@ impl Loader {
         users: Vec<User>,
         groups: Vec<Group>,
         grants: Vec<Grant>,
+        tags: TagPolicy,
         file_of: impl Fn(&Subject) -> PathBuf,
     ) -> PolicySet {
-        match PolicySet::try_new(roles, users, groups, grants) {
+        match PolicySet::try_new_tagged(roles, users, groups, grants, tags) {
             Ok(policy) => policy,
             Err(refused) => {
                 for error in refused.errors {
@@ -617,7 +625,7 @@ impl Loader {
                     self.findings
                         .error(&file, &error.subject.to_string(), error.message);
                 }
-                refused.partial
+                *refused.partial
             }
         }
     }

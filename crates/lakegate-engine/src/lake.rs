@@ -143,6 +143,17 @@ impl Lake {
         self.catalog.policy.effective_access(role, name, &columns)
     }
 
+    /// Whether `role` may describe the stored table `name`: the decision of
+    /// [`Lake::access_of`], answered without resolving columns when the
+    /// role's grants alone decide it.
+    pub(crate) fn may_describe(&self, role: &str, name: &TableName) -> bool {
+        let Some(raw) = self.raw_table(name) else {
+            return false;
+        };
+        let columns = stored_columns(raw.as_ref());
+        self.catalog.policy.may_describe(role, name, &columns)
+    }
+
     /// The names of the stored tables, sorted.
     pub(crate) fn table_names(&self) -> impl Iterator<Item = &TableName> {
         self.raw_tables.keys()

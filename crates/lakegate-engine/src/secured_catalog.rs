@@ -118,12 +118,7 @@ impl SecuredResolver {
         if table.database == SYSTEM_DATABASE {
             return table.table == AUDIT_TABLE && self.system_database().is_some();
         }
-        self.lake.raw_table(table).is_some()
-            && self
-                .lake
-                .catalog()
-                .policy
-                .may_describe(&self.runtime.role, table)
+        self.lake.may_describe(&self.runtime.role, table)
     }
 
     pub(crate) fn visible_tables<'a>(

@@ -47,7 +47,7 @@ use crate::barrier::PolicyBarrierExec;
 use crate::cache::BoundedCache;
 use crate::error::{barrier_error, permission_error, policy_error};
 use crate::leakproof::is_leakproof;
-use crate::masks::mask_sql;
+use crate::masks::{check_builtin_fits, mask_sql};
 use crate::sql_text::{accept_session_function_parens, quote_ident};
 
 /// Field metadata key naming the mask applied to a column.
@@ -203,7 +203,7 @@ impl SecuredTable {
 
     /// Whether the role's policy hides some of the table's rows.
     pub(crate) fn filters_rows(&self) -> bool {
-        self.access.row_filter != RowFilter::AllRows
+        self.access.filters_rows()
     }
 
     /// The policy plan narrowed to one scan: the pushed (leakproof)
@@ -394,7 +394,7 @@ pub(crate) async fn plan_policy(
     // the table the policy protects.
     state.config_mut().options_mut().catalog.default_schema = access.table.database.clone();
     // Once, over the composed text: policies may write current_user().
-    let sql = policy_sql(access);
+    let sql = policy_sql(access, stored);
     let plan = state
         .create_logical_plan(&accept_session_function_parens(&sql))
         .await?;
@@ -411,15 +411,28 @@ pub(crate) fn stored_columns(table: &dyn TableProvider) -> Vec<String> {
         .collect()
 }
 
-/// The policy plan of `access` as SQL over the stored table: one projection
-/// computing every visible column (masks and cell rules read stored values
-/// only), over the union of the grants' row filters.
-fn policy_sql(access: &EffectiveAccess) -> String {
+/// The policy plan of `access` as SQL over the stored table (of schema
+/// `stored`): one projection computing every visible column (masks and cell
+/// rules read stored values only), over the union of the grants' row
+/// filters and every restriction. A built-in mask that does not fit its
+/// column's type (a tag mask reaching a column of another type, or a
+/// column whose type changed under its mask) shows NULL: a mask never
+/// falls back to the raw value.
+fn policy_sql(access: &EffectiveAccess, stored: &SchemaRef) -> String {
     let table = &access.table;
     let predicate = |sql: &str| format!("({sql})");
     let value_sql = |column: &str, value: &CellValue| match value {
         CellValue::Raw => quote_ident(column),
-        CellValue::Masked(mask) => mask_sql(&mask.kind, column),
+        CellValue::Masked(mask) => {
+            let fits = stored
+                .field_with_name(column)
+                .is_ok_and(|field| check_builtin_fits(&mask.kind, field.data_type()).is_ok());
+            if fits {
+                mask_sql(&mask.kind, column)
+            } else {
+                "NULL".to_string()
+            }
+        }
     };
     let mut select = Vec::with_capacity(access.columns.len());
     for column in &access.columns {
@@ -454,9 +467,14 @@ fn policy_sql(access: &EffectiveAccess) -> String {
         quote_ident(&table.database),
         quote_ident(&table.table)
     );
+    let mut conditions = Vec::new();
     if let RowFilter::AnyOf(predicates) = &access.row_filter {
         let union: Vec<String> = predicates.iter().map(|p| predicate(&p.sql)).collect();
-        sql.push_str(&format!(" WHERE {}", union.join(" OR ")));
+        conditions.push(format!("({})", union.join(" OR ")));
+    }
+    conditions.extend(access.restrictions.iter().map(|p| predicate(&p.sql)));
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
     sql
 }

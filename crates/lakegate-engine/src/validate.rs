@@ -74,6 +74,7 @@ pub(crate) async fn validate_policies(lake: &Lake, checked: Option<&Lake>) -> Ve
             .map(|role| role.name.as_str())
             .filter(|role| {
                 checked.catalog().policy.grants_of(role) == catalog.policy.grants_of(role)
+                    && !catalog.policy.has_tag_policies(role)
             })
             .collect(),
         None => BTreeSet::new(),
@@ -148,6 +149,18 @@ pub(crate) async fn validate_policies(lake: &Lake, checked: Option<&Lake>) -> Ve
     }
     if !errors.is_empty() {
         return errors;
+    }
+    // Roles governed by tags: every table their tags open to them, so that
+    // tag row filters are planned on each table they reach.
+    for role in catalog.policy.roles() {
+        if !catalog.policy.has_tag_policies(&role.name) {
+            continue;
+        }
+        for name in lake.table_names() {
+            if lake.access_of(&role.name, name).is_some() {
+                checked_pairs.insert((role.name.clone(), name.clone()));
+            }
+        }
     }
     // Each role's combined plan per table (unions of filters, cell rules).
     for (role, name) in checked_pairs.difference(&unplannable) {

@@ -352,7 +352,7 @@ impl AdminService for LakegateAdminApi {
                     .into_iter()
                     .map(|(column, access)| api::ColumnAccess { column, access })
                     .collect();
-                answer.rows = rows_text(&access.row_filter);
+                answer.rows = rows_text(access);
                 answer.grants = access.grants.clone();
             }
             Ok::<_, CallError>(Response::new(answer))

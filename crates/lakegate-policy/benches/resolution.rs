@@ -89,7 +89,7 @@ fn resolution(c: &mut Criterion) {
                 b.iter(|| black_box(policy.runtime_role(&user, Some(black_box(role))).unwrap()))
             });
             group.bench_function(BenchmarkId::new("may_describe", &case), |b| {
-                b.iter(|| black_box(policy.may_describe(black_box(role), &table)))
+                b.iter(|| black_box(policy.may_describe(black_box(role), &table, &columns)))
             });
         }
     }

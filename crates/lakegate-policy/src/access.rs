@@ -9,13 +9,31 @@
 //!   most revealing admitting grant wins); when no grant admitting r exposes c,
 //!   the cell is NULL (cell-level security).
 //!
-//! The engine turns [`EffectiveAccess`] into `WHERE <row filter>` and one
-//! `CASE WHEN <filter_i> THEN <value_i> ... ELSE NULL END` per column; when a
-//! column has one unconditional branch it is just the (masked) column.
+//! Tags extend the same rule (see `docs/tags.md`):
+//!
+//! * a grant on `TAGGED <expr>` acts, on each table, as a grant of exactly
+//!   the columns whose effective tags match (and covers the table when one
+//!   does), so it joins the unions above like any grant;
+//! * a tag mask matching a column masks every branch that would show the
+//!   column raw (a mask from a tag wins over no mask; a grant's own mask
+//!   stays);
+//! * a tag row filter matching a table restricts every visible row on top
+//!   of the union (rows = union of grant filters AND every tag filter); a
+//!   matching table lacking a column the filter reads is refused.
+//!
+//! The engine turns [`EffectiveAccess`] into `WHERE <row filter> AND
+//! <restrictions>` and one `CASE WHEN <filter_i> THEN <value_i> ... ELSE
+//! NULL END` per column; when a column has one unconditional branch it is
+//! just the (masked) column.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{ColumnMask, Grant, Privilege, TableName};
+use crate::model::{ColumnMask, ColumnSelection, Grant, Privilege, Resource, TableName};
+use crate::tag_policy::{TagMask, TagRowFilter};
+use crate::tags::Tags;
 
 /// A grant's row filter, named after the grant it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -164,23 +182,143 @@ pub struct EffectiveAccess {
     pub grants: Vec<String>,
     /// Stored columns the role does not see at all, in the table's order.
     pub hidden_columns: Vec<String>,
+    /// Row filters every visible row must also satisfy (tag row filters),
+    /// on top of [`EffectiveAccess::row_filter`].
+    pub restrictions: Vec<PolicyPredicate>,
+}
+
+/// A table's tags and one role's tag policies, for resolving its access.
+#[derive(Debug, Clone, Copy)]
+pub struct TaggedTable<'a> {
+    /// The table's effective tags (its database's, overridden by its own).
+    pub table_tags: &'a Tags,
+    /// Tags the table's columns set themselves, by column name.
+    pub column_tags: Option<&'a BTreeMap<String, Tags>>,
+    /// The role's tag masks, in declaration order (the first matching wins).
+    pub masks: &'a [TagMask],
+    /// The role's tag row filters.
+    pub row_filters: &'a [TagRowFilter],
+}
+
+impl TaggedTable<'_> {
+    /// Whether `column`'s effective tags match `expr`.
+    fn column_matches(&self, column: &str, expr: &crate::tags::TagExpr) -> bool {
+        let own = self.column_tags.and_then(|columns| columns.get(column));
+        expr.matches_with(&|key| {
+            own.and_then(|tags| tags.get(key))
+                .or_else(|| self.table_tags.get(key))
+                .map(String::as_str)
+        })
+    }
+
+    /// `grant` as it applies to a table with these tags and `columns`: a
+    /// tagged grant becomes a grant of its matching columns (`None` when
+    /// none match); any other grant is itself.
+    fn concrete<'g>(&self, grant: &'g Grant, columns: &[String]) -> Option<Cow<'g, Grant>> {
+        let Resource::Tagged(expr) = &grant.resource else {
+            return Some(Cow::Borrowed(grant));
+        };
+        let matching: Vec<String> = columns
+            .iter()
+            .filter(|column| self.column_matches(column, expr))
+            .cloned()
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        Some(Cow::Owned(Grant {
+            columns: ColumnSelection::Include(matching),
+            ..grant.clone()
+        }))
+    }
 }
 
 impl EffectiveAccess {
     /// Resolves the access of `role` on `table` (whose stored columns are
     /// `table_columns`, in order) from `grants`. Returns `None` when no grant
-    /// lets the role even describe the table: default deny.
+    /// lets the role even describe the table: default deny. Grants on tag
+    /// expressions cover nothing here: see [`EffectiveAccess::resolve_tagged`].
     pub fn resolve<'a>(
         role: &str,
         table: &TableName,
         table_columns: &[String],
         grants: impl IntoIterator<Item = &'a Grant>,
     ) -> Option<Self> {
-        let applicable: Vec<&Grant> = grants
+        let applicable = grants
             .into_iter()
             .filter(|g| g.role == role && g.resource.covers(table))
             .filter(|g| g.confers(Privilege::Describe))
+            .map(Cow::Borrowed)
             .collect();
+        Self::resolve_applicable(role, table, table_columns, applicable)
+    }
+
+    /// [`EffectiveAccess::resolve`] for a table with tags: grants on tag
+    /// expressions cover it by its columns' tags, and the role's tag masks
+    /// and row filters apply. `None` also when a tag row filter matching
+    /// the table reads a column the table lacks (refused, never served
+    /// unfiltered).
+    pub fn resolve_tagged<'a>(
+        role: &str,
+        table: &TableName,
+        table_columns: &[String],
+        grants: impl IntoIterator<Item = &'a Grant>,
+        tags: &TaggedTable<'_>,
+    ) -> Option<Self> {
+        let applicable = grants
+            .into_iter()
+            .filter(|g| g.role == role && g.confers(Privilege::Describe))
+            .filter_map(|g| match &g.resource {
+                Resource::Tagged(_) => tags.concrete(g, table_columns),
+                other => other.covers(table).then_some(Cow::Borrowed(g)),
+            })
+            .collect();
+        let mut access = Self::resolve_applicable(role, table, table_columns, applicable)?;
+        let table_matches = |expr: &crate::tags::TagExpr| expr.matches(tags.table_tags);
+        for filter in tags.row_filters.iter().filter(|f| f.role == role) {
+            if !table_matches(&filter.tagged) {
+                continue;
+            }
+            if !filter.columns.iter().all(|c| table_columns.contains(c)) {
+                return None;
+            }
+            access.restrictions.push(PolicyPredicate {
+                grant: filter.name.clone(),
+                sql: filter.sql.clone(),
+            });
+            access.grants.push(filter.name.clone());
+        }
+        for column in &mut access.columns {
+            let Some(mask) = tags
+                .masks
+                .iter()
+                .find(|m| m.role == role && tags.column_matches(&column.name, &m.tagged))
+            else {
+                continue;
+            };
+            let mut masked = false;
+            for branch in &mut column.branches {
+                if branch.value == CellValue::Raw {
+                    branch.value = CellValue::Masked(mask.mask.clone());
+                    masked = true;
+                }
+            }
+            if masked && !access.grants.contains(&mask.name) {
+                access.grants.push(mask.name.clone());
+            }
+        }
+        Some(access)
+    }
+
+    /// Resolution proper, over the grants that apply to the table (each
+    /// as it applies: a tagged grant narrowed to its matching columns).
+    fn resolve_applicable(
+        role: &str,
+        table: &TableName,
+        table_columns: &[String],
+        applicable: Vec<Cow<'_, Grant>>,
+    ) -> Option<Self> {
+        let applicable: Vec<&Grant> = applicable.iter().map(|g| g.as_ref()).collect();
         if applicable.is_empty() {
             return None;
         }
@@ -254,6 +392,7 @@ impl EffectiveAccess {
             row_filter,
             grants: shaping.iter().map(|g| g.name.clone()).collect(),
             hidden_columns,
+            restrictions: Vec::new(),
         })
     }
 
@@ -262,11 +401,17 @@ impl EffectiveAccess {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// Whether the role's policy hides some of the table's rows.
+    pub fn filters_rows(&self) -> bool {
+        self.row_filter != RowFilter::AllRows || !self.restrictions.is_empty()
+    }
+
     /// Whether the role sees the table exactly as stored: every column, raw,
     /// every row. The engine can then skip the barrier's work.
     pub fn is_unrestricted(&self, table_columns: &[String]) -> bool {
         self.can_select
             && self.row_filter == RowFilter::AllRows
+            && self.restrictions.is_empty()
             && self.columns.len() == table_columns.len()
             && self
                 .columns

@@ -11,9 +11,12 @@
 //!    and the row filter (the union of the grants' filters). Default deny: no
 //!    grant, no access.
 //!
-//! Tags ([`TagDefinition`], [`Tags`], [`TagExpr`]) are the vocabulary of
-//! tag-driven grants: keys with allowed values, inherited from a database to
-//! its tables and columns, and boolean expressions over them.
+//! Tags ([`TagDefinition`], [`Tags`], [`TagExpr`]) let stewards govern by
+//! tags alone: keys with allowed values, inherited from a database to its
+//! tables and columns ([`Tagging`]), grants on tag expressions
+//! ([`Resource::Tagged`]), and masks and row filters attached to tag
+//! expressions ([`TagMask`], [`TagRowFilter`]); [`PolicySet::try_new_tagged`]
+//! takes them all.
 //!
 //! ```
 //! use lakegate_policy::{ColumnSelection, Grant, PolicySet, Principal, Privilege, Resource, Role, TableName, User};
@@ -44,16 +47,20 @@
 mod access;
 mod model;
 mod policy_set;
+mod tag_policy;
 mod tag_syntax;
 mod tags;
 
 pub use access::{
-    CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, VisibleColumn,
+    CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, TaggedTable, VisibleColumn,
 };
 pub use model::{
     ColumnMask, ColumnSelection, Grant, Group, MaskKind, Principal, Privilege, Resource, Role,
     TableName, User,
 };
 pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};
+pub use tag_policy::{
+    MAX_TAG_FILTER_BYTES, TagMask, TagPolicy, TagRowFilter, Tagging, columns_read,
+};
 pub use tag_syntax::{MAX_TAG_EXPR_BYTES, TagSyntaxError};
 pub use tags::{TagDefinition, TagError, TagExpr, Tags, check_tags, inherit};

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tags::TagExpr;
+
 /// A table's fully qualified name: `database.table`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TableName {
@@ -33,7 +35,8 @@ impl fmt::Display for TableName {
     }
 }
 
-/// What a grant is about: one table, every table of a database, or every table.
+/// What a grant is about: one table, every table of a database, every
+/// table, or every table and column whose tags match an expression.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Resource {
     /// Every table of every database (`*`).
@@ -42,6 +45,10 @@ pub enum Resource {
     AllTablesIn(String),
     /// One table (`db.table`).
     Table(TableName),
+    /// Every column whose effective tags match, in every table (`TAGGED
+    /// <expr>`): a table is covered when at least one of its columns
+    /// matches, and only its matching columns are exposed.
+    Tagged(TagExpr),
 }
 
 impl Resource {
@@ -62,12 +69,15 @@ impl Resource {
         }
     }
 
-    /// Whether this resource covers `table`.
+    /// Whether this resource covers `table` by name. A tagged resource
+    /// covers tables by their tags, which only the policy knows: here it
+    /// covers none (see [`crate::PolicySet::effective_access`]).
     pub fn covers(&self, table: &TableName) -> bool {
         match self {
             Self::AllDatabases => true,
             Self::AllTablesIn(database) => *database == table.database,
             Self::Table(name) => name == table,
+            Self::Tagged(_) => false,
         }
     }
 
@@ -84,6 +94,7 @@ impl fmt::Display for Resource {
             Self::AllDatabases => f.write_str("*"),
             Self::AllTablesIn(database) => write!(f, "{database}.*"),
             Self::Table(name) => write!(f, "{name}"),
+            Self::Tagged(expr) => write!(f, "TAGGED {expr}"),
         }
     }
 }

@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::access::EffectiveAccess;
+use crate::access::{EffectiveAccess, TaggedTable};
 use crate::model::{Grant, Group, Principal, Privilege, Resource, Role, TableName, User};
+use crate::tag_policy::{TagMask, TagPolicy, TagRowFilter, Tagging};
+use crate::tags::{TagDefinition, TagError, TagExpr, Tags, check_tags};
 
 /// Why a runtime role could not be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum Subject {
     Group(String),
     /// A grant, by name.
     Grant(String),
+    /// A tag key, a tag assignment, a tag mask or a tag row filter.
+    Tag(String),
 }
 
 impl std::fmt::Display for Subject {
@@ -53,6 +57,7 @@ impl std::fmt::Display for Subject {
             Self::User(name) => write!(f, "user '{name}'"),
             Self::Group(name) => write!(f, "group '{name}'"),
             Self::Grant(name) => write!(f, "grant '{name}'"),
+            Self::Tag(what) => f.write_str(what),
         }
     }
 }
@@ -75,7 +80,7 @@ pub struct PolicyErrors {
     /// The policy without what was wrong: dangling references dropped,
     /// duplicates and grants of unknown roles left out. It grants no more
     /// than the parts asked for, so checks can go on with it.
-    pub partial: PolicySet,
+    pub partial: Box<PolicySet>,
 }
 
 /// A role a session runs under, checked against what its user may assume.
@@ -95,6 +100,16 @@ pub struct PolicySet {
     groups: BTreeMap<String, Group>,
     /// Grants by role, in declaration order.
     grants_by_role: BTreeMap<String, Vec<Grant>>,
+    /// Tag keys and their values.
+    tag_definitions: BTreeMap<String, TagDefinition>,
+    /// Tags on databases, tables and columns.
+    tagging: Tagging,
+    /// Tag masks by role, in declaration order.
+    tag_masks_by_role: BTreeMap<String, Vec<TagMask>>,
+    /// Tag row filters by role, in declaration order.
+    tag_filters_by_role: BTreeMap<String, Vec<TagRowFilter>>,
+    /// Roles holding a grant on a tag expression.
+    roles_with_tagged_grants: BTreeSet<String>,
 }
 
 impl PolicySet {
@@ -108,6 +123,22 @@ impl PolicySet {
         users: impl IntoIterator<Item = User>,
         groups: impl IntoIterator<Item = Group>,
         grants: impl IntoIterator<Item = Grant>,
+    ) -> Result<Self, PolicyErrors> {
+        Self::try_new_tagged(roles, users, groups, grants, TagPolicy::default())
+    }
+
+    /// [`PolicySet::try_new`] with tags: besides its checks, every tag
+    /// assignment and tag expression names defined keys and values, tag
+    /// masks and row filters name known roles, and names are unique among
+    /// grants, tag masks and tag row filters together. A grant on a tag
+    /// expression carries no column list, row filter or masks (tags choose
+    /// its columns; tag masks and tag row filters do the rest).
+    pub fn try_new_tagged(
+        roles: impl IntoIterator<Item = Role>,
+        users: impl IntoIterator<Item = User>,
+        groups: impl IntoIterator<Item = Group>,
+        grants: impl IntoIterator<Item = Grant>,
+        tags: TagPolicy,
     ) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
         let mut error =
@@ -177,19 +208,115 @@ impl PolicySet {
                 error(subject, format!("unknown role '{}'", grant.role));
                 continue;
             }
+            if let Resource::Tagged(expr) = &grant.resource {
+                if let Err(e) = expr.check(&tags.definitions) {
+                    error(subject, e.to_string());
+                    continue;
+                }
+                let shaped = grant.columns != crate::model::ColumnSelection::All
+                    || grant.row_filter.is_some()
+                    || !grant.masks.is_empty();
+                if shaped {
+                    error(
+                        subject,
+                        "a grant on a tag expression takes no column list, row filter or \
+                         masks (its columns are those the tags match; use tag masks and tag \
+                         row filters)"
+                            .into(),
+                    );
+                    continue;
+                }
+                set.roles_with_tagged_grants.insert(grant.role.clone());
+            }
             set.grants_by_role
                 .entry(grant.role.clone())
                 .or_default()
                 .push(grant);
         }
+        set.add_tags(tags, &mut grant_names, &mut error);
         if errors.is_empty() {
             Ok(set)
         } else {
             Err(PolicyErrors {
                 errors,
-                partial: set,
+                partial: Box::new(set),
             })
         }
+    }
+
+    /// Adds the tag definitions, tagging, tag masks and tag row filters,
+    /// reporting what does not fit (and leaving it out).
+    fn add_tags(
+        &mut self,
+        tags: TagPolicy,
+        names: &mut BTreeSet<String>,
+        error: &mut impl FnMut(Subject, String),
+    ) {
+        let TagPolicy {
+            definitions,
+            mut tagging,
+            masks,
+            row_filters,
+        } = tags;
+        let mut check_assignment = |what: String, own: &mut Tags| {
+            if let Err(e) = check_tags(&definitions, own) {
+                error(Subject::Tag(what), e.to_string());
+                own.retain(|key, value| {
+                    definitions
+                        .get(key)
+                        .is_some_and(|d| d.values.contains(value))
+                });
+            }
+        };
+        for (name, own) in &mut tagging.databases {
+            check_assignment(format!("database '{name}'"), own);
+        }
+        for (name, own) in &mut tagging.tables {
+            check_assignment(format!("table '{name}'"), own);
+        }
+        for (table, columns) in &mut tagging.columns {
+            for (column, own) in columns {
+                check_assignment(format!("column '{table}.{column}'"), own);
+            }
+        }
+        let mut check_rule = |kind: &str, name: &str, role: &str, tagged: &TagExpr| {
+            let subject = Subject::Tag(format!("{kind} '{name}'"));
+            let problem: Option<String> = if !names.insert(name.to_string()) {
+                Some("declared twice (names are unique among grants and tag policies)".into())
+            } else if !self.roles.contains_key(role) {
+                Some(format!("unknown role '{role}'"))
+            } else {
+                tagged
+                    .check(&definitions)
+                    .err()
+                    .map(|e: TagError| e.to_string())
+            };
+            match problem {
+                Some(message) => {
+                    error(subject, message);
+                    false
+                }
+                None => true,
+            }
+        };
+        for mask in masks {
+            if check_rule("tag mask", &mask.name, &mask.role, &mask.tagged) {
+                self.tag_masks_by_role
+                    .entry(mask.role.clone())
+                    .or_default()
+                    .push(mask);
+            }
+        }
+        for filter in row_filters {
+            if check_rule("tag row filter", &filter.name, &filter.role, &filter.tagged) {
+                self.tag_filters_by_role
+                    .entry(filter.role.clone())
+                    .or_default()
+                    .push(filter);
+            }
+        }
+        self.tag_definitions = definitions;
+        self.tagging = tagging;
     }
 
     /// Removes from `roles` those this set does not hold, returning them.
@@ -339,14 +466,77 @@ impl PolicySet {
         table: &TableName,
         table_columns: &[String],
     ) -> Option<EffectiveAccess> {
-        EffectiveAccess::resolve(role, table, table_columns, self.grants_of(role))
+        if !self.has_tag_policies(role) {
+            return EffectiveAccess::resolve(role, table, table_columns, self.grants_of(role));
+        }
+        let table_tags = self.tagging.table_tags(table);
+        let tagged = TaggedTable {
+            table_tags: &table_tags,
+            column_tags: self.tagging.columns.get(table),
+            masks: self.tag_masks_of(role),
+            row_filters: self.tag_row_filters_of(role),
+        };
+        EffectiveAccess::resolve_tagged(role, table, table_columns, self.grants_of(role), &tagged)
     }
 
-    /// Whether `role` may describe `table` (any grant covering it).
-    pub fn may_describe(&self, role: &str, table: &TableName) -> bool {
-        self.grants_of(role)
-            .iter()
-            .any(|g| g.resource.covers(table) && g.confers(Privilege::Describe))
+    /// Whether `role` holds a grant on a tag expression, a tag mask or a
+    /// tag row filter (its access then depends on tags).
+    pub fn has_tag_policies(&self, role: &str) -> bool {
+        self.roles_with_tagged_grants.contains(role)
+            || self.tag_masks_by_role.contains_key(role)
+            || self.tag_filters_by_role.contains_key(role)
+    }
+
+    /// Whether `role` may describe `table`, whose stored columns are
+    /// `table_columns`: exactly when [`PolicySet::effective_access`] grants
+    /// anything (the one decision), answered from the grants alone when no
+    /// tag policy of the role is involved.
+    pub fn may_describe(&self, role: &str, table: &TableName, table_columns: &[String]) -> bool {
+        if !self.roles_with_tagged_grants.contains(role)
+            && !self.tag_filters_by_role.contains_key(role)
+        {
+            return self
+                .grants_of(role)
+                .iter()
+                .any(|g| g.resource.covers(table) && g.confers(Privilege::Describe));
+        }
+        self.effective_access(role, table, table_columns).is_some()
+    }
+
+    /// The tag keys and their allowed values.
+    pub fn tag_definitions(&self) -> &BTreeMap<String, TagDefinition> {
+        &self.tag_definitions
+    }
+
+    /// The tags on databases, tables and columns.
+    pub fn tagging(&self) -> &Tagging {
+        &self.tagging
+    }
+
+    /// The tag masks of `role`, in declaration order.
+    pub fn tag_masks_of(&self, role: &str) -> &[TagMask] {
+        self.tag_masks_by_role
+            .get(role)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The tag row filters of `role`, in declaration order.
+    pub fn tag_row_filters_of(&self, role: &str) -> &[TagRowFilter] {
+        self.tag_filters_by_role
+            .get(role)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Every tag mask, grouped by role.
+    pub fn tag_masks(&self) -> impl Iterator<Item = &TagMask> {
+        self.tag_masks_by_role.values().flatten()
+    }
+
+    /// Every tag row filter, grouped by role.
+    pub fn tag_row_filters(&self) -> impl Iterator<Item = &TagRowFilter> {
+        self.tag_filters_by_role.values().flatten()
     }
 
     /// Whether `role` holds the administrative privilege (and, when

@@ -5,13 +5,18 @@
 //!
 //! ```text
 //! key = 'value'   key <> 'value'   key [NOT] IN ('a', 'b')   key IS [NOT] NULL
-//! NOT e   e AND e   e OR e   (e)
+//! NOT e   e AND e   e OR e   (e)   TRUE   FALSE
 //! ```
+//!
+//! `Display` writes an expression back in the same syntax, so that what
+//! `SHOW GRANTS` prints parses to an expression that matches the same tags.
 //!
 //! Anything else (a column reference on the right, a number, a function, a
 //! subquery) is refused, naming what is allowed. Input longer than
 //! [`MAX_TAG_EXPR_BYTES`] is refused before parsing, and sqlparser's
 //! recursion limit bounds nesting, so no expression can exhaust the stack.
+
+use std::fmt;
 
 use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
 use sqlparser::dialect::GenericDialect;
@@ -32,7 +37,7 @@ const RECURSION_LIMIT: usize = 64;
 pub struct TagSyntaxError(String);
 
 const ALLOWED: &str = "key = 'value', key <> 'value', key [NOT] IN ('a', ...), \
-                       key IS [NOT] NULL, NOT, AND, OR and parentheses";
+                       key IS [NOT] NULL, TRUE, FALSE, NOT, AND, OR and parentheses";
 
 impl std::str::FromStr for TagExpr {
     type Err = TagSyntaxError;
@@ -94,6 +99,10 @@ fn convert(expr: &Expr) -> Result<TagExpr, TagSyntaxError> {
             }
         }
         Expr::IsNull(expr) => TagExpr::Untagged(key(expr)?),
+        Expr::Value(literal) if matches!(literal.value, Value::Boolean(_)) => match literal.value {
+            Value::Boolean(true) => TagExpr::And(Vec::new()),
+            _ => TagExpr::Or(Vec::new()),
+        },
         Expr::IsNotNull(expr) => TagExpr::Not(Box::new(TagExpr::Untagged(key(expr)?))),
         other => return Err(unsupported(&format!("'{other}'"))),
     })
@@ -144,6 +153,108 @@ fn value(expr: &Expr) -> Result<String, TagSyntaxError> {
         other => Err(unsupported(&format!(
             "'{other}' where a tag value belongs (a quoted string, such as 'email')"
         ))),
+    }
+}
+
+impl fmt::Display for TagExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_expr(f, self, Precedence::Or)
+    }
+}
+
+/// How tightly an operator binds, loosest first: a sub-expression is
+/// parenthesised when it binds more loosely than where it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Precedence {
+    Or,
+    And,
+    Not,
+}
+
+fn write_expr(f: &mut fmt::Formatter<'_>, expr: &TagExpr, context: Precedence) -> fmt::Result {
+    let own = match expr {
+        TagExpr::Or(items) if items.len() > 1 => Precedence::Or,
+        TagExpr::And(items) if items.len() > 1 => Precedence::And,
+        _ => Precedence::Not,
+    };
+    if own < context {
+        f.write_str("(")?;
+    }
+    match expr {
+        TagExpr::Equals { key, value } => write!(f, "{} = {}", Key(key), Literal(value))?,
+        // `key IN ()` does not parse; no value matches, as with FALSE.
+        TagExpr::In { values, .. } if values.is_empty() => f.write_str("FALSE")?,
+        TagExpr::In { key, values } => {
+            write!(f, "{} IN (", Key(key))?;
+            for (i, value) in values.iter().enumerate() {
+                let separator = if i == 0 { "" } else { ", " };
+                write!(f, "{separator}{}", Literal(value))?;
+            }
+            f.write_str(")")?;
+        }
+        TagExpr::Untagged(key) => write!(f, "{} IS NULL", Key(key))?,
+        TagExpr::Not(inner) => {
+            f.write_str("NOT ")?;
+            write_expr(f, inner, Precedence::Not)?;
+        }
+        TagExpr::And(items) | TagExpr::Or(items) => {
+            let (word, empty) = match expr {
+                TagExpr::And(_) => (" AND ", "TRUE"),
+                _ => (" OR ", "FALSE"),
+            };
+            if items.is_empty() {
+                f.write_str(empty)?;
+            }
+            // A one-item chain is its item, standing where the chain stands;
+            // a longer chain's items are written at the chain's precedence.
+            let inner = if items.len() == 1 { context } else { own };
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(word)?;
+                }
+                write_expr(f, item, inner)?;
+            }
+        }
+    }
+    if own < context {
+        f.write_str(")")?;
+    }
+    Ok(())
+}
+
+/// A tag key as written: bare when it is a plain lower-case name that is
+/// no keyword, else double-quoted.
+struct Key<'a>(&'a str);
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = self
+            .0
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && self
+                .0
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !matches!(
+                self.0,
+                "and" | "or" | "not" | "in" | "is" | "null" | "true" | "false"
+            );
+        if plain {
+            f.write_str(self.0)
+        } else {
+            write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+        }
+    }
+}
+
+/// A tag value as written: single-quoted.
+struct Literal<'a>(&'a str);
+
+impl fmt::Display for Literal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}'", self.0.replace('\'', "''"))
     }
 }
 

@@ -59,8 +59,9 @@ pub enum TagError {
     },
 }
 
-/// A boolean expression over a resource's effective tags.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A boolean expression over a resource's effective tags. Written and
+/// shown as SQL-like text (`FromStr` and `Display`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TagExpr {
     /// `key = 'value'`.
@@ -90,13 +91,20 @@ pub enum TagExpr {
 impl TagExpr {
     /// Whether a resource carrying `tags` matches.
     pub fn matches(&self, tags: &Tags) -> bool {
+        self.matches_with(&|key| tags.get(key).map(String::as_str))
+    }
+
+    /// Whether a resource matches whose value for each key `value_of`
+    /// gives (for layered tags: a column's own, then its table's, without
+    /// building the merged map).
+    pub fn matches_with<'v>(&self, value_of: &dyn Fn(&str) -> Option<&'v str>) -> bool {
         match self {
-            Self::Equals { key, value } => tags.get(key) == Some(value),
-            Self::In { key, values } => tags.get(key).is_some_and(|v| values.contains(v)),
-            Self::Untagged(key) => !tags.contains_key(key),
-            Self::Not(inner) => !inner.matches(tags),
-            Self::And(all) => all.iter().all(|e| e.matches(tags)),
-            Self::Or(any) => any.iter().any(|e| e.matches(tags)),
+            Self::Equals { key, value } => value_of(key) == Some(value.as_str()),
+            Self::In { key, values } => value_of(key).is_some_and(|v| values.contains(v)),
+            Self::Untagged(key) => value_of(key).is_none(),
+            Self::Not(inner) => !inner.matches_with(value_of),
+            Self::And(all) => all.iter().all(|e| e.matches_with(value_of)),
+            Self::Or(any) => any.iter().any(|e| e.matches_with(value_of)),
         }
     }
 
@@ -286,7 +294,31 @@ mod tests {
         })
     }
 
+    #[test]
+    fn odd_keys_and_values_are_quoted_when_shown() {
+        let expr = TagExpr::And(vec![
+            eq("Cost Center", "r&d's"),
+            TagExpr::Not(Box::new(TagExpr::Untagged("in".into()))),
+            TagExpr::Or(vec![eq("a", "x"), within("b", &[])]),
+        ]);
+        let text = expr.to_string();
+        assert_eq!(
+            text,
+            "\"Cost Center\" = 'r&d''s' AND NOT \"in\" IS NULL AND (a = 'x' OR FALSE)"
+        );
+        assert_eq!(text.parse::<TagExpr>().unwrap().to_string(), text);
+    }
+
     proptest! {
+        /// What `Display` writes parses back to an expression matching the
+        /// same tags (chains may come back flattened).
+        #[test]
+        fn shown_expressions_parse_back(expr in arbitrary_expr(), tags in arbitrary_tags()) {
+            let text = expr.to_string();
+            let parsed: TagExpr = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(parsed.matches(&tags), expr.matches(&tags), "{}", text);
+        }
+
         /// Two-valued logic: De Morgan holds, and a key is either untagged
         /// or carries exactly one of its values.
         #[test]

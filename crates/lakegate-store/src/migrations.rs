@@ -48,6 +48,17 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE policy_removed (kind TEXT NOT NULL, entry_key TEXT NOT NULL, \
          removed_at BIGINT NOT NULL, PRIMARY KEY (kind, entry_key))",
     ],
+    // 3: tags: their definitions, and the masks and row filters attached
+    // to tag expressions (tags on databases, tables and columns live in
+    // those entries).
+    &[
+        "CREATE TABLE policy_tags (tag_key TEXT PRIMARY KEY, entry TEXT NOT NULL, \
+         changed_at BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE policy_tag_masks (name TEXT PRIMARY KEY, entry TEXT NOT NULL, \
+         changed_at BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE policy_tag_row_filters (name TEXT PRIMARY KEY, entry TEXT NOT NULL, \
+         changed_at BIGINT NOT NULL DEFAULT 0)",
+    ],
 ];
 
 /// The schema version a store has once this build has opened it.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lakegate_catalog::{
     CatalogFile, CatalogSettings, DatabaseEntry, GrantEntry, GroupEntry, RoleEntry, StorageEntry,
-    TableEntry, UserEntry,
+    TableEntry, TagEntry, TagMaskEntry, TagRowFilterEntry, UserEntry,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,7 +32,10 @@ macro_rules! for_each_kind {
             lakegate_catalog::RoleEntry,
             lakegate_catalog::UserEntry,
             lakegate_catalog::GroupEntry,
-            lakegate_catalog::GrantEntry)
+            lakegate_catalog::GrantEntry,
+            lakegate_catalog::TagEntry,
+            lakegate_catalog::TagMaskEntry,
+            lakegate_catalog::TagRowFilterEntry)
     };
     (@each $kind:ident => $body:expr; $($entry:ty),*) => {{
         $({
@@ -121,6 +124,31 @@ named_entry!(DatabaseEntry, "database", "policy_databases", database);
 named_entry!(RoleEntry, "role", "policy_roles", role);
 named_entry!(UserEntry, "user", "policy_users", user);
 named_entry!(GroupEntry, "group", "policy_groups", group);
+named_entry!(TagMaskEntry, "tag mask", "policy_tag_masks", tag_mask);
+named_entry!(
+    TagRowFilterEntry,
+    "tag row filter",
+    "policy_tag_row_filters",
+    tag_row_filter
+);
+
+impl Entry for TagEntry {
+    const NAME: &'static str = "tag";
+    const TABLE: &'static str = "policy_tags";
+    const KEYS: &'static [&'static str] = &["tag_key"];
+    fn key(&self) -> Vec<String> {
+        vec![self.key.clone()]
+    }
+    fn section(file: &CatalogFile) -> &[Self] {
+        &file.tag
+    }
+    fn set_section(file: &mut CatalogFile, entries: Vec<Self>) {
+        file.tag = entries;
+    }
+    fn take_section(file: &mut CatalogFile) -> Vec<Self> {
+        std::mem::take(&mut file.tag)
+    }
+}
 
 impl Entry for TableEntry {
     const NAME: &'static str = "table";
@@ -148,7 +176,11 @@ impl Entry for GrantEntry {
         vec![self.name.clone()]
     }
     fn lookup_columns(&self) -> Vec<(&'static str, String)> {
-        vec![("role", self.role.clone()), ("resource", self.on.clone())]
+        let resource = match &self.tagged {
+            Some(expr) => format!("TAGGED {expr}"),
+            None => self.on.clone(),
+        };
+        vec![("role", self.role.clone()), ("resource", resource)]
     }
     fn section(file: &CatalogFile) -> &[Self] {
         &file.grant

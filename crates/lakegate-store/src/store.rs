@@ -303,6 +303,7 @@ fn first_administrator(user: &str, password_hash: &str) -> CatalogFile {
             name: format!("{ADMIN_ROLE}_everything"),
             role: ADMIN_ROLE.into(),
             on: "*".into(),
+            tagged: None,
             privileges: vec!["select".into(), "describe".into(), "administer".into()],
             grantable: true,
             include_columns: None,
