@@ -278,3 +278,67 @@ async fn reading_what_changed_gives_what_reading_everything_gives() {
         assert_eq!(read.content, whole.content, "{url}");
     }
 }
+
+#[tokio::test]
+async fn tags_and_tag_policies_survive_the_store() {
+    let tag_catalog = common::repo_root().join("catalog/demo-tags");
+    let files = Catalog::parse(&tag_catalog).unwrap();
+    let sections = CatalogFile::merged(files.into_iter().map(|(_, file)| file));
+    let data_dir = common::demo_data_dir();
+    let questions = [
+        (
+            "tina",
+            "electronics",
+            "SELECT count(*), min(i_category), max(i_category) FROM tpc.dl_tpc_item",
+        ),
+        ("tina", "sales", "SELECT count(*) FROM tpc.dl_tpc_web_sales"),
+        (
+            "david",
+            "marketing",
+            "SELECT c_email_address FROM tpc.dl_tpc_customer ORDER BY c_customer_sk LIMIT 5",
+        ),
+    ];
+    let ask = async |engine: &Engine| {
+        let mut all = Vec::new();
+        for (user, role, sql) in questions {
+            let mut session = engine.session(user, Some(role)).unwrap();
+            let output = session.execute(sql).await.unwrap();
+            all.push(common::cells_as_text(&output.collect().await.unwrap()));
+        }
+        all
+    };
+    let expected = ask(&common::engine_for(&tag_catalog, &data_dir).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let load = LoadOptions {
+        data_dir: data_dir.clone(),
+        ..Default::default()
+    };
+    for url in empty_stores(dir.path()).await {
+        let store = PolicyStore::open(&url).await.unwrap();
+        store.apply(&sections).await.unwrap();
+        let stored = store.load().await.unwrap();
+        let names = |file: &CatalogFile| {
+            let mut names: Vec<String> = file.tag.iter().map(|t| format!("tag {t:?}")).collect();
+            names.extend(file.tag_mask.iter().map(|m| format!("mask {m:?}")));
+            names.extend(file.tag_row_filter.iter().map(|f| format!("filter {f:?}")));
+            names.extend(
+                file.table
+                    .iter()
+                    .map(|t| format!("{:?} {:?}", t.tags, t.column_tags)),
+            );
+            names.extend(file.database.iter().map(|d| format!("{:?}", d.tags)));
+            names.sort();
+            names
+        };
+        assert_eq!(names(&stored.content), names(&sections), "{url}");
+        let label = PathBuf::from(store.url());
+        let catalog = Catalog::from_shared_files(vec![(label, stored.content)], dir.path(), &load)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ask(&engine_of(catalog, &data_dir).await).await,
+            expected,
+            "{url}"
+        );
+    }
+}
