@@ -132,6 +132,102 @@ def test_the_walkthrough_set_up_by_sql_answers_as_the_declarative_demo(
         assert answers(address) == expected
 
 
+def tag_setup_statements(lake):
+    """The walkthrough's setup governed by tags alone: no grant, mask or
+    filter names a table."""
+    tables = ["dl_tpc_customer", "dl_tpc_customer_address", "dl_tpc_web_sales", "dl_tpc_item"]
+    names = ["c_salutation", "c_first_name", "c_last_name"]
+    west_coast = ("ws_bill_addr_sk IN (SELECT ca_address_sk FROM dl_tpc_customer_address "
+                  "WHERE ca_state IN ('CA', 'OR', 'WA'))")
+    return [
+        f"CREATE LOCATION demo_lake URL 'file://{lake}/'",
+        "CREATE DATABASE tpc",
+        "ALTER CATALOG SET DEFAULT DATABASE tpc",
+        *[f"CREATE EXTERNAL TABLE tpc.{t} STORED AS PARQUET LOCATION 'file://{lake}/{t}/'" for t in tables],
+        "CREATE ROLE marketing",
+        "CREATE ROLE sales",
+        "CREATE ROLE electronics",
+        "CREATE USER david PASSWORD 'david-pass' DEFAULT ROLE marketing",
+        "CREATE USER tina PASSWORD 'tina-pass' DEFAULT ROLE sales",
+        "GRANT ROLE electronics TO USER tina",
+        "CREATE TAG domain VALUES ('customers', 'sales', 'products', 'reference') COMMENT 'business domain'",
+        "CREATE TAG pii VALUES ('name', 'email')",
+        "ALTER DATABASE tpc SET TAGS (domain = 'reference')",
+        "ALTER TABLE tpc.dl_tpc_customer SET TAGS (domain = 'customers')",
+        *[f"ALTER TABLE tpc.dl_tpc_customer ALTER COLUMN {c} SET TAGS (pii = 'name')" for c in names],
+        "ALTER TABLE tpc.dl_tpc_customer ALTER COLUMN c_email_address SET TAGS (pii = 'email')",
+        "ALTER TABLE tpc.dl_tpc_web_sales SET TAGS (domain = 'sales')",
+        "ALTER TABLE tpc.dl_tpc_item SET TAGS (domain = 'products')",
+        "GRANT SELECT ON TAGGED domain = 'customers' AND NOT pii = 'name' TO ROLE marketing AS marketing_customers",
+        "MASK COLUMNS TAGGED pii = 'email' USING hash FOR ROLE marketing AS marketing_emails_hashed",
+        "GRANT SELECT ON TAGGED domain = 'sales' TO ROLE sales AS sales_domain",
+        f"ROW FILTER ON TAGGED domain = 'sales' FOR ROLE sales WHERE {west_coast} AS sales_west_coast",
+        "GRANT SELECT ON TAGGED domain = 'products' TO ROLE electronics AS electronics_products",
+        "ROW FILTER ON TAGGED domain = 'products' FOR ROLE electronics WHERE i_category = 'Electronics' "
+        "AS electronics_only",
+    ]
+
+
+def rows_of(address, user, role, sql):
+    with connect(address, user, role=role) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetch_arrow_table().to_pylist()
+
+
+def test_the_walkthrough_governed_by_tags_by_sql_answers_as_the_declarative_demo(
+        server, data_dir, store_url):  # noqa: F811
+    expected = answers(server)
+    lake = data_dir / "tpc"
+    tina_electronics = (("tina", "tina-pass"), "electronics")
+    with serve_store(data_dir, store_url) as (address, _):
+        execute(address, tag_setup_statements(lake))
+        assert answers(address) == expected
+        check_against_duckdb(address, data_dir)
+
+        definitions, on_table = execute(address, ["SHOW TAGS", "SHOW TAGS ON TABLE tpc.dl_tpc_customer"])
+        assert {d["key"]: d["values"] for d in definitions} == {
+            "domain": "customers, products, reference, sales", "pii": "email, name"}
+        assert {"resource": "table", "key": "domain", "value": "customers", "set_on": "table"} in on_table
+        assert {"resource": "column c_email_address", "key": "pii", "value": "email",
+                "set_on": "column"} in on_table
+        [access] = [execute(address, ["SHOW EFFECTIVE ACCESS FOR ROLE marketing ON TABLE tpc.dl_tpc_customer"])[0]]
+        email = next(row for row in access if row["column"] == "c_email_address")
+        assert email["access"] == "masked: hash"
+        assert "marketing_emails_hashed" in email["grants"]
+
+        # A new table is governed the moment it is tagged, and no longer
+        # once the tag goes.
+        execute(address, [f"CREATE EXTERNAL TABLE tpc.items_2027 STORED AS PARQUET "
+                          f"LOCATION 'file://{lake}/dl_tpc_item/'"])
+        assert "items_2027" in refused(address, "SELECT count(*) FROM items_2027", *tina_electronics)
+        execute(address, ["ALTER TABLE tpc.items_2027 SET TAGS (domain = 'products')"])
+        categories = rows_of(address, "tina", "electronics", "SELECT DISTINCT i_category FROM items_2027")
+        assert categories == [{"i_category": "Electronics"}]
+        execute(address, ["ALTER TABLE tpc.items_2027 UNSET TAGS (domain)"])
+        assert "items_2027" in refused(address, "SELECT count(*) FROM items_2027", *tina_electronics)
+
+        # A column tagged pii = 'email' is hashed for marketing at once.
+        execute(address, ["ALTER TABLE tpc.dl_tpc_customer ALTER COLUMN c_birth_country SET TAGS (pii = 'email')"])
+        countries = rows_of(address, "david", None,
+                            "SELECT c_birth_country FROM dl_tpc_customer WHERE c_birth_country IS NOT NULL")
+        assert countries and all(len(row["c_birth_country"]) == 64 for row in countries), countries[:3]
+        # Tagged pii = 'name', it is gone from marketing's view.
+        execute(address, ["ALTER TABLE tpc.dl_tpc_customer ALTER COLUMN c_birth_country SET TAGS (pii = 'name')"])
+        assert "c_birth_country" in refused(address, "SELECT c_birth_country FROM dl_tpc_customer",
+                                            ("david", "david-pass"))
+
+        # Refusals say why and change nothing.
+        assert "still set on" in refused(address, "DROP TAG pii")
+        assert "no value 'phone'" in refused(
+            address, "ALTER TABLE tpc.dl_tpc_item SET TAGS (pii = 'phone')")
+        assert "unknown tag 'pi'" in refused(address, "GRANT SELECT ON TAGGED pi = 'name' TO ROLE sales")
+        assert "ADMINISTER" in refused(address, "CREATE TAG tier VALUES ('gold')", ("david", "david-pass"))
+        assert "ADMINISTER" in refused(
+            address, "ALTER TABLE tpc.dl_tpc_item SET TAGS (domain = 'customers')", ("tina", "tina-pass"))
+        assert answers(address)[1:] == expected[1:]
+
+
 @pytest.fixture
 def steward_store(data_dir, tmp_path):
     """A SQLite store with the walkthrough set up, a steward role holding

@@ -18,6 +18,9 @@
 //!   never sees more than its grantor.
 //! * **Revoking** a data grant needs `ADMINISTER` or a grant with grant
 //!   option covering the revoked grant's target.
+//! * **Tags** (definitions, tags set on databases, tables and columns,
+//!   grants on tag expressions, tag masks and tag row filters) need
+//!   `ADMINISTER`: they reach tables present and future (`tag_changes.rs`).
 //! * Nobody may leave the catalog without an administrator (a user who may
 //!   assume a role holding `ADMINISTER`).
 
@@ -25,11 +28,12 @@ use lakegate_catalog::{
     Catalog, CatalogFile, CatalogSettings, DatabaseEntry, GrantEntry, GroupEntry,
     PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, UserEntry, hash_password,
 };
-use lakegate_policy::Privilege;
+use lakegate_policy::{Privilege, TagExpr};
 
 use crate::error::AdminError;
 use crate::rights::{Rights, keep_an_administrator, privilege_list, revokes, target_of};
-use crate::statement::{AdminStatement, Grantee};
+use crate::statement::{AdminStatement, Grantee, Target};
+use crate::tag_changes::apply_tag_change;
 
 /// Who runs a statement: the signed-in user under its runtime role.
 #[derive(Debug, Clone)]
@@ -59,6 +63,12 @@ pub(crate) fn apply(
 ) -> Result<Changed, AdminError> {
     let mut next = content.clone();
     let rights = Rights { actor, served };
+    if let Some(summary) = apply_tag_change(statement, &rights, &mut next)? {
+        return Ok(Changed {
+            content: next,
+            summary,
+        });
+    }
     let summary = match statement {
         AdminStatement::CreateLocation {
             name,
@@ -352,12 +362,11 @@ pub(crate) fn apply(
             role,
         } => {
             rights.may_revoke(target)?;
-            let on = target.on();
             let mut touched = 0;
             for entry in next
                 .grant
                 .iter_mut()
-                .filter(|g| &g.role == role && g.on == on)
+                .filter(|g| &g.role == role && is_on(g, target))
             {
                 let before = entry.privileges.len();
                 entry
@@ -546,5 +555,18 @@ fn under_location(served: &Catalog, url: &str) -> Result<(String, String), Admin
             "LOCATION '{url}' is not under any registered location (SHOW LOCATIONS lists \
              them; CREATE LOCATION registers one)"
         ))),
+    }
+}
+
+/// Whether grant entry `entry` is on exactly `target` (a tag expression
+/// compared as an expression, however its entry spells it).
+fn is_on(entry: &GrantEntry, target: &Target) -> bool {
+    match target {
+        Target::Tagged(expr) => entry
+            .tagged
+            .as_deref()
+            .and_then(|text| text.parse::<TagExpr>().ok())
+            .is_some_and(|held| &held == expr),
+        other => entry.tagged.is_none() && entry.on == other.on(),
     }
 }

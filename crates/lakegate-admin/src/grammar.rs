@@ -7,10 +7,10 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use lakegate_engine::SqlPosition;
-use lakegate_policy::{Privilege, TableName};
+use lakegate_policy::{Privilege, TableName, TagExpr};
 
 use crate::error::AdminError;
-use crate::statement::{AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target};
+use crate::statement::{AdminStatement, Columns, DataGrant, Grantee, MaskSpec, TagTarget, Target};
 
 /// Nesting allowed in a statement's expressions (row filters, masks), as
 /// for queries.
@@ -45,21 +45,124 @@ struct Grammar<'p, 'a> {
 
 impl Grammar<'_, '_> {
     fn statement(&mut self) -> Result<AdminStatement, AdminError> {
-        let first = self.expect_one_of(&["CREATE", "DROP", "ALTER", "GRANT", "REVOKE", "SHOW"])?;
+        let first = self.expect_one_of(&[
+            "CREATE", "DROP", "ALTER", "GRANT", "REVOKE", "SHOW", "MASK", "ROW",
+        ])?;
         match first {
             "CREATE" => self.create(),
             "DROP" => self.drop(),
             "ALTER" => self.alter(),
             "GRANT" => self.grant(),
             "REVOKE" => self.revoke(),
+            "MASK" => self.tag_mask(),
+            "ROW" => self.tag_row_filter(),
             _ => self.show(),
         }
     }
 
+    /// `MASK COLUMNS TAGGED <expr> USING mask FOR ROLE r [AS name]`.
+    fn tag_mask(&mut self) -> Result<AdminStatement, AdminError> {
+        self.expect_word("COLUMNS")?;
+        self.expect_word("TAGGED")?;
+        let tagged = self.tag_expr()?;
+        self.expect_word("USING")?;
+        let mask = self.name()?;
+        self.expect_word("FOR")?;
+        self.expect_word("ROLE")?;
+        let role = self.name()?;
+        let name = self.alias()?;
+        Ok(AdminStatement::CreateTagMask {
+            tagged,
+            mask,
+            role,
+            name,
+        })
+    }
+
+    /// `ROW FILTER ON TAGGED <expr> FOR ROLE r WHERE <sql> [AS name]`.
+    fn tag_row_filter(&mut self) -> Result<AdminStatement, AdminError> {
+        self.expect_word("FILTER")?;
+        self.expect_word("ON")?;
+        self.expect_word("TAGGED")?;
+        let tagged = self.tag_expr()?;
+        self.expect_word("FOR")?;
+        self.expect_word("ROLE")?;
+        let role = self.name()?;
+        self.expect_word("WHERE")?;
+        let row_filter = self.expression()?;
+        let name = self.alias()?;
+        Ok(AdminStatement::CreateTagRowFilter {
+            tagged,
+            role,
+            row_filter,
+            name,
+        })
+    }
+
+    /// `[AS name]`.
+    fn alias(&mut self) -> Result<Option<String>, AdminError> {
+        if self.word("AS") {
+            Ok(Some(self.name()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A tag expression (`domain = 'sales' AND NOT pii IS NULL`): read as
+    /// a SQL expression, then narrowed to what a tag expression may say.
+    fn tag_expr(&mut self) -> Result<TagExpr, AdminError> {
+        let start = self.parser.peek_token();
+        let text = self.expression()?;
+        text.parse::<TagExpr>().map_err(|e| AdminError::Invalid {
+            message: e.to_string(),
+            position: position_of(&start),
+        })
+    }
+
+    /// `SET TAGS (key = 'value', ...)` or `UNSET TAGS (key, ...)` on `on`.
+    fn tags_change(&mut self, on: TagTarget) -> Result<AdminStatement, AdminError> {
+        if self.expect_one_of(&["SET", "UNSET"])? == "UNSET" {
+            self.expect_word("TAGS")?;
+            return Ok(AdminStatement::UnsetTags {
+                on,
+                keys: self.name_list()?,
+            });
+        }
+        self.expect_word("TAGS")?;
+        self.expect(Token::LParen)?;
+        let mut tags = Vec::new();
+        loop {
+            let key = self.name()?;
+            self.expect(Token::Eq)?;
+            tags.push((key, self.string()?));
+            if !self.parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect(Token::RParen)?;
+        Ok(AdminStatement::SetTags { on, tags })
+    }
+
     fn create(&mut self) -> Result<AdminStatement, AdminError> {
-        let what =
-            self.expect_one_of(&["LOCATION", "DATABASE", "EXTERNAL", "ROLE", "USER", "GROUP"])?;
+        let what = self.expect_one_of(&[
+            "LOCATION", "DATABASE", "EXTERNAL", "ROLE", "USER", "GROUP", "TAG",
+        ])?;
         Ok(match what {
+            "TAG" => {
+                let key = self.name()?;
+                self.expect_word("VALUES")?;
+                self.expect(Token::LParen)?;
+                let mut values = vec![self.string()?];
+                while self.parser.consume_token(&Token::Comma) {
+                    values.push(self.string()?);
+                }
+                self.expect(Token::RParen)?;
+                AdminStatement::CreateTag {
+                    key,
+                    values,
+                    comment: self.comment()?,
+                }
+            }
             "LOCATION" => {
                 let name = self.name()?;
                 self.expect_word("URL")?;
@@ -144,9 +247,16 @@ impl Grammar<'_, '_> {
     }
 
     fn drop(&mut self) -> Result<AdminStatement, AdminError> {
-        let what =
-            self.expect_one_of(&["LOCATION", "DATABASE", "TABLE", "ROLE", "USER", "GROUP"])?;
+        let what = self.expect_one_of(&[
+            "LOCATION", "DATABASE", "TABLE", "ROLE", "USER", "GROUP", "TAG", "MASK", "ROW",
+        ])?;
         Ok(match what {
+            "TAG" => AdminStatement::DropTag(self.name()?),
+            "MASK" => AdminStatement::DropTagMask(self.name()?),
+            "ROW" => {
+                self.expect_word("FILTER")?;
+                AdminStatement::DropTagRowFilter(self.name()?)
+            }
             "LOCATION" => AdminStatement::DropLocation(self.name()?),
             "DATABASE" => AdminStatement::DropDatabase(self.name()?),
             "TABLE" => AdminStatement::DropTable(self.table_name()?),
@@ -157,7 +267,20 @@ impl Grammar<'_, '_> {
     }
 
     fn alter(&mut self) -> Result<AdminStatement, AdminError> {
-        let what = self.expect_one_of(&["CATALOG", "USER", "GROUP"])?;
+        let what = self.expect_one_of(&["CATALOG", "USER", "GROUP", "DATABASE", "TABLE"])?;
+        if what == "DATABASE" {
+            let database = self.name()?;
+            return self.tags_change(TagTarget::Database(database));
+        }
+        if what == "TABLE" {
+            let table = self.table_name()?;
+            if self.word("ALTER") {
+                self.expect_word("COLUMN")?;
+                let column = self.name()?;
+                return self.tags_change(TagTarget::Column(table, column));
+            }
+            return self.tags_change(TagTarget::Table(table));
+        }
         if what == "CATALOG" {
             self.expect_word("SET")?;
             self.expect_word("DEFAULT")?;
@@ -274,8 +397,18 @@ impl Grammar<'_, '_> {
             "GROUPS",
             "LOCATIONS",
             "EFFECTIVE",
+            "TAGS",
         ])?;
         Ok(match what {
+            "TAGS" => {
+                let table = if self.word("ON") {
+                    self.expect_word("TABLE")?;
+                    Some(self.table_name()?)
+                } else {
+                    None
+                };
+                AdminStatement::ShowTags { table }
+            }
             "GRANTS" => {
                 let (mut role, mut table) = (None, None);
                 if self.word("TO") {
@@ -327,12 +460,13 @@ impl Grammar<'_, '_> {
         Ok(privileges)
     }
 
-    /// `TABLE db.t`, `DATABASE db` or `CATALOG`.
+    /// `TABLE db.t`, `DATABASE db`, `CATALOG` or `TAGGED <expr>`.
     fn target(&mut self) -> Result<Target, AdminError> {
         Ok(
-            match self.expect_one_of(&["TABLE", "DATABASE", "CATALOG"])? {
+            match self.expect_one_of(&["TABLE", "DATABASE", "CATALOG", "TAGGED"])? {
                 "TABLE" => Target::Table(self.table_name()?),
                 "DATABASE" => Target::Database(self.name()?),
+                "TAGGED" => Target::Tagged(self.tag_expr()?),
                 _ => Target::Catalog,
             },
         )

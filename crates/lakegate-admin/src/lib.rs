@@ -2,7 +2,7 @@
 //! change who sees what (`CREATE ROLE`, `GRANT SELECT ... WHERE ...`,
 //! `REVOKE`, `SHOW GRANTS`), parsed (`statement.rs`), checked against the
 //! caller's privileges and applied to the policy store's content
-//! (`changes.rs`), committed as one transaction and served at once
+//! (`changes.rs`, tags in `tag_changes.rs`), committed as one transaction and served at once
 //! (`administration.rs`); `SHOW` statements answer from the policy served
 //! now (`show.rs`).
 //!
@@ -24,10 +24,11 @@ mod parse;
 mod rights;
 mod show;
 mod statement;
+mod tag_changes;
 
 pub use administration::{AdminAnswer, Administration, change_result_schema};
 pub use changes::Actor;
 pub use error::AdminError;
 pub use parse::{parse_admin, redacted};
 pub use show::{column_rules, rows_text};
-pub use statement::{AdminStatement, Columns, DataGrant, Grantee, MaskSpec, Target};
+pub use statement::{AdminStatement, Columns, DataGrant, Grantee, MaskSpec, TagTarget, Target};

@@ -42,6 +42,15 @@ const LEADS: &[&[&str]] = &[
     &["SHOW", "GROUPS"],
     &["SHOW", "LOCATIONS"],
     &["SHOW", "EFFECTIVE"],
+    &["CREATE", "TAG"],
+    &["DROP", "TAG"],
+    &["DROP", "MASK"],
+    &["DROP", "ROW", "FILTER"],
+    &["ALTER", "DATABASE"],
+    &["ALTER", "TABLE"],
+    &["MASK", "COLUMNS"],
+    &["ROW", "FILTER"],
+    &["SHOW", "TAGS"],
 ];
 
 /// The statement `sql` holds, if it is an administration statement:
@@ -227,6 +236,20 @@ mod tests {
             "SHOW GROUPS",
             "SHOW LOCATIONS",
             "SHOW EFFECTIVE ACCESS FOR ROLE r ON TABLE tpc.t",
+            "CREATE TAG pii VALUES ('email', 'it''s') COMMENT 'personal data'",
+            "DROP TAG pii",
+            "ALTER DATABASE tpc SET TAGS (domain = 'sales', tier = 'gold')",
+            "ALTER TABLE tpc.t SET TAGS (domain = 'sales')",
+            "ALTER TABLE tpc.t ALTER COLUMN \"E-mail\" SET TAGS (pii = 'email')",
+            "ALTER TABLE tpc.t UNSET TAGS (domain, tier)",
+            "ALTER DATABASE tpc UNSET TAGS (domain)",
+            "GRANT SELECT ON TAGGED domain = 'sales' AND NOT pii IN ('email', 'name') TO ROLE r AS g",
+            "MASK COLUMNS TAGGED pii = 'email' USING hash FOR ROLE r AS emails",
+            "ROW FILTER ON TAGGED domain = 'sales' OR tier IS NULL FOR ROLE r WHERE region IN ('EU') AS eu",
+            "DROP MASK emails",
+            "DROP ROW FILTER eu",
+            "SHOW TAGS",
+            "SHOW TAGS ON TABLE tpc.t",
         ];
         for sql in cases {
             let statement = parse(sql);

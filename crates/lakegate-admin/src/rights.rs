@@ -113,7 +113,7 @@ impl Rights<'_> {
                 .unwrap_or_else(|| fresh_grant_name(content, grant)),
             role: grant.role.clone(),
             on: grant.target.on(),
-            tagged: None,
+            tagged: grant.target.tagged(),
             privileges: grant
                 .privileges
                 .iter()
@@ -136,6 +136,14 @@ impl Rights<'_> {
                 .collect(),
         };
         if administer {
+            return Ok(entry);
+        }
+        if let Target::Tagged(_) = grant.target {
+            // Tags reach tables present and future: granting on them is the
+            // lake administrator's.
+            if !self.served.policy.may_administer(&self.actor.role, false) {
+                return Err(self.missing("ADMINISTER, which grants on tag expressions need"));
+            }
             return Ok(entry);
         }
         self.narrow(grant, &mut entry)?;
@@ -249,6 +257,7 @@ pub(crate) fn resource_of(target: &Target) -> Resource {
         Target::Table(name) => Resource::Table(name.clone()),
         Target::Database(database) => Resource::AllTablesIn(database.clone()),
         Target::Catalog => Resource::AllDatabases,
+        Target::Tagged(expr) => Resource::Tagged(expr.clone()),
     }
 }
 
@@ -314,6 +323,7 @@ pub(crate) fn fresh_grant_name(content: &CatalogFile, grant: &DataGrant) -> Stri
         Target::Table(name) => format!("{}_{}_{}", grant.role, name.database, name.table),
         Target::Database(database) => format!("{}_{database}", grant.role),
         Target::Catalog => format!("{}_catalog", grant.role),
+        Target::Tagged(_) => format!("{}_tagged", grant.role),
     };
     let taken: BTreeSet<&str> = content.grant.iter().map(|g| g.name.as_str()).collect();
     if !taken.contains(base.as_str()) {

@@ -105,11 +105,64 @@ pub(crate) fn show(
                 rows,
             ))
         }
+        AdminStatement::ShowTags { table: None } => {
+            only_admin("SHOW TAGS")?;
+            let rows: Vec<[String; 2]> = catalog
+                .policy
+                .tag_definitions()
+                .values()
+                .map(|d| {
+                    let values: Vec<&str> = d.values.iter().map(String::as_str).collect();
+                    [d.key.clone(), values.join(", ")]
+                })
+                .collect();
+            Ok(text_batch(&["key", "values"], rows))
+        }
+        AdminStatement::ShowTags { table: Some(table) } => {
+            only_admin("SHOW TAGS")?;
+            if catalog.table(table).is_none() {
+                return Err(AdminError::invalid(format!("there is no table {table}")));
+            }
+            Ok(text_batch(
+                &["resource", "key", "value", "set_on"],
+                tag_rows(catalog, table),
+            ))
+        }
         other => Err(AdminError::invalid(format!(
             "{} is not a SHOW statement",
             other.kind()
         ))),
     }
+}
+
+/// The tags of `table` (its own and those it inherits, with where each is
+/// set) and of its columns (their own; a column carries its table's tags
+/// besides), as `SHOW TAGS ON TABLE` lists them.
+fn tag_rows(catalog: &Catalog, table: &TableName) -> Vec<[String; 4]> {
+    let tagging = catalog.policy.tagging();
+    let own = tagging.tables.get(table);
+    let mut rows = Vec::new();
+    for (key, value) in tagging.table_tags(table) {
+        let set_on = if own.is_some_and(|tags| tags.contains_key(&key)) {
+            "table".to_string()
+        } else {
+            format!("database {} (inherited)", table.database)
+        };
+        rows.push(["table".to_string(), key, value, set_on]);
+    }
+    if let Some(columns) = tagging.columns.get(table) {
+        for (column, tags) in columns {
+            for (key, value) in tags {
+                rows.push([
+                    format!("column {column}"),
+                    key.clone(),
+                    value.clone(),
+                    "column".to_string(),
+                ]);
+            }
+        }
+    }
+    rows
 }
 
 /// The grants `SHOW GRANTS` lists for `actor`: an administrator's choice

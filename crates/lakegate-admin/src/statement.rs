@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use lakegate_policy::{Privilege, TableName};
+use lakegate_policy::{Privilege, TableName, TagExpr};
 
 /// A principal a role is granted to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +25,53 @@ pub enum Target {
     Database(String),
     /// Every table (and, for `ADMINISTER`, the catalog itself).
     Catalog,
+    /// Every column whose tags match, in every table, present and future.
+    Tagged(TagExpr),
 }
 
 impl Target {
-    /// The catalog spelling of a grant's `on`.
+    /// The catalog spelling of a grant's `on` (empty for a tag expression,
+    /// which a catalog writes as `tagged`).
     pub fn on(&self) -> String {
         match self {
             Self::Table(name) => name.to_string(),
             Self::Database(database) => format!("{database}.*"),
             Self::Catalog => "*".into(),
+            Self::Tagged(_) => String::new(),
+        }
+    }
+
+    /// The catalog spelling of a grant's `tagged`, for a tag expression.
+    pub fn tagged(&self) -> Option<String> {
+        match self {
+            Self::Tagged(expr) => Some(expr.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// What tags are set on or unset from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagTarget {
+    /// `ALTER DATABASE db ...`.
+    Database(String),
+    /// `ALTER TABLE db.t ...`.
+    Table(TableName),
+    /// `ALTER TABLE db.t ALTER COLUMN c ...`.
+    Column(TableName, String),
+}
+
+impl fmt::Display for TagTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Database(database) => write!(f, "DATABASE {}", sql_name(database)),
+            Self::Table(table) => write!(f, "TABLE {}", sql_table(table)),
+            Self::Column(table, column) => write!(
+                f,
+                "TABLE {} ALTER COLUMN {}",
+                sql_table(table),
+                sql_name(column)
+            ),
         }
     }
 }
@@ -44,6 +82,7 @@ impl fmt::Display for Target {
             Self::Table(name) => write!(f, "TABLE {}", sql_table(name)),
             Self::Database(database) => write!(f, "DATABASE {}", sql_name(database)),
             Self::Catalog => f.write_str("CATALOG"),
+            Self::Tagged(expr) => write!(f, "TAGGED {expr}"),
         }
     }
 }
@@ -229,6 +268,63 @@ pub enum AdminStatement {
         /// The table.
         table: TableName,
     },
+    /// `CREATE TAG key VALUES ('a', ...) [COMMENT '...']`.
+    CreateTag {
+        /// The key.
+        key: String,
+        /// Its allowed values.
+        values: Vec<String>,
+        /// Free text.
+        comment: String,
+    },
+    /// `DROP TAG key`.
+    DropTag(String),
+    /// `ALTER DATABASE | TABLE ... SET TAGS (key = 'value', ...)`.
+    SetTags {
+        /// What is tagged.
+        on: TagTarget,
+        /// The tags set (replacing a value the key had there).
+        tags: Vec<(String, String)>,
+    },
+    /// `ALTER DATABASE | TABLE ... UNSET TAGS (key, ...)`.
+    UnsetTags {
+        /// What is untagged.
+        on: TagTarget,
+        /// The keys removed.
+        keys: Vec<String>,
+    },
+    /// `MASK COLUMNS TAGGED <expr> USING mask FOR ROLE r [AS name]`.
+    CreateTagMask {
+        /// The columns masked.
+        tagged: TagExpr,
+        /// A built-in mask's name.
+        mask: String,
+        /// The role.
+        role: String,
+        /// Its name; one is made up when absent.
+        name: Option<String>,
+    },
+    /// `ROW FILTER ON TAGGED <expr> FOR ROLE r WHERE <sql> [AS name]`.
+    CreateTagRowFilter {
+        /// The tables filtered.
+        tagged: TagExpr,
+        /// The role.
+        role: String,
+        /// The filter, as SQL.
+        row_filter: String,
+        /// Its name; one is made up when absent.
+        name: Option<String>,
+    },
+    /// `DROP MASK name`: a tag mask.
+    DropTagMask(String),
+    /// `DROP ROW FILTER name`: a tag row filter.
+    DropTagRowFilter(String),
+    /// `SHOW TAGS [ON TABLE db.t]`.
+    ShowTags {
+        /// The table whose tags (and its columns') are listed; none: the
+        /// tag definitions.
+        table: Option<TableName>,
+    },
 }
 
 impl fmt::Debug for AdminStatement {
@@ -248,6 +344,7 @@ impl AdminStatement {
                 | Self::ShowGroups
                 | Self::ShowLocations
                 | Self::ShowEffectiveAccess { .. }
+                | Self::ShowTags { .. }
         )
     }
 
@@ -280,6 +377,17 @@ impl AdminStatement {
             Self::ShowGroups => "SHOW GROUPS",
             Self::ShowLocations => "SHOW LOCATIONS",
             Self::ShowEffectiveAccess { .. } => "SHOW EFFECTIVE ACCESS",
+            Self::CreateTag { .. } => "CREATE TAG",
+            Self::DropTag(_) => "DROP TAG",
+            Self::SetTags { on, .. } | Self::UnsetTags { on, .. } => match on {
+                TagTarget::Database(_) => "ALTER DATABASE",
+                _ => "ALTER TABLE",
+            },
+            Self::CreateTagMask { .. } => "MASK COLUMNS",
+            Self::CreateTagRowFilter { .. } => "ROW FILTER",
+            Self::DropTagMask(_) => "DROP MASK",
+            Self::DropTagRowFilter(_) => "DROP ROW FILTER",
+            Self::ShowTags { .. } => "SHOW TAGS",
         }
     }
 }
@@ -520,6 +628,70 @@ impl fmt::Display for AdminStatement {
                 sql_name(role),
                 sql_table(table)
             ),
+            Self::CreateTag {
+                key,
+                values,
+                comment,
+            } => {
+                let values: Vec<String> = values.iter().map(|v| sql_string(v)).collect();
+                write!(
+                    f,
+                    "CREATE TAG {} VALUES ({}){}",
+                    sql_name(key),
+                    values.join(", "),
+                    sql_comment(comment)
+                )
+            }
+            Self::DropTag(key) => write!(f, "DROP TAG {}", sql_name(key)),
+            Self::SetTags { on, tags } => {
+                let tags: Vec<String> = tags
+                    .iter()
+                    .map(|(key, value)| format!("{} = {}", sql_name(key), sql_string(value)))
+                    .collect();
+                write!(f, "ALTER {on} SET TAGS ({})", tags.join(", "))
+            }
+            Self::UnsetTags { on, keys } => {
+                write!(f, "ALTER {on} UNSET TAGS ({})", sql_names(keys))
+            }
+            Self::CreateTagMask {
+                tagged,
+                mask,
+                role,
+                name,
+            } => {
+                write!(
+                    f,
+                    "MASK COLUMNS TAGGED {tagged} USING {} FOR ROLE {}",
+                    sql_name(mask),
+                    sql_name(role)
+                )?;
+                match name {
+                    Some(name) => write!(f, " AS {}", sql_name(name)),
+                    None => Ok(()),
+                }
+            }
+            Self::CreateTagRowFilter {
+                tagged,
+                role,
+                row_filter,
+                name,
+            } => {
+                write!(
+                    f,
+                    "ROW FILTER ON TAGGED {tagged} FOR ROLE {} WHERE {row_filter}",
+                    sql_name(role)
+                )?;
+                match name {
+                    Some(name) => write!(f, " AS {}", sql_name(name)),
+                    None => Ok(()),
+                }
+            }
+            Self::DropTagMask(name) => write!(f, "DROP MASK {}", sql_name(name)),
+            Self::DropTagRowFilter(name) => write!(f, "DROP ROW FILTER {}", sql_name(name)),
+            Self::ShowTags { table } => match table {
+                Some(table) => write!(f, "SHOW TAGS ON TABLE {}", sql_table(table)),
+                None => f.write_str("SHOW TAGS"),
+            },
         }
     }
 }
