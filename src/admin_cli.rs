@@ -29,7 +29,7 @@ pub struct Connection<'a> {
     pub tls_ca: Option<&'a Path>,
 }
 
-type Client = AdminServiceClient<
+pub(crate) type Client = AdminServiceClient<
     InterceptedService<Channel, Box<dyn FnMut(tonic::Request<()>) -> CallResult + Send>>,
 >;
 type CallResult = Result<tonic::Request<()>, tonic::Status>;
@@ -229,6 +229,7 @@ pub async fn run_admin(
             changed(client.create_table(request).await)
         }
         AdminCommand::DropTable { name } => changed(client.drop_table(table(&name)?).await),
+        AdminCommand::Tag(command) => crate::admin_tag_cli::run(&mut client, command).await,
         AdminCommand::PolicyVersion => {
             let answer = client
                 .policy_version(api::PolicyVersionRequest {})
@@ -317,13 +318,13 @@ async fn connect(connection: &Connection<'_>) -> Result<Client, String> {
 }
 
 /// An answer as rows of text, printed as a table or JSON lines.
-struct Rows {
+pub(crate) struct Rows {
     names: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Rows {
-    fn new(names: &[&str], rows: Vec<Vec<String>>) -> Self {
+    pub(crate) fn new(names: &[&str], rows: Vec<Vec<String>>) -> Self {
         Self {
             names: names.iter().map(|n| n.to_string()).collect(),
             rows,
@@ -362,7 +363,7 @@ impl Rows {
 }
 
 /// The answer of a change.
-fn changed(
+pub(crate) fn changed(
     answer: Result<tonic::Response<api::ChangeResponse>, tonic::Status>,
 ) -> Result<Rows, String> {
     let answer = answer.map_err(status)?.into_inner();
@@ -453,7 +454,7 @@ fn access_rows(answer: &api::EffectiveAccessResponse) -> Result<Rows, String> {
 }
 
 /// A refusal as the command prints it.
-fn status(status: tonic::Status) -> String {
+pub(crate) fn status(status: tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
 
@@ -470,9 +471,10 @@ fn privilege_values(names: &[String]) -> Result<Vec<i32>, String> {
 }
 
 fn target_message(target: &TargetArgs) -> Result<api::Target, String> {
-    let target = match (&target.table, &target.database, target.catalog) {
+    let target = match (&target.table, &target.database, &target.tagged) {
         (Some(table), _, _) => api::target::Target::Table(table_name(table)?),
         (_, Some(database), _) => api::target::Target::Database(database.clone()),
+        (_, _, Some(expr)) => api::target::Target::Tagged(expr.clone()),
         _ => api::target::Target::Catalog(true),
     };
     Ok(api::Target {
@@ -487,7 +489,7 @@ fn principal(args: &PrincipalArgs) -> api::role_assignment::Principal {
     }
 }
 
-fn table_name(text: &str) -> Result<api::TableName, String> {
+pub(crate) fn table_name(text: &str) -> Result<api::TableName, String> {
     let (database, table) = text
         .split_once('.')
         .ok_or_else(|| format!("a table is database.table, not '{text}'"))?;
@@ -498,7 +500,7 @@ fn table_name(text: &str) -> Result<api::TableName, String> {
 }
 
 /// `key=value`.
-fn pair(text: &str, form: &str) -> Result<(String, String), String> {
+pub(crate) fn pair(text: &str, form: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .ok_or_else(|| format!("{form}, not '{text}'"))

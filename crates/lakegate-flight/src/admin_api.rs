@@ -19,6 +19,7 @@ use lakegate_admin_api::v1::admin_service_server::AdminService;
 use lakegate_policy::{ColumnSelection, Grant, MaskKind, Privilege, TableName};
 use tonic::{Request, Response, Status};
 
+use crate::admin_tags;
 use crate::entry::{LakegateFlight, recorded};
 use crate::error::{CallError, CallResult};
 
@@ -377,6 +378,98 @@ impl AdminService for LakegateAdminApi {
         recorded(pending, result.map_err(Status::from))
     }
 
+    async fn create_tag(
+        &self,
+        request: Request<api::CreateTagRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = admin_tags::create_tag(request.get_ref());
+        self.change(request, "CreateTag", statement).await
+    }
+
+    async fn drop_tag(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropTag);
+        self.change(request, "DropTag", statement).await
+    }
+
+    async fn set_tags(
+        &self,
+        request: Request<api::SetTagsRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = admin_tags::set_tags(request.get_ref());
+        self.change(request, "SetTags", statement).await
+    }
+
+    async fn unset_tags(
+        &self,
+        request: Request<api::UnsetTagsRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = admin_tags::unset_tags(request.get_ref());
+        self.change(request, "UnsetTags", statement).await
+    }
+
+    async fn create_tag_mask(
+        &self,
+        request: Request<api::CreateTagMaskRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = admin_tags::tag_mask(request.get_ref());
+        self.change(request, "CreateTagMask", statement).await
+    }
+
+    async fn create_tag_row_filter(
+        &self,
+        request: Request<api::CreateTagRowFilterRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = admin_tags::tag_row_filter(request.get_ref());
+        self.change(request, "CreateTagRowFilter", statement).await
+    }
+
+    async fn drop_tag_mask(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement = required(&request.get_ref().name, "name").map(AdminStatement::DropTagMask);
+        self.change(request, "DropTagMask", statement).await
+    }
+
+    async fn drop_tag_row_filter(
+        &self,
+        request: Request<api::NameRequest>,
+    ) -> Result<Response<api::ChangeResponse>, Status> {
+        let statement =
+            required(&request.get_ref().name, "name").map(AdminStatement::DropTagRowFilter);
+        self.change(request, "DropTagRowFilter", statement).await
+    }
+
+    async fn list_tags(
+        &self,
+        request: Request<api::ListTagsRequest>,
+    ) -> Result<Response<api::ListTagsResponse>, Status> {
+        let table = request.get_ref().table.as_ref().map(table_name).transpose();
+        let mut call = self.entry.admit(&request, "Admin/ListTags".into()).await;
+        if let Ok(table) = &table {
+            let show = AdminStatement::ShowTags {
+                table: table.clone(),
+            };
+            call.audit.statement = Some(show.to_string());
+        }
+        let pending = self.entry.audit(call.audit);
+        let result = async {
+            let caller = call.caller?;
+            let show = AdminStatement::ShowTags { table: table? };
+            let statements = self.entry.service().statements();
+            let (actor, administration) = statements.administration_for(&caller)?;
+            let answer = administration.execute(&actor, &show).await?;
+            Ok::<_, CallError>(Response::new(api::ListTagsResponse {
+                tags: admin_tags::tag_rows(&answer.batch),
+                policy_version: answer.version_after,
+            }))
+        };
+        recorded(pending, result.await.map_err(Status::from))
+    }
+
     /// Unauthenticated, like any health check a load balancer makes: it
     /// says only whether the server can serve.
     async fn health(
@@ -499,7 +592,8 @@ fn target(target: Option<&api::Target>) -> CallResult<Target> {
             required(database, "database").map(Target::Database)
         }
         Some(api::target::Target::Catalog(true)) => Ok(Target::Catalog),
-        _ => Err(missing("target (table, database or catalog)")),
+        Some(api::target::Target::Tagged(text)) => admin_tags::tag_expr(text).map(Target::Tagged),
+        _ => Err(missing("target (table, database, catalog or tagged)")),
     }
 }
 
@@ -515,7 +609,7 @@ fn grantee(principal: Option<&api::role_assignment::Principal>) -> CallResult<Gr
     }
 }
 
-fn table_name(name: &api::TableName) -> CallResult<TableName> {
+pub(crate) fn table_name(name: &api::TableName) -> CallResult<TableName> {
     Ok(TableName::new(
         required(&name.database, "database")?,
         required(&name.table, "table")?,
@@ -535,7 +629,7 @@ fn setting_value(text: &str) -> toml::Value {
     }
 }
 
-fn required(value: &str, what: &str) -> CallResult<String> {
+pub(crate) fn required(value: &str, what: &str) -> CallResult<String> {
     if value.trim().is_empty() {
         Err(missing(what))
     } else {
@@ -543,15 +637,15 @@ fn required(value: &str, what: &str) -> CallResult<String> {
     }
 }
 
-fn optional(value: &str) -> Option<String> {
+pub(crate) fn optional(value: &str) -> Option<String> {
     (!value.trim().is_empty()).then(|| value.to_string())
 }
 
-fn missing(what: &str) -> CallError {
+pub(crate) fn missing(what: &str) -> CallError {
     invalid(format!("{what} is required"))
 }
 
-fn invalid(message: impl Into<String>) -> CallError {
+pub(crate) fn invalid(message: impl Into<String>) -> CallError {
     CallError::Admin(AdminError::Invalid {
         message: message.into(),
         position: None,
