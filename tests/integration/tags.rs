@@ -310,3 +310,222 @@ values = []
         assert!(found, "expected {file}: {wanted} among:\n{text}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Schema changes: tags follow a column's identity (its Parquet field id), a
+// new column carries its table's tags, and a tagged column that is gone
+// stops the catalog rather than leaving its values unmasked.
+// ---------------------------------------------------------------------------
+
+/// A `people` table's one file, with these (name, field id, values) text
+/// columns; field ids as Iceberg and Spark write them.
+fn write_people(lake: &Path, columns: &[(&str, i32, [&str; 2])]) {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, id, _)| {
+            Field::new(*name, DataType::Utf8, true).with_metadata(HashMap::from([(
+                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+                id.to_string(),
+            )]))
+        })
+        .collect();
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|(_, _, values)| Arc::new(StringArray::from(values.to_vec())) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+    let _ = std::fs::remove_dir_all(lake.join("people"));
+    common::write_parquet(lake, "people", &batch);
+}
+
+/// A catalog over `lake`: `people` tagged `domain = hr`, its column
+/// `email` tagged `pii = email` (with its field id when `id` is given);
+/// role `r` reads `domain = 'hr'` with `pii = 'email'` hashed.
+fn people_catalog(lake: &Path, id: Option<i32>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = id
+        .map(|id| format!("column_ids = {{ email = {id} }}\n"))
+        .unwrap_or_default();
+    let catalog = format!(
+        r#"
+[[storage]]
+name = "lake"
+url = "{lake}"
+
+[[tag]]
+key = "domain"
+values = ["hr"]
+
+[[tag]]
+key = "pii"
+values = ["email"]
+
+[[database]]
+name = "hr"
+
+[[table]]
+database = "hr"
+name = "people"
+storage = "lake"
+path = "people/"
+tags = {{ domain = "hr" }}
+column_tags = {{ email = {{ pii = "email" }} }}
+{ids}
+[[role]]
+name = "r"
+
+[[user]]
+name = "u"
+may_assume = ["r"]
+default_role = "r"
+
+[[grant]]
+name = "hr_people"
+role = "r"
+tagged = "domain = 'hr'"
+privileges = ["select"]
+
+[[tag_mask]]
+name = "emails_hashed"
+role = "r"
+tagged = "pii = 'email'"
+mask = "hash"
+"#,
+        lake = lake.display()
+    );
+    std::fs::write(dir.path().join("catalog.toml"), catalog).unwrap();
+    dir
+}
+
+async fn people_engine(catalog: &Path, lake: &Path) -> Result<Engine, String> {
+    let load = LoadOptions {
+        data_dir: lake.to_path_buf(),
+        ..Default::default()
+    };
+    let catalog = Catalog::load(catalog, &load)
+        .await
+        .map_err(|e| e.to_string())?;
+    Engine::new(catalog, common::test_engine_options(lake))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+const SECRET: &str = "ann@example.com";
+
+#[tokio::test]
+async fn a_renamed_column_keeps_its_tags_by_field_id() {
+    let lake = tempfile::tempdir().unwrap();
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("email", 2, [SECRET, "bob@example.com"]),
+        ],
+    );
+    let catalog = people_catalog(lake.path(), Some(2));
+    let engine = people_engine(catalog.path(), lake.path()).await.unwrap();
+    let emails = rows(&engine, "u", "r", "SELECT email FROM hr.people ORDER BY 1")
+        .await
+        .unwrap();
+    assert!(emails.iter().all(|r| r[0].len() == 64), "{emails:?}");
+
+    // The files now call field 2 `contact` and add `phone`: the tags (and
+    // so the mask) follow field 2; `phone` carries the table's tags.
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("contact", 2, [SECRET, "bob@example.com"]),
+            ("phone", 3, ["555-0100", "555-0101"]),
+        ],
+    );
+    let engine = people_engine(catalog.path(), lake.path()).await.unwrap();
+    let all = rows(&engine, "u", "r", "SELECT * FROM hr.people ORDER BY name")
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    for row in &all {
+        assert_eq!(row.len(), 3, "name, contact and phone: {row:?}");
+        assert!(
+            row[1].len() == 64 && !row[1].contains('@'),
+            "contact masked: {row:?}"
+        );
+        assert!(row[2].starts_with("555-"), "phone visible: {row:?}");
+    }
+    assert!(!format!("{all:?}").contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_tagged_column_that_is_gone_stops_the_catalog() {
+    let lake = tempfile::tempdir().unwrap();
+    // Renamed, and the catalog does not know the column's field id: the
+    // tag names a column the table no longer has.
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("contact", 2, [SECRET, "bob@example.com"]),
+        ],
+    );
+    let error = people_engine(people_catalog(lake.path(), None).path(), lake.path())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error.contains("column_tags names unknown column 'email'"),
+        "{error}"
+    );
+
+    // Dropped, then a new column re-added under the old name: not the
+    // tagged column (another field id), so it is not taken for it.
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("email", 7, [SECRET, "bob@example.com"]),
+        ],
+    );
+    let error = people_engine(people_catalog(lake.path(), Some(2)).path(), lake.path())
+        .await
+        .err()
+        .expect("refused");
+    assert!(error.contains("field id 2"), "{error}");
+}
+
+#[tokio::test]
+async fn files_changed_under_a_running_engine_never_show_a_masked_value() {
+    let lake = tempfile::tempdir().unwrap();
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("email", 2, [SECRET, "bob@example.com"]),
+        ],
+    );
+    let catalog = people_catalog(lake.path(), Some(2));
+    let engine = people_engine(catalog.path(), lake.path()).await.unwrap();
+    // The files are rewritten behind the running engine's back, the masked
+    // column renamed and its values moved to a column of another name.
+    write_people(
+        lake.path(),
+        &[
+            ("name", 1, ["ann", "bob"]),
+            ("contact", 2, [SECRET, "bob@example.com"]),
+        ],
+    );
+    for sql in [
+        "SELECT * FROM hr.people",
+        "SELECT email FROM hr.people",
+        "SELECT count(*) FROM hr.people WHERE email IS NOT NULL",
+    ] {
+        if let Ok(found) = rows(&engine, "u", "r", sql).await {
+            assert!(!format!("{found:?}").contains(SECRET), "{sql}: {found:?}");
+        }
+    }
+}

@@ -174,6 +174,7 @@ pub(crate) fn apply(
                 description: comment.clone(),
                 tags: Default::default(),
                 column_tags: Default::default(),
+                column_ids: Default::default(),
             });
             format!("table {name} created")
         }

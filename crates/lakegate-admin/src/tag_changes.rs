@@ -8,7 +8,7 @@
 //! (defined keys and values, existing columns, filters that plan) before
 //! committing it.
 
-use lakegate_catalog::{CatalogFile, TagEntry, TagMaskEntry, TagRowFilterEntry};
+use lakegate_catalog::{CatalogFile, TagEntry, TagMaskEntry, TagRowFilterEntry, field_id};
 use lakegate_policy::{MaskKind, TableName};
 
 use crate::changes::present;
@@ -58,6 +58,9 @@ pub(crate) fn apply_tag_change(
             let own = tags_of(next, on)?;
             for (key, value) in tags {
                 own.insert(key.clone(), value.clone());
+            }
+            if let TagTarget::Column(table, column) = on {
+                record_column_id(rights, next, table, column)?;
             }
             format!("{} tag(s) set on {on}", tags.len())
         }
@@ -163,13 +166,38 @@ fn table_entry<'a>(
         .ok_or_else(|| AdminError::invalid(format!("there is no table {table}")))
 }
 
-/// Removes a column's tag entry once it holds no tag.
+/// Removes a column's tag entry (and its recorded id) once it holds no tag.
 fn drop_empty_column_tags(next: &mut CatalogFile, table: &TableName, column: &str) {
     if let Ok(entry) = table_entry(next, table)
         && entry.column_tags.get(column).is_some_and(|t| t.is_empty())
     {
         entry.column_tags.remove(column);
+        entry.column_ids.remove(column);
     }
+}
+
+/// Records the Parquet field id of `column` (as the served table's files
+/// give it), so that its tags follow the column when the files rename it.
+/// A column the served table does not have is refused by name.
+fn record_column_id(
+    rights: &Rights<'_>,
+    next: &mut CatalogFile,
+    table: &TableName,
+    column: &str,
+) -> Result<(), AdminError> {
+    let Some(served) = rights.served.table(table) else {
+        return Ok(()); // created in this change: checked when the catalog loads
+    };
+    let field = served
+        .schema
+        .field_with_name(column)
+        .map_err(|_| AdminError::invalid(format!("table {table} has no column {column}")))?;
+    if let Some(id) = field_id(field) {
+        table_entry(next, table)?
+            .column_ids
+            .insert(column.to_string(), id);
+    }
+    Ok(())
 }
 
 /// Where tag `key` is set, as `database tpc`, `table tpc.t`, `column tpc.t.c`.

@@ -260,6 +260,11 @@ pub struct TableEntry {
     /// table's key by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub column_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// The Parquet field id of each column named in `column_tags`, when the
+    /// files carry field ids: a column's identity. Its tags follow the id
+    /// when the files rename the column.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_ids: BTreeMap<String, i32>,
 }
 
 /// A partition column: its name and the type its path values are read as.

@@ -39,3 +39,4 @@ pub use storage::{
     LocationStore, RequestCounts, RequestTotals, StorageError, StorageLocation,
     defaults as storage_defaults,
 };
+pub use tags::field_id;

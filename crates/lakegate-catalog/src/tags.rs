@@ -83,14 +83,18 @@ pub(crate) fn load_tags(
                 entry_files.insert(label.clone(), file.clone());
             }
             for (column, tags) in &entry.column_tags {
-                if table.schema.index_of(column).is_err() {
-                    findings.error(
-                        file,
-                        &label,
-                        format!("column_tags names unknown column '{column}'"),
-                    );
+                let id = entry.column_ids.get(column).copied();
+                let Some(current) = current_name(table, column, id) else {
+                    let message = match id {
+                        Some(id) => format!(
+                            "column_tags names column '{column}' (field id {id}), which the \
+                             table's files no longer have"
+                        ),
+                        None => format!("column_tags names unknown column '{column}'"),
+                    };
+                    findings.error(file, &label, message);
                     continue;
-                }
+                };
                 if tags.is_empty() {
                     continue;
                 }
@@ -98,8 +102,8 @@ pub(crate) fn load_tags(
                     .columns
                     .entry(name.clone())
                     .or_default()
-                    .insert(column.clone(), tags.clone());
-                entry_files.insert(format!("column '{name}.{column}'"), file.clone());
+                    .insert(current.clone(), tags.clone());
+                entry_files.insert(format!("column '{name}.{current}'"), file.clone());
             }
         }
     }
@@ -161,6 +165,46 @@ pub(crate) fn load_tags(
         policy,
         files: entry_files,
     }
+}
+
+/// The current name of the column a tag assignment names `column`, with
+/// Parquet field id `id` when it was recorded: the field carrying that id
+/// (the column's identity, whatever the files call it now), else the
+/// column of that name (files without field ids).
+fn current_name(table: &Table, column: &str, id: Option<i32>) -> Option<String> {
+    if let Some(id) = id {
+        let by_id = table
+            .schema
+            .fields()
+            .iter()
+            .find(|field| field_id(field) == Some(id));
+        if let Some(field) = by_id {
+            return Some(field.name().clone());
+        }
+        if table
+            .schema
+            .fields()
+            .iter()
+            .any(|field| field_id(field).is_some())
+        {
+            // The files carry ids, and none is this column's: it is gone,
+            // even if another column now has its name.
+            return None;
+        }
+    }
+    table
+        .schema
+        .index_of(column)
+        .ok()
+        .map(|_| column.to_string())
+}
+
+/// A field's Parquet field id, when its files carry one.
+pub fn field_id(field: &arrow::datatypes::Field) -> Option<i32> {
+    field
+        .metadata()
+        .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
+        .and_then(|id| id.parse().ok())
 }
 
 /// The tag expression `text`, reporting why it does not parse.
