@@ -475,8 +475,7 @@ async fn a_tagged_column_that_is_gone_stops_the_catalog() {
     );
     let error = people_engine(people_catalog(lake.path(), None).path(), lake.path())
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         error.contains("column_tags names unknown column 'email'"),
         "{error}"
@@ -493,8 +492,7 @@ async fn a_tagged_column_that_is_gone_stops_the_catalog() {
     );
     let error = people_engine(people_catalog(lake.path(), Some(2)).path(), lake.path())
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(error.contains("field id 2"), "{error}");
 }
 
