@@ -475,6 +475,9 @@ fn target_message(target: &TargetArgs) -> Result<api::Target, String> {
         (Some(table), _, _) => api::target::Target::Table(table_name(table)?),
         (_, Some(database), _) => api::target::Target::Database(database.clone()),
         (_, _, Some(expr)) => api::target::Target::Tagged(expr.clone()),
+        _ if target.tag_key.is_some() => {
+            api::target::Target::Tag(target.tag_key.clone().unwrap_or_default())
+        }
         _ => api::target::Target::Catalog(true),
     };
     Ok(api::Target {

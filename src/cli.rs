@@ -191,7 +191,7 @@ pub enum AdminFormat {
     Json,
 }
 
-/// What a grant or revoke is on: exactly one of the four.
+/// What a grant or revoke is on: exactly one of the five.
 #[derive(clap::Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
@@ -208,6 +208,9 @@ pub struct TargetArgs {
     /// present and future (`"domain = 'sales' AND pii IS NULL"`).
     #[arg(long)]
     pub tagged: Option<String>,
+    /// A tag key, for `assign` (setting and unsetting the key).
+    #[arg(long)]
+    pub tag_key: Option<String>,
 }
 
 /// What tags are set on or unset from: a database, a table, or a column
@@ -309,7 +312,7 @@ pub struct PrincipalArgs {
 pub enum AdminCommand {
     /// GRANT privileges ON ... TO ROLE role [...].
     Grant {
-        /// select, describe, administer (comma-separated).
+        /// select, describe, administer, assign (comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
         privileges: Vec<String>,
         #[command(flatten)]

@@ -217,6 +217,20 @@ def test_the_walkthrough_governed_by_tags_by_sql_answers_as_the_declarative_demo
         assert "c_birth_country" in refused(address, "SELECT c_birth_country FROM dl_tpc_customer",
                                             ("david", "david-pass"))
 
+        # A steward may set and unset the keys it was given, and nothing else.
+        sam = ("sam", "sam-tag-pass")
+        execute(address, ["CREATE ROLE steward",
+                          f"CREATE USER sam PASSWORD '{sam[1]}' DEFAULT ROLE steward",
+                          "GRANT ASSIGN ON TAG pii TO ROLE steward"])
+        execute(address, ["ALTER TABLE tpc.dl_tpc_item ALTER COLUMN i_brand SET TAGS (pii = 'email')",
+                          "ALTER TABLE tpc.dl_tpc_item ALTER COLUMN i_brand UNSET TAGS (pii)"], user=sam)
+        for statement in ["ALTER TABLE tpc.dl_tpc_item SET TAGS (domain = 'sales')",
+                          "GRANT SELECT ON TAGGED pii = 'email' TO ROLE steward",
+                          "CREATE TAG tier VALUES ('gold')",
+                          "GRANT ASSIGN ON TAG domain TO ROLE steward"]:
+            assert "lacks the privilege" in refused(address, statement, sam), statement
+        assert "ASSIGN is granted alone" in refused(address, "GRANT SELECT, ASSIGN ON TAG pii TO ROLE sales")
+
         # Refusals say why and change nothing.
         assert "still set on" in refused(address, "DROP TAG pii")
         assert "no value 'phone'" in refused(

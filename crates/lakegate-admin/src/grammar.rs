@@ -442,8 +442,9 @@ impl Grammar<'_, '_> {
     fn privileges(&mut self) -> Result<Vec<Privilege>, AdminError> {
         let mut privileges = Vec::new();
         loop {
-            match self.expect_one_of(&["SELECT", "DESCRIBE", "ADMINISTER", "ALL"])? {
+            match self.expect_one_of(&["SELECT", "DESCRIBE", "ADMINISTER", "ASSIGN", "ALL"])? {
                 "SELECT" => privileges.push(Privilege::Select),
+                "ASSIGN" => privileges.push(Privilege::Assign),
                 "DESCRIBE" => privileges.push(Privilege::Describe),
                 "ADMINISTER" => privileges.push(Privilege::Administer),
                 _ => {
@@ -460,13 +461,14 @@ impl Grammar<'_, '_> {
         Ok(privileges)
     }
 
-    /// `TABLE db.t`, `DATABASE db`, `CATALOG` or `TAGGED <expr>`.
+    /// `TABLE db.t`, `DATABASE db`, `CATALOG`, `TAGGED <expr>` or `TAG key`.
     fn target(&mut self) -> Result<Target, AdminError> {
         Ok(
-            match self.expect_one_of(&["TABLE", "DATABASE", "CATALOG", "TAGGED"])? {
+            match self.expect_one_of(&["TABLE", "DATABASE", "CATALOG", "TAGGED", "TAG"])? {
                 "TABLE" => Target::Table(self.table_name()?),
                 "DATABASE" => Target::Database(self.name()?),
                 "TAGGED" => Target::Tagged(self.tag_expr()?),
+                "TAG" => Target::Tag(self.name()?),
                 _ => Target::Catalog,
             },
         )

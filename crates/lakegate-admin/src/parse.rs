@@ -250,6 +250,8 @@ mod tests {
             "DROP ROW FILTER eu",
             "SHOW TAGS",
             "SHOW TAGS ON TABLE tpc.t",
+            "GRANT ASSIGN ON TAG pii TO ROLE steward WITH GRANT OPTION",
+            "REVOKE ASSIGN ON TAG pii FROM ROLE steward",
         ];
         for sql in cases {
             let statement = parse(sql);

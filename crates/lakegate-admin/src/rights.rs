@@ -138,6 +138,30 @@ impl Rights<'_> {
         if administer {
             return Ok(entry);
         }
+        let assign = grant.privileges.contains(&Privilege::Assign);
+        match (&grant.target, assign) {
+            (Target::Tag(key), true) if grant.privileges.len() == 1 => {
+                // A steward passes on a key it may assign with grant option.
+                let role = &self.actor.role;
+                let policy = &self.served.policy;
+                if !policy.may_administer(role, false) && !policy.may_assign(role, key, true) {
+                    return Err(self.missing(&format!(
+                        "ADMINISTER, or ASSIGN ON TAG {key} with grant option"
+                    )));
+                }
+                return Ok(entry);
+            }
+            (Target::Tag(_), _) => {
+                return Err(AdminError::invalid("ASSIGN is granted alone, ON TAG key"));
+            }
+            (_, true) => {
+                return Err(AdminError::invalid(format!(
+                    "ASSIGN is granted on a tag key (ON TAG key), not on {}",
+                    grant.target
+                )));
+            }
+            _ => {}
+        }
         if let Target::Tagged(_) = grant.target {
             // Tags reach tables present and future: granting on them is the
             // lake administrator's.
@@ -244,6 +268,8 @@ impl Rights<'_> {
 /// Whether `holder` covers `wanted` (every table `wanted` covers).
 pub(crate) fn covers(holder: &Resource, wanted: &Resource) -> bool {
     match (holder, wanted) {
+        // A tag key is covered by a grant on that key alone.
+        (_, Resource::Tag(key)) => matches!(holder, Resource::Tag(held) if held == key),
         (Resource::AllDatabases, _) => true,
         (Resource::AllTablesIn(db), Resource::AllTablesIn(other)) => db == other,
         (Resource::AllTablesIn(_), Resource::Table(table)) => holder.covers(table),
@@ -258,6 +284,7 @@ pub(crate) fn resource_of(target: &Target) -> Resource {
         Target::Database(database) => Resource::AllTablesIn(database.clone()),
         Target::Catalog => Resource::AllDatabases,
         Target::Tagged(expr) => Resource::Tagged(expr.clone()),
+        Target::Tag(key) => Resource::Tag(key.clone()),
     }
 }
 
@@ -266,6 +293,7 @@ pub(crate) fn target_of(on: &str) -> Result<Target, AdminError> {
         Some(Resource::Table(name)) => Target::Table(name),
         Some(Resource::AllTablesIn(database)) => Target::Database(database),
         Some(Resource::AllDatabases) => Target::Catalog,
+        Some(Resource::Tag(key)) => Target::Tag(key),
         Some(Resource::Tagged(_)) | None => {
             return Err(AdminError::invalid(format!("invalid grant target '{on}'")));
         }
@@ -324,6 +352,7 @@ pub(crate) fn fresh_grant_name(content: &CatalogFile, grant: &DataGrant) -> Stri
         Target::Database(database) => format!("{}_{database}", grant.role),
         Target::Catalog => format!("{}_catalog", grant.role),
         Target::Tagged(_) => format!("{}_tagged", grant.role),
+        Target::Tag(key) => format!("{}_assign_{key}", grant.role),
     };
     let taken: BTreeSet<&str> = content.grant.iter().map(|g| g.name.as_str()).collect();
     if !taken.contains(base.as_str()) {

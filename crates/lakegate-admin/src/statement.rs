@@ -27,6 +27,8 @@ pub enum Target {
     Catalog,
     /// Every column whose tags match, in every table, present and future.
     Tagged(TagExpr),
+    /// A tag key, for `ASSIGN` (setting and unsetting it).
+    Tag(String),
 }
 
 impl Target {
@@ -38,6 +40,7 @@ impl Target {
             Self::Database(database) => format!("{database}.*"),
             Self::Catalog => "*".into(),
             Self::Tagged(_) => String::new(),
+            Self::Tag(key) => format!("tag:{key}"),
         }
     }
 
@@ -83,6 +86,7 @@ impl fmt::Display for Target {
             Self::Database(database) => write!(f, "DATABASE {}", sql_name(database)),
             Self::Catalog => f.write_str("CATALOG"),
             Self::Tagged(expr) => write!(f, "TAGGED {expr}"),
+            Self::Tag(key) => write!(f, "TAG {}", sql_name(key)),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! (`ALTER ... SET TAGS`, `UNSET TAGS`), and the masks and row filters
 //! attached to tag expressions (`MASK COLUMNS TAGGED`, `ROW FILTER ON
 //! TAGGED`, `DROP MASK`, `DROP ROW FILTER`). Tags reach tables and columns
-//! present and future, so every tag statement needs `ADMINISTER`. As with
+//! present and future, so every tag statement needs `ADMINISTER`, but for
+//! setting and unsetting a key, which `ASSIGN ON TAG key` allows (a data
+//! steward's privilege, granted per key). As with
 //! every change, the administration then checks the whole new catalog
 //! (defined keys and values, existing columns, filters that plan) before
 //! committing it.
@@ -54,7 +56,7 @@ pub(crate) fn apply_tag_change(
             format!("tag {key} dropped")
         }
         AdminStatement::SetTags { on, tags } => {
-            rights.administer()?;
+            may_assign(rights, tags.iter().map(|(key, _)| key))?;
             let own = tags_of(next, on)?;
             for (key, value) in tags {
                 own.insert(key.clone(), value.clone());
@@ -65,7 +67,7 @@ pub(crate) fn apply_tag_change(
             format!("{} tag(s) set on {on}", tags.len())
         }
         AdminStatement::UnsetTags { on, keys } => {
-            rights.administer()?;
+            may_assign(rights, keys)?;
             let own = tags_of(next, on)?;
             for key in keys {
                 if own.remove(key).is_none() {
@@ -134,6 +136,25 @@ pub(crate) fn apply_tag_change(
         _ => return Ok(None),
     };
     Ok(Some(summary))
+}
+
+/// Refused unless the caller administers the catalog or holds `ASSIGN` on
+/// every one of `keys` (a steward sets only the tags it was given).
+fn may_assign<'k>(
+    rights: &Rights<'_>,
+    keys: impl IntoIterator<Item = &'k String>,
+) -> Result<(), AdminError> {
+    let role = &rights.actor.role;
+    let policy = &rights.served.policy;
+    if policy.may_administer(role, false) {
+        return Ok(());
+    }
+    for key in keys {
+        if !policy.may_assign(role, key, false) {
+            return Err(rights.missing(&format!("ASSIGN ON TAG {key} (or ADMINISTER)")));
+        }
+    }
+    Ok(())
 }
 
 /// The own tags of `on` in `next`, to change.

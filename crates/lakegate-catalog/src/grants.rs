@@ -39,7 +39,9 @@ pub(crate) fn validate_grant(
             None => findings.error(
                 file,
                 &label(),
-                format!("unknown privilege '{text}' (expected select, describe or administer)"),
+                format!(
+                    "unknown privilege '{text}' (expected select, describe, administer or assign)"
+                ),
             ),
         }
     }
@@ -62,7 +64,7 @@ pub(crate) fn validate_grant(
                 file,
                 &label(),
                 format!(
-                    "'on = \"{}\"' must be db.table, db.* or * (or write 'tagged' instead)",
+                    "'on = \"{}\"' must be db.table, db.*, * or tag:key (or write 'tagged' instead)",
                     entry.on
                 ),
             );
@@ -70,7 +72,7 @@ pub(crate) fn validate_grant(
         }
     };
     let table = match &resource {
-        Resource::AllDatabases | Resource::Tagged(_) => None,
+        Resource::AllDatabases | Resource::Tagged(_) | Resource::Tag(_) => None,
         Resource::AllTablesIn(db) => {
             if !databases.contains_key(db) {
                 findings.error(file, &label(), format!("unknown database '{db}'"));

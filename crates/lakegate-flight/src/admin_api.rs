@@ -564,6 +564,7 @@ fn privilege_message(privilege: Privilege) -> api::Privilege {
         Privilege::Select => api::Privilege::Select,
         Privilege::Describe => api::Privilege::Describe,
         Privilege::Administer => api::Privilege::Administer,
+        Privilege::Assign => api::Privilege::Assign,
     }
 }
 
@@ -577,6 +578,7 @@ fn privileges(values: &[i32]) -> CallResult<Vec<Privilege>> {
             Ok(api::Privilege::Select) => Ok(Privilege::Select),
             Ok(api::Privilege::Describe) => Ok(Privilege::Describe),
             Ok(api::Privilege::Administer) => Ok(Privilege::Administer),
+            Ok(api::Privilege::Assign) => Ok(Privilege::Assign),
             _ => Err(invalid(format!("unknown privilege {value}"))),
         })
         .collect::<CallResult<Vec<_>>>()?;
@@ -593,7 +595,8 @@ fn target(target: Option<&api::Target>) -> CallResult<Target> {
         }
         Some(api::target::Target::Catalog(true)) => Ok(Target::Catalog),
         Some(api::target::Target::Tagged(text)) => admin_tags::tag_expr(text).map(Target::Tagged),
-        _ => Err(missing("target (table, database, catalog or tagged)")),
+        Some(api::target::Target::Tag(key)) => required(key, "tag").map(Target::Tag),
+        _ => Err(missing("target (table, database, catalog, tagged or tag)")),
     }
 }
 

@@ -49,14 +49,20 @@ pub enum Resource {
     /// <expr>`): a table is covered when at least one of its columns
     /// matches, and only its matching columns are exposed.
     Tagged(TagExpr),
+    /// A tag key (`tag:pii`), for `ASSIGN`: setting and unsetting that key
+    /// on databases, tables and columns. Covers no table.
+    Tag(String),
 }
 
 impl Resource {
-    /// Parses the catalog spelling: `*`, `db.*` or `db.table`.
+    /// Parses the catalog spelling: `*`, `db.*`, `db.table` or `tag:key`.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         if text == "*" {
             return Some(Self::AllDatabases);
+        }
+        if let Some(key) = text.strip_prefix("tag:") {
+            return (!key.is_empty()).then(|| Self::Tag(key.to_string()));
         }
         let (database, table) = text.split_once('.')?;
         if database.is_empty() || table.is_empty() || table.contains('.') || database == "*" {
@@ -77,7 +83,7 @@ impl Resource {
             Self::AllDatabases => true,
             Self::AllTablesIn(database) => *database == table.database,
             Self::Table(name) => name == table,
-            Self::Tagged(_) => false,
+            Self::Tagged(_) | Self::Tag(_) => false,
         }
     }
 
@@ -95,6 +101,7 @@ impl fmt::Display for Resource {
             Self::AllTablesIn(database) => write!(f, "{database}.*"),
             Self::Table(name) => write!(f, "{name}"),
             Self::Tagged(expr) => write!(f, "TAGGED {expr}"),
+            Self::Tag(key) => write!(f, "tag:{key}"),
         }
     }
 }
@@ -102,7 +109,9 @@ impl fmt::Display for Resource {
 /// A permission a grant confers. `Select` implies `Describe`; `Administer`
 /// (on `*` only) is the lake administrator's: creating and dropping
 /// locations, databases, tables, roles, users and groups, and granting
-/// roles to principals. It implies no access to data.
+/// roles to principals. `Assign` (on a tag key only) is a data steward's:
+/// setting and unsetting that key on databases, tables and columns.
+/// Neither implies access to data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Privilege {
     /// See that the table exists and which columns it has.
@@ -111,16 +120,19 @@ pub enum Privilege {
     Select,
     /// Administer the catalog and its principals (see above).
     Administer,
+    /// Assign one tag key (see above).
+    Assign,
 }
 
 impl Privilege {
     /// Parses the catalog spelling (`select`, `describe`, `administer`,
-    /// case-insensitive).
+    /// `assign`, case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "select" => Some(Self::Select),
             "describe" => Some(Self::Describe),
             "administer" => Some(Self::Administer),
+            "assign" => Some(Self::Assign),
             _ => None,
         }
     }
@@ -131,6 +143,7 @@ impl Privilege {
             Self::Describe => "describe",
             Self::Select => "select",
             Self::Administer => "administer",
+            Self::Assign => "assign",
         }
     }
 }

@@ -208,6 +208,29 @@ impl PolicySet {
                 error(subject, format!("unknown role '{}'", grant.role));
                 continue;
             }
+            if let Resource::Tag(key) = &grant.resource {
+                let only_assign = grant.privileges.iter().all(|p| *p == Privilege::Assign);
+                let problem = if !tags.definitions.contains_key(key) {
+                    Some(format!("unknown tag '{key}'"))
+                } else if !only_assign {
+                    Some("a grant on a tag key confers assign and nothing else".to_string())
+                } else {
+                    None
+                };
+                if let Some(message) = problem {
+                    error(subject, message);
+                    continue;
+                }
+            } else if grant.privileges.contains(&Privilege::Assign) {
+                error(
+                    subject,
+                    format!(
+                        "assign is granted on a tag key ('tag:key'), not on {}",
+                        grant.resource
+                    ),
+                );
+                continue;
+            }
             if let Resource::Tagged(expr) = &grant.resource {
                 if let Err(e) = expr.check(&tags.definitions) {
                     error(subject, e.to_string());
@@ -545,6 +568,16 @@ impl PolicySet {
         self.grants_of(role)
             .iter()
             .any(|g| g.confers(Privilege::Administer) && (g.grantable || !grantable))
+    }
+
+    /// Whether `role` may set and unset tag `key` (it holds `ASSIGN` on the
+    /// key, with grant option when `grantable`).
+    pub fn may_assign(&self, role: &str, key: &str, grantable: bool) -> bool {
+        self.grants_of(role).iter().any(|g| {
+            g.resource == Resource::Tag(key.to_string())
+                && g.confers(Privilege::Assign)
+                && (g.grantable || !grantable)
+        })
     }
 
     /// Whether `role` holds a grant on every table of every database (a lake

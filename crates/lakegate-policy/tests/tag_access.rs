@@ -233,6 +233,56 @@ fn mistakes_in_tag_policies_are_refused_by_name() {
     }
 }
 
+#[test]
+fn assign_is_a_privilege_on_one_tag_key() {
+    let mut steward = tagged_grant("steward_pii", "a IS NULL");
+    steward.resource = Resource::Tag("a".into());
+    steward.privileges = vec![Privilege::Assign];
+    let policy = policy(vec![steward.clone()], tag_policy());
+    assert!(policy.may_assign("r", "a", false));
+    assert!(!policy.may_assign("r", "a", true), "not with grant option");
+    assert!(!policy.may_assign("r", "b", false));
+    assert!(policy.effective_access("r", &table(), &columns()).is_none());
+
+    let role = || Role {
+        name: "r".into(),
+        description: String::new(),
+    };
+    let mut unknown = steward.clone();
+    unknown.name = "unknown".into();
+    unknown.resource = Resource::Tag("pii".into());
+    let mut select_on_tag = steward.clone();
+    select_on_tag.name = "select_on_tag".into();
+    select_on_tag.privileges = vec![Privilege::Select];
+    let mut assign_on_table = table_grant("assign_on_table");
+    assign_on_table.privileges = vec![Privilege::Assign];
+    let errors = PolicySet::try_new_tagged(
+        [role()],
+        [],
+        [],
+        [unknown, select_on_tag, assign_on_table],
+        tag_policy(),
+    )
+    .unwrap_err()
+    .errors
+    .into_iter()
+    .map(|e| e.to_string())
+    .collect::<Vec<_>>();
+    assert_eq!(
+        errors,
+        [
+            "grant 'unknown': unknown tag 'pii'",
+            "grant 'select_on_tag': a grant on a tag key confers assign and nothing else",
+            "grant 'assign_on_table': assign is granted on a tag key ('tag:key'), not on shop.orders",
+        ]
+    );
+    assert_eq!(
+        Resource::parse("tag:pii"),
+        Some(Resource::Tag("pii".into()))
+    );
+    assert_eq!(Resource::Tag("pii".into()).to_string(), "tag:pii");
+}
+
 fn tags_of(key: &str, value: &str) -> Tags {
     tags(&[(key, value)])
 }
