@@ -191,6 +191,10 @@ def test_the_walkthrough_governed_by_tags_by_sql_answers_as_the_declarative_demo
         assert {"resource": "table", "key": "domain", "value": "customers", "set_on": "table"} in on_table
         assert {"resource": "column c_email_address", "key": "pii", "value": "email",
                 "set_on": "column"} in on_table
+        on_item = execute(address, ["SHOW GRANTS ON TABLE tpc.dl_tpc_item"])[0]
+        names = {g["name"] for g in on_item}
+        assert "electronics_products" in names and not names & {"marketing_customers", "sales_domain"}, names
+        assert next(g for g in on_item if g["name"] == "electronics_products")["on"] == "TAGGED domain = 'products'"
         [access] = [execute(address, ["SHOW EFFECTIVE ACCESS FOR ROLE marketing ON TABLE tpc.dl_tpc_customer"])[0]]
         email = next(row for row in access if row["column"] == "c_email_address")
         assert email["access"] == "masked: hash"

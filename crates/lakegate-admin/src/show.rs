@@ -8,7 +8,9 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakegate_catalog::Catalog;
 use lakegate_engine::PolicySnapshot;
-use lakegate_policy::{ColumnSelection, EffectiveAccess, Grant, MaskKind, RowFilter, TableName};
+use lakegate_policy::{
+    ColumnSelection, EffectiveAccess, Grant, MaskKind, Resource, RowFilter, TableName,
+};
 
 use crate::changes::Actor;
 use crate::error::AdminError;
@@ -180,10 +182,22 @@ pub(crate) fn visible_grants(
         return Err(not_administrator(actor, "SHOW GRANTS of another role"));
     }
     let wanted = role.or((!admin).then_some(actor.role.as_str()));
+    let columns = table
+        .and_then(|t| served.catalog().table(t))
+        .map(|t| t.column_names())
+        .unwrap_or_default();
+    // A grant on a tag expression covers a table when its tags reach it:
+    // the role's access to the table then names the grant.
+    let reaches = |grant: &Grant, table: &TableName| match &grant.resource {
+        Resource::Tagged(_) => policy
+            .effective_access(&grant.role, table, &columns)
+            .is_some_and(|access| access.grants.contains(&grant.name)),
+        other => other.covers(table),
+    };
     Ok(policy
         .grants()
         .filter(|g| wanted.is_none_or(|r| g.role == r))
-        .filter(|g| table.is_none_or(|t| g.resource.covers(t)))
+        .filter(|g| table.is_none_or(|t| reaches(g, t)))
         .cloned()
         .collect())
 }

@@ -36,6 +36,12 @@ pub struct CatalogSummary {
     pub users: usize,
     /// See `databases`.
     pub grants: usize,
+    /// How many tag keys, tag masks and tag row filters it has.
+    pub tags: usize,
+    /// See `tags`.
+    pub tag_masks: usize,
+    /// See `tags`.
+    pub tag_row_filters: usize,
 }
 
 impl std::fmt::Display for CatalogSummary {
@@ -44,7 +50,15 @@ impl std::fmt::Display for CatalogSummary {
             f,
             "{} database(s), {} table(s), {} role(s), {} user(s), {} grant(s)",
             self.databases, self.tables, self.roles, self.users, self.grants
-        )
+        )?;
+        if self.tags + self.tag_masks + self.tag_row_filters > 0 {
+            write!(
+                f,
+                ", {} tag(s), {} tag mask(s), {} tag row filter(s)",
+                self.tags, self.tag_masks, self.tag_row_filters
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -353,6 +367,9 @@ impl Engine {
             roles: catalog.policy.roles().count(),
             users: catalog.policy.users().count(),
             grants: catalog.policy.grants().count(),
+            tags: catalog.policy.tag_definitions().len(),
+            tag_masks: catalog.policy.tag_masks().count(),
+            tag_row_filters: catalog.policy.tag_row_filters().count(),
         }
     }
 
