@@ -11,6 +11,9 @@
 //!   file listing TTL);
 //!
 //! and plain DataFusion plans the same join over the same unsecured tables.
+//! `warm, tags` and `new session, tags` plan it under the same lake governed
+//! by tags instead (a grant on a tag expression per role, a tag row filter
+//! and a tag mask: `support::write_tagged_planning_lake`).
 //!
 //! Run: `cargo bench --workspace --bench rewrite` (criterion; reports in
 //! `$CARGO_TARGET_DIR/criterion`). Under `cargo test` each case runs once,
@@ -27,7 +30,9 @@ use tokio::runtime::Runtime;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{PLANNING_JOIN, planning_lake_context, write_planning_lake};
+use support::{
+    PLANNING_JOIN, planning_lake_context, write_planning_lake, write_tagged_planning_lake,
+};
 
 /// The catalog's shape for `grants` grants: (tables, roles, grants per
 /// role), roles of up to 100 grants each over one table per ten grants (at
@@ -74,6 +79,29 @@ async fn engines(dir: &Path, grants: usize) -> (Engine, Engine, SessionContext) 
     (reusing, replanning, ctx)
 }
 
+/// An engine over the lake of `grants`' shape, governed by tags.
+async fn tagged_engine(dir: &Path, grants: usize) -> Engine {
+    let (tables, roles, _) = shape(grants);
+    let data_dir = dir.join("data");
+    let catalog_dir = dir.join("tag-catalog");
+    write_tagged_planning_lake(&data_dir, &catalog_dir, tables, roles);
+    let load = LoadOptions {
+        data_dir,
+        ..Default::default()
+    };
+    let catalog = Catalog::load(&catalog_dir, &load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let options = EngineOptions {
+        target_partitions: 2,
+        reuse_statement_plans: false,
+        ..EngineOptions::default()
+    };
+    Engine::new(catalog, options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn rewrite(c: &mut Criterion, sizes: &[usize]) {
     let runtime = Runtime::new().unwrap();
     let mut group = c.benchmark_group("rewrite");
@@ -101,6 +129,23 @@ fn rewrite(c: &mut Criterion, sizes: &[usize]) {
             b.iter(|| {
                 runtime.block_on(async {
                     let mut session = reusing.session("u", None).unwrap();
+                    black_box(session.physical_plan(PLANNING_JOIN).await.unwrap())
+                })
+            })
+        });
+        let tagged = runtime.block_on(tagged_engine(dir.path(), grants));
+        let mut warm_tagged = tagged.session("u", None).unwrap();
+        group.bench_function(BenchmarkId::new("warm, tags", &case), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    black_box(warm_tagged.physical_plan(PLANNING_JOIN).await.unwrap())
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("new session, tags", &case), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let mut session = tagged.session("u", None).unwrap();
                     black_box(session.physical_plan(PLANNING_JOIN).await.unwrap())
                 })
             })

@@ -113,6 +113,51 @@ pub fn write_planning_lake(
     write_grant_catalog(catalog_dir, tables, roles, grants_per_role);
 }
 
+/// The same lake as [`write_planning_lake`], governed by tags: every table
+/// tagged `slot = 's<t mod 10>'` and its `email` column `pii = 'email'`;
+/// role `r<n>` reads the tables of its slot (`GRANT SELECT ON TAGGED slot =
+/// ...`, which reaches what its ten-apart per-table grants reach), under a
+/// tag row filter `region <> 'APAC'` and a tag mask hashing `pii = 'email'`.
+pub fn write_tagged_planning_lake(
+    data_dir: &Path,
+    catalog_dir: &Path,
+    tables: usize,
+    roles: usize,
+) {
+    std::fs::create_dir_all(catalog_dir).unwrap();
+    write_shared_file(data_dir);
+    let mut toml = String::from(
+        "[catalog]\nname = \"lakegate\"\ndefault_database = \"bench\"\n\n\
+         [[storage]]\nname = \"data\"\nurl = \"${data_dir}\"\n\n\
+         [[database]]\nname = \"bench\"\n\n\
+         [[tag]]\nkey = \"slot\"\nvalues = [\"s0\", \"s1\", \"s2\", \"s3\", \"s4\", \"s5\", \"s6\", \"s7\", \"s8\", \"s9\"]\n\n\
+         [[tag]]\nkey = \"pii\"\nvalues = [\"email\"]\n\n",
+    );
+    for t in 0..tables {
+        toml.push_str(&format!(
+            "[[table]]\ndatabase = \"bench\"\nname = \"t{t:04}\"\nstorage = \"data\"\npath = \"shared.parquet\"\n\
+             tags = {{ slot = \"s{}\" }}\ncolumn_tags = {{ email = {{ pii = \"email\" }} }}\n\n",
+            t % 10
+        ));
+    }
+    let roles: Vec<String> = (0..roles).map(|r| format!("r{r:03}")).collect();
+    toml.push_str(&format!(
+        "[[user]]\nname = \"u\"\npassword_hash = \"{}\"\nmay_assume = [{}]\ndefault_role = \"r000\"\n\n",
+        hash_password("u-pass"),
+        roles.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+    ));
+    for (r, role) in roles.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[role]]\nname = \"{role}\"\n\n\
+             [[grant]]\nname = \"g_{r}\"\nrole = \"{role}\"\ntagged = \"slot = 's{slot}'\"\nprivileges = [\"select\"]\n\n\
+             [[tag_row_filter]]\nname = \"f_{r}\"\nrole = \"{role}\"\ntagged = \"slot = 's{slot}'\"\nrow_filter = \"region <> 'APAC'\"\n\n\
+             [[tag_mask]]\nname = \"m_{r}\"\nrole = \"{role}\"\ntagged = \"pii = 'email'\"\nmask = \"hash\"\n\n",
+            slot = r % 10
+        ));
+    }
+    std::fs::write(catalog_dir.join("catalog.toml"), toml).unwrap();
+}
+
 fn write_shared_file(dir: &Path) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
