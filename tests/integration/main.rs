@@ -58,6 +58,7 @@ mod generated_sql;
 mod long_input;
 mod malformed;
 mod masks;
+mod nested;
 mod oracle;
 mod panics;
 mod partitions;
