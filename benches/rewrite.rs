@@ -44,37 +44,48 @@ fn shape(grants: usize) -> (usize, usize, usize) {
     (tables, roles, grants_per_role)
 }
 
+/// The benchmark's engine settings: planned from the text every time, as
+/// DataFusion does.
+fn options() -> EngineOptions {
+    EngineOptions {
+        target_partitions: 2,
+        reuse_statement_plans: false,
+        ..EngineOptions::default()
+    }
+}
+
+/// The catalog in `catalog_dir` over `data_dir`.
+async fn load(catalog_dir: &Path, data_dir: &Path) -> Catalog {
+    let load = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
+    Catalog::load(catalog_dir, &load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn engine(catalog: Catalog, options: EngineOptions) -> Engine {
+    Engine::new(catalog, options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn engines(dir: &Path, grants: usize) -> (Engine, Engine, SessionContext) {
     let (tables, roles, grants_per_role) = shape(grants);
     let data_dir = dir.join("data");
     let catalog_dir = dir.join("catalog");
     write_planning_lake(&data_dir, &catalog_dir, tables, roles, grants_per_role);
-    let load = LoadOptions {
-        data_dir: data_dir.clone(),
-        ..Default::default()
-    };
-    let catalog = Catalog::load(&catalog_dir, &load)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let options = EngineOptions {
-        target_partitions: 2,
-        // Planned from the text every time, as DataFusion does.
-        reuse_statement_plans: false,
-        ..EngineOptions::default()
-    };
-    let reusing = Engine::new(catalog.clone(), options.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let replanning = Engine::new(
+    let catalog = load(&catalog_dir, &data_dir).await;
+    let reusing = engine(catalog.clone(), options()).await;
+    let replanning = engine(
         catalog,
         EngineOptions {
             reuse_scan_plans: false,
-            ..options
+            ..options()
         },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-
+    .await;
     let ctx = planning_lake_context(&data_dir, tables).await;
     (reusing, replanning, ctx)
 }
@@ -85,21 +96,7 @@ async fn tagged_engine(dir: &Path, grants: usize) -> Engine {
     let data_dir = dir.join("data");
     let catalog_dir = dir.join("tag-catalog");
     write_tagged_planning_lake(&data_dir, &catalog_dir, tables, roles);
-    let load = LoadOptions {
-        data_dir,
-        ..Default::default()
-    };
-    let catalog = Catalog::load(&catalog_dir, &load)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let options = EngineOptions {
-        target_partitions: 2,
-        reuse_statement_plans: false,
-        ..EngineOptions::default()
-    };
-    Engine::new(catalog, options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    engine(load(&catalog_dir, &data_dir).await, options()).await
 }
 
 fn rewrite(c: &mut Criterion, sizes: &[usize]) {

@@ -2,10 +2,93 @@
 //! command line (tag definitions, tags on databases, tables and columns,
 //! and the masks and row filters attached to tag expressions).
 
+use clap::Subcommand;
 use lakegate_admin_api::v1 as api;
 
 use crate::admin_cli::{Client, Rows, changed, pair, status, table_name};
-use crate::cli::{TagCommand, TagResourceArgs};
+
+/// What tags are set on or unset from: a database, a table, or a column
+/// of a table (`--table` with `--column`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TagResourceArgs {
+    /// A database.
+    #[arg(long, conflicts_with = "table", required_unless_present = "table")]
+    pub database: Option<String>,
+    /// A table, `database.table`.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// A column of `--table`.
+    #[arg(long, requires = "table")]
+    pub column: Option<String>,
+}
+
+/// `lakegate admin tag ...`: tags and the policies attached to them.
+#[derive(Subcommand)]
+pub enum TagCommand {
+    /// CREATE TAG key VALUES (...).
+    Create {
+        key: String,
+        /// The values it may take (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        values: Vec<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// DROP TAG key.
+    Drop { key: String },
+    /// ALTER ... SET TAGS (key = 'value', ...).
+    Set {
+        #[command(flatten)]
+        on: TagResourceArgs,
+        /// `key=value`; repeatable.
+        #[arg(long = "tag", required = true)]
+        tags: Vec<String>,
+    },
+    /// ALTER ... UNSET TAGS (key, ...).
+    Unset {
+        #[command(flatten)]
+        on: TagResourceArgs,
+        /// The keys (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        keys: Vec<String>,
+    },
+    /// MASK COLUMNS TAGGED expression USING mask FOR ROLE role.
+    Mask {
+        /// The tag expression choosing the columns.
+        #[arg(long)]
+        tagged: String,
+        /// A built-in mask (hash, redact, nullify, show_last_4, ...).
+        #[arg(long)]
+        mask: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// ROW FILTER ON TAGGED expression FOR ROLE role WHERE filter.
+    RowFilter {
+        /// The tag expression choosing the tables.
+        #[arg(long)]
+        tagged: String,
+        #[arg(long)]
+        role: String,
+        /// The filter, as SQL.
+        #[arg(long = "where")]
+        row_filter: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// DROP MASK name.
+    DropMask { name: String },
+    /// DROP ROW FILTER name.
+    DropRowFilter { name: String },
+    /// SHOW TAGS [ON TABLE table].
+    List {
+        /// The table whose tags (and its columns') to list.
+        #[arg(long)]
+        table: Option<String>,
+    },
+}
 
 /// Runs one `tag` sub-command; its answer as rows.
 pub(crate) async fn run(client: &mut Client, command: TagCommand) -> Result<Rows, String> {

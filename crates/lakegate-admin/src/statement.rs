@@ -7,6 +7,10 @@ use std::fmt;
 
 use lakegate_policy::{Privilege, TableName, TagExpr};
 
+pub use tags::TagTarget;
+
+mod tags;
+
 /// A principal a role is granted to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grantee {
@@ -49,32 +53,6 @@ impl Target {
         match self {
             Self::Tagged(expr) => Some(expr.to_string()),
             _ => None,
-        }
-    }
-}
-
-/// What tags are set on or unset from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TagTarget {
-    /// `ALTER DATABASE db ...`.
-    Database(String),
-    /// `ALTER TABLE db.t ...`.
-    Table(TableName),
-    /// `ALTER TABLE db.t ALTER COLUMN c ...`.
-    Column(TableName, String),
-}
-
-impl fmt::Display for TagTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Database(database) => write!(f, "DATABASE {}", sql_name(database)),
-            Self::Table(table) => write!(f, "TABLE {}", sql_table(table)),
-            Self::Column(table, column) => write!(
-                f,
-                "TABLE {} ALTER COLUMN {}",
-                sql_table(table),
-                sql_name(column)
-            ),
         }
     }
 }
@@ -632,70 +610,7 @@ impl fmt::Display for AdminStatement {
                 sql_name(role),
                 sql_table(table)
             ),
-            Self::CreateTag {
-                key,
-                values,
-                comment,
-            } => {
-                let values: Vec<String> = values.iter().map(|v| sql_string(v)).collect();
-                write!(
-                    f,
-                    "CREATE TAG {} VALUES ({}){}",
-                    sql_name(key),
-                    values.join(", "),
-                    sql_comment(comment)
-                )
-            }
-            Self::DropTag(key) => write!(f, "DROP TAG {}", sql_name(key)),
-            Self::SetTags { on, tags } => {
-                let tags: Vec<String> = tags
-                    .iter()
-                    .map(|(key, value)| format!("{} = {}", sql_name(key), sql_string(value)))
-                    .collect();
-                write!(f, "ALTER {on} SET TAGS ({})", tags.join(", "))
-            }
-            Self::UnsetTags { on, keys } => {
-                write!(f, "ALTER {on} UNSET TAGS ({})", sql_names(keys))
-            }
-            Self::CreateTagMask {
-                tagged,
-                mask,
-                role,
-                name,
-            } => {
-                write!(
-                    f,
-                    "MASK COLUMNS TAGGED {tagged} USING {} FOR ROLE {}",
-                    sql_name(mask),
-                    sql_name(role)
-                )?;
-                match name {
-                    Some(name) => write!(f, " AS {}", sql_name(name)),
-                    None => Ok(()),
-                }
-            }
-            Self::CreateTagRowFilter {
-                tagged,
-                role,
-                row_filter,
-                name,
-            } => {
-                write!(
-                    f,
-                    "ROW FILTER ON TAGGED {tagged} FOR ROLE {} WHERE {row_filter}",
-                    sql_name(role)
-                )?;
-                match name {
-                    Some(name) => write!(f, " AS {}", sql_name(name)),
-                    None => Ok(()),
-                }
-            }
-            Self::DropTagMask(name) => write!(f, "DROP MASK {}", sql_name(name)),
-            Self::DropTagRowFilter(name) => write!(f, "DROP ROW FILTER {}", sql_name(name)),
-            Self::ShowTags { table } => match table {
-                Some(table) => write!(f, "SHOW TAGS ON TABLE {}", sql_table(table)),
-                None => f.write_str("SHOW TAGS"),
-            },
+            tags => tags::fmt_tag_statement(tags, f),
         }
     }
 }
