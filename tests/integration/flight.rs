@@ -53,7 +53,9 @@ pub(crate) async fn start_with_functions(
     serve_lake(common::ShopLake { dir, engine }, ServiceOptions::default()).await
 }
 
-async fn serve_lake(lake: common::ShopLake, options: ServiceOptions) -> Server {
+/// A server over `lake`'s engine with `options`, auditing into its audit
+/// directory.
+pub(crate) async fn serve_lake(lake: common::ShopLake, options: ServiceOptions) -> Server {
     let engine: Engine = lake.engine.clone();
     let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let audit = AuditLog::open(AuditOptions::in_dir(common::audit_dir(lake.dir.path()))).unwrap();

@@ -195,7 +195,7 @@ impl Grammar<'_, '_> {
             let table = self.table_name()?;
             if self.word("ALTER") {
                 self.expect_word("COLUMN")?;
-                let column = self.name()?;
+                let column = self.column_path()?;
                 return self.tags_change(TagTarget::Column(table, column));
             }
             return self.tags_change(TagTarget::Table(table));
@@ -249,14 +249,14 @@ impl Grammar<'_, '_> {
             grantable: false,
         };
         if self.word("COLUMNS") {
-            grant.columns = Columns::Only(self.name_list()?);
+            grant.columns = Columns::Only(self.column_list()?);
         } else if self.word("EXCLUDING") {
             self.expect_word("COLUMNS")?;
-            grant.columns = Columns::Excluding(self.name_list()?);
+            grant.columns = Columns::Excluding(self.column_list()?);
         }
         if self.word("MASK") {
             loop {
-                let column = self.name()?;
+                let column = self.column_path()?;
                 self.expect_word("USING")?;
                 let mask = if self.parser.consume_token(&Token::LParen) {
                     let expression = self.expression()?;
@@ -433,6 +433,27 @@ impl Grammar<'_, '_> {
         }
         self.parser.next_token();
         Ok(TableName::new(database, self.name()?))
+    }
+
+    /// A column, or a nested field as its dotted path (`customer.address.city`).
+    fn column_path(&mut self) -> Result<String, AdminError> {
+        let mut path = self.name()?;
+        while self.parser.consume_token(&Token::Period) {
+            path.push('.');
+            path.push_str(&self.name()?);
+        }
+        Ok(path)
+    }
+
+    /// `(column, ...)`, each a column or a nested field's dotted path.
+    fn column_list(&mut self) -> Result<Vec<String>, AdminError> {
+        self.expect(Token::LParen)?;
+        let mut columns = vec![self.column_path()?];
+        while self.parser.consume_token(&Token::Comma) {
+            columns.push(self.column_path()?);
+        }
+        self.expect(Token::RParen)?;
+        Ok(columns)
     }
 
     /// `(name, ...)`.

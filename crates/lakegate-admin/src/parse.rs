@@ -241,6 +241,9 @@ mod tests {
             "ALTER DATABASE tpc SET TAGS (domain = 'sales', tier = 'gold')",
             "ALTER TABLE tpc.t SET TAGS (domain = 'sales')",
             "ALTER TABLE tpc.t ALTER COLUMN \"E-mail\" SET TAGS (pii = 'email')",
+            "ALTER TABLE tpc.t ALTER COLUMN customer.\"E-mail\" SET TAGS (pii = 'email')",
+            "GRANT SELECT ON TABLE crm.people TO ROLE r COLUMNS (id, customer.address.city) MASK customer.email USING hash",
+            "GRANT SELECT ON TABLE crm.people TO ROLE r EXCLUDING COLUMNS (orders.item)",
             "ALTER TABLE tpc.t UNSET TAGS (domain, tier)",
             "ALTER DATABASE tpc UNSET TAGS (domain)",
             "GRANT SELECT ON TAGGED domain = 'sales' AND NOT pii IN ('email', 'name') TO ROLE r AS g",
@@ -268,6 +271,21 @@ mod tests {
                 "{statement:?}"
             );
         }
+    }
+
+    #[test]
+    fn nested_fields_are_named_by_dotted_paths() {
+        let AdminStatement::Grant(grant) = parse(
+            "GRANT SELECT ON TABLE crm.people TO ROLE r COLUMNS (id, Customer.\"Home Address\".city) \
+             MASK customer.email USING hash",
+        ) else {
+            panic!("a grant")
+        };
+        assert_eq!(
+            grant.columns,
+            Columns::Only(vec!["id".into(), "customer.Home Address.city".into()])
+        );
+        assert_eq!(grant.masks[0].0, "customer.email");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lakegate_catalog::{Catalog, CatalogFile, CustomMaskEntry, GrantEntry, GroupEntry, MaskEntry};
-use lakegate_policy::{ColumnMask, ColumnSelection, Grant, MaskKind, Privilege, Resource};
+use lakegate_policy::{
+    ColumnMask, ColumnSelection, Grant, MaskKind, Privilege, Resource, nearest_entry, path_reaches,
+};
 
 use crate::changes::{Actor, present};
 use crate::error::AdminError;
@@ -206,7 +208,7 @@ impl Rights<'_> {
             return Ok(());
         };
         let columns = match self.served.table(name) {
-            Some(table) => table.column_names(),
+            Some(table) => table.policy_columns(),
             None => {
                 return Err(AdminError::invalid(format!(
                     "table {name} is not served yet: retry once it is"
@@ -214,12 +216,15 @@ impl Rights<'_> {
             }
         };
         let wanted = selection(entry);
-        let exposed: Vec<&String> = columns.iter().filter(|c| wanted.admits(c)).collect();
+        let exposed: Vec<&String> = columns
+            .iter()
+            .filter(|c| wanted.admits(c, &columns))
+            .collect();
         let mut refusal = None;
         for grantor in candidates {
             let beyond: Vec<&str> = exposed
                 .iter()
-                .filter(|c| !grantor.columns.admits(c))
+                .filter(|c| !grantor.columns.admits(c, &columns))
                 .map(|c| c.as_str())
                 .collect();
             if !beyond.is_empty() {
@@ -229,21 +234,22 @@ impl Rights<'_> {
                 )));
                 continue;
             }
-            // The grantor's masks stay on every column it masks.
+            // The grantor's masks stay on every column (or nested field) it
+            // masks: carried over where the new grant names none, and no
+            // mask of the new grant may take their place.
             let mut masks = entry.masks.clone();
-            let mut remasked = None;
             for (column, mask) in &grantor.masks {
-                if !wanted.admits(column) {
-                    continue;
-                }
-                match masks.get(column) {
-                    None => {
-                        masks.insert(column.clone(), mask_entry_of(mask));
-                    }
-                    Some(given) if same_mask(given, mask) => {}
-                    Some(_) => remasked = Some(column.clone()),
+                let reaches_exposed = exposed.iter().any(|c| path_reaches(column, c, &columns));
+                if reaches_exposed && !masks.contains_key(column) {
+                    masks.insert(column.clone(), mask_entry_of(mask));
                 }
             }
+            let remasked = exposed.iter().find(|c| {
+                nearest_entry(&grantor.masks, c, &columns).is_some_and(|(_, held)| {
+                    !nearest_entry(&masks, c, &columns)
+                        .is_some_and(|(_, given)| same_mask(given, held))
+                })
+            });
             if let Some(column) = remasked {
                 refusal = Some(AdminError::PermissionDenied(format!(
                     "column {column} of {name} is masked for role {role}; a grant of it keeps \

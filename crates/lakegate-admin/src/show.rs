@@ -184,7 +184,7 @@ pub(crate) fn visible_grants(
     let wanted = role.or((!admin).then_some(actor.role.as_str()));
     let columns = table
         .and_then(|t| served.catalog().table(t))
-        .map(|t| t.column_names())
+        .map(|t| t.policy_columns())
         .unwrap_or_default();
     // A grant on a tag expression covers a table when its tags reach it:
     // the role's access to the table then names the grant.

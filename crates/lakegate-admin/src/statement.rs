@@ -405,6 +405,19 @@ fn sql_names(names: &[String]) -> String {
         .join(", ")
 }
 
+/// A column or a nested field's dotted path, each part as [`sql_name`].
+fn sql_column(path: &str) -> String {
+    path.split('.').map(sql_name).collect::<Vec<_>>().join(".")
+}
+
+fn sql_columns(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| sql_column(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn sql_privileges(privileges: &[Privilege]) -> String {
     privileges
         .iter()
@@ -548,9 +561,9 @@ impl fmt::Display for AdminStatement {
                 )?;
                 match &grant.columns {
                     Columns::All => {}
-                    Columns::Only(columns) => write!(f, " COLUMNS ({})", sql_names(columns))?,
+                    Columns::Only(columns) => write!(f, " COLUMNS ({})", sql_columns(columns))?,
                     Columns::Excluding(columns) => {
-                        write!(f, " EXCLUDING COLUMNS ({})", sql_names(columns))?
+                        write!(f, " EXCLUDING COLUMNS ({})", sql_columns(columns))?
                     }
                 }
                 if !grant.masks.is_empty() {
@@ -559,10 +572,10 @@ impl fmt::Display for AdminStatement {
                         .iter()
                         .map(|(column, mask)| match mask {
                             MaskSpec::Builtin(name) => {
-                                format!("{} USING {}", sql_name(column), sql_name(name))
+                                format!("{} USING {}", sql_column(column), sql_name(name))
                             }
                             MaskSpec::Expression(sql) => {
-                                format!("{} USING ({sql})", sql_name(column))
+                                format!("{} USING ({sql})", sql_column(column))
                             }
                         })
                         .collect();

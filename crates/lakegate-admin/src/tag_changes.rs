@@ -197,8 +197,8 @@ fn drop_empty_column_tags(next: &mut CatalogFile, table: &TableName, column: &st
     }
 }
 
-/// Records the Parquet field id of `column` (as the served table's files
-/// give it), so that its tags follow the column when the files rename it.
+/// Records the Parquet field id of `column` (a column or a nested field's
+/// dotted path, as the served table's files give it), so that its tags follow the column when the files rename it.
 /// A column the served table does not have is refused by name.
 fn record_column_id(
     rights: &Rights<'_>,
@@ -209,11 +209,11 @@ fn record_column_id(
     let Some(served) = rights.served.table(table) else {
         return Ok(()); // created in this change: checked when the catalog loads
     };
-    let field = served
-        .schema
-        .field_with_name(column)
-        .map_err(|_| AdminError::invalid(format!("table {table} has no column {column}")))?;
-    if let Some(id) = field_id(field) {
+    let tree = served.policy_tree();
+    let node = tree
+        .find(column)
+        .ok_or_else(|| AdminError::invalid(format!("table {table} has no column {column}")))?;
+    if let Some(id) = field_id(&node.field) {
         table_entry(next, table)?
             .column_ids
             .insert(column.to_string(), id);

@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use lakegate_policy::{PolicySet, TableName};
 use url::Url;
 
+use crate::nested::PolicyTree;
 use crate::storage::StorageLocation;
 
 /// One problem found in a catalog: where, about what, and what is wrong.
@@ -101,13 +102,24 @@ impl Table {
         )
     }
 
-    /// The stored column names, in order.
+    /// The column names (stored, then partition columns), in order.
     pub fn column_names(&self) -> Vec<String> {
         self.schema
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect()
+    }
+
+    /// The table's columns and nested fields as the policy governs them.
+    pub fn policy_tree(&self) -> PolicyTree {
+        PolicyTree::of(&self.schema)
+    }
+
+    /// The names the policy resolves access for: each column, or each
+    /// leaf field's dotted path in a struct column (see [`PolicyTree`]).
+    pub fn policy_columns(&self) -> Vec<String> {
+        self.policy_tree().leaf_paths()
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use lakegate_policy::{
-    ColumnMask, ColumnSelection, Grant, MaskKind, Privilege, Resource, TableName,
+    ColumnMask, ColumnSelection, Grant, MaskKind, Privilege, Resource, TableName, path_reaches,
 };
 
 use crate::catalog::{Database, Table};
@@ -133,7 +133,10 @@ pub(crate) fn validate_grant(
         );
     }
     if let Some(table) = table {
-        let stored = |column: &str| table.schema.index_of(column).is_ok();
+        // Columns, nested fields and the structs holding them may be named.
+        let tree = table.policy_tree();
+        let policy_columns = tree.leaf_paths();
+        let stored = |column: &str| tree.find(column).is_some();
         for column in columns.named_columns() {
             if !stored(column) {
                 findings.error(
@@ -155,7 +158,9 @@ pub(crate) fn validate_grant(
                     &label(),
                     format!("mask on unknown column '{column}' in table {}", table.name),
                 );
-            } else if !columns.admits(column) {
+            } else if !policy_columns.iter().any(|leaf| {
+                path_reaches(column, leaf, &policy_columns) && columns.admits(leaf, &policy_columns)
+            }) {
                 findings.error(
                     file,
                     &label(),

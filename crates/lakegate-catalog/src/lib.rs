@@ -22,6 +22,7 @@ mod files;
 mod findings;
 mod grants;
 mod loader;
+mod nested;
 mod storage;
 mod table_files;
 mod tags;
@@ -35,6 +36,7 @@ pub use files::{
     MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, TagEntry, TagMaskEntry,
     TagRowFilterEntry, UserEntry,
 };
+pub use nested::{NestedKind, PolicyNode, PolicyTree, nullable_field};
 pub use storage::{
     LocationStore, RequestCounts, RequestTotals, StorageError, StorageLocation,
     defaults as storage_defaults,

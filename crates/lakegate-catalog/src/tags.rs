@@ -167,19 +167,16 @@ pub(crate) fn load_tags(
     }
 }
 
-/// The current name of the column a tag assignment names `column`, with
+/// The current name of the column or nested field a tag assignment names
+/// `column` (a dotted path for a nested field), with
 /// Parquet field id `id` when it was recorded: the field carrying that id
 /// (the column's identity, whatever the files call it now), else the
 /// column of that name (files without field ids).
 fn current_name(table: &Table, column: &str, id: Option<i32>) -> Option<String> {
+    let tree = table.policy_tree();
     if let Some(id) = id {
-        let by_id = table
-            .schema
-            .fields()
-            .iter()
-            .find(|field| field_id(field) == Some(id));
-        if let Some(field) = by_id {
-            return Some(field.name().clone());
+        if let Some(path) = tree.path_of_field_id(id) {
+            return Some(path.to_string());
         }
         if table
             .schema
@@ -192,11 +189,7 @@ fn current_name(table: &Table, column: &str, id: Option<i32>) -> Option<String> 
             return None;
         }
     }
-    table
-        .schema
-        .index_of(column)
-        .ok()
-        .map(|_| column.to_string())
+    tree.find(column).map(|_| column.to_string())
 }
 
 /// A field's Parquet field id, when its files carry one.

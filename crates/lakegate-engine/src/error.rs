@@ -170,7 +170,7 @@ impl EngineError {
                 position,
             },
             root => Self::InvalidSql {
-                message: strip_df_prefix(&root.to_string()),
+                message: as_missing_column(strip_df_prefix(&root.to_string())),
                 position,
             },
         }
@@ -262,6 +262,19 @@ fn parse_position(message: &str) -> Option<SqlPosition> {
 
 /// DataFusion prefixes messages with their kind ("Error during planning: ");
 /// callers get the message itself.
+/// DataFusion words a struct field it cannot find unlike a column it cannot
+/// find; a nested field the role may not see (or that does not exist) gets
+/// the answer a hidden column gets.
+fn as_missing_column(message: String) -> String {
+    match message
+        .strip_prefix("Field ")
+        .and_then(|rest| rest.strip_suffix(" not found in struct"))
+    {
+        Some(field) => format!("No field named {field}."),
+        None => message,
+    }
+}
+
 fn strip_df_prefix(text: &str) -> String {
     const PREFIXES: [&str; 6] = [
         "Error during planning: ",

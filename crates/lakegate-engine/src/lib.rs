@@ -38,6 +38,7 @@ mod parameters;
 mod parse;
 mod plan_facts;
 mod planner;
+mod policy_projection;
 mod secured_catalog;
 mod secured_table;
 mod session;

@@ -7,8 +7,6 @@
 use arrow::datatypes::DataType;
 use lakegate_policy::MaskKind;
 
-use crate::sql_text::quote_ident;
-
 /// The text a `redact` mask shows in place of every non-NULL value.
 pub const REDACTED_TEXT: &str = "REDACTED";
 
@@ -48,11 +46,12 @@ pub fn check_builtin_fits(kind: &MaskKind, data_type: &DataType) -> Result<(), S
     }
 }
 
-/// The SQL computing the masked value of `column` (stored values in, masked
-/// value out; NULL stays NULL). The result is cast back to the column's type
-/// by the caller.
-pub fn mask_sql(kind: &MaskKind, column: &str) -> String {
-    let c = quote_ident(column);
+/// The SQL computing the masked value of the stored value `value` (SQL
+/// reading a column or a nested field; stored values in, masked value out;
+/// NULL stays NULL). The result is cast back to the column's type by the
+/// caller.
+pub fn mask_sql(kind: &MaskKind, value: &str) -> String {
+    let c = value;
     match kind {
         MaskKind::Redact => {
             format!("CASE WHEN {c} IS NULL THEN NULL ELSE '{REDACTED_TEXT}' END")

@@ -76,7 +76,12 @@ impl SecuredResolver {
             let plan = plan_policy(self.policy_state(), &access, &raw.schema())
                 .await
                 .map_err(|e| policy_error(name, &e))?;
-            SecuredTable::restricted(access, plan, Arc::clone(self.lake.scan_planner()))
+            SecuredTable::restricted(
+                access,
+                &raw.schema(),
+                plan,
+                Arc::clone(self.lake.scan_planner()),
+            )
         };
         let table = Arc::new(table);
         self.lake.secured_tables().insert(key, Arc::clone(&table));

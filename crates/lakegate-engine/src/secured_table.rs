@@ -25,7 +25,7 @@
 //! table's lifetime, its physical plan for the file listing TTL. Every scan
 //! gets a copy of the physical plan with fresh execution state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,18 +37,17 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
-    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, cast,
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
-use lakegate_policy::{CellValue, EffectiveAccess, RowFilter};
+use lakegate_policy::EffectiveAccess;
 
 use crate::barrier::PolicyBarrierExec;
 use crate::cache::BoundedCache;
 use crate::error::{barrier_error, permission_error, policy_error};
 use crate::leakproof::is_leakproof;
-use crate::masks::{check_builtin_fits, mask_sql};
-use crate::sql_text::{accept_session_function_parens, quote_ident};
+use crate::policy_projection::{plan_policy_sql, raw_columns};
 
 /// Field metadata key naming the mask applied to a column.
 pub const MASK_METADATA_KEY: &str = "lakegate.mask";
@@ -172,16 +171,12 @@ impl SecuredTable {
     /// [`policy_sql`] planned in the policy context, then [`finish_policy_plan`].
     pub(crate) fn restricted(
         access: EffectiveAccess,
+        stored: &SchemaRef,
         policy_plan: LogicalPlan,
         scan_planner: Arc<ScanPlanner>,
     ) -> Self {
         let schema = Arc::new(policy_plan.schema().as_arrow().clone());
-        let raw_columns = access
-            .columns
-            .iter()
-            .filter(|c| c.uniform_value(&access.row_filter) == Some(&CellValue::Raw))
-            .map(|c| c.name.clone())
-            .collect();
+        let raw_columns = raw_columns(&access, stored).into_iter().collect();
         let reads_clock = reads_clock(&policy_plan);
         Self {
             access,
@@ -393,119 +388,11 @@ pub(crate) async fn plan_policy(
     // Unqualified names in a policy's subqueries resolve in the database of
     // the table the policy protects.
     state.config_mut().options_mut().catalog.default_schema = access.table.database.clone();
-    // Once, over the composed text: policies may write current_user().
-    let sql = policy_sql(access, stored);
-    let plan = state
-        .create_logical_plan(&accept_session_function_parens(&sql))
-        .await?;
-    finish_policy_plan(plan, access, stored)
+    plan_policy_sql(&state, access, stored).await
 }
 
-/// The stored column names of a table, in order.
+/// The policy columns of a table (columns, and nested fields by dotted
+/// path): the names its access is resolved for.
 pub(crate) fn stored_columns(table: &dyn TableProvider) -> Vec<String> {
-    table
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect()
-}
-
-/// The policy plan of `access` as SQL over the stored table (of schema
-/// `stored`): one projection computing every visible column (masks and cell
-/// rules read stored values only), over the union of the grants' row
-/// filters and every restriction. A built-in mask that does not fit its
-/// column's type (a tag mask reaching a column of another type, or a
-/// column whose type changed under its mask) shows NULL: a mask never
-/// falls back to the raw value.
-fn policy_sql(access: &EffectiveAccess, stored: &SchemaRef) -> String {
-    let table = &access.table;
-    let predicate = |sql: &str| format!("({sql})");
-    let value_sql = |column: &str, value: &CellValue| match value {
-        CellValue::Raw => quote_ident(column),
-        CellValue::Masked(mask) => {
-            let fits = stored
-                .field_with_name(column)
-                .is_ok_and(|field| check_builtin_fits(&mask.kind, field.data_type()).is_ok());
-            if fits {
-                mask_sql(&mask.kind, column)
-            } else {
-                "NULL".to_string()
-            }
-        }
-    };
-    let mut select = Vec::with_capacity(access.columns.len());
-    for column in &access.columns {
-        let expr = match column.uniform_value(&access.row_filter) {
-            Some(value) => value_sql(&column.name, value),
-            None => {
-                let mut case = String::from("CASE");
-                for branch in &column.branches {
-                    let when = branch
-                        .when
-                        .as_ref()
-                        .map(|p| predicate(&p.sql))
-                        .unwrap_or_else(|| "TRUE".to_string());
-                    case.push_str(&format!(
-                        " WHEN {when} THEN {}",
-                        value_sql(&column.name, &branch.value)
-                    ));
-                }
-                case.push_str(" ELSE NULL END");
-                case
-            }
-        };
-        select.push(format!("{expr} AS {}", quote_ident(&column.name)));
-    }
-    if select.is_empty() {
-        // A grant that exposes no column still admits rows (count(*) works).
-        select.push("1 AS \"__lakegate_no_columns\"".to_string());
-    }
-    let mut sql = format!(
-        "SELECT {} FROM {}.{}",
-        select.join(", "),
-        quote_ident(&table.database),
-        quote_ident(&table.table)
-    );
-    let mut conditions = Vec::new();
-    if let RowFilter::AnyOf(predicates) = &access.row_filter {
-        let union: Vec<String> = predicates.iter().map(|p| predicate(&p.sql)).collect();
-        conditions.push(format!("({})", union.join(" OR ")));
-    }
-    conditions.extend(access.restrictions.iter().map(|p| predicate(&p.sql)));
-    if !conditions.is_empty() {
-        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
-    }
-    sql
-}
-
-/// Casts each column of a planned policy SQL back to the stored type (masks
-/// keep the column's type) and labels masked columns with `lakegate.mask`.
-fn finish_policy_plan(
-    plan: LogicalPlan,
-    access: &EffectiveAccess,
-    stored: &SchemaRef,
-) -> Result<LogicalPlan> {
-    let planned = Arc::clone(plan.schema());
-    let mut exprs = Vec::with_capacity(access.columns.len());
-    for column in &access.columns {
-        let (_, planned_field) = planned.qualified_field_with_unqualified_name(&column.name)?;
-        let stored_type = stored.field_with_name(&column.name)?.data_type().clone();
-        let mut expr = Expr::Column(Column::new_unqualified(&column.name));
-        if planned_field.data_type() != &stored_type {
-            expr = cast(expr, stored_type);
-        }
-        let metadata = column
-            .mask_label(&access.row_filter)
-            .map(|label| HashMap::from([(MASK_METADATA_KEY.to_string(), label)]));
-        expr = match metadata {
-            Some(metadata) => expr.alias_with_metadata(&column.name, Some(metadata.into())),
-            None => expr.alias(&column.name),
-        };
-        exprs.push(expr);
-    }
-    if exprs.is_empty() {
-        return Ok(plan);
-    }
-    LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    crate::policy_projection::policy_columns(&table.schema())
 }

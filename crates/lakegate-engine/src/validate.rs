@@ -19,6 +19,7 @@ use crate::sql_text::{
     tables_named_in_expression,
 };
 use crate::table_cache::CheckOnly;
+use lakegate_catalog::{NestedKind, PolicyTree};
 
 /// The user name policies are planned for while checking a catalog.
 const CHECK_USER: &str = "lakegate-check";
@@ -125,11 +126,30 @@ pub(crate) async fn validate_policies(lake: &Lake, checked: Option<&Lake>) -> Ve
                 Err(e) => error(format!("row_filter is invalid: {e}")),
             }
         }
+        let tree = PolicyTree::of(&schema);
         for (column, mask) in &grant.masks {
-            let Ok(field) = schema.field_with_name(column) else {
+            let Some(node) = tree.find(column) else {
                 continue; // reported by the catalog loader
             };
-            let column_type = field.data_type();
+            if !matches!(node.kind, NestedKind::Leaf) {
+                // A mask on a struct masks each field beneath it.
+                let unfit = match &mask.kind {
+                    MaskKind::Custom { .. } => Some(
+                        "is a custom mask: it can mask one column or field, not a struct"
+                            .to_string(),
+                    ),
+                    builtin => node.leaves().iter().find_map(|leaf| {
+                        check_builtin_fits(builtin, leaf.field.data_type())
+                            .err()
+                            .map(|e| format!("does not fit its field '{}': it {e}", leaf.path))
+                    }),
+                };
+                if let Some(e) = unfit {
+                    error(format!("mask '{}' on struct '{column}' {e}", mask.name));
+                }
+                continue;
+            }
+            let column_type = node.field.data_type();
             let fits = match &mask.kind {
                 MaskKind::Custom { sql } => match expression_type(&state, name, sql).await {
                     Ok(t) if &t == column_type || t == DataType::Null => Ok(()),

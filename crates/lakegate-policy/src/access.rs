@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{ColumnMask, ColumnSelection, Grant, Privilege, Resource, TableName};
+use crate::model::{
+    ColumnMask, ColumnSelection, Grant, Privilege, Resource, TableName, nearest_entry, path_reaches,
+};
 use crate::tag_policy::{TagMask, TagRowFilter};
 use crate::tags::Tags;
 
@@ -201,13 +203,29 @@ pub struct TaggedTable<'a> {
 }
 
 impl TaggedTable<'_> {
-    /// Whether `column`'s effective tags match `expr`.
-    fn column_matches(&self, column: &str, expr: &crate::tags::TagExpr) -> bool {
-        let own = self.column_tags.and_then(|columns| columns.get(column));
+    /// Whether the effective tags of `column` (one of the table's
+    /// `policy_columns`) match `expr`: per key, its own tag, else that of
+    /// the nearest struct holding it that sets the key, else the table's.
+    fn column_matches(
+        &self,
+        column: &str,
+        policy_columns: &[String],
+        expr: &crate::tags::TagExpr,
+    ) -> bool {
+        let own_tags = |path: &str| self.column_tags.and_then(|columns| columns.get(path));
         expr.matches_with(&|key| {
-            own.and_then(|tags| tags.get(key))
-                .or_else(|| self.table_tags.get(key))
-                .map(String::as_str)
+            let mut path = column;
+            loop {
+                if path_reaches(path, column, policy_columns)
+                    && let Some(value) = own_tags(path).and_then(|tags| tags.get(key))
+                {
+                    return Some(value.as_str());
+                }
+                match path.rsplit_once('.') {
+                    Some((parent, _)) => path = parent,
+                    None => return self.table_tags.get(key).map(String::as_str),
+                }
+            }
         })
     }
 
@@ -220,7 +238,7 @@ impl TaggedTable<'_> {
         };
         let matching: Vec<String> = columns
             .iter()
-            .filter(|column| self.column_matches(column, expr))
+            .filter(|column| self.column_matches(column, columns, expr))
             .cloned()
             .collect();
         if matching.is_empty() {
@@ -279,7 +297,12 @@ impl EffectiveAccess {
             if !table_matches(&filter.tagged) {
                 continue;
             }
-            if !filter.columns.iter().all(|c| table_columns.contains(c)) {
+            let has = |read: &String| {
+                table_columns
+                    .iter()
+                    .any(|c| path_reaches(read, c, table_columns))
+            };
+            if !filter.columns.iter().all(has) {
                 return None;
             }
             access.restrictions.push(PolicyPredicate {
@@ -289,11 +312,9 @@ impl EffectiveAccess {
             access.grants.push(filter.name.clone());
         }
         for column in &mut access.columns {
-            let Some(mask) = tags
-                .masks
-                .iter()
-                .find(|m| m.role == role && tags.column_matches(&column.name, &m.tagged))
-            else {
+            let Some(mask) = tags.masks.iter().find(|m| {
+                m.role == role && tags.column_matches(&column.name, table_columns, &m.tagged)
+            }) else {
                 continue;
             };
             let mut masked = false;
@@ -348,10 +369,10 @@ impl EffectiveAccess {
             .filter_map(|column| {
                 let mut exposing: Vec<(&Grant, CellValue)> = shaping
                     .iter()
-                    .filter(|g| g.columns.admits(column))
+                    .filter(|g| g.columns.admits(column, table_columns))
                     .map(|g| {
-                        let value = match g.masks.get(column) {
-                            Some(mask) => CellValue::Masked(mask.clone()),
+                        let value = match nearest_entry(&g.masks, column, table_columns) {
+                            Some((_, mask)) => CellValue::Masked(mask.clone()),
                             None => CellValue::Raw,
                         };
                         (*g, value)

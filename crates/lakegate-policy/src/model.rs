@@ -161,12 +161,19 @@ pub enum ColumnSelection {
 }
 
 impl ColumnSelection {
-    /// Whether `column` is exposed by this selection.
-    pub fn admits(&self, column: &str) -> bool {
+    /// Whether `column`, one of a table's `policy_columns` (a column, or a
+    /// nested field's dotted path), is exposed by this selection: a named
+    /// struct reaches every field beneath it.
+    pub fn admits(&self, column: &str, policy_columns: &[String]) -> bool {
+        let named = |columns: &[String]| {
+            columns
+                .iter()
+                .any(|entry| path_reaches(entry, column, policy_columns))
+        };
         match self {
             Self::All => true,
-            Self::Include(columns) => columns.iter().any(|c| c == column),
-            Self::Exclude(columns) => !columns.iter().any(|c| c == column),
+            Self::Include(columns) => named(columns),
+            Self::Exclude(columns) => !named(columns),
         }
     }
 
@@ -177,6 +184,43 @@ impl ColumnSelection {
             Self::Include(columns) | Self::Exclude(columns) => columns,
         }
     }
+}
+
+/// Whether a policy entry naming `entry` (a column, a nested field or a
+/// struct) reaches `column`, one of a table's `policy_columns`: it names it,
+/// or names a struct holding it. A policy column never holds another (a
+/// flat column named `a.b` is not beneath a column `a`).
+pub fn path_reaches(entry: &str, column: &str, policy_columns: &[String]) -> bool {
+    if column == entry {
+        return true;
+    }
+    column
+        .strip_prefix(entry)
+        .is_some_and(|rest| rest.starts_with('.'))
+        && !policy_columns.iter().any(|c| c == entry)
+}
+
+/// The entry of `by_path` (masks or tags by column) governing `column`,
+/// one of a table's `policy_columns`: its own, else that of the nearest
+/// struct holding it.
+pub fn nearest_entry<'a, V>(
+    by_path: &'a BTreeMap<String, V>,
+    column: &str,
+    policy_columns: &[String],
+) -> Option<(&'a String, &'a V)> {
+    if let Some(own) = by_path.get_key_value(column) {
+        return Some(own);
+    }
+    let mut path = column;
+    while let Some((parent, _)) = path.rsplit_once('.') {
+        if let Some(entry) = by_path.get_key_value(parent)
+            && path_reaches(parent, column, policy_columns)
+        {
+            return Some(entry);
+        }
+        path = parent;
+    }
+    None
 }
 
 /// How a mask computes the value a role sees from the stored value.

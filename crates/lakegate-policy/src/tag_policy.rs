@@ -44,16 +44,27 @@ impl Tagging {
         }
     }
 
-    /// The tags `column` of `table` carries, given the table's own
-    /// effective tags (from [`Tagging::table_tags`]).
+    /// The tags `column` of `table` (a column or a nested field's dotted
+    /// path) carries, given the table's own effective tags (from
+    /// [`Tagging::table_tags`]): the table's, overridden by each struct
+    /// holding the field, outermost first, then by its own.
     pub fn column_tags(&self, table: &TableName, column: &str, table_tags: &Tags) -> Tags {
-        match self
-            .columns
-            .get(table)
-            .and_then(|columns| columns.get(column))
-        {
-            Some(own) => inherit(table_tags, own),
-            None => table_tags.clone(),
+        let Some(columns) = self.columns.get(table) else {
+            return table_tags.clone();
+        };
+        let mut tags = table_tags.clone();
+        let mut end = 0;
+        loop {
+            end = column[end..]
+                .find('.')
+                .map_or(column.len(), |dot| end + dot);
+            if let Some(own) = columns.get(&column[..end]) {
+                tags = inherit(&tags, own);
+            }
+            if end == column.len() {
+                return tags;
+            }
+            end += 1;
         }
     }
 

@@ -85,6 +85,62 @@ fn include_and_exclude_lists() {
 }
 
 #[test]
+fn nested_fields_are_governed_by_path_and_by_the_structs_holding_them() {
+    // Policy columns: a flat `id`, the leaves of struct `customer`, and a
+    // flat column whose name has a dot (not beneath a column `a`).
+    let cols = columns(&[
+        "id",
+        "customer.name",
+        "customer.email",
+        "customer.address.city",
+        "a",
+        "a.b",
+    ]);
+    let visible = |selection: ColumnSelection| {
+        let mut g = grant("g", "r", "shop.orders");
+        g.columns = selection;
+        let access = EffectiveAccess::resolve("r", &orders(), &cols, [&g]).unwrap();
+        access
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        visible(ColumnSelection::Include(columns(&[
+            "customer.address",
+            "a"
+        ]))),
+        ["customer.address.city", "a"]
+    );
+    assert_eq!(
+        visible(ColumnSelection::Exclude(columns(&["customer.email", "a"]))),
+        ["id", "customer.name", "customer.address.city", "a.b"]
+    );
+    assert_eq!(
+        visible(ColumnSelection::Include(columns(&["customer"]))),
+        ["customer.name", "customer.email", "customer.address.city"]
+    );
+
+    // A mask on a struct masks every field beneath it; a field's own mask
+    // wins over its struct's.
+    let mut g = grant("g", "r", "shop.orders");
+    g.masks
+        .insert("customer".into(), ColumnMask::builtin("nullify").unwrap());
+    g.masks.insert(
+        "customer.email".into(),
+        ColumnMask::builtin("hash").unwrap(),
+    );
+    let access = EffectiveAccess::resolve("r", &orders(), &cols, [&g]).unwrap();
+    let mask_of = |name: &str| access.column(name).unwrap().mask_label(&access.row_filter);
+    assert_eq!(mask_of("customer.name").as_deref(), Some("nullify"));
+    assert_eq!(mask_of("customer.address.city").as_deref(), Some("nullify"));
+    assert_eq!(mask_of("customer.email").as_deref(), Some("hash"));
+    assert_eq!(mask_of("id"), None);
+    assert_eq!(mask_of("a.b"), None);
+}
+
+#[test]
 fn describe_only_grant_sees_columns_but_cannot_select() {
     let mut g = grant("g", "r", "shop.orders");
     g.privileges = vec![Privilege::Describe];

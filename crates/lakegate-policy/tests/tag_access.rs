@@ -121,6 +121,41 @@ fn a_tagged_grant_exposes_the_columns_whose_tags_match() {
 }
 
 #[test]
+fn nested_fields_inherit_the_tags_of_the_structs_holding_them() {
+    // Struct `s` tagged a = y, its field `s.f` tagged b = x; `s.g.h`
+    // inherits a = y from `s`; `t` inherits the table's a = x.
+    let mut tags_of = TagPolicy {
+        definitions: definitions(),
+        ..TagPolicy::default()
+    };
+    tags_of.tagging.tables.insert(table(), tags(&[("a", "x")]));
+    let own = tags_of.tagging.columns.entry(table()).or_default();
+    own.insert("s".into(), tags(&[("a", "y")]));
+    own.insert("s.f".into(), tags(&[("b", "x")]));
+    let leaves: Vec<String> = ["s.f", "s.g.h", "t"].map(String::from).to_vec();
+    let visible = |text: &str| {
+        policy(vec![tagged_grant("g", text)], tags_of.clone())
+            .effective_access("r", &table(), &leaves)
+            .map(|access| {
+                access
+                    .columns
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+            })
+    };
+    assert_eq!(visible("a = 'y'").unwrap(), ["s.f", "s.g.h"]);
+    assert_eq!(visible("a = 'y' AND b = 'x'").unwrap(), ["s.f"]);
+    assert_eq!(visible("a = 'x'").unwrap(), ["t"]);
+    assert_eq!(
+        tags_of
+            .tagging
+            .column_tags(&table(), "s.f", &tags(&[("a", "x")])),
+        tags(&[("a", "y"), ("b", "x")])
+    );
+}
+
+#[test]
 fn tagging_a_table_or_column_changes_access_at_once() {
     let untagged = TagPolicy {
         definitions: definitions(),

@@ -4,7 +4,7 @@ use std::fmt;
 
 use lakegate_policy::TableName;
 
-use super::{AdminStatement, sql_comment, sql_name, sql_names, sql_string, sql_table};
+use super::{AdminStatement, sql_column, sql_comment, sql_name, sql_names, sql_string, sql_table};
 
 /// What tags are set on or unset from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl fmt::Display for TagTarget {
                 f,
                 "TABLE {} ALTER COLUMN {}",
                 sql_table(table),
-                sql_name(column)
+                sql_column(column)
             ),
         }
     }
