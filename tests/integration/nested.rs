@@ -586,7 +586,7 @@ async fn every_flight_read_path_serves_the_roles_nested_view() {
         .await
         .unwrap();
     assert_eq!(
-        customer_fields(&prepared.dataset_schema().unwrap()),
+        customer_fields(prepared.dataset_schema().unwrap()),
         ["name", "address"]
     );
     let info = prepared.execute().await.unwrap();

@@ -5,6 +5,7 @@ PostgreSQL store two servers share, revocation in force on the other server
 within a second, for tickets already issued, and under 16 concurrent
 clients."""
 
+import hashlib
 import os
 import re
 import secrets
@@ -311,6 +312,72 @@ def test_a_grantor_passes_on_only_what_it_holds(steward_store):
     # REVOKE GRANT by a holder of grant option on the table.
     execute(address, ["REVOKE GRANT sales_from_sam"], user=sam)
     assert not any(g["name"] == "sales_from_sam" for g in execute(address, ["SHOW GRANTS"])[0])
+
+
+def write_people(directory):
+    """`people`: id, customer {name, email, address {city}}, orders [{item, price}]."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True)
+    table = pa.table({
+        "id": [1, 2],
+        "customer": [
+            {"name": "ann", "email": "ann@example.com", "address": {"city": "Oslo"}},
+            {"name": "bob", "email": "bob@example.com", "address": {"city": "Lima"}},
+        ],
+        "orders": [[{"item": "pen", "price": 1.5}], []],
+    })
+    pq.write_table(table, directory / "part-0.parquet")
+
+
+def test_nested_fields_are_granted_masked_tagged_and_passed_on_by_sql(steward_store):
+    address, url, tmp_path = steward_store
+    sam = ("sam", "sam-secret-pass")
+    write_people(tmp_path / "crm" / "people")
+    execute(address, [
+        f"CREATE LOCATION crm_lake URL 'file://{tmp_path / 'crm'}/'",
+        "CREATE DATABASE crm",
+        f"CREATE EXTERNAL TABLE crm.people STORED AS PARQUET LOCATION 'file://{tmp_path / 'crm' / 'people'}/'",
+        "GRANT SELECT ON TABLE crm.people TO ROLE steward "
+        "COLUMNS (id, customer.name, customer.email, orders) MASK customer.email USING hash "
+        "AS steward_people WITH GRANT OPTION",
+        "CREATE TAG nested_pii VALUES ('item')",
+        "ALTER TABLE crm.people ALTER COLUMN orders.item SET TAGS (nested_pii = 'item')",
+        "MASK COLUMNS TAGGED nested_pii = 'item' USING redact FOR ROLE steward AS steward_items",
+    ])
+    with connect(address, *sam) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT * FROM crm.people ORDER BY id")
+        seen = cursor.fetch_arrow_table()
+    assert [f.name for f in seen.schema.field("customer").type] == ["name", "email"]
+    assert seen.to_pylist()[0] == {
+        "id": 1,
+        "customer": {"name": "ann", "email": hashlib.sha256(b"ann@example.com").hexdigest()},
+        "orders": [{"item": "REDACTED", "price": 1.5}],
+    }
+    # A hidden field answers as a hidden column does.
+    message = refused(address, "SELECT customer['address'] FROM crm.people", user=sam)
+    assert "No field named address" in message, message
+    [effective] = [execute(address, ["SHOW EFFECTIVE ACCESS FOR ROLE steward ON TABLE crm.people"])[0]]
+    rules = {row["column"]: row["access"] for row in effective}
+    assert rules["customer.email"] == "masked: hash" and rules["orders.item"] == "masked: redact", rules
+    assert rules["customer.address.city"] == "hidden", rules
+
+    # Passed on: never more fields than held, never unmasked.
+    before = export(url, tmp_path / "before")
+    message = refused(address, "GRANT SELECT ON TABLE crm.people TO ROLE sales COLUMNS (customer)", user=sam)
+    assert "customer.address.city" in message and "grant option" in message, message
+    message = refused(address, "GRANT SELECT ON TABLE crm.people TO ROLE sales "
+                               "COLUMNS (customer.email) MASK customer.email USING redact", user=sam)
+    assert "masked" in message, message
+    assert export(url, tmp_path / "after") == before
+    execute(address, ["GRANT SELECT ON TABLE crm.people TO ROLE sales "
+                      "COLUMNS (id, customer.email) AS sales_from_sam"], user=sam)
+    grants = execute(address, ["SHOW GRANTS TO ROLE sales"])[0]
+    assert next(g for g in grants if g["name"] == "sales_from_sam")["masks"] == "customer.email: hash"
+    tina = query(address, "tina", "SELECT customer FROM crm.people ORDER BY id", role="sales").to_pylist()
+    assert tina[1] == {"customer": {"email": hashlib.sha256(b"bob@example.com").hexdigest()}}
 
 
 def test_refusals_change_nothing_and_say_why(steward_store):
