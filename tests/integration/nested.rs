@@ -639,3 +639,108 @@ fn signed<T>(message: T, role: &str) -> tonic::Request<T> {
     metadata.insert(lakegate_flight::ROLE_HEADER, role.parse().unwrap());
     request
 }
+
+/// A `people` file whose struct `customer` holds `name` (field id 11) and
+/// the e-mail (field id 12) under `email_name`.
+fn write_customers_with_field_ids(lake: &Path, email_name: &str) {
+    use std::collections::HashMap;
+    let with_id = |field: Field, id: i32| {
+        field.with_metadata(HashMap::from([(
+            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_string(),
+            id.to_string(),
+        )]))
+    };
+    let fields = Fields::from(vec![
+        with_id(Field::new("name", DataType::Utf8, true), 11),
+        with_id(Field::new(email_name, DataType::Utf8, true), 12),
+    ]);
+    let customers = StructArray::new(
+        fields.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["ann", "bob"])) as ArrayRef,
+            Arc::new(StringArray::from(vec![HIDDEN_EMAIL, "bob@example.com"])),
+        ],
+        None,
+    );
+    let schema = Schema::new(vec![
+        with_id(Field::new("id", DataType::Int64, false), 1),
+        with_id(Field::new("customer", DataType::Struct(fields), true), 10),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(customers)],
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(lake.join("people"));
+    common::write_parquet(lake, "people", &batch);
+}
+
+#[tokio::test]
+async fn a_renamed_nested_field_keeps_its_tags_by_field_id() {
+    let lake = tempfile::tempdir().unwrap();
+    write_customers_with_field_ids(lake.path(), "email");
+    let catalog = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[[storage]]
+name = "lake"
+url = "{lake}"
+
+[[tag]]
+key = "pii"
+values = ["email"]
+
+[[database]]
+name = "crm"
+
+[[table]]
+database = "crm"
+name = "people"
+storage = "lake"
+path = "people/"
+column_tags = {{ "customer.email" = {{ pii = "email" }} }}
+column_ids = {{ "customer.email" = 12 }}
+
+[[role]]
+name = "r"
+
+[[user]]
+name = "u"
+may_assume = ["r"]
+default_role = "r"
+
+[[grant]]
+name = "people"
+role = "r"
+on = "crm.people"
+privileges = ["select"]
+
+[[tag_mask]]
+name = "emails_hashed"
+role = "r"
+tagged = "pii = 'email'"
+mask = "hash"
+"#,
+        lake = lake.path().display()
+    );
+    std::fs::write(catalog.path().join("catalog.toml"), toml).unwrap();
+    let engine = common::engine_for(catalog.path(), lake.path()).await;
+    let before = rows(
+        &engine,
+        "r",
+        "SELECT customer['email'] FROM crm.people ORDER BY id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(before[0][0], sha256_hex(HIDDEN_EMAIL));
+
+    // The files now call field 12 `contact`: its tag, and so its mask,
+    // follow it.
+    write_customers_with_field_ids(lake.path(), "contact");
+    let engine = common::engine_for(catalog.path(), lake.path()).await;
+    let after = rows(&engine, "r", "SELECT customer FROM crm.people ORDER BY id")
+        .await
+        .unwrap();
+    assert!(!format!("{after:?}").contains(HIDDEN_EMAIL), "{after:?}");
+    assert!(after[0][0].contains(&sha256_hex(HIDDEN_EMAIL)), "{after:?}");
+}
