@@ -465,7 +465,7 @@ fn privilege_values(names: &[String]) -> Result<Vec<i32>, String> {
             api::Privilege::from_str_name(&name.trim().to_ascii_uppercase())
                 .filter(|p| *p != api::Privilege::Unspecified)
                 .map(|p| p as i32)
-                .ok_or_else(|| format!("unknown privilege '{name}' (select, describe, administer)"))
+                .ok_or_else(|| format!("unknown privilege '{name}' (select, describe, insert, create_table, administer, assign)"))
         })
         .collect()
 }

@@ -229,7 +229,7 @@ pub struct PrincipalArgs {
 pub enum AdminCommand {
     /// GRANT privileges ON ... TO ROLE role [...].
     Grant {
-        /// select, describe, administer, assign (comma-separated).
+        /// select, describe, insert, create_table, administer, assign (comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
         privileges: Vec<String>,
         #[command(flatten)]
@@ -262,7 +262,7 @@ pub enum AdminCommand {
     },
     /// REVOKE privileges ON ... FROM ROLE role.
     Revoke {
-        /// select, describe, administer (comma-separated).
+        /// select, describe, insert, create_table, administer, assign (comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
         privileges: Vec<String>,
         #[command(flatten)]

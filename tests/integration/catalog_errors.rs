@@ -365,3 +365,119 @@ row_filter = "regoin = 'EU'"
     assert_reported(&errors, "extra.toml", "grant 'misspelt'", "regoin");
     assert_eq!(errors.0.len(), 2, "nothing else, nothing twice:\n{errors}");
 }
+
+#[tokio::test]
+async fn write_grants_load_and_misplaced_ones_are_reported() {
+    let writes = r#"
+[[grant]]
+name = "orders_writes"
+role = "analyst"
+on = "shop.orders"
+privileges = ["insert"]
+include_columns = ["a"]
+row_filter = "a > 0"
+
+[[grant]]
+name = "shop_tables"
+role = "analyst"
+on = "shop.*"
+privileges = ["create_table"]
+"#;
+    let engine = load_edited("grants.toml", append(writes)).await.unwrap();
+    let snapshot = engine.snapshot();
+    let policy = &snapshot.catalog().policy;
+    let orders = lakegate_policy::TableName::new("shop", "orders");
+    let columns = snapshot.catalog().tables[&orders].policy_columns();
+    let access = policy.write_access("analyst", &orders, &columns).unwrap();
+    assert_eq!(access.grant_names(), ["orders_writes"]);
+    assert_eq!(access.grants[0].columns, ["a"]);
+    assert!(policy.may_create_table("analyst", "shop"));
+    assert!(!policy.may_create_table("analyst", "hr"));
+    // Writes are refused, each naming the privilege and whether it is held.
+    let mut session = engine.session("ann", Some("analyst")).unwrap();
+    for (sql, expected) in [
+        (
+            "INSERT INTO shop.orders (a) VALUES (1)",
+            "role 'analyst' holds INSERT on table 'shop.orders' (grant orders_writes), but \
+             Lakegate does not run writes yet",
+        ),
+        (
+            "CREATE TABLE shop.copy AS SELECT 1",
+            "role 'analyst' holds CREATE_TABLE on database 'shop', but",
+        ),
+        (
+            "INSERT INTO shop.customers VALUES (1)",
+            "table 'shop.customers' does not exist or role 'analyst' may not insert into it: \
+             that needs INSERT on it",
+        ),
+        (
+            "CREATE TABLE hr.copy AS SELECT 1",
+            "database 'hr' does not exist or role 'analyst' may not create tables in it",
+        ),
+    ] {
+        let error = match session.execute(sql).await {
+            Ok(_) => panic!("{sql} ran"),
+            Err(error) => error,
+        };
+        assert_eq!(
+            error.code(),
+            lakegate_engine::ErrorCode::PermissionDenied,
+            "{sql}"
+        );
+        assert!(error.to_string().starts_with(expected), "{sql}: {error}");
+    }
+
+    let errors = load_edited(
+        "grants.toml",
+        append(
+            r#"
+[[grant]]
+name = "create_on_a_table"
+role = "analyst"
+on = "shop.orders"
+privileges = ["create_table"]
+
+[[grant]]
+name = "write_typo"
+role = "nobody"
+on = "shop.orders"
+privileges = ["write"]
+"#,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'create_on_a_table'",
+        "create_table is granted on a database",
+    );
+    assert_reported(
+        &errors,
+        "grants.toml",
+        "grant 'write_typo'",
+        "expected select, describe, insert, create_table",
+    );
+    let check = load_edited(
+        "grants.toml",
+        append(
+            r#"
+[[grant]]
+name = "check_not_boolean"
+role = "nobody"
+on = "shop.orders"
+privileges = ["insert"]
+row_filter = "a + 1"
+"#,
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_reported(
+        &check,
+        "grants.toml",
+        "grant 'check_not_boolean'",
+        "not a boolean expression",
+    );
+}

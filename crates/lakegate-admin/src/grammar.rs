@@ -357,14 +357,25 @@ impl Grammar<'_, '_> {
         })
     }
 
-    /// `SELECT`, `DESCRIBE`, `ADMINISTER`, `ALL`, comma-separated.
+    /// `SELECT`, `DESCRIBE`, `INSERT`, `CREATE_TABLE`, `ADMINISTER`,
+    /// `ASSIGN`, `ALL` (`SELECT, DESCRIBE`), comma-separated.
     fn privileges(&mut self) -> Result<Vec<Privilege>, AdminError> {
         let mut privileges = Vec::new();
         loop {
-            match self.expect_one_of(&["SELECT", "DESCRIBE", "ADMINISTER", "ASSIGN", "ALL"])? {
+            match self.expect_one_of(&[
+                "SELECT",
+                "DESCRIBE",
+                "INSERT",
+                "CREATE_TABLE",
+                "ADMINISTER",
+                "ASSIGN",
+                "ALL",
+            ])? {
                 "SELECT" => privileges.push(Privilege::Select),
                 "ASSIGN" => privileges.push(Privilege::Assign),
                 "DESCRIBE" => privileges.push(Privilege::Describe),
+                "INSERT" => privileges.push(Privilege::Insert),
+                "CREATE_TABLE" => privileges.push(Privilege::CreateTable),
                 "ADMINISTER" => privileges.push(Privilege::Administer),
                 _ => {
                     self.word("PRIVILEGES");

@@ -40,7 +40,8 @@ pub(crate) fn validate_grant(
                 file,
                 &label(),
                 format!(
-                    "unknown privilege '{text}' (expected select, describe, administer or assign)"
+                    "unknown privilege '{text}' (expected select, describe, insert, create_table, \
+                     administer or assign)"
                 ),
             ),
         }
@@ -49,7 +50,8 @@ pub(crate) fn validate_grant(
         findings.error(
             file,
             &label(),
-            "privileges must name at least one of select, describe, administer",
+            "privileges must name at least one of select, describe, insert, create_table, \
+             administer, assign",
         );
     }
     let resource = match (&entry.tagged, Resource::parse(&entry.on)) {

@@ -14,7 +14,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
 use lakegate_catalog::Catalog;
-use lakegate_policy::{EffectiveAccess, TableName};
+use lakegate_policy::{EffectiveAccess, TableName, WriteAccess};
 
 use crate::cache::BoundedCache;
 use crate::functions::session_functions;
@@ -141,6 +141,13 @@ impl Lake {
     pub(crate) fn access_of(&self, role: &str, name: &TableName) -> Option<EffectiveAccess> {
         let columns = stored_columns(self.raw_table(name)?.as_ref());
         self.catalog.policy.effective_access(role, name, &columns)
+    }
+
+    /// What `role` may append to the stored table `name`. `None`: nothing,
+    /// or no such table.
+    pub(crate) fn write_access_of(&self, role: &str, name: &TableName) -> Option<WriteAccess> {
+        let columns = stored_columns(self.raw_table(name)?.as_ref());
+        self.catalog.policy.write_access(role, name, &columns)
     }
 
     /// Whether `role` may describe the stored table `name`: the decision of

@@ -50,6 +50,7 @@ mod system_tables;
 mod table_cache;
 mod validate;
 mod wire;
+mod write_refusals;
 
 pub use barrier::PolicyBarrierExec;
 pub use engine::{

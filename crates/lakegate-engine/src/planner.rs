@@ -37,6 +37,7 @@ use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readab
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::secured_table::reads_clock;
 use crate::wire::client_schema;
+use crate::write_refusals::write_refusal;
 
 /// The default schema while a session has no current database: a name no
 /// database can have (database names cannot contain '.'), so unqualified
@@ -190,7 +191,16 @@ impl Planner {
         {
             return Ok(Planned::Query(Box::new(QueryPlan { logical, key })));
         }
-        let statement = match admit(parse_one(sql, self.max_statement_bytes)?)? {
+        let statement = parse_one(sql, self.max_statement_bytes)?;
+        if let Some(refusal) = write_refusal(
+            &statement,
+            &self.lake,
+            self.role(),
+            self.current_database.as_deref(),
+        ) {
+            return Err(refusal);
+        }
+        let statement = match admit(statement)? {
             Admitted::Plan(statement) => statement,
             Admitted::Session(other) => return Ok(Planned::Other(other)),
         };

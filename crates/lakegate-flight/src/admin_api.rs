@@ -565,6 +565,8 @@ fn privilege_message(privilege: Privilege) -> api::Privilege {
         Privilege::Describe => api::Privilege::Describe,
         Privilege::Administer => api::Privilege::Administer,
         Privilege::Assign => api::Privilege::Assign,
+        Privilege::Insert => api::Privilege::Insert,
+        Privilege::CreateTable => api::Privilege::CreateTable,
     }
 }
 
@@ -579,6 +581,8 @@ fn privileges(values: &[i32]) -> CallResult<Vec<Privilege>> {
             Ok(api::Privilege::Describe) => Ok(Privilege::Describe),
             Ok(api::Privilege::Administer) => Ok(Privilege::Administer),
             Ok(api::Privilege::Assign) => Ok(Privilege::Assign),
+            Ok(api::Privilege::Insert) => Ok(Privilege::Insert),
+            Ok(api::Privilege::CreateTable) => Ok(Privilege::CreateTable),
             _ => Err(invalid(format!("unknown privilege {value}"))),
         })
         .collect::<CallResult<Vec<_>>>()?;

@@ -50,6 +50,7 @@ mod policy_set;
 mod tag_policy;
 mod tag_syntax;
 mod tags;
+mod write_access;
 
 pub use access::{
     CellBranch, CellValue, EffectiveAccess, PolicyPredicate, RowFilter, TaggedTable, VisibleColumn,
@@ -64,3 +65,4 @@ pub use tag_policy::{
 };
 pub use tag_syntax::{MAX_TAG_EXPR_BYTES, TagSyntaxError};
 pub use tags::{TagDefinition, TagError, TagExpr, Tags, check_tags, inherit};
+pub use write_access::{WriteAccess, WriteGrant};

@@ -111,7 +111,11 @@ impl fmt::Display for Resource {
 /// locations, databases, tables, roles, users and groups, and granting
 /// roles to principals. `Assign` (on a tag key only) is a data steward's:
 /// setting and unsetting that key on databases, tables and columns.
-/// Neither implies access to data.
+/// Neither implies access to data. `Insert` (on tables, `db.*` or `*`) is
+/// the right to append rows, each of which must pass the grant's row
+/// filter (a check) and leave the columns outside its column list NULL;
+/// `CreateTable` (on `db.*` or `*`) the right to create tables there. Write
+/// privileges imply no read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Privilege {
     /// See that the table exists and which columns it has.
@@ -122,19 +126,29 @@ pub enum Privilege {
     Administer,
     /// Assign one tag key (see above).
     Assign,
+    /// Append rows (see above).
+    Insert,
+    /// Create tables in a database (see above).
+    CreateTable,
 }
 
 impl Privilege {
-    /// Parses the catalog spelling (`select`, `describe`, `administer`,
-    /// `assign`, case-insensitive).
+    /// Every privilege, in the order they are listed.
+    pub const ALL: [Privilege; 6] = [
+        Self::Select,
+        Self::Describe,
+        Self::Insert,
+        Self::CreateTable,
+        Self::Administer,
+        Self::Assign,
+    ];
+
+    /// Parses the catalog spelling (`select`, `describe`, `insert`,
+    /// `create_table`, `administer`, `assign`, case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "select" => Some(Self::Select),
-            "describe" => Some(Self::Describe),
-            "administer" => Some(Self::Administer),
-            "assign" => Some(Self::Assign),
-            _ => None,
-        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
     }
 
     /// The catalog spelling.
@@ -144,7 +158,14 @@ impl Privilege {
             Self::Select => "select",
             Self::Administer => "administer",
             Self::Assign => "assign",
+            Self::Insert => "insert",
+            Self::CreateTable => "create_table",
         }
+    }
+
+    /// Whether this is a write privilege (`insert`, `create_table`).
+    pub fn is_write(self) -> bool {
+        matches!(self, Self::Insert | Self::CreateTable)
     }
 }
 

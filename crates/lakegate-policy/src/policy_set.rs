@@ -8,6 +8,7 @@ use crate::access::{EffectiveAccess, TaggedTable};
 use crate::model::{Grant, Group, Principal, Privilege, Resource, Role, TableName, User};
 use crate::tag_policy::{TagMask, TagPolicy, TagRowFilter, Tagging};
 use crate::tags::{TagDefinition, TagError, TagExpr, Tags, check_tags};
+use crate::write_access::WriteAccess;
 
 /// Why a runtime role could not be chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,6 +230,10 @@ impl PolicySet {
                         grant.resource
                     ),
                 );
+                continue;
+            }
+            if let Some(message) = write_grant_problem(&grant) {
+                error(subject, message);
                 continue;
             }
             if let Resource::Tagged(expr) = &grant.resource {
@@ -502,6 +507,29 @@ impl PolicySet {
         EffectiveAccess::resolve_tagged(role, table, table_columns, self.grants_of(role), &tagged)
     }
 
+    /// What `role` may append to `table`, whose policy columns are
+    /// `table_columns`. `None`: no insert grant covers it (default deny).
+    pub fn write_access(
+        &self,
+        role: &str,
+        table: &TableName,
+        table_columns: &[String],
+    ) -> Option<WriteAccess> {
+        WriteAccess::resolve(role, table, table_columns, self.grants_of(role))
+    }
+
+    /// Whether `role` may create tables in `database`.
+    pub fn may_create_table(&self, role: &str, database: &str) -> bool {
+        self.grants_of(role).iter().any(|g| {
+            g.confers(Privilege::CreateTable)
+                && match &g.resource {
+                    Resource::AllDatabases => true,
+                    Resource::AllTablesIn(db) => db == database,
+                    _ => false,
+                }
+        })
+    }
+
     /// Whether `role` holds a grant on a tag expression, a tag mask or a
     /// tag row filter (its access then depends on tags).
     pub fn has_tag_policies(&self, role: &str) -> bool {
@@ -587,4 +615,38 @@ impl PolicySet {
             .iter()
             .any(|g| g.resource == Resource::AllDatabases && g.confers(Privilege::Select))
     }
+}
+
+/// Why a grant's write privileges do not fit it, if they do not: `insert`
+/// is granted on tables (one, a database's, or every one) and
+/// `create_table` on databases; masks shape what is read, so a grant
+/// conferring no read takes none.
+fn write_grant_problem(grant: &Grant) -> Option<String> {
+    let tables = matches!(
+        grant.resource,
+        Resource::Table(_) | Resource::AllTablesIn(_) | Resource::AllDatabases
+    );
+    let databases = matches!(
+        grant.resource,
+        Resource::AllTablesIn(_) | Resource::AllDatabases
+    );
+    if grant.privileges.contains(&Privilege::Insert) && !tables {
+        return Some(format!(
+            "insert is granted on a table, a database ('db.*') or the catalog ('*'), not on {}",
+            grant.resource
+        ));
+    }
+    if grant.privileges.contains(&Privilege::CreateTable) && !databases {
+        return Some(format!(
+            "create_table is granted on a database ('db.*') or the catalog ('*'), not on {}",
+            grant.resource
+        ));
+    }
+    let reads = grant.confers(Privilege::Describe);
+    if !reads && grant.privileges.iter().any(|p| p.is_write()) && !grant.masks.is_empty() {
+        return Some(
+            "masks do not apply to writes: a grant of write privileges alone takes none".into(),
+        );
+    }
+    None
 }
