@@ -380,6 +380,33 @@ def test_nested_fields_are_granted_masked_tagged_and_passed_on_by_sql(steward_st
     assert tina[1] == {"customer": {"email": hashlib.sha256(b"bob@example.com").hexdigest()}}
 
 
+def test_write_privileges_are_granted_shown_and_named_in_refusals(steward_store):
+    address, url, tmp_path = steward_store
+    tina = ("tina", "tina-pass")
+    execute(address, [
+        "GRANT INSERT ON TABLE tpc.dl_tpc_item TO ROLE electronics COLUMNS (i_item_sk, i_category) "
+        "WHERE i_category = 'Electronics' AS electronics_item_writes",
+        "GRANT CREATE_TABLE ON DATABASE tpc TO ROLE electronics AS electronics_tables",
+    ])
+    grants = {g["name"]: g for g in execute(address, ["SHOW GRANTS TO ROLE electronics"])[0]}
+    assert grants["electronics_item_writes"]["privileges"] == "INSERT"
+    assert grants["electronics_item_writes"]["row_filter"] == "i_category = 'Electronics'"
+    assert grants["electronics_tables"]["privileges"] == "CREATE_TABLE"
+    # Refused for now, saying whether the privilege is held.
+    message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk) VALUES (1)", user=tina, role="electronics")
+    assert "PermissionDenied" in message, message
+    assert "holds INSERT on table 'tpc.dl_tpc_item' (grant electronics_item_writes)" in message, message
+    message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk) VALUES (1)", user=tina, role="sales")
+    assert "may not insert into it: that needs INSERT on it" in message, message
+    message = refused(address, "CREATE TABLE tpc.mine AS SELECT 1 AS x", user=tina, role="electronics")
+    assert "holds CREATE_TABLE on database 'tpc'" in message, message
+    # A misplaced write privilege is refused and changes nothing.
+    before = export(url, tmp_path / "before")
+    message = refused(address, "GRANT CREATE_TABLE ON TABLE tpc.dl_tpc_item TO ROLE electronics")
+    assert "create_table is granted on a database" in message, message
+    assert export(url, tmp_path / "after") == before
+
+
 def test_refusals_change_nothing_and_say_why(steward_store):
     address, url, tmp_path = steward_store
     before = export(url, tmp_path / "before")

@@ -172,6 +172,26 @@ impl Rights<'_> {
             }
             return Ok(entry);
         }
+        if grant.privileges.iter().any(|p| p.is_write())
+            && self.served.policy.may_administer(&self.actor.role, false)
+        {
+            // Write privileges are the lake administrator's to grant, held
+            // or not; what the grant also lets read, it must hold.
+            let reads: Vec<Privilege> = grant
+                .privileges
+                .iter()
+                .copied()
+                .filter(|p| !p.is_write())
+                .collect();
+            if !reads.is_empty() {
+                let read_part = DataGrant {
+                    privileges: reads,
+                    ..grant.clone()
+                };
+                self.narrow(&read_part, &mut entry)?;
+            }
+            return Ok(entry);
+        }
         self.narrow(grant, &mut entry)?;
         Ok(entry)
     }
