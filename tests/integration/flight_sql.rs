@@ -12,7 +12,9 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
-    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, ProstMessageExt,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandStatementIngest, ProstMessageExt, TableDefinitionOptions, TableExistsOption,
+    TableNotExistOption,
 };
 use arrow_flight::{Action, FlightDescriptor, Ticket};
 use futures::{StreamExt, TryStreamExt};
@@ -278,6 +280,63 @@ async fn writes_are_refused() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("read-only"), "{error}");
+    // Writes name the privilege they need; a query is told to run as one.
+    for (sql, expected) in [
+        (
+            "INSERT INTO shop.orders VALUES (1, 1, 1, 1.0, 'x')",
+            "may not insert into it: that needs INSERT on it",
+        ),
+        (
+            "CREATE TABLE shop.copy AS SELECT 1",
+            "may not create tables in it: that needs CREATE_TABLE on it",
+        ),
+        ("SELECT 1", "this statement is a query"),
+    ] {
+        let error = client
+            .execute_update(sql.into(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{sql}: {error}");
+    }
+    // Bulk ingestion (ADBC's adbc_ingest) likewise, by mode.
+    let batch = int64_parameters(&[1]);
+    for (creates, expected) in [
+        (
+            false,
+            "table 'shop.orders' does not exist or role 'admin' may not insert into it",
+        ),
+        (
+            true,
+            "database 'shop' does not exist or role 'admin' may not create tables in it",
+        ),
+    ] {
+        let options = TableDefinitionOptions {
+            if_not_exist: if creates {
+                TableNotExistOption::Create
+            } else {
+                TableNotExistOption::Fail
+            } as i32,
+            if_exists: if creates {
+                TableExistsOption::Fail
+            } else {
+                TableExistsOption::Append
+            } as i32,
+        };
+        let command = CommandStatementIngest {
+            table_definition_options: Some(options),
+            table: "orders".into(),
+            schema: Some("shop".into()),
+            ..Default::default()
+        };
+        let stream = futures::stream::iter([Ok(batch.clone())]);
+        let error = client
+            .execute_ingest(command, stream)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "creates {creates}: {error}");
+    }
 }
 
 /// A raw action with Basic credentials; returns the result bodies and the

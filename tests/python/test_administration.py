@@ -400,6 +400,15 @@ def test_write_privileges_are_granted_shown_and_named_in_refusals(steward_store)
     assert "may not insert into it: that needs INSERT on it" in message, message
     message = refused(address, "CREATE TABLE tpc.mine AS SELECT 1 AS x", user=tina, role="electronics")
     assert "holds CREATE_TABLE on database 'tpc'" in message, message
+    # ADBC bulk ingestion (what pandas' to_sql takes) names them too, by mode.
+    import pyarrow as pa
+    rows = pa.table({"i_item_sk": [1]})
+    for table, mode, expected in [("dl_tpc_item", "append", "holds INSERT on table 'tpc.dl_tpc_item'"),
+                                  ("mine", "create", "holds CREATE_TABLE on database 'tpc'")]:
+        with connect(address, *tina, role="electronics") as conn:
+            with pytest.raises(adbc_driver_manager.Error) as error:
+                conn.cursor().adbc_ingest(table, rows, mode=mode, db_schema_name="tpc")
+        assert expected in str(error.value), str(error.value)
     # A misplaced write privilege is refused and changes nothing.
     before = export(url, tmp_path / "before")
     message = refused(address, "GRANT CREATE_TABLE ON TABLE tpc.dl_tpc_item TO ROLE electronics")

@@ -37,7 +37,7 @@ use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readab
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::secured_table::reads_clock;
 use crate::wire::client_schema;
-use crate::write_refusals::write_refusal;
+use crate::write_refusals::{ingest_refusal, write_refusal};
 
 /// The default schema while a session has no current database: a name no
 /// database can have (database names cannot contain '.'), so unqualified
@@ -172,6 +172,51 @@ impl Planner {
         self.state
             .register_udf(Arc::new(function))
             .expect("registering a function cannot fail");
+    }
+
+    /// Why `sql`, sent as an update rather than a query, is refused: a
+    /// write names the privilege it needs; anything else is refused by the
+    /// gate, or, for a query, because an update would discard its rows.
+    pub(crate) fn update_refusal(&self, sql: &str) -> EngineError {
+        let statement = match parse_one(sql, self.max_statement_bytes) {
+            Ok(statement) => statement,
+            Err(error) => return error,
+        };
+        if let Some(refusal) = write_refusal(
+            &statement,
+            &self.lake,
+            self.role(),
+            self.current_database.as_deref(),
+        ) {
+            return refusal;
+        }
+        match admit(statement) {
+            Err(refusal) => refusal,
+            Ok(_) => EngineError::InvalidSql {
+                message: "this statement is a query: sent as an update its rows would be \
+                          discarded; execute it as a query"
+                    .into(),
+                position: None,
+            },
+        }
+    }
+
+    /// Why bulk ingestion into `table` (of `database`, or the current
+    /// database) is refused; `creates` when the ingestion creates it.
+    pub(crate) fn ingest_refusal(
+        &self,
+        database: Option<&str>,
+        table: &str,
+        creates: bool,
+    ) -> EngineError {
+        ingest_refusal(
+            &self.lake,
+            self.role(),
+            self.current_database.as_deref(),
+            database,
+            table,
+            creates,
+        )
     }
 
     /// Parses `sql` and admits it; a query is planned (logically) under the

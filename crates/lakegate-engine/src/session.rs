@@ -168,6 +168,26 @@ impl QuerySession {
         Ok(statement)
     }
 
+    /// Why `sql`, sent as an update (Flight SQL's `CommandStatementUpdate`),
+    /// is refused: a write (`INSERT`, `CREATE TABLE AS`) names the privilege
+    /// it needs and whether the role holds it; any other statement gets the
+    /// SQL gate's answer, or, for a query, is told to run as a query.
+    pub fn update_refusal(&self, sql: &str) -> EngineError {
+        self.planner.update_refusal(sql)
+    }
+
+    /// Why bulk ingestion (Flight SQL's `CommandStatementIngest`) into
+    /// `table` of `database` (or the current database) is refused: it needs
+    /// INSERT on the table, or CREATE_TABLE on the database when `creates`.
+    pub fn ingest_refusal(
+        &self,
+        database: Option<&str>,
+        table: &str,
+        creates: bool,
+    ) -> EngineError {
+        self.planner.ingest_refusal(database, table, creates)
+    }
+
     /// Runs one statement: plans it, then reads its whole result.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
         self.plan(sql).await?.execute().await

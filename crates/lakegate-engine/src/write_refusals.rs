@@ -22,52 +22,85 @@ pub(crate) fn write_refusal(
     let DFStatement::Statement(inner) = statement else {
         return None;
     };
-    let not_yet = |held: String| {
-        EngineError::PermissionDenied(format!(
-            "role '{role}' holds {held}, but Lakegate does not run writes yet: INSERT, \
-             CREATE TABLE AS and bulk ingest are refused for every role"
-        ))
-    };
-    match inner.as_ref() {
+    let refusal = match inner.as_ref() {
         Statement::Insert(insert) => {
             let TableObject::TableName(name) = &insert.table else {
                 return Some(refused("INSERT INTO a table function"));
             };
-            let table = match table_name(name, current_database) {
-                Ok(table) => table,
-                Err(error) => return Some(error),
-            };
-            Some(match lake.write_access_of(role, &table) {
-                Some(access) => not_yet(format!(
-                    "INSERT on table '{table}' (grant {})",
-                    access.grant_names().join(", ")
-                )),
-                // A table the role may not write and a table that does not
-                // exist get the same answer.
-                None => EngineError::PermissionDenied(format!(
-                    "table '{table}' does not exist or role '{role}' may not insert into it: \
-                     that needs INSERT on it"
-                )),
-            })
+            table_name(name, current_database).map(|table| insert_refusal(lake, role, &table))
         }
         Statement::CreateTable(create) if create.query.is_some() => {
-            let table = match table_name(&create.name, current_database) {
-                Ok(table) => table,
-                Err(error) => return Some(error),
-            };
-            let database = &table.database;
-            let policy = &lake.catalog().policy;
-            Some(if policy.may_create_table(role, database) {
-                not_yet(format!("CREATE_TABLE on database '{database}'"))
-            } else {
-                EngineError::PermissionDenied(format!(
-                    "database '{database}' does not exist or role '{role}' may not create \
-                     tables in it: that needs CREATE_TABLE on it"
-                ))
-            })
+            table_name(&create.name, current_database)
+                .map(|table| create_refusal(lake, role, &table.database))
         }
-        _ => None,
+        _ => return None,
+    };
+    Some(refusal.unwrap_or_else(|error| error))
+}
+
+/// The refusal of bulk ingestion (Flight SQL's `CommandStatementIngest`)
+/// into `table` of `database` (or the current database): appending needs
+/// INSERT on the table, creating it CREATE_TABLE on the database.
+pub(crate) fn ingest_refusal(
+    lake: &Lake,
+    role: &str,
+    current_database: Option<&str>,
+    database: Option<&str>,
+    table: &str,
+    creates: bool,
+) -> EngineError {
+    let Some(database) = database.or(current_database) else {
+        return EngineError::InvalidSql {
+            message: format!(
+                "name the database of ingested table '{table}', or run USE <database> first"
+            ),
+            position: None,
+        };
+    };
+    if creates {
+        create_refusal(lake, role, database)
+    } else {
+        insert_refusal(lake, role, &TableName::new(database, table))
     }
+}
+
+/// INSERT into `table`: whether the role holds it or not, refused.
+fn insert_refusal(lake: &Lake, role: &str, table: &TableName) -> EngineError {
+    match lake.write_access_of(role, table) {
+        Some(access) => not_yet(
+            role,
+            &format!(
+                "INSERT on table '{table}' (grant {})",
+                access.grant_names().join(", ")
+            ),
+        ),
+        // A table the role may not write and a table that does not exist
+        // get the same answer.
+        None => EngineError::PermissionDenied(format!(
+            "table '{table}' does not exist or role '{role}' may not insert into it: that \
+             needs INSERT on it"
+        )),
+    }
+}
+
+/// A table created in `database`: whether the role holds CREATE_TABLE or
+/// not, refused.
+fn create_refusal(lake: &Lake, role: &str, database: &str) -> EngineError {
+    if lake.catalog().policy.may_create_table(role, database) {
+        not_yet(role, &format!("CREATE_TABLE on database '{database}'"))
+    } else {
+        EngineError::PermissionDenied(format!(
+            "database '{database}' does not exist or role '{role}' may not create tables in \
+             it: that needs CREATE_TABLE on it"
+        ))
+    }
+}
+
+fn not_yet(role: &str, held: &str) -> EngineError {
+    EngineError::PermissionDenied(format!(
+        "role '{role}' holds {held}, but Lakegate does not run writes yet: INSERT, CREATE \
+         TABLE AS and bulk ingest are refused for every role"
+    ))
 }
 
 fn refused(kind: &str) -> EngineError {

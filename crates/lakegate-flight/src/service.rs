@@ -41,6 +41,7 @@ use arrow_flight::sql::{
     CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
     SqlInfo, TicketStatementQuery,
 };
+use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
 use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
@@ -257,15 +258,6 @@ impl LakegateFlightService {
 
 type DoActionStream = <LakegateFlightService as FlightService>::DoActionStream;
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
-
-/// The refusal of every write: Lakegate serves reads only.
-fn refuse_write<T>(request: &Request<T>, what: &str) -> Result<i64, Status> {
-    caller_of(request)?;
-    Err(CallError::Refused(format!(
-        "{what} is not allowed: Lakegate runs read-only queries"
-    ))
-    .into())
-}
 
 #[tonic::async_trait]
 impl FlightSqlService for LakegateFlightService {
@@ -581,7 +573,13 @@ impl FlightSqlService for LakegateFlightService {
                 let caller = caller_of(&request)?;
                 Ok(self.statements.update(caller, &statement?).await?)
             }
-            None => refuse_write(&request, "an update"),
+            // A write names the privilege it needs; anything else gets
+            // the SQL gate's answer.
+            None => {
+                let caller = caller_of(&request)?;
+                let session = self.statements.session(caller)?;
+                Err(CallError::from(session.update_refusal(&query.query)).into())
+            }
         }
     }
 
@@ -612,10 +610,19 @@ impl FlightSqlService for LakegateFlightService {
 
     async fn do_put_statement_ingest(
         &self,
-        _query: CommandStatementIngest,
+        query: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        refuse_write(&request, "bulk ingestion")
+        // Refused, naming what the ingestion needs: CREATE_TABLE on the
+        // database for mode "create", INSERT on the table otherwise.
+        let caller = caller_of(&request)?;
+        let session = self.statements.session(caller)?;
+        let creates = query.table_definition_options.is_some_and(|options| {
+            options.if_not_exist() == TableNotExistOption::Create
+                && options.if_exists() == TableExistsOption::Fail
+        });
+        let refusal = session.ingest_refusal(query.schema.as_deref(), &query.table, creates);
+        Err(CallError::from(refusal).into())
     }
 
     async fn do_action_fallback(
