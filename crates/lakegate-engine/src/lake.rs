@@ -18,7 +18,8 @@ use lakegate_policy::{EffectiveAccess, TableName, WriteAccess};
 
 use crate::cache::BoundedCache;
 use crate::functions::session_functions;
-use crate::secured_table::{ScanPlanner, SecuredTable, stored_columns};
+use crate::policy_projection::policy_columns;
+use crate::secured_table::{ScanPlanner, SecuredTable};
 
 /// What a query's logical plan depends on in an engine: who plans it, where,
 /// and the text (see `Planner::plan_sql`).
@@ -64,6 +65,9 @@ pub(crate) struct Lake {
     /// The stored tables, unsecured. Only policy plans and the secured
     /// catalog's unrestricted tables reach them.
     raw_tables: BTreeMap<TableName, Arc<dyn TableProvider>>,
+    /// Each stored table's policy columns (columns, and nested fields by
+    /// dotted path), the names its access is resolved for: derived once.
+    policy_columns: BTreeMap<TableName, Vec<String>>,
     /// A session state with functions and settings but no catalog, cloned for
     /// each user session.
     user_template: SessionState,
@@ -105,10 +109,16 @@ const SECURED_TABLE_CACHE_LIMIT: usize = 10_000;
 
 impl Lake {
     pub(crate) fn new(parts: LakeParts) -> Self {
+        let policy_columns = parts
+            .raw_tables
+            .iter()
+            .map(|(name, raw)| (name.clone(), policy_columns(&raw.schema())))
+            .collect();
         Self {
             catalog: parts.catalog,
             version: parts.version,
             raw_tables: parts.raw_tables,
+            policy_columns,
             user_template: parts.user_template,
             policy_template: parts.policy_template,
             scan_planner: Arc::new(parts.scan_planner),
@@ -135,30 +145,35 @@ impl Lake {
         self.raw_tables.get(name)
     }
 
+    /// The policy columns of the stored table `name` (columns, and nested
+    /// fields by dotted path).
+    pub(crate) fn policy_columns(&self, name: &TableName) -> Option<&[String]> {
+        self.policy_columns.get(name).map(Vec::as_slice)
+    }
+
     /// What `role` may see of the stored table `name`: the one decision
     /// behind queries, metadata and `lakegate access`. `None`: nothing (not
     /// even its description), or no such table.
     pub(crate) fn access_of(&self, role: &str, name: &TableName) -> Option<EffectiveAccess> {
-        let columns = stored_columns(self.raw_table(name)?.as_ref());
-        self.catalog.policy.effective_access(role, name, &columns)
+        let columns = self.policy_columns(name)?;
+        self.catalog.policy.effective_access(role, name, columns)
     }
 
     /// What `role` may append to the stored table `name`. `None`: nothing,
     /// or no such table.
     pub(crate) fn write_access_of(&self, role: &str, name: &TableName) -> Option<WriteAccess> {
-        let columns = stored_columns(self.raw_table(name)?.as_ref());
-        self.catalog.policy.write_access(role, name, &columns)
+        let columns = self.policy_columns(name)?;
+        self.catalog.policy.write_access(role, name, columns)
     }
 
     /// Whether `role` may describe the stored table `name`: the decision of
     /// [`Lake::access_of`], answered without resolving columns when the
     /// role's grants alone decide it.
     pub(crate) fn may_describe(&self, role: &str, name: &TableName) -> bool {
-        let Some(raw) = self.raw_table(name) else {
+        let Some(columns) = self.policy_columns(name) else {
             return false;
         };
-        let columns = stored_columns(raw.as_ref());
-        self.catalog.policy.may_describe(role, name, &columns)
+        self.catalog.policy.may_describe(role, name, columns)
     }
 
     /// The names of the stored tables, sorted.

@@ -182,12 +182,7 @@ impl Planner {
             Ok(statement) => statement,
             Err(error) => return error,
         };
-        if let Some(refusal) = write_refusal(
-            &statement,
-            &self.lake,
-            self.role(),
-            self.current_database.as_deref(),
-        ) {
+        if let Some(refusal) = self.write_refusal(&statement) {
             return refusal;
         }
         match admit(statement) {
@@ -199,6 +194,17 @@ impl Planner {
                 position: None,
             },
         }
+    }
+
+    /// The refusal of `statement` when it writes data (see
+    /// [`write_refusal`]).
+    fn write_refusal(&self, statement: &DFStatement) -> Option<EngineError> {
+        write_refusal(
+            statement,
+            &self.lake,
+            self.role(),
+            self.current_database.as_deref(),
+        )
     }
 
     /// Why bulk ingestion into `table` (of `database`, or the current
@@ -237,12 +243,7 @@ impl Planner {
             return Ok(Planned::Query(Box::new(QueryPlan { logical, key })));
         }
         let statement = parse_one(sql, self.max_statement_bytes)?;
-        if let Some(refusal) = write_refusal(
-            &statement,
-            &self.lake,
-            self.role(),
-            self.current_database.as_deref(),
-        ) {
+        if let Some(refusal) = self.write_refusal(&statement) {
             return Err(refusal);
         }
         let statement = match admit(statement)? {

@@ -13,7 +13,7 @@ use lakegate_policy::{RuntimeRole, TableName};
 
 use crate::error::policy_error;
 use crate::lake::Lake;
-use crate::secured_table::{SecuredTable, plan_policy, stored_columns};
+use crate::secured_table::{SecuredTable, plan_policy};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
 
 /// Resolves tables to their secured form for one session (secured tables are
@@ -69,8 +69,8 @@ impl SecuredResolver {
         let Some(access) = self.lake.access_of(&self.runtime.role, name) else {
             return Ok(None);
         };
-        let columns = stored_columns(raw.as_ref());
-        let table = if access.is_unrestricted(&columns) {
+        let columns = self.lake.policy_columns(name).unwrap_or_default();
+        let table = if access.is_unrestricted(columns) {
             SecuredTable::unrestricted(access, Arc::clone(raw))
         } else {
             let plan = plan_policy(self.policy_state(), &access, &raw.schema())

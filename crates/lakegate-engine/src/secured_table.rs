@@ -390,9 +390,3 @@ pub(crate) async fn plan_policy(
     state.config_mut().options_mut().catalog.default_schema = access.table.database.clone();
     plan_policy_sql(&state, access, stored).await
 }
-
-/// The policy columns of a table (columns, and nested fields by dotted
-/// path): the names its access is resolved for.
-pub(crate) fn stored_columns(table: &dyn TableProvider) -> Vec<String> {
-    crate::policy_projection::policy_columns(&table.schema())
-}

@@ -13,7 +13,7 @@ use lakegate_policy::{MaskKind, Resource, TableName};
 
 use crate::lake::Lake;
 use crate::masks::{check_builtin_fits, is_text};
-use crate::secured_table::{plan_policy, stored_columns};
+use crate::secured_table::plan_policy;
 use crate::sql_text::{
     accept_session_function_parens, check_single_expression, quote_ident,
     tables_named_in_expression,
@@ -185,11 +185,11 @@ pub(crate) async fn validate_policies(lake: &Lake, checked: Option<&Lake>) -> Ve
     // Each role's combined plan per table (unions of filters, cell rules).
     for (role, name) in checked_pairs.difference(&unplannable) {
         let raw = lake.raw_table(name).expect("checked above");
-        let columns = stored_columns(raw.as_ref());
+        let columns = lake.policy_columns(name).unwrap_or_default();
         let Some(access) = lake.access_of(role, name) else {
             continue;
         };
-        if access.is_unrestricted(&columns) {
+        if access.is_unrestricted(columns) {
             continue;
         }
         let unchanged = same_table(lake, checked, name)

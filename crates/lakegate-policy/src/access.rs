@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::{
-    ColumnMask, ColumnSelection, Grant, Privilege, Resource, TableName, nearest_entry, path_reaches,
+    ColumnMask, ColumnSelection, Grant, Privilege, Resource, TableName, governing_paths,
+    nearest_entry, path_reaches,
 };
 use crate::tag_policy::{TagMask, TagRowFilter};
 use crate::tags::Tags;
@@ -214,18 +215,10 @@ impl TaggedTable<'_> {
     ) -> bool {
         let own_tags = |path: &str| self.column_tags.and_then(|columns| columns.get(path));
         expr.matches_with(&|key| {
-            let mut path = column;
-            loop {
-                if path_reaches(path, column, policy_columns)
-                    && let Some(value) = own_tags(path).and_then(|tags| tags.get(key))
-                {
-                    return Some(value.as_str());
-                }
-                match path.rsplit_once('.') {
-                    Some((parent, _)) => path = parent,
-                    None => return self.table_tags.get(key).map(String::as_str),
-                }
-            }
+            governing_paths(column, policy_columns)
+                .find_map(|path| own_tags(path).and_then(|tags| tags.get(key)))
+                .or_else(|| self.table_tags.get(key))
+                .map(String::as_str)
         })
     }
 

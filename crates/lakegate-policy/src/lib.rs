@@ -57,7 +57,7 @@ pub use access::{
 };
 pub use model::{
     ColumnMask, ColumnSelection, Grant, Group, MaskKind, Principal, Privilege, Resource, Role,
-    TableName, User, nearest_entry, path_reaches,
+    TableName, User, governing_paths, nearest_entry, path_reaches,
 };
 pub use policy_set::{PolicyErrors, PolicySet, ReferenceError, RoleError, RuntimeRole, Subject};
 pub use tag_policy::{

@@ -221,6 +221,18 @@ pub fn path_reaches(entry: &str, column: &str, policy_columns: &[String]) -> boo
         && !policy_columns.iter().any(|c| c == entry)
 }
 
+/// `column` (one of a table's `policy_columns`), then each struct holding
+/// it, innermost first: the paths whose masks and tags govern it.
+pub fn governing_paths<'a>(
+    column: &'a str,
+    policy_columns: &'a [String],
+) -> impl Iterator<Item = &'a str> + 'a {
+    std::iter::successors(Some(column), |path| {
+        path.rsplit_once('.').map(|(parent, _)| parent)
+    })
+    .filter(move |path| path_reaches(path, column, policy_columns))
+}
+
 /// The entry of `by_path` (masks or tags by column) governing `column`,
 /// one of a table's `policy_columns`: its own, else that of the nearest
 /// struct holding it.
@@ -229,19 +241,7 @@ pub fn nearest_entry<'a, V>(
     column: &str,
     policy_columns: &[String],
 ) -> Option<(&'a String, &'a V)> {
-    if let Some(own) = by_path.get_key_value(column) {
-        return Some(own);
-    }
-    let mut path = column;
-    while let Some((parent, _)) = path.rsplit_once('.') {
-        if let Some(entry) = by_path.get_key_value(parent)
-            && path_reaches(parent, column, policy_columns)
-        {
-            return Some(entry);
-        }
-        path = parent;
-    }
-    None
+    governing_paths(column, policy_columns).find_map(|path| by_path.get_key_value(path))
 }
 
 /// How a mask computes the value a role sees from the stored value.

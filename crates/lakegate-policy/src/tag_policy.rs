@@ -12,7 +12,7 @@ use sqlparser::ast::{Expr, Query, Visit, Visitor};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-use crate::model::{ColumnMask, TableName};
+use crate::model::{ColumnMask, TableName, governing_paths};
 use crate::tags::{TagDefinition, TagExpr, Tags, inherit};
 
 /// The tags assigned to databases, tables and columns: each level's own
@@ -44,28 +44,27 @@ impl Tagging {
         }
     }
 
-    /// The tags `column` of `table` (a column or a nested field's dotted
-    /// path) carries, given the table's own effective tags (from
-    /// [`Tagging::table_tags`]): the table's, overridden by each struct
-    /// holding the field, outermost first, then by its own.
-    pub fn column_tags(&self, table: &TableName, column: &str, table_tags: &Tags) -> Tags {
+    /// The tags `column` of `table` (one of its `policy_columns`: a column
+    /// or a nested field's dotted path) carries, given the table's own
+    /// effective tags (from [`Tagging::table_tags`]): the table's,
+    /// overridden by each struct holding the field, outermost first, then
+    /// by its own (the inheritance tag policies decide by).
+    pub fn column_tags(
+        &self,
+        table: &TableName,
+        column: &str,
+        policy_columns: &[String],
+        table_tags: &Tags,
+    ) -> Tags {
         let Some(columns) = self.columns.get(table) else {
             return table_tags.clone();
         };
-        let mut tags = table_tags.clone();
-        let mut end = 0;
-        loop {
-            end = column[end..]
-                .find('.')
-                .map_or(column.len(), |dot| end + dot);
-            if let Some(own) = columns.get(&column[..end]) {
-                tags = inherit(&tags, own);
-            }
-            if end == column.len() {
-                return tags;
-            }
-            end += 1;
-        }
+        let paths: Vec<&str> = governing_paths(column, policy_columns).collect();
+        paths
+            .iter()
+            .rev()
+            .filter_map(|path| columns.get(*path))
+            .fold(table_tags.clone(), |tags, own| inherit(&tags, own))
     }
 
     /// Every tag assignment, as (what, its own tags), for checks.
@@ -288,8 +287,11 @@ mod tests {
             .insert("email".into(), Tags::from([("pii".into(), "email".into())]));
         let table_tags = tagging.table_tags(&table);
         assert_eq!(table_tags, Tags::from([("domain".into(), "sales".into())]));
-        let email = tagging.column_tags(&table, "email", &table_tags);
+        let email = tagging.column_tags(&table, "email", &[], &table_tags);
         assert_eq!(email.len(), 2);
-        assert_eq!(tagging.column_tags(&table, "id", &table_tags), table_tags);
+        assert_eq!(
+            tagging.column_tags(&table, "id", &[], &table_tags),
+            table_tags
+        );
     }
 }

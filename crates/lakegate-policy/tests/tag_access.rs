@@ -150,7 +150,7 @@ fn nested_fields_inherit_the_tags_of_the_structs_holding_them() {
     assert_eq!(
         tags_of
             .tagging
-            .column_tags(&table(), "s.f", &tags(&[("a", "x")])),
+            .column_tags(&table(), "s.f", &leaves, &tags(&[("a", "x")])),
         tags(&[("a", "y"), ("b", "x")])
     );
 }
