@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use lakegate_engine::{
     DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_STATEMENT_BYTES,
-    DEFAULT_METADATA_CACHE_BYTES, EngineOptions,
+    DEFAULT_MAX_WRITE_BYTES, DEFAULT_METADATA_CACHE_BYTES, EngineOptions,
 };
 use lakegate_flight::{DEFAULT_MAX_PARAMETER_BYTES, QueryLimits, ServiceOptions};
 
@@ -459,6 +459,12 @@ pub struct EngineArgs {
     /// (`8MiB`); longer ones are refused before they are read.
     #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_STATEMENT_BYTES)]
     pub max_statement_bytes: usize,
+    /// The most Parquet one write (an INSERT, one bulk ingestion) may
+    /// write, and the most Arrow data one ingestion may send, in bytes or
+    /// with a unit (`256MiB`); past it the write fails and nothing is
+    /// written.
+    #[arg(long, value_parser = parse_bytes, default_value_t = DEFAULT_MAX_WRITE_BYTES)]
+    pub max_write_bytes: usize,
     /// Send text and binary columns in Arrow's view types (`Utf8View`,
     /// `BinaryView`) instead of `Utf8` and `Binary`, for clients that
     /// read them.
@@ -477,6 +483,7 @@ impl EngineArgs {
             listing_cache_bytes: self.listing_cache,
             table_cache_bytes: self.table_cache,
             max_statement_bytes: self.max_statement_bytes,
+            max_write_bytes: self.max_write_bytes,
             view_types: self.view_types,
             ..EngineOptions::default()
         }

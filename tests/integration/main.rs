@@ -70,3 +70,4 @@ mod storage;
 mod store;
 mod table_cache;
 mod tags;
+mod writes;

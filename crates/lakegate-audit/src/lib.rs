@@ -37,6 +37,22 @@ pub struct TableRead {
     pub policies: Vec<String>,
 }
 
+/// What a call wrote to one table (an `INSERT`, a bulk ingestion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableWrite {
+    /// `database.table`.
+    pub table: String,
+    /// Rows committed (0 when the write was refused or failed).
+    pub rows: u64,
+    /// Bytes of Parquet committed.
+    pub bytes: u64,
+    /// The insert grants that accepted the rows, by name.
+    pub grants: Vec<String>,
+    /// The object committed, when rows were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +111,9 @@ pub struct AuditEvent {
     /// `kerberos` (absent when it did not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<String>,
+    /// For a write: the table and what was committed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<TableWrite>,
 }
 
 impl AuditEvent {
@@ -119,6 +138,7 @@ impl AuditEvent {
             duration_ms: 0.0,
             policy_version: None,
             policy_version_after: None,
+            written: None,
             sign_in: None,
         }
     }
@@ -319,6 +339,20 @@ pub fn audit_schema() -> SchemaRef {
             Field::new("policy_version", DataType::Int64, true),
             Field::new("policy_version_after", DataType::Int64, true),
             text("sign_in"),
+            Field::new(
+                "written",
+                DataType::Struct(
+                    vec![
+                        text("table"),
+                        Field::new("rows", DataType::UInt64, true),
+                        Field::new("bytes", DataType::UInt64, true),
+                        strings("grants"),
+                        text("object"),
+                    ]
+                    .into(),
+                ),
+                true,
+            ),
         ]))
     });
     Arc::clone(&SCHEMA)
@@ -400,6 +434,13 @@ mod tests {
             policy_version: Some(3),
             policy_version_after: None,
             sign_in: Some("password".into()),
+            written: Some(TableWrite {
+                table: "sales.orders".into(),
+                rows: 2,
+                bytes: 900,
+                grants: vec!["clerk_inserts".into()],
+                object: Some("lake/orders/part-1.parquet".into()),
+            }),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::lake_build::build_lake_on_executor;
 use crate::parse::DEFAULT_MAX_STATEMENT_BYTES;
 use crate::session::QuerySession;
 use crate::table_cache::TableCache;
+use crate::write::TableWrites;
 
 /// What an engine serves, in counts (shown as the counts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,10 +111,16 @@ pub struct EngineOptions {
     pub view_types: bool,
     /// The longest statement accepted, in bytes, checked before it is read.
     pub max_statement_bytes: usize,
+    /// The most Parquet one write (an `INSERT`, one bulk ingestion) may
+    /// write, in bytes; past it the write fails and nothing is written.
+    pub max_write_bytes: usize,
     /// Scalar functions user SQL may call besides DataFusion's own, for
     /// embedding applications (and tests); policies never see them.
     pub functions: Vec<Arc<ScalarUDF>>,
 }
+
+/// The default [`EngineOptions::max_write_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_WRITE_BYTES: usize = 1024 * 1024 * 1024;
 
 /// The default [`EngineOptions::file_listing_ttl`].
 pub const DEFAULT_FILE_LISTING_TTL: Duration = Duration::from_secs(60);
@@ -155,6 +162,7 @@ impl Default for EngineOptions {
             table_cache_bytes: 0,
             view_types: false,
             max_statement_bytes: DEFAULT_MAX_STATEMENT_BYTES,
+            max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
             functions: Vec::new(),
         }
     }
@@ -179,6 +187,8 @@ pub(crate) struct Shared {
     pub(crate) options: EngineOptions,
     pub(crate) runtime: Arc<RuntimeEnv>,
     pub(crate) table_cache: Option<Arc<TableCache>>,
+    /// Writes committed per table, for every version's readers.
+    pub(crate) table_writes: Arc<TableWrites>,
 }
 
 /// A catalog checked and ready to serve as a new policy version
@@ -260,6 +270,7 @@ impl Engine {
             options,
             runtime,
             table_cache,
+            table_writes: Arc::default(),
         });
         let lake = build_lake_on_executor(Arc::clone(&shared), catalog, version, None).await?;
         Ok(Self {
@@ -348,6 +359,11 @@ impl Engine {
     /// The longest statement the engine accepts, in bytes.
     pub fn max_statement_bytes(&self) -> usize {
         self.shared.options.max_statement_bytes
+    }
+
+    /// The most bytes one write may write (and a bulk ingestion send).
+    pub fn max_write_bytes(&self) -> usize {
+        self.shared.options.max_write_bytes
     }
 
     /// What `role` may see of each table it has a grant on (of `table` only,

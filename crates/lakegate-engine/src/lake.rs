@@ -20,6 +20,7 @@ use crate::cache::BoundedCache;
 use crate::functions::session_functions;
 use crate::policy_projection::policy_columns;
 use crate::secured_table::{ScanPlanner, SecuredTable};
+use crate::write::TableWrites;
 
 /// What a query's logical plan depends on in an engine: who plans it, where,
 /// and the text (see `Planner::plan_sql`).
@@ -88,6 +89,8 @@ pub(crate) struct Lake {
     /// Whether results keep Arrow's view types (`Utf8View`, `BinaryView`)
     /// instead of the classic ones.
     view_types: bool,
+    /// The most bytes one write may write.
+    max_write_bytes: usize,
 }
 
 /// The parts a lake is built from (see `Engine::new`).
@@ -102,6 +105,7 @@ pub(crate) struct LakeParts {
     pub(crate) audit_dir: Option<PathBuf>,
     pub(crate) query_memory: Option<usize>,
     pub(crate) view_types: bool,
+    pub(crate) max_write_bytes: usize,
 }
 
 /// How many secured tables the engine keeps before starting over.
@@ -127,6 +131,7 @@ impl Lake {
             audit_dir: parts.audit_dir,
             query_memory: parts.query_memory,
             view_types: parts.view_types,
+            max_write_bytes: parts.max_write_bytes,
         }
     }
 
@@ -179,6 +184,16 @@ impl Lake {
     /// The names of the stored tables, sorted.
     pub(crate) fn table_names(&self) -> impl Iterator<Item = &TableName> {
         self.raw_tables.keys()
+    }
+
+    /// The most bytes one write may write.
+    pub(crate) fn max_write_bytes(&self) -> usize {
+        self.max_write_bytes
+    }
+
+    /// The writes committed per table (shared by every policy version).
+    pub(crate) fn table_writes(&self) -> &TableWrites {
+        &self.scan_planner.table_writes
     }
 
     /// The template of every user session.

@@ -157,6 +157,7 @@ async fn build_lake(
         } else {
             Duration::ZERO
         },
+        table_writes: Arc::clone(&shared.table_writes),
     };
 
     let lake = Arc::new(Lake::new(LakeParts {
@@ -172,6 +173,7 @@ async fn build_lake(
         audit_dir: options.audit_dir.clone(),
         query_memory: options.query_memory,
         view_types: options.view_types,
+        max_write_bytes: options.max_write_bytes,
     }));
     let errors = validate_policies(&lake, checked).await;
     if !errors.is_empty() {

@@ -50,11 +50,12 @@ mod system_tables;
 mod table_cache;
 mod validate;
 mod wire;
+mod write;
 mod write_refusals;
 
 pub use barrier::PolicyBarrierExec;
 pub use engine::{
-    CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES,
+    CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_WRITE_BYTES,
     DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions, PolicySnapshot,
 };
 pub use error::{EngineError, ErrorCode, Result, SqlPosition};
@@ -70,6 +71,7 @@ pub use statement_shape::{
     REGROUP_THRESHOLD,
 };
 pub use wire::classic_schema;
+pub use write::WriteOutcome;
 
 /// The SQL keywords of the dialect Lakegate parses (for clients that ask).
 pub fn sql_keywords() -> &'static [&'static str] {

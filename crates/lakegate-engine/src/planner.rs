@@ -37,7 +37,8 @@ use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readab
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::secured_table::reads_clock;
 use crate::wire::client_schema;
-use crate::write_refusals::{ingest_refusal, write_refusal};
+use crate::write::{PlannedWrite, WriteOutcome, ingest, is_insert, plan_insert};
+use crate::write_refusals::{create_refusal, write_refusal};
 
 /// The default schema while a session has no current database: a name no
 /// database can have (database names cannot contain '.'), so unqualified
@@ -207,22 +208,45 @@ impl Planner {
         )
     }
 
-    /// Why bulk ingestion into `table` (of `database`, or the current
-    /// database) is refused; `creates` when the ingestion creates it.
-    pub(crate) fn ingest_refusal(
+    /// Why bulk ingestion creating `table` (in `database`, or the current
+    /// database) is refused: it needs CREATE_TABLE on the database, and
+    /// Lakegate does not create tables yet.
+    pub(crate) fn create_refusal(&self, database: Option<&str>, table: &str) -> EngineError {
+        match database.or(self.current_database.as_deref()) {
+            Some(database) => create_refusal(&self.lake, self.role(), database),
+            None => EngineError::InvalidSql {
+                message: format!(
+                    "name the database of ingested table '{table}', or run USE <database> first"
+                ),
+                position: None,
+            },
+        }
+    }
+
+    /// Whether `sql` is a statement that writes rows Lakegate runs (an
+    /// INSERT); unparsable text is not.
+    pub(crate) fn is_write(&self, sql: &str) -> bool {
+        parse_one(sql, self.max_statement_bytes).is_ok_and(|statement| is_insert(&statement))
+    }
+
+    /// Plans the INSERT `sql` under the role (see `write/statement.rs`).
+    pub(crate) async fn plan_write(&self, sql: &str) -> Result<PlannedWrite> {
+        let statement = parse_one(sql, self.max_statement_bytes)?;
+        if !is_insert(&statement) {
+            return Err(self.update_refusal(sql));
+        }
+        plan_insert(self, statement).await
+    }
+
+    /// Appends `batches` to `table` (see `write/statement.rs`).
+    pub(crate) async fn ingest(
         &self,
         database: Option<&str>,
         table: &str,
-        creates: bool,
-    ) -> EngineError {
-        ingest_refusal(
-            &self.lake,
-            self.role(),
-            self.current_database.as_deref(),
-            database,
-            table,
-            creates,
-        )
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<WriteOutcome> {
+        ingest(self, database, table, schema, batches).await
     }
 
     /// Parses `sql` and admits it; a query is planned (logically) under the
@@ -322,7 +346,7 @@ impl Planner {
         }
     }
 
-    async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
+    pub(crate) async fn logical_plan_of(&self, statement: DFStatement) -> Result<LogicalPlan> {
         self.check_table_references(&statement)?;
         let plan = self
             .state

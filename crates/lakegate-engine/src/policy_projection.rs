@@ -40,7 +40,7 @@ use lakegate_policy::{CellValue, EffectiveAccess, MaskKind, RowFilter, VisibleCo
 
 use crate::masks::{check_builtin_fits, mask_sql};
 use crate::secured_table::MASK_METADATA_KEY;
-use crate::sql_text::{accept_session_function_parens, quote_ident};
+use crate::sql_text::{accept_session_function_parens, quote_ident, sql_string};
 
 /// The function name standing for a lambda in generated SQL, rewritten to a
 /// real lambda after parsing (the SQL dialect has no lambda syntax).
@@ -365,10 +365,6 @@ fn guarded(value: &str, shown: &Shown, rebuilt: &str) -> String {
             conditions.join(" OR ")
         ),
     }
-}
-
-fn sql_string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Casts each column of the planned policy SQL to the type it is served

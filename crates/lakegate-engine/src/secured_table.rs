@@ -48,6 +48,7 @@ use crate::cache::BoundedCache;
 use crate::error::{barrier_error, permission_error, policy_error};
 use crate::leakproof::is_leakproof;
 use crate::policy_projection::{plan_policy_sql, raw_columns};
+use crate::write::TableWrites;
 
 /// Field metadata key naming the mask applied to a column.
 pub const MASK_METADATA_KEY: &str = "lakegate.mask";
@@ -76,6 +77,8 @@ struct CachedScan {
     /// execution state.
     physical: Arc<dyn ExecutionPlan>,
     planned_at: Instant,
+    /// The table's committed writes when it was planned.
+    writes_seen: u64,
 }
 
 /// Physical planning of policy plans, shared by an engine's secured tables.
@@ -89,6 +92,8 @@ pub(crate) struct ScanPlanner {
     /// How long a scan plan (and so the file list it holds) is reused: the
     /// engine's file listing TTL, or zero.
     pub(crate) reuse_for: Duration,
+    /// Writes committed per table: a scan plan is not reused across one.
+    pub(crate) table_writes: Arc<TableWrites>,
 }
 
 /// What a scan asks of a secured table.
@@ -312,13 +317,19 @@ impl TableProvider for SecuredTable {
         };
         // Optimized with the user's session, whose clock started with the
         // query: a policy reading it is planned again for every query.
+        let writes_seen = scan_planner.table_writes.count(table);
         let kept = if reads_clock {
             None
         } else {
             self.scan_plans.get(&shape)
         };
         let cached = match kept {
-            Some(cached) if cached.planned_at.elapsed() < scan_planner.reuse_for => cached,
+            Some(cached)
+                if cached.planned_at.elapsed() < scan_planner.reuse_for
+                    && cached.writes_seen == writes_seen =>
+            {
+                cached
+            }
             expired => {
                 // The optimized policy plan lists no files: it outlives the TTL.
                 let optimized = match expired {
@@ -343,6 +354,7 @@ impl TableProvider for SecuredTable {
                     optimized,
                     physical,
                     planned_at: Instant::now(),
+                    writes_seen,
                 };
                 if !reads_clock {
                     self.scan_plans.insert(shape, cached.clone());

@@ -26,6 +26,7 @@ use crate::planner::Planner;
 use crate::statement::{PlannedStatement, QueryOutput};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE};
 use crate::wire::client_schema;
+use crate::write::WriteOutcome;
 
 /// A session: one user, one runtime role, a current database.
 pub struct QuerySession {
@@ -176,16 +177,70 @@ impl QuerySession {
         self.planner.update_refusal(sql)
     }
 
-    /// Why bulk ingestion (Flight SQL's `CommandStatementIngest`) into
-    /// `table` of `database` (or the current database) is refused: it needs
-    /// INSERT on the table, or CREATE_TABLE on the database when `creates`.
-    pub fn ingest_refusal(
+    /// Why bulk ingestion (Flight SQL's `CommandStatementIngest`) creating
+    /// `table` in `database` (or the current database) is refused: it
+    /// needs CREATE_TABLE on the database, and tables are not created yet.
+    pub fn create_refusal(&self, database: Option<&str>, table: &str) -> EngineError {
+        self.planner.create_refusal(database, table)
+    }
+
+    /// Whether `sql` writes rows (an INSERT): run it with
+    /// [`QuerySession::execute_write`], not as a query.
+    pub fn is_write(&self, sql: &str) -> bool {
+        self.planner.is_write(sql)
+    }
+
+    /// The placeholders of the INSERT `sql`, as a query's
+    /// ([`PlannedStatement::parameter_schema`]); planning it checks the
+    /// role may insert into the table and read what the source reads.
+    pub async fn write_parameter_schema(&self, sql: &str) -> Result<SchemaRef> {
+        let planner = self.planner.clone();
+        let sql = sql.to_string();
+        executor()
+            .run(async move { planner.plan_write(&sql).await?.parameter_schema() })
+            .await
+    }
+
+    /// Runs the INSERT `sql` (with `parameters` bound to its placeholders:
+    /// every row of them, as one write): its source read under the role's
+    /// read policy, every row checked against the role's insert grants,
+    /// and all of it committed in one step, or nothing. Any other
+    /// statement is refused with the reason it cannot run as an update.
+    pub async fn execute_write(
+        &self,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+    ) -> Result<WriteOutcome> {
+        let planner = self.planner.clone();
+        let sql = sql.to_string();
+        executor()
+            .run(async move {
+                let write = planner.plan_write(&sql).await?;
+                write.execute(&planner, parameters.as_ref()).await
+            })
+            .await
+    }
+
+    /// Appends `batches` (of `schema`) to `table` of `database` (or the
+    /// current database), as an INSERT of those rows would: columns are
+    /// matched by name, absent ones are NULL, every row is checked, and all
+    /// of them are committed in one step or none.
+    pub async fn ingest(
         &self,
         database: Option<&str>,
         table: &str,
-        creates: bool,
-    ) -> EngineError {
-        self.planner.ingest_refusal(database, table, creates)
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<WriteOutcome> {
+        let planner = self.planner.clone();
+        let (database, table) = (database.map(str::to_string), table.to_string());
+        executor()
+            .run(async move {
+                planner
+                    .ingest(database.as_deref(), &table, schema, batches)
+                    .await
+            })
+            .await
     }
 
     /// Runs one statement: plans it, then reads its whole result.

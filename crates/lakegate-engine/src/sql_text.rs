@@ -17,6 +17,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `text` as a SQL string literal.
+pub(crate) fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Checks that `sql` is exactly one SQL expression (not a fragment that could
 /// close a parenthesis and continue the surrounding statement), so that it can
 /// be embedded in composed SQL as `(sql)`. Uses DataFusion's own parser.

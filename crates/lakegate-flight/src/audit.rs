@@ -25,7 +25,7 @@ use std::time::Instant;
 use arrow_flight::FlightData;
 use futures::Stream;
 use lakegate_admin::redacted;
-use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead};
+use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead, TableWrite};
 use lakegate_identity::SignInMethod;
 use tonic::{Code, Status};
 
@@ -46,7 +46,7 @@ pub(crate) struct PendingAudit {
     log: AuditLog,
     started: Instant,
     event: AuditEvent,
-    policy_change: PolicyChange,
+    notes: HandlerNotes,
 }
 
 /// The name of a gRPC code as the audit log writes it.
@@ -62,20 +62,44 @@ fn code_name(code: Code) -> String {
         .collect()
 }
 
-/// Where a call's handler tells the audit that it changed the policy (an
-/// administration statement): the versions before and after. The entry
-/// keeps one end, the caller carries the other.
+/// Where a call's handler tells the audit what it changed: the policy
+/// versions before and after (an administration statement), or what it
+/// wrote to a table. The entry keeps one end, the caller carries the other.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PolicyChange(Arc<Mutex<Option<(i64, i64)>>>);
+pub(crate) struct HandlerNotes(Arc<Mutex<Notes>>);
 
-impl PolicyChange {
+#[derive(Debug, Default)]
+struct Notes {
+    policy_change: Option<(i64, i64)>,
+    written: Option<TableWrite>,
+    /// The statement a DoPut carried (its descriptor is in the stream).
+    statement: Option<String>,
+    /// What a write's source read.
+    reads: Vec<TableRead>,
+}
+
+impl HandlerNotes {
     /// Records that the call took the policy from `before` to `after`.
     pub(crate) fn changed(&self, before: i64, after: i64) {
-        *self.0.lock().expect("never poisoned") = Some((before, after));
+        self.0.lock().expect("never poisoned").policy_change = Some((before, after));
     }
 
-    fn taken(&self) -> Option<(i64, i64)> {
-        self.0.lock().expect("never poisoned").take()
+    /// Records what the call wrote (or, refused, to which table), by
+    /// which statement, and what its rows were read from.
+    pub(crate) fn wrote(
+        &self,
+        statement: Option<&str>,
+        written: Option<TableWrite>,
+        reads: Vec<TableRead>,
+    ) {
+        let mut notes = self.0.lock().expect("never poisoned");
+        notes.statement = statement.map(str::to_string);
+        notes.written = written;
+        notes.reads = reads;
+    }
+
+    fn taken(&self) -> Notes {
+        std::mem::take(&mut *self.0.lock().expect("never poisoned"))
     }
 }
 
@@ -110,7 +134,7 @@ pub(crate) struct AuditStart {
     /// The policy version served when the call was admitted.
     pub(crate) policy_version: Option<i64>,
     /// Filled by the handler of a policy change.
-    pub(crate) policy_change: PolicyChange,
+    pub(crate) notes: HandlerNotes,
 }
 
 impl PendingAudit {
@@ -128,7 +152,7 @@ impl PendingAudit {
             log: log.clone(),
             started: Instant::now(),
             event,
-            policy_change: start.policy_change,
+            notes: start.notes,
         }
     }
 
@@ -152,9 +176,17 @@ impl PendingAudit {
     /// Records the call as done.
     pub(crate) fn finish(mut self) {
         self.event.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        if let Some((before, after)) = self.policy_change.taken() {
+        let notes = self.notes.taken();
+        if let Some((before, after)) = notes.policy_change {
             self.event.policy_version = Some(before);
             self.event.policy_version_after = Some(after);
+        }
+        self.event.written = notes.written;
+        if let Some(statement) = notes.statement {
+            self.event.statement = Some(auditable(statement));
+        }
+        if !notes.reads.is_empty() {
+            self.event.tables = notes.reads;
         }
         self.log.record(&self.event);
     }

@@ -13,7 +13,7 @@ use tonic::metadata::MetadataMap;
 
 use lakegate_identity::Principal;
 
-use crate::audit::PolicyChange;
+use crate::audit::HandlerNotes;
 use crate::auth::Identity;
 
 use crate::error::{CallError, CallResult};
@@ -89,7 +89,7 @@ pub(crate) struct Caller {
     /// when sealed by this server's key for this user).
     pub(crate) database: Option<String>,
     /// Where an administration statement tells the audit what it changed.
-    pub(crate) policy_change: PolicyChange,
+    pub(crate) notes: HandlerNotes,
 }
 
 impl Caller {

@@ -37,7 +37,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::answered_token::AnsweredToken;
-use crate::audit::{AuditStart, AuditedStream, PendingAudit, PolicyChange, ReadNote};
+use crate::audit::{AuditStart, AuditedStream, HandlerNotes, PendingAudit, ReadNote};
 use crate::auth::Presented;
 use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
@@ -209,7 +209,7 @@ impl LakegateFlight {
             Ok(identity) => identity.source_identity.clone(),
             Err(_) => sent_source.map(str::to_string),
         };
-        let policy_change = PolicyChange::default();
+        let notes = HandlerNotes::default();
         let audit = AuditStart {
             user,
             role,
@@ -219,7 +219,7 @@ impl LakegateFlight {
             action,
             statement: None,
             policy_version: Some(self.service.engine().policy_version()),
-            policy_change: policy_change.clone(),
+            notes: notes.clone(),
         };
         let caller = current.and(headers).and_then(|headers| {
             let identity = identity?;
@@ -231,7 +231,7 @@ impl LakegateFlight {
                 identity,
                 headers,
                 database,
-                policy_change,
+                notes,
             })
         });
         Call { caller, audit }

@@ -67,7 +67,7 @@ pub enum CallError {
     /// The server is shutting down.
     #[error("the server is shutting down; the query was cancelled")]
     ShuttingDown,
-    /// What Lakegate does not do (writes, ingestion).
+    /// What Lakegate does not do (replacing a table, temporary tables).
     #[error("{0}")]
     Refused(String),
     /// An RPC Lakegate does not offer.

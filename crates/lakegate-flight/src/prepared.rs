@@ -19,6 +19,7 @@
 //! capped ([`crate::ServiceOptions::max_parameter_bytes`]); bulk data belongs in a table.
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow_flight::FlightData;
@@ -26,7 +27,7 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::error::{CallError, CallResult};
 
@@ -72,37 +73,49 @@ pub(crate) fn encode_parameters(
 }
 
 /// Reads the parameter batches a client binds with DoPut and encodes them
-/// as handles carry them. Counted as the messages arrive: a client
-/// streaming more than `limit` bytes is stopped there, not after all of it
-/// is held in memory.
+/// as handles carry them (see [`receive_batches`]).
 pub(crate) async fn receive_parameters(
     data: impl Stream<Item = Result<FlightData, tonic::Status>> + Send + 'static,
     limit: usize,
 ) -> CallResult<Option<String>> {
+    let (_, batches) = receive_batches(data, limit, too_many_parameter_bytes).await?;
+    encode_parameters(&batches, limit)
+}
+
+/// Reads the record batches a client streams with DoPut, and their schema
+/// (`None` when the stream held none). Counted as the messages arrive: a
+/// client streaming more than `limit` bytes is stopped there with
+/// `too_large(received, limit)`, not after all of it is held in memory.
+pub(crate) async fn receive_batches(
+    data: impl Stream<Item = Result<FlightData, tonic::Status>> + Send + 'static,
+    limit: usize,
+    too_large: fn(usize, usize) -> CallError,
+) -> CallResult<(Option<SchemaRef>, Vec<RecordBatch>)> {
     let mut received = 0;
     let data = data.map_err(FlightError::from).and_then(move |data| {
         received += data.data_header.len() + data.data_body.len();
         let over = received > limit;
         async move {
             if over {
-                let error = too_many_parameter_bytes(received, limit);
+                let error = too_large(received, limit);
                 Err(FlightError::ExternalError(Box::new(error)))
             } else {
                 Ok(data)
             }
         }
     });
-    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
-        .try_collect()
-        .await
-        .map_err(|e| match e {
+    let mut stream = FlightRecordBatchStream::new_from_flight_data(data);
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch.map_err(|e| match e {
             FlightError::ExternalError(error) => match error.downcast::<CallError>() {
                 Ok(error) => *error,
                 Err(other) => CallError::InvalidRequest(other.to_string()),
             },
-            other => CallError::InvalidRequest(format!("cannot read bound parameters: {other}")),
-        })?;
-    encode_parameters(&batches, limit)
+            other => CallError::InvalidRequest(format!("cannot read the batches sent: {other}")),
+        })?);
+    }
+    Ok((stream.schema().cloned(), batches))
 }
 
 /// The parameter values a handle or ticket carries.

@@ -80,6 +80,18 @@ impl QueryRunner {
         }
     }
 
+    /// Runs a write of `user`'s: it holds one of the user's query slots
+    /// while it runs (writes and queries share the per-user limit), and
+    /// fails at the query timeout, before its rows are committed.
+    pub(crate) async fn run_write<T>(
+        &self,
+        user: &str,
+        work: impl Future<Output = CallResult<T>>,
+    ) -> CallResult<T> {
+        let _slot = self.slots.acquire(user)?;
+        self.within_timeout(work).await
+    }
+
     /// Starts a query of `user`'s and streams its answer as Flight data: it
     /// holds one of the user's slots until its stream ends, and ends at the
     /// query timeout. The audit note travels in the response's extensions.

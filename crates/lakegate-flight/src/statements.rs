@@ -12,8 +12,9 @@
 //! DoPut(handle, parameters)   ─▶ bind: the parameters sealed into a new handle
 //! ```
 
+use arrow::array::Int64Array;
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, DoPutPreparedStatementResult, ProstMessageExt,
     TicketStatementQuery,
@@ -26,12 +27,15 @@ use lakegate_admin::{
     Actor, AdminAnswer, AdminError, AdminStatement, Administration, change_result_schema,
     parse_admin, redacted,
 };
-use lakegate_engine::{Engine, EngineError, PlannedStatement, QueryOutput, QuerySession};
+use lakegate_audit::TableWrite;
+use lakegate_engine::{
+    Engine, EngineError, PlannedStatement, QueryOutput, QuerySession, WriteOutcome,
+};
 use lakegate_identity::Principal;
 use prost::Message;
 use tonic::{Response, Status};
 
-use crate::audit::{PolicyChange, ReadNote};
+use crate::audit::{HandlerNotes, ReadNote};
 use crate::call::Caller;
 use crate::error::{CallError, CallResult};
 use crate::prepared::{decode_parameters, encode_parameters, receive_parameters};
@@ -39,6 +43,40 @@ use crate::running::{Answer, DoGetStream, QueryRunner};
 use crate::tickets::{
     Planned, PreparedHandle, Seals, StatementTicket, column_digest, schema_digest,
 };
+
+/// Tells the audit of `caller`'s call what a write did (or, refused, the
+/// table it named, when known), and answers with the rows written.
+fn noted_write(
+    caller: &Caller,
+    statement: Option<&str>,
+    table: Option<String>,
+    result: CallResult<WriteOutcome>,
+) -> CallResult<i64> {
+    match result {
+        Ok(outcome) => {
+            let written = TableWrite {
+                table: outcome.table.to_string(),
+                rows: outcome.rows,
+                bytes: outcome.bytes,
+                grants: outcome.grants,
+                object: outcome.object,
+            };
+            caller.notes.wrote(statement, Some(written), outcome.reads);
+            Ok(i64::try_from(outcome.rows).unwrap_or(i64::MAX))
+        }
+        Err(error) => {
+            let refused = table.map(|table| TableWrite {
+                table,
+                rows: 0,
+                bytes: 0,
+                grants: Vec::new(),
+                object: None,
+            });
+            caller.notes.wrote(statement, refused, Vec::new());
+            Err(error)
+        }
+    }
+}
 
 /// Plans and runs the statements of calls.
 #[derive(Debug, Clone)]
@@ -126,7 +164,7 @@ impl Statements {
         caller: &Caller,
         statement: &AdminStatement,
     ) -> CallResult<AdminAnswer> {
-        self.administer(caller.into(), Some(&caller.policy_change), statement)
+        self.administer(caller.into(), Some(&caller.notes), statement)
             .await
     }
 
@@ -135,7 +173,7 @@ impl Statements {
     async fn administer(
         &self,
         run_as: RunAs<'_>,
-        change: Option<&PolicyChange>,
+        change: Option<&HandlerNotes>,
         statement: &AdminStatement,
     ) -> CallResult<AdminAnswer> {
         let (actor, administration) = self.actor(run_as)?;
@@ -161,9 +199,92 @@ impl Statements {
                 statement.kind()
             )));
         }
-        self.administer(caller.into(), Some(&caller.policy_change), statement)
+        self.administer(caller.into(), Some(&caller.notes), statement)
             .await?;
         Ok(1)
+    }
+
+    /// Runs the INSERT `sql` for `caller` (every row of `parameters` bound
+    /// in turn, as one write): the number of rows written. The audit event
+    /// records the statement, the table, what was committed and the grants
+    /// that accepted it, or the refusal.
+    pub(crate) async fn write(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                let session = self.session(caller)?;
+                Ok(session.execute_write(sql, parameters).await?)
+            })
+            .await;
+        noted_write(caller, Some(sql), None, result)
+    }
+
+    /// Appends `batches` (of `schema`) to `table` of `database` (or the
+    /// caller's database) for `caller`: the number of rows written.
+    pub(crate) async fn ingest(
+        &self,
+        caller: &Caller,
+        database: Option<&str>,
+        table: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                let session = self.session(caller)?;
+                Ok(session.ingest(database, table, schema, batches).await?)
+            })
+            .await;
+        let named = database
+            .or(caller.database.as_deref())
+            .map(|database| format!("{database}.{table}"));
+        noted_write(caller, None, named, result)
+    }
+
+    /// GetFlightInfo of an INSERT sent as a query (ADBC's `cursor.execute`
+    /// sends everything so): written now, once, and its ticket carries the
+    /// answer, one row holding the count of rows written.
+    async fn write_info(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+        descriptor: FlightDescriptor,
+    ) -> CallResult<FlightInfo> {
+        let rows = self.write(caller, sql, parameters).await?;
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "rows_written",
+            DataType::Int64,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![rows]))],
+        )
+        .map_err(|e| CallError::Internal(e.to_string()))?;
+        let session = self.session(caller)?;
+        let ticket = StatementTicket {
+            user: caller.user().to_string(),
+            role: session.role().to_string(),
+            sql: sql.to_string(),
+            database: session.current_database().map(str::to_string),
+            parameters: None,
+            part: None,
+            planned: None,
+            answer: encode_parameters(std::slice::from_ref(&batch), usize::MAX)?,
+        };
+        let ticket = TicketStatementQuery {
+            statement_handle: self.seals.ticket(&ticket).into(),
+        }
+        .as_any()
+        .encode_to_vec();
+        flight_info(vec![ticket], &schema, descriptor)
     }
 
     /// GetFlightInfo of an administration statement: a change is made now,
@@ -177,7 +298,7 @@ impl Statements {
         descriptor: FlightDescriptor,
     ) -> CallResult<FlightInfo> {
         let answer = self
-            .administer(caller.into(), Some(&caller.policy_change), statement)
+            .administer(caller.into(), Some(&caller.notes), statement)
             .await?;
         let session = self.session(caller)?;
         let ticket = StatementTicket {
@@ -245,6 +366,9 @@ impl Statements {
         }
         let mut session = self.session(caller)?;
         let values = parameters.as_deref().map(decode_parameters).transpose()?;
+        if session.is_write(&sql) {
+            return self.write_info(caller, &sql, values, descriptor).await;
+        }
         let planned = async {
             let statement = plan(&mut session, &sql, values).await?;
             let schema = statement.schema();
@@ -339,7 +463,7 @@ impl Statements {
         if let Some(statement) = administrative(sql) {
             let statement = statement?;
             let answer = self
-                .administer(caller.into(), Some(&caller.policy_change), &statement)
+                .administer(caller.into(), Some(&caller.notes), &statement)
                 .await?;
             let role = self.session(caller)?.role().to_string();
             let answer = one_answer(&role, &redacted(sql), answer.batch);
@@ -433,6 +557,22 @@ impl Statements {
             });
         }
         let mut session = self.session(caller)?;
+        if session.is_write(&sql) {
+            // An INSERT returns no rows (clients then execute it as an
+            // update); preparing it checks the role may write the table.
+            let parameters = session.write_parameter_schema(&sql).await?;
+            let handle = PreparedHandle {
+                user: caller.user().to_string(),
+                sql,
+                parameters: None,
+                planned: None,
+            };
+            return Ok(ActionCreatePreparedStatementResult {
+                prepared_statement_handle: self.seals.handle(&handle).into(),
+                dataset_schema: schema_bytes(&arrow::datatypes::Schema::empty())?,
+                parameter_schema: schema_bytes(&parameters)?,
+            });
+        }
         let statement = self
             .runner
             .within_timeout(plan(&mut session, &sql, None))

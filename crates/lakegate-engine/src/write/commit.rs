@@ -1,0 +1,192 @@
+//! Committing a write to a Parquet table: every row of one statement goes
+//! into one new Parquet object under the table's prefix, made visible in one
+//! step or not at all.
+//!
+//! ```text
+//! checked batches ─▶ AsyncArrowWriter ─▶ BufWriter (one PUT, or a multipart upload)
+//!                        │ a check fails, a limit is hit, an error:  abort ─▶ nothing visible
+//!                        └ all rows written: complete ─▶ part-<time>-<uuid>.parquet visible
+//! ```
+//!
+//! Object stores make an object visible only when its upload completes: S3
+//! (and its compatible servers) and Azure on the final request of a PUT or
+//! multipart upload; the local file system writes to a staging file
+//! (`name#n`, which listing skips) and renames it. A reader therefore sees
+//! a statement's rows all at once or not at all, and a crashed writer leaves
+//! nothing a reader lists. The object is written through the table's
+//! location, so its credentials and encryption settings (SSE-KMS) apply.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::cache::cache_manager::TableScopedPath;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use lakegate_policy::TableName;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+
+use crate::error::{EngineError, Result};
+
+/// How many times each table has been written by this engine: a secured
+/// table's kept scan plan (which holds a file list) is reused only while the
+/// count it was planned at stands, so a writer reads its own rows at once.
+#[derive(Debug, Default)]
+pub(crate) struct TableWrites {
+    counts: Mutex<HashMap<TableName, u64>>,
+}
+
+impl TableWrites {
+    /// The writes committed to `table` so far.
+    pub(crate) fn count(&self, table: &TableName) -> u64 {
+        let counts = self.counts.lock().expect("write counts are never poisoned");
+        counts.get(table).copied().unwrap_or(0)
+    }
+
+    fn committed(&self, table: &TableName) {
+        let mut counts = self.counts.lock().expect("write counts are never poisoned");
+        *counts.entry(table.clone()).or_default() += 1;
+    }
+}
+
+/// One statement's rows on their way into a new object of `table`.
+pub(crate) struct PendingObject {
+    table: TableName,
+    url: ListingTableUrl,
+    path: Path,
+    schema: SchemaRef,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+    max_bytes: usize,
+}
+
+/// A committed object: where, how many rows, how many bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct CommittedObject {
+    pub(crate) path: String,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+}
+
+impl PendingObject {
+    /// Starts an object under the prefix of `table` (read at `url`), whose
+    /// files hold `schema`; at most `max_bytes` of Parquet may be written.
+    pub(crate) fn start(
+        runtime: &RuntimeEnv,
+        table: &TableName,
+        url: &str,
+        schema: SchemaRef,
+        max_bytes: usize,
+    ) -> Result<Self> {
+        let url = ListingTableUrl::parse(url).map_err(EngineError::from_planning)?;
+        let store = runtime
+            .object_store(&url)
+            .map_err(|e| EngineError::Storage(format!("table '{table}': {e}")))?;
+        let path = url.prefix().clone().join(object_name());
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let writer = AsyncArrowWriter::try_new(
+            BufWriter::new(store, path.clone()),
+            Arc::clone(&schema),
+            Some(properties),
+        )
+        .map_err(|e| EngineError::Internal(format!("cannot start a Parquet writer: {e}")))?;
+        Ok(Self {
+            table: table.clone(),
+            url,
+            path,
+            schema,
+            writer,
+            rows: 0,
+            max_bytes,
+        })
+    }
+
+    /// The schema the object's batches must have.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Adds `batch` (of [`PendingObject::schema`]); past the byte limit the
+    /// write fails (and the caller aborts it).
+    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| self.storage_error(&e))?;
+        self.rows += batch.num_rows() as u64;
+        let size = self.writer.bytes_written() + self.writer.in_progress_size();
+        if size > self.max_bytes {
+            return Err(EngineError::ResourceExhausted(format!(
+                "the write to table '{}' is larger than the {} bytes one statement may write \
+                 (--max-write-bytes); nothing was written",
+                self.table, self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible (nothing, when no row was written), and
+    /// tells readers of this engine to list the table again.
+    pub(crate) async fn commit(
+        mut self,
+        runtime: &RuntimeEnv,
+        writes: &TableWrites,
+    ) -> Result<Option<CommittedObject>> {
+        if self.rows == 0 {
+            self.abort().await;
+            return Ok(None);
+        }
+        if let Err(e) = self.writer.finish().await {
+            let error = self.storage_error(&e);
+            self.abort().await;
+            return Err(error);
+        }
+        let committed = CommittedObject {
+            path: self.path.to_string(),
+            rows: self.rows,
+            bytes: self.writer.bytes_written() as u64,
+        };
+        if let Some(listings) = runtime.cache_manager.get_list_files_cache() {
+            listings.remove(&TableScopedPath {
+                table: self.url.get_table_ref().clone(),
+                path: self.url.prefix().clone(),
+            });
+        }
+        writes.committed(&self.table);
+        Ok(Some(committed))
+    }
+
+    /// Abandons the object: nothing of it becomes visible.
+    pub(crate) async fn abort(self) {
+        let path = self.path.clone();
+        if let Err(e) = self.writer.into_inner().abort().await {
+            log::warn!("aborting the unfinished write of {path} failed: {e}");
+        }
+    }
+
+    fn storage_error(&self, error: &dyn std::fmt::Display) -> EngineError {
+        EngineError::Storage(format!(
+            "writing to table '{}' failed: {error}; nothing was written",
+            self.table
+        ))
+    }
+}
+
+/// A new object's name: ordered by time, unique by a random part.
+fn object_name() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "part-{millis:013}-{}.parquet",
+        uuid::Uuid::new_v4().simple()
+    )
+}
