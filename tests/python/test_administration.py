@@ -392,18 +392,21 @@ def test_write_privileges_are_granted_shown_and_named_in_refusals(steward_store)
     assert grants["electronics_item_writes"]["privileges"] == "INSERT"
     assert grants["electronics_item_writes"]["row_filter"] == "i_category = 'Electronics'"
     assert grants["electronics_tables"]["privileges"] == "CREATE_TABLE"
-    # Refused for now, saying whether the privilege is held.
-    message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk) VALUES (1)", user=tina, role="electronics")
+    # The grant takes effect at once: a row outside its check is refused
+    # naming it (and nothing is written); a role without it is told what it
+    # needs.
+    message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk, i_category) VALUES (1, 'Books')",
+                      user=tina, role="electronics")
     assert "PermissionDenied" in message, message
-    assert "holds INSERT on table 'tpc.dl_tpc_item' (grant electronics_item_writes)" in message, message
+    assert "accepted by none of role 'electronics''s INSERT grants (electronics_item_writes)" in message, message
     message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk) VALUES (1)", user=tina, role="sales")
     assert "may not insert into it: that needs INSERT on it" in message, message
     message = refused(address, "CREATE TABLE tpc.mine AS SELECT 1 AS x", user=tina, role="electronics")
     assert "holds CREATE_TABLE on database 'tpc'" in message, message
-    # ADBC bulk ingestion (what pandas' to_sql takes) names them too, by mode.
+    # ADBC bulk ingestion (what pandas' to_sql takes) likewise, by mode.
     import pyarrow as pa
-    rows = pa.table({"i_item_sk": [1]})
-    for table, mode, expected in [("dl_tpc_item", "append", "holds INSERT on table 'tpc.dl_tpc_item'"),
+    rows = pa.table({"i_item_sk": [1], "i_category": ["Books"]})
+    for table, mode, expected in [("dl_tpc_item", "append", "accepted by none of role 'electronics''s"),
                                   ("mine", "create", "holds CREATE_TABLE on database 'tpc'")]:
         with connect(address, *tina, role="electronics") as conn:
             with pytest.raises(adbc_driver_manager.Error) as error:
