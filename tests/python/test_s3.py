@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clients import query
+from clients import connect, query
 from conftest import BINARY, CATALOG, start_server
 from s3_fault_proxy import FaultProxy
 
@@ -268,6 +268,33 @@ def test_writes_carry_each_location_encryption(s3, s3_lake):
         assert s3.kms_key in head["SSEKMSKeyId"], key
     head = inspector.head_object(Bucket="lake-a", Key="demo/tpc/dl_tpc_web_sales/part-0.parquet")
     assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_written_objects_carry_their_location_encryption(s3, s3_lake, tmp_path):
+    """An INSERT into a table of the SSE-KMS bucket writes its object through
+    that location: its credentials, and its KMS key on the new object."""
+    import io
+    inspector = s3.client("s3")
+    first = io.BytesIO()
+    pq.write_table(pa.table({"id": pa.array([1], pa.int64())}), first)
+    inspector.put_object(Bucket="lake-b", Key="demo/tpc/written/part-0.parquet", Body=first.getvalue())
+    catalog = two_bucket_catalog(tmp_path / "catalog", s3)
+    with open(catalog / "catalog.toml", "a") as text:
+        text.write('[[table]]\ndatabase = "tpc"\nname = "written"\nstorage = "lake_b"\npath = "written/"\n')
+    (catalog / "writes.toml").write_text(
+        '[[grant]]\nname = "admin_writes"\nrole = "lake_admin"\non = "tpc.written"\nprivileges = ["insert"]\n')
+    with start_server(tmp_path / "state", catalog=catalog, env=server_env(s3)) as address:
+        with connect(address, "admin") as conn:
+            cursor = conn.cursor()
+            cursor.execute("INSERT INTO tpc.written VALUES (2), (3)")
+            assert cursor.fetchall() == [(2,)]
+        assert query(address, "admin", "SELECT id FROM tpc.written ORDER BY id").column("id").to_pylist() == [1, 2, 3]
+    keys = [o["Key"] for o in inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/written/")["Contents"]]
+    written = [key for key in keys if not key.endswith("/part-0.parquet")]
+    assert len(written) == 1 and written[0].endswith(".parquet"), keys
+    head = inspector.head_object(Bucket="lake-b", Key=written[0])
+    assert head["ServerSideEncryption"] == "aws:kms", head
+    assert s3.kms_key in head["SSEKMSKeyId"], head
 
 
 def test_each_user_reaches_only_its_bucket(s3):
