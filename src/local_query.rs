@@ -1,11 +1,11 @@
 //! `lakegate query`: one statement run in-process as a user and role, and
-//! audited like a Flight call (it reads data, so it leaves a record): who,
-//! which role, what was read, how it ended.
+//! audited like a Flight call (it reads or writes data, so it leaves a
+//! record): who, which role, what was read or written, how it ended.
 
 use std::time::Instant;
 
 use lakegate_audit::{AuditEvent, AuditLog};
-use lakegate_engine::Engine;
+use lakegate_engine::{Engine, QueryOutput};
 
 use crate::output::{OutputFormat, print_output};
 
@@ -38,6 +38,12 @@ pub async fn run_query(
         let mut session = engine.session(user, role)?;
         if let Some(database) = database {
             session.use_database(database)?;
+        }
+        if session.is_write(sql) {
+            let outcome = session.execute_write(sql, None).await?;
+            event.tables = outcome.reads.clone();
+            event.written = Some(outcome.audit_record());
+            return print_output(QueryOutput::written(&outcome), format).await;
         }
         let output = session.execute(sql).await?;
         event.tables = output.reads.clone();

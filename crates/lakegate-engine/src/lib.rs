@@ -65,7 +65,7 @@ pub use masks::REDACTED_TEXT;
 pub use parse::DEFAULT_MAX_STATEMENT_BYTES;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
 pub use session::QuerySession;
-pub use statement::{PlannedStatement, QueryOutput, StatementParts};
+pub use statement::{PlannedStatement, QueryOutput, StatementParts, rows_written};
 pub use statement_shape::{
     MAX_JOINED_TABLES, MAX_NESTING, MAX_SET_OPERANDS, MAX_SUBQUERIES, MAX_SUBQUERY_NESTING,
     REGROUP_THRESHOLD,

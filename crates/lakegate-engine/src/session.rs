@@ -243,8 +243,14 @@ impl QuerySession {
             .await
     }
 
-    /// Runs one statement: plans it, then reads its whole result.
+    /// Runs one statement: plans it, then reads its whole result. An
+    /// INSERT is written ([`QuerySession::execute_write`]) and answers with
+    /// one row, the count of rows written.
     pub async fn execute(&mut self, sql: &str) -> Result<QueryOutput> {
+        if self.is_write(sql) {
+            let outcome = self.execute_write(sql, None).await?;
+            return Ok(QueryOutput::written(&outcome));
+        }
         self.plan(sql).await?.execute().await
     }
 

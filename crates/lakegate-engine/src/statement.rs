@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::{StreamExt, TryStreamExt};
@@ -28,6 +28,20 @@ use crate::parameters::parameter_schema;
 use crate::plan_facts::independent_parts;
 use crate::planner::{Planned, Planner, QueryPlan, SessionAnswer};
 use crate::wire::{client_schema, conform};
+use crate::write::WriteOutcome;
+
+/// What a write answers when a client expects rows: one row, one column,
+/// `rows_written`.
+pub fn rows_written(rows: u64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "rows_written",
+        DataType::Int64,
+        false,
+    )]));
+    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![rows]))])
+        .expect("one Int64 column")
+}
 
 /// A statement's result: its schema and a stream of batches matching it.
 pub struct QueryOutput {
@@ -52,6 +66,17 @@ impl QueryOutput {
     /// Reads the whole result.
     pub async fn collect(self) -> Result<Vec<RecordBatch>> {
         self.stream.try_collect().await
+    }
+
+    /// The answer of a write: one row, `rows_written`, and what its source
+    /// read.
+    pub fn written(outcome: &WriteOutcome) -> Self {
+        let batch = rows_written(outcome.rows);
+        Self {
+            schema: batch.schema(),
+            stream: Box::pin(futures::stream::iter([Ok(batch)])),
+            reads: outcome.reads.clone(),
+        }
     }
 
     fn answer(schema: SchemaRef, batch: RecordBatch) -> Self {

@@ -12,9 +12,8 @@
 //! DoPut(handle, parameters)   ─▶ bind: the parameters sealed into a new handle
 //! ```
 
-use arrow::array::Int64Array;
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, DoPutPreparedStatementResult, ProstMessageExt,
     TicketStatementQuery,
@@ -29,7 +28,7 @@ use lakegate_admin::{
 };
 use lakegate_audit::TableWrite;
 use lakegate_engine::{
-    Engine, EngineError, PlannedStatement, QueryOutput, QuerySession, WriteOutcome,
+    Engine, EngineError, PlannedStatement, QueryOutput, QuerySession, WriteOutcome, rows_written,
 };
 use lakegate_identity::Principal;
 use prost::Message;
@@ -54,14 +53,11 @@ fn noted_write(
 ) -> CallResult<i64> {
     match result {
         Ok(outcome) => {
-            let written = TableWrite {
-                table: outcome.table.to_string(),
-                rows: outcome.rows,
-                bytes: outcome.bytes,
-                grants: outcome.grants,
-                object: outcome.object,
-            };
-            caller.notes.wrote(statement, Some(written), outcome.reads);
+            caller.notes.wrote(
+                statement,
+                Some(outcome.audit_record()),
+                outcome.reads.clone(),
+            );
             Ok(i64::try_from(outcome.rows).unwrap_or(i64::MAX))
         }
         Err(error) => {
@@ -258,16 +254,7 @@ impl Statements {
         descriptor: FlightDescriptor,
     ) -> CallResult<FlightInfo> {
         let rows = self.write(caller, sql, parameters).await?;
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "rows_written",
-            DataType::Int64,
-            false,
-        )]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![Arc::new(Int64Array::from(vec![rows]))],
-        )
-        .map_err(|e| CallError::Internal(e.to_string()))?;
+        let batch = rows_written(u64::try_from(rows).unwrap_or_default());
         let session = self.session(caller)?;
         let ticket = StatementTicket {
             user: caller.user().to_string(),
@@ -284,7 +271,7 @@ impl Statements {
         }
         .as_any()
         .encode_to_vec();
-        flight_info(vec![ticket], &schema, descriptor)
+        flight_info(vec![ticket], &batch.schema(), descriptor)
     }
 
     /// GetFlightInfo of an administration statement: a change is made now,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
-use lakegate_audit::TableRead;
+use lakegate_audit::{TableRead, TableWrite};
 use lakegate_catalog::Table;
 use lakegate_policy::{TableName, WriteAccess};
 
@@ -56,6 +56,19 @@ pub struct WriteOutcome {
     pub object: Option<String>,
     /// What the source of the rows read (an `INSERT ... SELECT`'s tables).
     pub reads: Vec<TableRead>,
+}
+
+impl WriteOutcome {
+    /// What the audit log records of the write.
+    pub fn audit_record(&self) -> TableWrite {
+        TableWrite {
+            table: self.table.to_string(),
+            rows: self.rows,
+            bytes: self.bytes,
+            grants: self.grants.clone(),
+            object: self.object.clone(),
+        }
+    }
 }
 
 /// The table a write appends to, with what the role may write of it.
