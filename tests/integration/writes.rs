@@ -67,9 +67,12 @@ name = "reader"
 [[role]]
 name = "loader"
 
+[[role]]
+name = "copier"
+
 [[user]]
 name = "u"
-may_assume = ["eu_clerk", "reader", "loader"]
+may_assume = ["eu_clerk", "reader", "loader", "copier"]
 default_role = "reader"
 
 [[grant]]
@@ -96,6 +99,19 @@ privileges = ["select"]
 [[grant]]
 name = "loads_all"
 role = "loader"
+on = "sales.orders"
+privileges = ["insert"]
+
+[[grant]]
+name = "copier_reads"
+role = "copier"
+on = "sales.orders"
+privileges = ["select"]
+masks = {{ note = "redact" }}
+
+[[grant]]
+name = "copier_writes"
+role = "copier"
 on = "sales.orders"
 privileges = ["insert"]
 "#,
@@ -240,6 +256,38 @@ async fn inserts_are_checked_against_the_grant_and_commit_whole_or_not_at_all() 
 }
 
 #[tokio::test]
+async fn one_refused_row_among_ten_thousand_refuses_them_all() {
+    let lake = tempfile::tempdir().unwrap();
+    write_orders(lake.path());
+    let engine = engine(lake.path(), common::test_engine_options(lake.path())).await;
+    let before = objects(lake.path());
+    let (code, error) = write(
+        &engine,
+        "eu_clerk",
+        "INSERT INTO sales.orders (id, region, amount) \
+         SELECT value + 100, CASE WHEN value = 5000 THEN 'US' ELSE 'EU' END, 1.0 \
+         FROM generate_series(1, 10000)",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code, ErrorCode::PermissionDenied, "{error}");
+    assert_eq!(objects(lake.path()), before);
+    assert_eq!(ids(&engine, "reader").await, [1, 2, 3]);
+    // The same rows, all in the check, are written whole.
+    let written = write(
+        &engine,
+        "eu_clerk",
+        "INSERT INTO sales.orders (id, region, amount) \
+         SELECT value + 100, 'EU', 1.0 FROM generate_series(1, 10000)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 10_000);
+    assert_eq!(objects(lake.path()), before + 1);
+    assert_eq!(ids(&engine, "reader").await.len(), 10_003);
+}
+
+#[tokio::test]
 async fn an_insert_select_reads_only_what_the_writer_may_read() {
     let lake = tempfile::tempdir().unwrap();
     write_orders(lake.path());
@@ -255,6 +303,36 @@ async fn an_insert_select_reads_only_what_the_writer_may_read() {
     .unwrap();
     assert_eq!(copied, 2);
     assert_eq!(ids(&engine, "reader").await, [1, 2, 3, 101, 103]);
+    // A masked value is copied as the writer reads it: masked.
+    let copied = write(
+        &engine,
+        "copier",
+        "INSERT INTO sales.orders SELECT id + 200, region, amount, note FROM sales.orders \
+         WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, 1);
+    let mut session = engine.session("u", Some("reader")).unwrap();
+    let notes = session
+        .execute("SELECT note FROM sales.orders WHERE id IN (1, 201) ORDER BY id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let notes = common::cells_as_text(&notes);
+    assert_eq!(notes[0], ["first"]);
+    assert_ne!(notes[1], ["first"], "the copy holds the stored value");
+    let mut session = engine.session("u", Some("copier")).unwrap();
+    let masked = session
+        .execute("SELECT note FROM sales.orders WHERE id = 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(common::cells_as_text(&masked)[0], notes[1]);
     // loader may write but not read: its source is refused.
     let (code, error) = write(
         &engine,
