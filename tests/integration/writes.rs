@@ -452,3 +452,30 @@ async fn unfinished_uploads_are_never_read_and_the_byte_limit_writes_nothing() {
     assert_eq!(objects(lake.path()), before);
     assert_eq!(ids(&engine, "reader").await, [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn a_write_of_several_parts_commits_as_one_object() {
+    let lake = tempfile::tempdir().unwrap();
+    write_orders(lake.path());
+    let engine = engine(lake.path(), common::test_engine_options(lake.path())).await;
+    let before = objects(lake.path());
+    // About 14 MB of Parquet (hex digests compress little): a multipart
+    // upload of two 10 MiB parts on the local file system.
+    let written = write(
+        &engine,
+        "loader",
+        "INSERT INTO sales.orders (id, note) \
+         SELECT value + 100, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) \
+         FROM generate_series(1, 400000)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 400_000);
+    assert_eq!(objects(lake.path()), before + 1);
+    let size: u64 = std::fs::read_dir(lake.path().join("orders"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(size > 10 * 1024 * 1024, "{size} bytes: one part only");
+    assert_eq!(ids(&engine, "reader").await.len(), 400_003);
+}

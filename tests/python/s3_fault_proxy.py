@@ -1,6 +1,7 @@
 """An HTTP/1.1 proxy between Lakegate and the S3 server that the tests control:
 it counts requests by kind and injects faults (throttling with 503 SlowDown,
-connection resets, slow responses) into the next requests.
+connection resets, slow responses) into the next requests, or resets uploads
+(PUTs of objects and of multipart parts) alone, to kill a write midway.
 
 Requests are forwarded unchanged (the Host header included, so SigV4
 signatures stay valid), one upstream connection per request; each response
@@ -28,6 +29,9 @@ class FaultProxy:
         self.counts = collections.Counter()
         self.faults_served = collections.Counter()
         self._faults = collections.deque()
+        # Uploads to let through, then uploads to reset.
+        self._uploads_spared = 0
+        self._uploads_reset = 0
         self._tasks = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -50,9 +54,16 @@ class FaultProxy:
         """The next `times` requests are held `seconds` before forwarding."""
         self._add(("delay", seconds), times)
 
+    def reset_uploads(self, times, after=0):
+        """After `after` more uploads (PUT) pass, the next `times` have their
+        connection reset; other requests pass."""
+        with self._lock:
+            self._uploads_spared, self._uploads_reset = after, times
+
     def clear(self):
         with self._lock:
             self._faults.clear()
+            self._uploads_spared = self._uploads_reset = 0
 
     def reset_counts(self):
         with self._lock:
@@ -115,6 +126,13 @@ class FaultProxy:
         with self._lock:
             self.counts[kind] += 1
         fault = self._next_fault()
+        if kind == "PUT":
+            with self._lock:
+                if self._uploads_spared:
+                    self._uploads_spared -= 1
+                elif self._uploads_reset:
+                    self._uploads_reset -= 1
+                    fault = "reset"
         try:
             if fault == "throttle":
                 with self._lock:

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 
+import adbc_driver_manager
 import boto3
 import botocore.exceptions
 import pyarrow as pa
@@ -270,31 +271,84 @@ def test_writes_carry_each_location_encryption(s3, s3_lake):
     assert head["ServerSideEncryption"] == "AES256"
 
 
-def test_written_objects_carry_their_location_encryption(s3, s3_lake, tmp_path):
-    """An INSERT into a table of the SSE-KMS bucket writes its object through
-    that location: its credentials, and its KMS key on the new object."""
+@pytest.fixture()
+def writable(s3, s3_lake, tmp_path):
+    """A server over the two buckets plus `tpc.written` (in lake-b, SSE-KMS,
+    one object of one row), which `lake_admin` may insert into; the
+    locations time requests out after 3 s and give up retrying after 8 s."""
     import io
     inspector = s3.client("s3")
+    for listed in inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/written/").get("Contents", []):
+        inspector.delete_object(Bucket="lake-b", Key=listed["Key"])
     first = io.BytesIO()
-    pq.write_table(pa.table({"id": pa.array([1], pa.int64())}), first)
+    pq.write_table(pa.table({"id": pa.array([1], pa.int64()), "tag": ["first"]}), first)
     inspector.put_object(Bucket="lake-b", Key="demo/tpc/written/part-0.parquet", Body=first.getvalue())
-    catalog = two_bucket_catalog(tmp_path / "catalog", s3)
+    timeouts = {"request_timeout": "3s", "retry_timeout": "8s"}
+    catalog = two_bucket_catalog(tmp_path / "catalog", s3, extra_a=timeouts, extra_b=timeouts)
     with open(catalog / "catalog.toml", "a") as text:
         text.write('[[table]]\ndatabase = "tpc"\nname = "written"\nstorage = "lake_b"\npath = "written/"\n')
     (catalog / "writes.toml").write_text(
         '[[grant]]\nname = "admin_writes"\nrole = "lake_admin"\non = "tpc.written"\nprivileges = ["insert"]\n')
     with start_server(tmp_path / "state", catalog=catalog, env=server_env(s3)) as address:
-        with connect(address, "admin") as conn:
-            cursor = conn.cursor()
-            cursor.execute("INSERT INTO tpc.written VALUES (2), (3)")
-            assert cursor.fetchall() == [(2,)]
-        assert query(address, "admin", "SELECT id FROM tpc.written ORDER BY id").column("id").to_pylist() == [1, 2, 3]
-    keys = [o["Key"] for o in inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/written/")["Contents"]]
-    written = [key for key in keys if not key.endswith("/part-0.parquet")]
-    assert len(written) == 1 and written[0].endswith(".parquet"), keys
+        yield address, inspector
+
+
+def written_keys(inspector):
+    return sorted(o["Key"] for o in
+                  inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/written/").get("Contents", []))
+
+
+def written_count(address):
+    return query(address, "admin", "SELECT count(*) FROM tpc.written").column(0)[0].as_py()
+
+
+def insert(address, sql):
+    with connect(address, "admin") as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()[0][0]
+
+
+def test_written_objects_carry_their_location_encryption(s3, writable):
+    """An INSERT into a table of the SSE-KMS bucket writes its object through
+    that location: its credentials, and its KMS key on the new object."""
+    address, inspector = writable
+    assert insert(address, "INSERT INTO tpc.written VALUES (2, 'b'), (3, 'c')") == 2
+    assert query(address, "admin", "SELECT id FROM tpc.written ORDER BY id").column("id").to_pylist() == [1, 2, 3]
+    written = [key for key in written_keys(inspector) if not key.endswith("/part-0.parquet")]
+    assert len(written) == 1 and written[0].endswith(".parquet"), written
     head = inspector.head_object(Bucket="lake-b", Key=written[0])
     assert head["ServerSideEncryption"] == "aws:kms", head
     assert s3.kms_key in head["SSEKMSKeyId"], head
+
+
+def test_a_write_killed_midway_leaves_nothing_and_a_retry_succeeds(s3, writable):
+    """A write large enough for a multipart upload loses its second part to
+    connection resets past the retry timeout: the statement fails with
+    UNAVAILABLE, the upload is aborted, readers see the table as it was;
+    the same statement then succeeds."""
+    address, inspector = writable
+    before = written_keys(inspector)
+    # About 14 MB of Parquet (hex digests compress little): two parts, the
+    # first let through, the second reset until the retries give up.
+    big = ("INSERT INTO tpc.written SELECT value, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) "
+           "FROM generate_series(1, 400000)")
+    s3.proxy.reset_counts()
+    s3.proxy.reset_uploads(10_000, after=1)
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as failure:
+            insert(address, big)
+    finally:
+        s3.proxy.clear()
+    message = str(failure.value)
+    assert "UNAVAILABLE" in message or "Unavailable" in message, message
+    assert "nothing was written" in message, message
+    assert written_keys(inspector) == before
+    open_uploads = inspector.list_multipart_uploads(Bucket="lake-b", Prefix="demo/tpc/written/").get("Uploads")
+    assert not open_uploads, [upload["Key"] for upload in open_uploads]
+    assert written_count(address) == 1
+    assert insert(address, big) == 400_000
+    assert written_count(address) == 400_001
 
 
 def test_each_user_reaches_only_its_bucket(s3):

@@ -3,7 +3,7 @@
 //! step or not at all.
 //!
 //! ```text
-//! checked batches ─▶ AsyncArrowWriter ─▶ BufWriter (one PUT, or a multipart upload)
+//! checked batches ─▶ AsyncArrowWriter ─▶ ObjectSink (one PUT, or a multipart upload)
 //!                        │ a check fails, a limit is hit, an error:  abort ─▶ nothing visible
 //!                        └ all rows written: complete ─▶ part-<time>-<uuid>.parquet visible
 //! ```
@@ -29,9 +29,9 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use lakegate_policy::TableName;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
 
+use super::object_sink::ObjectSink;
 use crate::error::{EngineError, Result};
 
 /// How many times each table has been written by this engine: a secured
@@ -61,7 +61,7 @@ pub(crate) struct PendingObject {
     url: ListingTableUrl,
     path: Path,
     schema: SchemaRef,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<ObjectSink>,
     rows: u64,
     max_bytes: usize,
 }
@@ -93,7 +93,7 @@ impl PendingObject {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let writer = AsyncArrowWriter::try_new(
-            BufWriter::new(store, path.clone()),
+            ObjectSink::new(store, path.clone()),
             Arc::clone(&schema),
             Some(properties),
         )

@@ -24,6 +24,7 @@
 
 mod checks;
 mod commit;
+mod object_sink;
 mod statement;
 
 use std::sync::Arc;
