@@ -12,7 +12,7 @@ use crate::output::{OutputFormat, print_output};
 use crate::{default_audit_dir, load_engine_from};
 
 /// The demo walkthrough: who runs what, as in DESIGN §4.
-const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
+const WALKTHROUGH: [(&str, Option<&str>, &str); 10] = [
     ("david", None, "SHOW DATABASES"),
     ("david", None, "SELECT * FROM dl_tpc_customer LIMIT 10"),
     (
@@ -39,6 +39,25 @@ const WALKTHROUGH: [(&str, Option<&str>, &str); 7] = [
         "admin",
         None,
         "SELECT count(*) AS all_web_sales FROM dl_tpc_web_sales",
+    ),
+    // Seed 000's write story: electronics writes what it counted to a table
+    // of its own (it reads Electronics items only, so that is all it
+    // counts); sales may not write there at all.
+    (
+        "tina",
+        Some("electronics"),
+        "INSERT INTO category_counts \
+         SELECT i_category, count(*), current_user(), now() FROM dl_tpc_item GROUP BY i_category",
+    ),
+    (
+        "tina",
+        Some("sales"),
+        "INSERT INTO category_counts VALUES ('Books', 1, 'tina', now())",
+    ),
+    (
+        "tina",
+        Some("electronics"),
+        "SELECT category, items, counted_by FROM category_counts",
     ),
 ];
 

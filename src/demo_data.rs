@@ -9,6 +9,11 @@
 //! the requested scale and in this layout (recorded in
 //! `<data-dir>/tpc/_lakegate_demo.json`).
 //!
+//! Beside them, `<data-dir>/tpc/category_counts/` is where the demo's
+//! writing role appends its results ([`RESULTS_TABLE`]): it starts as one
+//! empty file that gives its columns, and is never regenerated, so that what
+//! was written stays.
+//!
 //! [`publish_demo_data`] copies the generated files to an object store (the
 //! demo's `--storage s3://bucket/prefix`) through the location's own store, so
 //! that its encryption settings apply; the marker is written last, and a copy
@@ -37,7 +42,44 @@ pub const DEMO_TABLES: [(&str, &str, usize); 4] = [
 ];
 
 /// The version of the files' layout; data written in another is regenerated.
-pub const DEMO_LAYOUT: u64 = 3;
+pub const DEMO_LAYOUT: u64 = 4;
+
+/// The table the demo's writing role appends to (see the module
+/// documentation).
+pub const RESULTS_TABLE: &str = "category_counts";
+
+/// The columns of [`RESULTS_TABLE`].
+fn results_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    Arc::new(Schema::new(vec![
+        Field::new("category", DataType::Utf8, true),
+        Field::new("items", DataType::Int64, true),
+        Field::new("counted_by", DataType::Utf8, true),
+        Field::new(
+            "counted_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            true,
+        ),
+    ]))
+}
+
+/// Creates [`RESULTS_TABLE`] under `data_dir` (one empty file) unless it
+/// holds files already.
+fn ensure_results_table(data_dir: &Path) -> Result<(), GenerateError> {
+    let dir = data_dir.join("tpc").join(RESULTS_TABLE);
+    let holds_files = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+    if holds_files {
+        return Ok(());
+    }
+    let path = dir.join("part-0.parquet");
+    let write_error = |e: &dyn std::fmt::Display| GenerateError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| write_error(&e))?;
+    let writer = PartialParquetFile::create(&path, results_schema()).map_err(|e| write_error(&e))?;
+    writer.finish().map_err(|e| write_error(&e))
+}
 
 /// Rows are dealt to a table's files in slices of this many, round-robin, so
 /// that every file gets a share even at small scales.
@@ -63,6 +105,7 @@ pub fn ensure_demo_data(
     scale: f64,
     show_progress: bool,
 ) -> Result<Generation, GenerateError> {
+    ensure_results_table(data_dir)?;
     let marker = marker(data_dir);
     if let Ok(text) = std::fs::read_to_string(&marker)
         && let Ok(recorded) = serde_json::from_str::<serde_json::Value>(&text)
@@ -244,6 +287,23 @@ pub async fn publish_demo_data(
                 .await
                 .map_err(|e| failed(e.to_string()))?;
         }
+    }
+    // The results table starts as its empty file; what was written to it
+    // there is kept.
+    let results = location
+        .object_path(&format!("tpc/{RESULTS_TABLE}/"))
+        .map_err(failed)?;
+    let holds_files = store
+        .list(Some(&results))
+        .try_next()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .is_some();
+    if !holds_files {
+        let empty = data_dir.join("tpc").join(RESULTS_TABLE).join("part-0.parquet");
+        copy_file(&empty, Arc::clone(&store), &results.clone().join("part-0.parquet"))
+            .await
+            .map_err(|e| failed(format!("{results}: {e}")))?;
     }
     store
         .put(&remote_marker, local_marker.into())

@@ -243,6 +243,15 @@ async fn inserts_are_checked_against_the_grant_and_commit_whole_or_not_at_all() 
         let (_, error) = write(&engine, "loader", sql).await.unwrap_err();
         assert!(error.contains(expected), "{sql}: {error}");
     }
+    // The clock reads as in a query: now() is the write's start.
+    let stamped = write(
+        &engine,
+        "loader",
+        "INSERT INTO sales.orders (id, note) VALUES (50, CAST(now() AS VARCHAR))",
+    )
+    .await
+    .unwrap();
+    assert_eq!(stamped, 1);
     // A NULL in a column the files declare NOT NULL.
     let (_, error) = write(
         &engine,

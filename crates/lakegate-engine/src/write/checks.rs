@@ -62,7 +62,10 @@ pub(crate) async fn check_and_commit(
 ) -> Result<Checked> {
     let access = &target.access;
     let stored: SchemaRef = Arc::new(target.stored_schema());
-    let state = checking_state(lake, user, target, rows)?;
+    let mut state = checking_state(lake, user, target, rows)?;
+    // The write's clock starts here: `now()` in the rows and in the checks
+    // is this moment.
+    state.mark_start_execution();
     let columns: Vec<String> = stored
         .fields()
         .iter()
