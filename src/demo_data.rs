@@ -77,7 +77,8 @@ fn ensure_results_table(data_dir: &Path) -> Result<(), GenerateError> {
         message: e.to_string(),
     };
     std::fs::create_dir_all(&dir).map_err(|e| write_error(&e))?;
-    let writer = PartialParquetFile::create(&path, results_schema()).map_err(|e| write_error(&e))?;
+    let writer =
+        PartialParquetFile::create(&path, results_schema()).map_err(|e| write_error(&e))?;
     writer.finish().map_err(|e| write_error(&e))
 }
 
@@ -300,10 +301,17 @@ pub async fn publish_demo_data(
         .map_err(|e| failed(e.to_string()))?
         .is_some();
     if !holds_files {
-        let empty = data_dir.join("tpc").join(RESULTS_TABLE).join("part-0.parquet");
-        copy_file(&empty, Arc::clone(&store), &results.clone().join("part-0.parquet"))
-            .await
-            .map_err(|e| failed(format!("{results}: {e}")))?;
+        let empty = data_dir
+            .join("tpc")
+            .join(RESULTS_TABLE)
+            .join("part-0.parquet");
+        copy_file(
+            &empty,
+            Arc::clone(&store),
+            &results.clone().join("part-0.parquet"),
+        )
+        .await
+        .map_err(|e| failed(format!("{results}: {e}")))?;
     }
     store
         .put(&remote_marker, local_marker.into())

@@ -393,13 +393,14 @@ privileges = ["create_table"]
     assert_eq!(access.grants[0].columns, ["a"]);
     assert!(policy.may_create_table("analyst", "shop"));
     assert!(!policy.may_create_table("analyst", "hr"));
-    // Writes are refused, each naming the privilege and whether it is held.
+    // The insert grant checks what is written; the other writes are refused,
+    // each naming the privilege and whether it is held.
     let mut session = engine.session("ann", Some("analyst")).unwrap();
     for (sql, expected) in [
         (
-            "INSERT INTO shop.orders (a) VALUES (1)",
-            "role 'analyst' holds INSERT on table 'shop.orders' (grant orders_writes), but \
-             Lakegate does not run writes yet",
+            "INSERT INTO shop.orders (a) VALUES (0)",
+            "a row written to table 'shop.orders' is accepted by none of role 'analyst''s \
+             INSERT grants (orders_writes)",
         ),
         (
             "CREATE TABLE shop.copy AS SELECT 1",
