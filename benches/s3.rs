@@ -28,7 +28,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use lakegate::demo_data::{DEMO_LAYOUT, DEMO_TABLES, ensure_demo_data, publish_demo_data};
+use lakegate::demo_data::{
+    DEMO_LAYOUT, DEMO_TABLES, RESULTS_TABLE, ensure_demo_data, publish_demo_data,
+};
 use lakegate_catalog::{Catalog, LoadOptions, RequestTotals, StorageEntry, StorageLocation};
 use lakegate_engine::{Engine, EngineOptions};
 
@@ -120,7 +122,8 @@ fn s3_catalog(dir: &Path, port: u16) {
          url = \"s3://bench/demo/tpc\"\n{}\n[[database]]\nname = \"tpc\"\n\n",
         s3_settings(port)
     );
-    for (table, _, _) in DEMO_TABLES {
+    let tables = DEMO_TABLES.iter().map(|(table, _, _)| *table);
+    for table in tables.chain([RESULTS_TABLE]) {
         text.push_str(&format!(
             "[[table]]\ndatabase = \"tpc\"\nname = \"{table}\"\nstorage = \"lake\"\npath = \"{table}/\"\n\n"
         ));

@@ -34,7 +34,7 @@ from s3_fault_proxy import FaultProxy
 
 REGION = "us-east-1"
 TABLES_A = ["dl_tpc_customer", "dl_tpc_web_sales"]
-TABLES_B = ["dl_tpc_customer_address", "dl_tpc_item"]
+TABLES_B = ["dl_tpc_customer_address", "dl_tpc_item", "category_counts"]
 
 
 def free_port():
