@@ -234,11 +234,15 @@ def test_demo_storage_copies_the_demo_under_the_prefix_only(s3, s3_lake, data_di
     keys = [o["Key"] for o in s3.client("s3").list_objects_v2(Bucket="lake-a")["Contents"]]
     assert keys and all(key.startswith("demo/tpc/") for key in keys)
     assert "demo/tpc/_lakegate_demo.json" in keys
-    # A second run finds the copy complete and writes nothing.
+    # A second run finds the copy complete and copies nothing: the one object
+    # it writes is the walkthrough's row in category_counts.
     s3.proxy.reset_counts()
     out = run_demo(data_dir, s3, "lake-a-reader", "s3://lake-a/demo")
     assert "reusing demo data in s3://lake-a/demo/" in out
-    assert s3.proxy.snapshot().get("PUT", 0) == 0
+    after = [o["Key"] for o in s3.client("s3").list_objects_v2(Bucket="lake-a")["Contents"]]
+    added = sorted(set(after) - set(keys))
+    assert len(added) == 1 and added[0].startswith("demo/tpc/category_counts/part-"), added
+    assert s3.proxy.snapshot().get("PUT", 0) == 1
 
 
 def test_the_demo_scenario_from_two_buckets_matches_local_disk(s3_server, server):
