@@ -7,6 +7,7 @@ directly for the ground truth."""
 
 import json
 import pathlib
+import threading
 
 import adbc_driver_manager
 import duckdb
@@ -201,3 +202,34 @@ def test_bulk_ingestion_appends_checked_rows(lake):
     ingested = [e for e in events(audit) if e.get("written")]
     assert [(e["outcome"], e["written"]["rows"]) for e in ingested][:2] == [("ok", 2), ("denied", 0)]
     assert all(e["written"]["table"] == "sales.orders" for e in ingested)
+
+
+def test_readers_see_a_write_whole_or_not_at_all(lake):
+    """While a large INSERT (a multipart upload of several parts) runs, a
+    reader polling the table sees the rows before it or all of them."""
+    address, data, audit = lake
+    written = 400_000
+    counts, done = [], threading.Event()
+
+    def poll():
+        with connect(address, "hana", role="reader") as conn:
+            cursor = conn.cursor()
+            while not done.is_set():
+                cursor.execute("SELECT count(*) FROM sales.orders")
+                counts.append(cursor.fetchall()[0][0])
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        with connect(address, "hana", role="loader") as conn:
+            cursor = conn.cursor()
+            cursor.execute("INSERT INTO sales.orders (id, note) SELECT value + 1000, "
+                           "md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) "
+                           f"FROM generate_series(1, {written})")
+            assert cursor.fetchall() == [(written,)]
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    assert counts, "the reader never read"
+    assert set(counts) <= {3, 3 + written}, sorted(set(counts))
+    assert seen(address, "reader", "SELECT count(*) FROM sales.orders") == [3 + written]
