@@ -50,6 +50,7 @@ mod sql_info;
 mod statements;
 mod throttle;
 mod tickets;
+mod writes;
 
 pub use admin_api::LakegateAdminApi;
 pub use auth::{Authenticator, Identity, Presented, SignInMethods};

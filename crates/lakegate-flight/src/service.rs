@@ -41,14 +41,13 @@ use arrow_flight::sql::{
     CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
     SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
 use arrow_flight::{
     Action, ActionType, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use futures::{Stream, StreamExt};
 use lakegate_admin::Administration;
 use lakegate_audit::AuditLog;
-use lakegate_engine::{Engine, EngineError};
+use lakegate_engine::Engine;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -59,7 +58,6 @@ use crate::metadata::{
     FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
 };
 use crate::options::ServiceOptions;
-use crate::prepared::{decode_parameters, receive_batches};
 use crate::running::{DoGetStream, QueryRunner, insert_header, one_batch};
 use crate::session_options::{session_action, session_action_types};
 use crate::signing::EnvelopeKey;
@@ -605,29 +603,10 @@ impl FlightSqlService for LakegateFlightService {
             return Ok(self.statements.update(&caller, &statement?).await?);
         }
         if self.statements.session(&caller)?.is_write(&handle.sql) {
-            let (_, sent) = receive_batches(
-                request.into_inner(),
-                self.max_parameter_bytes,
-                |size, limit| {
-                    CallError::InvalidRequest(format!(
-                        "bound parameters take {size} bytes or more, more than the {limit} \
-                         allowed (--max-parameter-bytes); bind fewer rows per execution, or \
-                         ingest the rows (ADBC adbc_ingest)"
-                    ))
-                },
-            )
-            .await?;
-            let parameters = match (sent.is_empty(), &handle.parameters) {
-                (false, _) => Some(
-                    arrow::compute::concat_batches(&sent[0].schema(), &sent)
-                        .map_err(|e| CallError::InvalidRequest(format!("parameters: {e}")))?,
-                ),
-                (true, Some(bound)) => Some(decode_parameters(bound)?),
-                (true, None) => None,
-            };
+            let data = request.into_inner();
             return Ok(self
                 .statements
-                .write(&caller, &handle.sql, parameters)
+                .prepared_write(&caller, &handle, data)
                 .await?);
         }
         Err(CallError::Refused(
@@ -645,61 +624,9 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        // Mode append (and create_append into a table that exists) runs
-        // as an INSERT of the rows sent; mode create needs CREATE_TABLE on
-        // the database and is refused; replace is refused.
         let caller = caller_of(&request)?.clone();
-        let session = self.statements.session(&caller)?;
-        let (if_exists, if_not_exist) = query
-            .table_definition_options
-            .map_or((TableExistsOption::Fail, TableNotExistOption::Fail), |o| {
-                (o.if_exists(), o.if_not_exist())
-            });
-        if if_not_exist == TableNotExistOption::Create && if_exists == TableExistsOption::Fail {
-            let refusal = session.create_refusal(query.schema.as_deref(), &query.table);
-            return Err(CallError::from(refusal).into());
-        }
-        if if_exists == TableExistsOption::Replace {
-            return Err(CallError::Refused(
-                "ingestion in mode replace would drop the table's rows first: Lakegate only \
-                 appends (mode append)"
-                    .into(),
-            )
-            .into());
-        }
-        if query.temporary {
-            return Err(CallError::Refused("temporary tables are not supported".into()).into());
-        }
-        if let Some(catalog) = query.catalog.as_deref()
-            && catalog != self.engine.catalog_name()
-        {
-            return Err(CallError::InvalidRequest(format!(
-                "there is no catalog '{catalog}': this server serves '{}'",
-                self.engine.catalog_name()
-            ))
-            .into());
-        }
-        let limit = self.engine.max_write_bytes();
-        let (schema, batches) = receive_batches(request.into_inner(), limit, |size, limit| {
-            CallError::Engine(EngineError::ResourceExhausted(format!(
-                "the ingested data takes {size} bytes or more, more than the {limit} one \
-                     write may take (--max-write-bytes); ingest it in parts"
-            )))
-        })
-        .await?;
-        let schema = schema.ok_or_else(|| {
-            CallError::InvalidRequest("the ingestion sent no schema and no rows".into())
-        })?;
-        Ok(self
-            .statements
-            .ingest(
-                &caller,
-                query.schema.as_deref(),
-                &query.table,
-                schema,
-                batches,
-            )
-            .await?)
+        let data = request.into_inner();
+        Ok(self.statements.ingest_command(&caller, query, data).await?)
     }
 
     async fn do_action_fallback(

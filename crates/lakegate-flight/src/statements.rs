@@ -26,10 +26,7 @@ use lakegate_admin::{
     Actor, AdminAnswer, AdminError, AdminStatement, Administration, change_result_schema,
     parse_admin, redacted,
 };
-use lakegate_audit::TableWrite;
-use lakegate_engine::{
-    Engine, EngineError, PlannedStatement, QueryOutput, QuerySession, WriteOutcome, rows_written,
-};
+use lakegate_engine::{Engine, EngineError, PlannedStatement, QueryOutput, QuerySession};
 use lakegate_identity::Principal;
 use prost::Message;
 use tonic::{Response, Status};
@@ -43,44 +40,13 @@ use crate::tickets::{
     Planned, PreparedHandle, Seals, StatementTicket, column_digest, schema_digest,
 };
 
-/// Tells the audit of `caller`'s call what a write did (or, refused, the
-/// table it named, when known), and answers with the rows written.
-fn noted_write(
-    caller: &Caller,
-    statement: Option<&str>,
-    table: Option<String>,
-    result: CallResult<WriteOutcome>,
-) -> CallResult<i64> {
-    match result {
-        Ok(outcome) => {
-            caller.notes.wrote(
-                statement,
-                Some(outcome.audit_record()),
-                outcome.reads.clone(),
-            );
-            Ok(i64::try_from(outcome.rows).unwrap_or(i64::MAX))
-        }
-        Err(error) => {
-            let refused = table.map(|table| TableWrite {
-                table,
-                rows: 0,
-                bytes: 0,
-                grants: Vec::new(),
-                object: None,
-            });
-            caller.notes.wrote(statement, refused, Vec::new());
-            Err(error)
-        }
-    }
-}
-
 /// Plans and runs the statements of calls.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
-    engine: Engine,
-    seals: Seals,
-    runner: QueryRunner,
-    max_parameter_bytes: usize,
+    pub(crate) engine: Engine,
+    pub(crate) seals: Seals,
+    pub(crate) runner: QueryRunner,
+    pub(crate) max_parameter_bytes: usize,
     /// The policy store's administration, when the server has a store.
     administration: Option<Arc<Administration>>,
 }
@@ -198,80 +164,6 @@ impl Statements {
         self.administer(caller.into(), Some(&caller.notes), statement)
             .await?;
         Ok(1)
-    }
-
-    /// Runs the INSERT `sql` for `caller` (every row of `parameters` bound
-    /// in turn, as one write): the number of rows written. The audit event
-    /// records the statement, the table, what was committed and the grants
-    /// that accepted it, or the refusal.
-    pub(crate) async fn write(
-        &self,
-        caller: &Caller,
-        sql: &str,
-        parameters: Option<RecordBatch>,
-    ) -> CallResult<i64> {
-        let result = self
-            .runner
-            .run_write(caller.user(), async {
-                let session = self.session(caller)?;
-                Ok(session.execute_write(sql, parameters).await?)
-            })
-            .await;
-        noted_write(caller, Some(sql), None, result)
-    }
-
-    /// Appends `batches` (of `schema`) to `table` of `database` (or the
-    /// caller's database) for `caller`: the number of rows written.
-    pub(crate) async fn ingest(
-        &self,
-        caller: &Caller,
-        database: Option<&str>,
-        table: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> CallResult<i64> {
-        let result = self
-            .runner
-            .run_write(caller.user(), async {
-                let session = self.session(caller)?;
-                Ok(session.ingest(database, table, schema, batches).await?)
-            })
-            .await;
-        let named = database
-            .or(caller.database.as_deref())
-            .map(|database| format!("{database}.{table}"));
-        noted_write(caller, None, named, result)
-    }
-
-    /// GetFlightInfo of an INSERT sent as a query (ADBC's `cursor.execute`
-    /// sends everything so): written now, once, and its ticket carries the
-    /// answer, one row holding the count of rows written.
-    async fn write_info(
-        &self,
-        caller: &Caller,
-        sql: &str,
-        parameters: Option<RecordBatch>,
-        descriptor: FlightDescriptor,
-    ) -> CallResult<FlightInfo> {
-        let rows = self.write(caller, sql, parameters).await?;
-        let batch = rows_written(u64::try_from(rows).unwrap_or_default());
-        let session = self.session(caller)?;
-        let ticket = StatementTicket {
-            user: caller.user().to_string(),
-            role: session.role().to_string(),
-            sql: sql.to_string(),
-            database: session.current_database().map(str::to_string),
-            parameters: None,
-            part: None,
-            planned: None,
-            answer: encode_parameters(std::slice::from_ref(&batch), usize::MAX)?,
-        };
-        let ticket = TicketStatementQuery {
-            statement_handle: self.seals.ticket(&ticket).into(),
-        }
-        .as_any()
-        .encode_to_vec();
-        flight_info(vec![ticket], &batch.schema(), descriptor)
     }
 
     /// GetFlightInfo of an administration statement: a change is made now,

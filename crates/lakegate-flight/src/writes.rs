@@ -1,0 +1,231 @@
+//! Writes over Flight: an INSERT sent as an update, as a prepared update
+//! with parameter rows, or as a query (written when its FlightInfo is asked
+//! for), and bulk ingestion. Each opens an engine session for the caller,
+//! which decides and checks everything (`lakegate_engine::QuerySession::
+//! execute_write`); here the call's limits are applied (one of the user's
+//! query slots, the query timeout, `--max-write-bytes` on what a client
+//! sends) and the audit event is told what was written.
+//!
+//! ```text
+//! DoPut(CommandStatementUpdate: INSERT)    ─▶ write
+//! DoPut(CommandPreparedStatementUpdate)    ─▶ prepared_write ─▶ write (every parameter row, one write)
+//! GetFlightInfo(INSERT as a query)         ─▶ write_info: written once, the ticket carries rows_written
+//! DoPut(CommandStatementIngest)            ─▶ ingest_command ─▶ ingest (batches matched by name)
+//! ```
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::sql::{
+    CommandStatementIngest, ProstMessageExt, TableExistsOption, TableNotExistOption,
+    TicketStatementQuery,
+};
+use arrow_flight::{FlightData, FlightDescriptor, FlightInfo};
+use futures::Stream;
+use lakegate_audit::TableWrite;
+use lakegate_engine::{EngineError, WriteOutcome, rows_written};
+use prost::Message;
+use tonic::Status;
+
+use crate::call::Caller;
+use crate::error::{CallError, CallResult};
+use crate::prepared::{decode_parameters, encode_parameters, receive_batches};
+use crate::statements::{Statements, flight_info};
+use crate::tickets::{PreparedHandle, StatementTicket};
+
+/// Tells the audit of `caller`'s call what a write did (or, refused, the
+/// table it named, when known), and answers with the rows written.
+fn noted_write(
+    caller: &Caller,
+    statement: Option<&str>,
+    table: Option<String>,
+    result: CallResult<WriteOutcome>,
+) -> CallResult<i64> {
+    match result {
+        Ok(outcome) => {
+            caller.notes.wrote(
+                statement,
+                Some(outcome.audit_record()),
+                outcome.reads.clone(),
+            );
+            Ok(i64::try_from(outcome.rows).unwrap_or(i64::MAX))
+        }
+        Err(error) => {
+            let refused = table.map(|table| TableWrite {
+                table,
+                rows: 0,
+                bytes: 0,
+                grants: Vec::new(),
+                object: None,
+            });
+            caller.notes.wrote(statement, refused, Vec::new());
+            Err(error)
+        }
+    }
+}
+
+impl Statements {
+    /// Runs the INSERT `sql` for `caller` (every row of `parameters` bound
+    /// in turn, as one write): the number of rows written. The audit event
+    /// records the statement, the table, what was committed and the grants
+    /// that accepted it, or the refusal.
+    pub(crate) async fn write(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                let session = self.session(caller)?;
+                Ok(session.execute_write(sql, parameters).await?)
+            })
+            .await;
+        noted_write(caller, Some(sql), None, result)
+    }
+
+    /// Appends `batches` (of `schema`) to `table` of `database` (or the
+    /// caller's database) for `caller`: the number of rows written.
+    async fn ingest(
+        &self,
+        caller: &Caller,
+        database: Option<&str>,
+        table: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                let session = self.session(caller)?;
+                Ok(session.ingest(database, table, schema, batches).await?)
+            })
+            .await;
+        let named = database
+            .or(caller.database.as_deref())
+            .map(|database| format!("{database}.{table}"));
+        noted_write(caller, None, named, result)
+    }
+
+    /// GetFlightInfo of an INSERT sent as a query (ADBC's `cursor.execute`
+    /// sends everything so): written now, once, and its ticket carries the
+    /// answer, one row holding the count of rows written.
+    pub(crate) async fn write_info(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+        descriptor: FlightDescriptor,
+    ) -> CallResult<FlightInfo> {
+        let rows = self.write(caller, sql, parameters).await?;
+        let batch = rows_written(u64::try_from(rows).unwrap_or_default());
+        let session = self.session(caller)?;
+        let ticket = StatementTicket {
+            user: caller.user().to_string(),
+            role: session.role().to_string(),
+            sql: sql.to_string(),
+            database: session.current_database().map(str::to_string),
+            parameters: None,
+            part: None,
+            planned: None,
+            answer: encode_parameters(std::slice::from_ref(&batch), usize::MAX)?,
+        };
+        let ticket = TicketStatementQuery {
+            statement_handle: self.seals.ticket(&ticket).into(),
+        }
+        .as_any()
+        .encode_to_vec();
+        flight_info(vec![ticket], &batch.schema(), descriptor)
+    }
+
+    /// An INSERT prepared by `caller` and executed as an update
+    /// (`executemany`, ADBC's `execute_update`): run with the parameter
+    /// rows sent with it, or else those bound before, all as one write.
+    pub(crate) async fn prepared_write(
+        &self,
+        caller: &Caller,
+        handle: &PreparedHandle,
+        data: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    ) -> CallResult<i64> {
+        let (_, sent) = receive_batches(data, self.max_parameter_bytes, |size, limit| {
+            CallError::InvalidRequest(format!(
+                "bound parameters take {size} bytes or more, more than the {limit} allowed \
+                 (--max-parameter-bytes); bind fewer rows per execution, or ingest the rows \
+                 (ADBC adbc_ingest)"
+            ))
+        })
+        .await?;
+        let parameters = match (sent.first(), &handle.parameters) {
+            (Some(first), _) => Some(
+                arrow::compute::concat_batches(&first.schema(), &sent)
+                    .map_err(|e| CallError::InvalidRequest(format!("parameters: {e}")))?,
+            ),
+            (None, Some(bound)) => Some(decode_parameters(bound)?),
+            (None, None) => None,
+        };
+        self.write(caller, &handle.sql, parameters).await
+    }
+
+    /// Bulk ingestion (`CommandStatementIngest`, ADBC's `adbc_ingest`):
+    /// mode append (and create_append into a table that exists) appends
+    /// the batches sent as an INSERT of those rows would; mode create
+    /// needs CREATE_TABLE on the database and is refused, as are replace
+    /// and temporary tables.
+    pub(crate) async fn ingest_command(
+        &self,
+        caller: &Caller,
+        command: CommandStatementIngest,
+        data: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    ) -> CallResult<i64> {
+        let (if_exists, if_not_exist) = command
+            .table_definition_options
+            .map_or((TableExistsOption::Fail, TableNotExistOption::Fail), |o| {
+                (o.if_exists(), o.if_not_exist())
+            });
+        if if_not_exist == TableNotExistOption::Create && if_exists == TableExistsOption::Fail {
+            let session = self.session(caller)?;
+            return Err(session
+                .create_refusal(command.schema.as_deref(), &command.table)
+                .into());
+        }
+        if if_exists == TableExistsOption::Replace {
+            return Err(CallError::Refused(
+                "ingestion in mode replace would drop the table's rows first: Lakegate only \
+                 appends (mode append)"
+                    .into(),
+            ));
+        }
+        if command.temporary {
+            return Err(CallError::Refused(
+                "temporary tables are not supported".into(),
+            ));
+        }
+        let serves = self.engine.catalog_name();
+        if let Some(catalog) = command.catalog.as_deref()
+            && catalog != serves
+        {
+            return Err(CallError::InvalidRequest(format!(
+                "there is no catalog '{catalog}': this server serves '{serves}'"
+            )));
+        }
+        let limit = self.engine.max_write_bytes();
+        let (schema, batches) = receive_batches(data, limit, |size, limit| {
+            CallError::Engine(EngineError::ResourceExhausted(format!(
+                "the ingested data takes {size} bytes or more, more than the {limit} one write \
+                 may take (--max-write-bytes); ingest it in parts"
+            )))
+        })
+        .await?;
+        let schema = schema.ok_or_else(|| {
+            CallError::InvalidRequest("the ingestion sent no schema and no rows".into())
+        })?;
+        self.ingest(
+            caller,
+            command.schema.as_deref(),
+            &command.table,
+            schema,
+            batches,
+        )
+        .await
+    }
+}
