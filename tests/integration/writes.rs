@@ -3,8 +3,8 @@
 //! grant's column list, refuse the whole statement and leave the table as
 //! it was; the source of an INSERT ... SELECT reads under the writer's read
 //! policy; the writer reads its own rows at once; an unfinished upload's
-//! staging file is never read; the byte limit stops a write and nothing is
-//! written.
+//! staging file is never read, and removed once abandoned; the byte limit
+//! stops a write and nothing is written.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -460,6 +460,31 @@ async fn unfinished_uploads_are_never_read_and_the_byte_limit_writes_nothing() {
     assert!(error.contains("--max-write-bytes"), "{error}");
     assert_eq!(objects(lake.path()), before);
     assert_eq!(ids(&engine, "reader").await, [1, 2, 3]);
+
+    // A commit removes staging files older than an hour, not newer ones
+    // (an upload still running).
+    let old = lake.path().join("orders").join("part-9-crashed.parquet#1");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let running = lake.path().join("orders").join("part-10-running.parquet#2");
+    std::fs::write(&running, b"a part").unwrap();
+    assert_eq!(
+        write(
+            &engine,
+            "loader",
+            "INSERT INTO sales.orders (id) VALUES (4)"
+        )
+        .await,
+        Ok(1)
+    );
+    assert!(!old.exists(), "the abandoned staging file was kept");
+    assert!(running.exists(), "a recent staging file was removed");
+    assert_eq!(ids(&engine, "reader").await, [1, 2, 3, 4]);
 }
 
 #[tokio::test]

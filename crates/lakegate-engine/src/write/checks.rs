@@ -122,6 +122,10 @@ pub(crate) async fn check_and_commit(
         target.table.url.as_str(),
         Arc::clone(&stored),
         lake.max_write_bytes(),
+        lake.catalog()
+            .storage
+            .get(&target.table.storage)
+            .is_some_and(|location| location.url.scheme() == "file"),
     )?;
     let mut used = BTreeSet::new();
     if !numbered {

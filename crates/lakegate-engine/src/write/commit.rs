@@ -15,6 +15,12 @@
 //! a statement's rows all at once or not at all, and a crashed writer leaves
 //! nothing a reader lists. The object is written through the table's
 //! location, so its credentials and encryption settings (SSE-KMS) apply.
+//!
+//! On the local file system a crashed writer leaves its staging file; a
+//! commit to a table removes the table's staging files older than
+//! [`STAGING_FILES_KEPT_FOR`] (an upload that old is not running any more).
+//! On S3 an abandoned multipart upload is the bucket's lifecycle rule's to
+//! remove: object_store cannot list them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +39,10 @@ use object_store::path::Path;
 
 use super::object_sink::ObjectSink;
 use crate::error::{EngineError, Result};
+
+/// How long a local staging file may stay before a commit to its table
+/// removes it.
+pub(crate) const STAGING_FILES_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How many times each table has been written by this engine: a secured
 /// table's kept scan plan (which holds a file list) is reused only while the
@@ -64,6 +74,8 @@ pub(crate) struct PendingObject {
     writer: AsyncArrowWriter<ObjectSink>,
     rows: u64,
     max_bytes: usize,
+    /// The table's directory, when it is on the local file system.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 /// A committed object: where, how many rows, how many bytes.
@@ -83,6 +95,7 @@ impl PendingObject {
         url: &str,
         schema: SchemaRef,
         max_bytes: usize,
+        local: bool,
     ) -> Result<Self> {
         let url = ListingTableUrl::parse(url).map_err(EngineError::from_planning)?;
         let store = runtime
@@ -98,7 +111,9 @@ impl PendingObject {
             Some(properties),
         )
         .map_err(|e| EngineError::Internal(format!("cannot start a Parquet writer: {e}")))?;
+        let local_dir = local.then(|| std::path::PathBuf::from(format!("/{}", url.prefix())));
         Ok(Self {
+            local_dir,
             table: table.clone(),
             url,
             path,
@@ -161,6 +176,15 @@ impl PendingObject {
             });
         }
         writes.committed(&self.table);
+        if let Some(dir) = self.local_dir {
+            let swept = tokio::task::spawn_blocking(move || sweep_staging_files(&dir)).await;
+            if let Ok(Err(e)) = swept {
+                log::warn!(
+                    "table '{}': cannot remove old staging files: {e}",
+                    self.table
+                );
+            }
+        }
         Ok(Some(committed))
     }
 
@@ -178,6 +202,33 @@ impl PendingObject {
             self.table
         ))
     }
+}
+
+/// Removes the staging files (`<name>.parquet#<n>`) in `dir` older than
+/// [`STAGING_FILES_KEPT_FOR`].
+fn sweep_staging_files(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let staging = name
+            .to_str()
+            .and_then(|n| n.split_once(".parquet#"))
+            .is_some_and(|(_, number)| {
+                !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+            });
+        if !staging {
+            continue;
+        }
+        let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+        if age > STAGING_FILES_KEPT_FOR {
+            std::fs::remove_file(entry.path())?;
+            log::info!(
+                "removed an abandoned staging file, {}",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A new object's name: ordered by time, unique by a random part.
