@@ -37,8 +37,8 @@ use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readab
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::secured_table::reads_clock;
 use crate::wire::client_schema;
-use crate::write::{PlannedWrite, WriteOutcome, ingest, is_insert, plan_insert};
-use crate::write_refusals::{create_refusal, write_refusal};
+use crate::write::{PlannedWrite, is_insert, plan_insert};
+use crate::write_refusals::{create_refusal, ingested_database, write_refusal};
 
 /// The default schema while a session has no current database: a name no
 /// database can have (database names cannot contain '.'), so unqualified
@@ -212,21 +212,25 @@ impl Planner {
     /// database) is refused: it needs CREATE_TABLE on the database, and
     /// Lakegate does not create tables yet.
     pub(crate) fn create_refusal(&self, database: Option<&str>, table: &str) -> EngineError {
-        match database.or(self.current_database.as_deref()) {
-            Some(database) => create_refusal(&self.lake, self.role(), database),
-            None => EngineError::InvalidSql {
-                message: format!(
-                    "name the database of ingested table '{table}', or run USE <database> first"
-                ),
-                position: None,
-            },
+        match ingested_database(database, self.current_database.as_deref(), table) {
+            Ok(database) => create_refusal(&self.lake, self.role(), database),
+            Err(error) => error,
         }
     }
 
     /// Whether `sql` is a statement that writes rows Lakegate runs (an
-    /// INSERT); unparsable text is not.
+    /// INSERT); unparsable text is not. Asked of every statement a Flight
+    /// client sends, so text whose first word is plainly not INSERT is
+    /// answered without parsing it (a query's plan is usually kept, and
+    /// would otherwise be parsed for this alone).
     pub(crate) fn is_write(&self, sql: &str) -> bool {
-        parse_one(sql, self.max_statement_bytes).is_ok_and(|statement| is_insert(&statement))
+        let text = sql.trim_start();
+        let starts_with_comment = text.starts_with("--") || text.starts_with("/*");
+        let first_word_is_insert = text
+            .get(..6)
+            .is_some_and(|word| word.eq_ignore_ascii_case("insert"));
+        (starts_with_comment || first_word_is_insert)
+            && parse_one(sql, self.max_statement_bytes).is_ok_and(|statement| is_insert(&statement))
     }
 
     /// Plans the INSERT `sql` under the role (see `write/statement.rs`).
@@ -236,17 +240,6 @@ impl Planner {
             return Err(self.update_refusal(sql));
         }
         plan_insert(self, statement).await
-    }
-
-    /// Appends `batches` to `table` (see `write/statement.rs`).
-    pub(crate) async fn ingest(
-        &self,
-        database: Option<&str>,
-        table: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<WriteOutcome> {
-        ingest(self, database, table, schema, batches).await
     }
 
     /// Parses `sql` and admits it; a query is planned (logically) under the

@@ -26,7 +26,7 @@ use crate::planner::Planner;
 use crate::statement::{PlannedStatement, QueryOutput};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE};
 use crate::wire::client_schema;
-use crate::write::WriteOutcome;
+use crate::write::{WriteOutcome, ingest};
 
 /// A session: one user, one runtime role, a current database.
 pub struct QuerySession {
@@ -235,11 +235,9 @@ impl QuerySession {
         let planner = self.planner.clone();
         let (database, table) = (database.map(str::to_string), table.to_string());
         executor()
-            .run(async move {
-                planner
-                    .ingest(database.as_deref(), &table, schema, batches)
-                    .await
-            })
+            .run(
+                async move { ingest(&planner, database.as_deref(), &table, schema, batches).await },
+            )
             .await
     }
 

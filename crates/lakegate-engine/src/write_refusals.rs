@@ -59,6 +59,22 @@ fn not_yet(role: &str, held: &str) -> EngineError {
     ))
 }
 
+/// The database of an ingested `table`: the one named, else the current one.
+pub(crate) fn ingested_database<'a>(
+    database: Option<&'a str>,
+    current_database: Option<&'a str>,
+    table: &str,
+) -> Result<&'a str, EngineError> {
+    database
+        .or(current_database)
+        .ok_or_else(|| EngineError::InvalidSql {
+            message: format!(
+                "name the database of ingested table '{table}', or run USE <database> first"
+            ),
+            position: None,
+        })
+}
+
 /// `db.t`, or `t` in the current database, as DataFusion reads names
 /// (unquoted parts lower-cased, quoted ones as written).
 pub(crate) fn table_name(

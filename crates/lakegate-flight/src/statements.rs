@@ -13,7 +13,7 @@
 //! ```
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, DoPutPreparedStatementResult, ProstMessageExt,
     TicketStatementQuery,
@@ -423,34 +423,14 @@ impl Statements {
             // Prepared as clients prepare everything (ADBC's cursor.execute
             // does): made when executed, never when prepared.
             let schema = self.schema(caller, &sql).await?;
-            let handle = PreparedHandle {
-                user: caller.user().to_string(),
-                sql,
-                parameters: None,
-                planned: None,
-            };
-            return Ok(ActionCreatePreparedStatementResult {
-                prepared_statement_handle: self.seals.handle(&handle).into(),
-                dataset_schema: schema_bytes(&schema)?,
-                parameter_schema: schema_bytes(&arrow::datatypes::Schema::empty())?,
-            });
+            return self.unplanned_handle(caller, sql, &schema, &Schema::empty());
         }
         let mut session = self.session(caller)?;
         if session.is_write(&sql) {
             // An INSERT returns no rows (clients then execute it as an
             // update); preparing it checks the role may write the table.
             let parameters = session.write_parameter_schema(&sql).await?;
-            let handle = PreparedHandle {
-                user: caller.user().to_string(),
-                sql,
-                parameters: None,
-                planned: None,
-            };
-            return Ok(ActionCreatePreparedStatementResult {
-                prepared_statement_handle: self.seals.handle(&handle).into(),
-                dataset_schema: schema_bytes(&arrow::datatypes::Schema::empty())?,
-                parameter_schema: schema_bytes(&parameters)?,
-            });
+            return self.unplanned_handle(caller, sql, &Schema::empty(), &parameters);
         }
         let statement = self
             .runner
@@ -469,6 +449,28 @@ impl Statements {
             prepared_statement_handle: self.seals.handle(&handle).into(),
             dataset_schema: schema_bytes(&statement.schema())?,
             parameter_schema: schema_bytes(&statement.parameter_schema())?,
+        })
+    }
+
+    /// A prepared statement that is run, not planned, when executed (an
+    /// administration statement, an INSERT): its handle carries no plan.
+    fn unplanned_handle(
+        &self,
+        caller: &Caller,
+        sql: String,
+        dataset_schema: &Schema,
+        parameter_schema: &Schema,
+    ) -> CallResult<ActionCreatePreparedStatementResult> {
+        let handle = PreparedHandle {
+            user: caller.user().to_string(),
+            sql,
+            parameters: None,
+            planned: None,
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: self.seals.handle(&handle).into(),
+            dataset_schema: schema_bytes(dataset_schema)?,
+            parameter_schema: schema_bytes(parameter_schema)?,
         })
     }
 

@@ -22,7 +22,7 @@ use crate::error::{EngineError, Result};
 use crate::parameters::{parameter_schema, parameter_values};
 use crate::plan_facts::table_reads;
 use crate::planner::Planner;
-use crate::write_refusals::{object_name_parts, table_name};
+use crate::write_refusals::{ingested_database, object_name_parts, table_name};
 
 /// An INSERT planned under the session's role, placeholders unbound.
 pub(crate) struct PlannedWrite {
@@ -161,14 +161,7 @@ pub(crate) async fn ingest(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<WriteOutcome> {
-    let Some(database) = database.or(planner.current_database()) else {
-        return Err(EngineError::InvalidSql {
-            message: format!(
-                "name the database of ingested table '{table}', or run USE <database> first"
-            ),
-            position: None,
-        });
-    };
+    let database = ingested_database(database, planner.current_database(), table)?;
     let name = TableName::new(database, table);
     let target = WriteTarget::of(planner.lake(), planner.role(), &name)?;
     let ingested = MemTable::try_new(schema, vec![batches]).map_err(EngineError::from_planning)?;
