@@ -205,6 +205,7 @@ pub async fn run_admin(
         AdminCommand::CreateTable {
             name,
             url,
+            format,
             partitions,
             comment,
         } => {
@@ -223,6 +224,7 @@ pub async fn run_admin(
             let request = api::CreateTableRequest {
                 name: Some(table(&name)?),
                 url,
+                format,
                 partition_columns,
                 comment,
             };

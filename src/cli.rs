@@ -363,12 +363,15 @@ pub enum AdminCommand {
     },
     /// DROP DATABASE name.
     DropDatabase { name: String },
-    /// CREATE EXTERNAL TABLE database.table STORED AS PARQUET LOCATION url.
+    /// CREATE EXTERNAL TABLE database.table STORED AS PARQUET|DELTA LOCATION url.
     CreateTable {
         /// `database.table`.
         name: String,
         /// Its files' URL, under a registered location.
         url: String,
+        /// `parquet` (files under a prefix) or `delta` (a Delta Lake table).
+        #[arg(long, default_value = "parquet")]
+        format: String,
         /// `name:type` (string, int, bigint, date, boolean); repeatable.
         #[arg(long = "partition")]
         partitions: Vec<String>,

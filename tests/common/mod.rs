@@ -187,6 +187,57 @@ pub async fn shop_lake() -> ShopLake {
     ShopLake { dir, engine }
 }
 
+/// The shop lake with every table stored as a Delta table (version 0
+/// holding the same rows), declared `format = "delta"` in a copy of the
+/// shop catalog.
+pub async fn shop_lake_delta() -> ShopLake {
+    let dir = tempfile::tempdir().unwrap();
+    write_delta(dir.path(), "customers", &shop_customers()).await;
+    write_delta(dir.path(), "orders", &shop_orders()).await;
+    write_delta(dir.path(), "salaries", &hr_salaries()).await;
+    let catalog = delta_catalog(&shop_catalog(), &dir.path().join("catalog"));
+    let engine = engine_for(&catalog, dir.path()).await;
+    ShopLake { dir, engine }
+}
+
+/// The Delta table `<dir>/<table>/` read and written through the local
+/// file system.
+pub fn delta_location(dir: &Path, table: &str) -> lakegate_delta::DeltaLocation {
+    let url = url::Url::from_directory_path(dir.join(table)).unwrap();
+    let store = Arc::new(object_store::local::LocalFileSystem::new());
+    lakegate_delta::DeltaLocation::new(store, &url).unwrap()
+}
+
+/// Creates the Delta table `<dir>/<table>/` holding `batch` as version 0.
+pub async fn write_delta(dir: &Path, table: &str, batch: &RecordBatch) {
+    let location = delta_location(dir, table);
+    lakegate_delta::create(&location, vec![batch.clone()], Default::default())
+        .await
+        .unwrap();
+}
+
+/// Appends `batch` to the Delta table `<dir>/<table>/`: its next version.
+pub async fn append_delta(dir: &Path, table: &str, batch: &RecordBatch) -> u64 {
+    let location = delta_location(dir, table);
+    lakegate_delta::append(&location, vec![batch.clone()], Default::default())
+        .await
+        .unwrap()
+        .version
+}
+
+/// A copy of the catalog directory `from` in `to`, each of its tables
+/// declared `format = "delta"`.
+pub fn delta_catalog(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("[[table]]\n", "[[table]]\nformat = \"delta\"\n");
+        std::fs::write(to.join(path.file_name().unwrap()), text).unwrap();
+    }
+    to.to_path_buf()
+}
+
 /// Writes the shop lake's Parquet files under `dir`.
 pub fn write_shop_files(dir: &Path) {
     write_parquet(dir, "customers", &shop_customers());

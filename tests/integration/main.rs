@@ -36,6 +36,8 @@
 //!   answer correctly under a role with a row filter and masks.
 //! * `generated_sql` — random deep and wide SQL answers or is refused
 //!   cleanly, in process and through the real binary.
+//! * `delta` — Delta Lake tables: versions read under the table's current
+//!   policy, INSERT as one checked commit, concurrent writers and readers.
 //! * `panics` — a panic fails its own query with INTERNAL, audited, and the
 //!   server goes on serving.
 //! * `store` — the policy store (SQLite, and PostgreSQL when the test
@@ -52,6 +54,7 @@ mod barrier_statistics;
 mod catalog_errors;
 mod cli;
 mod clock;
+mod delta;
 mod flight;
 mod flight_sql;
 mod generated_sql;

@@ -146,6 +146,7 @@ pub(crate) fn apply(
         AdminStatement::CreateTable {
             name,
             url,
+            format,
             partition_columns,
             comment,
         } => {
@@ -164,6 +165,7 @@ pub(crate) fn apply(
                 name: name.table.clone(),
                 storage,
                 path,
+                format: *format,
                 partition_columns: partition_columns
                     .iter()
                     .map(|(name, data_type)| PartitionColumnEntry {

@@ -6,6 +6,7 @@
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use lakegate_catalog::TableFormat;
 use lakegate_engine::SqlPosition;
 use lakegate_policy::{Privilege, TableName};
 
@@ -114,7 +115,12 @@ impl Grammar<'_, '_> {
                 let name = self.table_name()?;
                 self.expect_word("STORED")?;
                 self.expect_word("AS")?;
-                self.expect_word("PARQUET")?;
+                let format = if self.word("DELTA") {
+                    TableFormat::Delta
+                } else {
+                    self.expect_word("PARQUET")?;
+                    TableFormat::Parquet
+                };
                 self.expect_word("LOCATION")?;
                 let url = self.string()?;
                 let mut partition_columns = Vec::new();
@@ -134,6 +140,7 @@ impl Grammar<'_, '_> {
                 AdminStatement::CreateTable {
                     name,
                     url,
+                    format,
                     partition_columns,
                     comment: self.comment()?,
                 }

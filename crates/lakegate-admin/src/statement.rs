@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use lakegate_catalog::TableFormat;
 use lakegate_policy::{Privilege, TableName, TagExpr};
 
 pub use tags::TagTarget;
@@ -137,13 +138,15 @@ pub enum AdminStatement {
     },
     /// `DROP DATABASE name`.
     DropDatabase(String),
-    /// `CREATE EXTERNAL TABLE db.t STORED AS PARQUET LOCATION 'url'
+    /// `CREATE EXTERNAL TABLE db.t STORED AS PARQUET|DELTA LOCATION 'url'
     /// [PARTITIONED BY (column type, ...)] [COMMENT '...']`.
     CreateTable {
         /// Its name.
         name: TableName,
         /// Where its files are: under a registered location.
         url: String,
+        /// How its files are organised.
+        format: TableFormat,
         /// Hive-style partition columns and their types.
         partition_columns: Vec<(String, String)>,
         /// Free text.
@@ -489,13 +492,15 @@ impl fmt::Display for AdminStatement {
             Self::CreateTable {
                 name,
                 url,
+                format,
                 partition_columns,
                 comment,
             } => {
                 write!(
                     f,
-                    "CREATE EXTERNAL TABLE {} STORED AS PARQUET LOCATION {}",
+                    "CREATE EXTERNAL TABLE {} STORED AS {} LOCATION {}",
                     sql_table(name),
+                    format.name().to_ascii_uppercase(),
                     sql_string(url)
                 )?;
                 if !partition_columns.is_empty() {

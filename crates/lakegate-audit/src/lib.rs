@@ -48,9 +48,13 @@ pub struct TableWrite {
     pub bytes: u64,
     /// The insert grants that accepted the rows, by name.
     pub grants: Vec<String>,
-    /// The object committed, when rows were.
+    /// The object committed, when rows were (a Delta table's first new
+    /// data file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
+    /// The Delta table version the write committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// How a call ended.
@@ -348,6 +352,7 @@ pub fn audit_schema() -> SchemaRef {
                         Field::new("bytes", DataType::UInt64, true),
                         strings("grants"),
                         text("object"),
+                        Field::new("version", DataType::UInt64, true),
                     ]
                     .into(),
                 ),
@@ -440,6 +445,7 @@ mod tests {
                 bytes: 900,
                 grants: vec!["clerk_inserts".into()],
                 object: Some("lake/orders/part-1.parquet".into()),
+                version: None,
             }),
         }
     }

@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use lakegate_policy::{PolicySet, TableName};
 use url::Url;
 
+use crate::files::TableFormat;
 use crate::nested::PolicyTree;
 use crate::storage::StorageLocation;
 
@@ -72,7 +73,8 @@ pub struct Database {
     pub description: String,
 }
 
-/// A Parquet table with its schema as read from its files.
+/// A table with its schema as read from its files (Parquet) or its log
+/// (Delta).
 #[derive(Debug, Clone)]
 pub struct Table {
     /// The qualified name.
@@ -82,6 +84,8 @@ pub struct Table {
     /// The URL DataFusion reads the table's directory or file by, under its
     /// location's registry URL (`lakegate://lake/srv/lake/customer/`).
     pub url: Url,
+    /// How its files are organised.
+    pub format: TableFormat,
     /// Hive-style partition columns, outermost first, with their types.
     pub partition_columns: Vec<(String, DataType)>,
     /// The table's columns: the stored ones, then the partition columns.
@@ -172,8 +176,8 @@ pub struct LoadOptions {
 #[derive(Debug, Clone, Default)]
 pub struct KnownSchemas(BTreeMap<(String, String), KnownSchema>);
 
-/// A table's partition columns and full schema, as read.
-type KnownSchema = (Vec<(String, DataType)>, SchemaRef);
+/// A table's format, partition columns and full schema, as read.
+type KnownSchema = (TableFormat, Vec<(String, DataType)>, SchemaRef);
 
 impl KnownSchemas {
     /// The schemas `catalog` read.
@@ -185,23 +189,34 @@ impl KnownSchemas {
             };
             known.insert(
                 (location.url.to_string(), table.url.to_string()),
-                (table.partition_columns.clone(), Arc::clone(&table.schema)),
+                (
+                    table.format,
+                    table.partition_columns.clone(),
+                    Arc::clone(&table.schema),
+                ),
             );
         }
         Self(known)
     }
 
     /// The schema read for the table whose files are at `listing_url` in
-    /// the location at `location_url`, if it had these partition columns.
+    /// the location at `location_url`, if it had this format and these
+    /// partition columns. A Delta table's schema is never taken from here:
+    /// its log says what it is now.
     pub(crate) fn get(
         &self,
         location_url: &str,
         listing_url: &str,
+        format: TableFormat,
         partition_columns: &[(String, DataType)],
     ) -> Option<SchemaRef> {
+        if format == TableFormat::Delta {
+            return None;
+        }
         let key = (location_url.to_string(), listing_url.to_string());
-        let (columns, schema) = self.0.get(&key)?;
-        (columns.as_slice() == partition_columns).then(|| Arc::clone(schema))
+        let (known_format, columns, schema) = self.0.get(&key)?;
+        (*known_format == format && columns.as_slice() == partition_columns)
+            .then(|| Arc::clone(schema))
     }
 }
 

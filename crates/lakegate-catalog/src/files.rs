@@ -242,8 +242,12 @@ pub struct TableEntry {
     pub name: String,
     /// The storage location holding the files.
     pub storage: String,
-    /// Path under the location: a directory of Parquet files or one file.
+    /// Path under the location: a directory of Parquet files or one file
+    /// (`format = "parquet"`), or a Delta table's directory.
     pub path: String,
+    /// How the table is stored: `parquet` (the default) or `delta`.
+    #[serde(default, skip_serializing_if = "TableFormat::is_parquet")]
+    pub format: TableFormat,
     /// Hive-style partition columns, outermost first: files live under
     /// `<path>/<name>=<value>/...`, and queries filtering on these columns
     /// read only the matching directories' files.
@@ -265,6 +269,40 @@ pub struct TableEntry {
     /// when the files rename the column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub column_ids: BTreeMap<String, i32>,
+}
+
+/// How a table's files are organised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Parquet files under a prefix (or one file): every file listed is
+    /// part of the table.
+    #[default]
+    Parquet,
+    /// A Delta Lake table: its `_delta_log` says which Parquet files make
+    /// up each version.
+    Delta,
+}
+
+impl TableFormat {
+    /// Whether this is the default, `parquet`.
+    pub fn is_parquet(&self) -> bool {
+        *self == TableFormat::Parquet
+    }
+
+    /// The name catalog files and SQL use (`parquet`, `delta`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
+
+impl std::fmt::Display for TableFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A partition column: its name and the type its path values are read as.

@@ -33,8 +33,8 @@ pub use catalog::{
 };
 pub use files::{
     CatalogFile, CatalogSettings, CustomMaskEntry, DatabaseEntry, GrantEntry, GroupEntry,
-    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, TagEntry, TagMaskEntry,
-    TagRowFilterEntry, UserEntry,
+    MaskEntry, PartitionColumnEntry, RoleEntry, StorageEntry, TableEntry, TableFormat, TagEntry,
+    TagMaskEntry, TagRowFilterEntry, UserEntry,
 };
 pub use nested::{NestedKind, PolicyNode, PolicyTree, nullable_field};
 pub use storage::{

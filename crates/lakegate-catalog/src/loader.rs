@@ -390,7 +390,16 @@ impl Loader {
         // spawned task needs.
         let reading: Vec<BoxFuture<'_, _>> = pending
             .iter()
-            .map(|t| read_table(t.location, &t.entry.path, &t.partition_columns, known).boxed())
+            .map(|t| {
+                read_table(
+                    t.location,
+                    &t.entry.path,
+                    t.entry.format,
+                    &t.partition_columns,
+                    known,
+                )
+                .boxed()
+            })
             .collect();
         let reads = futures::stream::iter(reading)
             .buffered(TABLE_READS_AT_ONCE)
@@ -424,6 +433,7 @@ impl Loader {
                             name,
                             storage: entry.storage.clone(),
                             url: read.url,
+                            format: entry.format,
                             partition_columns: table.partition_columns,
                             schema: read.schema,
                             description: entry.description.clone(),
@@ -471,9 +481,10 @@ impl Loader {
                 if !self.findings.unique(&mut seen, "table", &qualified, file) {
                     continue;
                 }
-                if entry.name.contains('.') {
+                if entry.name.contains('.') || entry.name.contains('@') {
+                    // '@' names a version of a Delta table (orders@v3).
                     self.findings
-                        .error(file, &label, "name must not contain '.'");
+                        .error(file, &label, "name must not contain '.' or '@'");
                     continue;
                 }
                 if !databases.contains_key(&entry.database) {

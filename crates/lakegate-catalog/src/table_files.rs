@@ -1,5 +1,5 @@
 //! A table's files at load time: where they are, and the schema the first
-//! one's footer gives.
+//! one's footer gives (Parquet) or the latest version of its log (Delta).
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use url::Url;
 
 use crate::catalog::KnownSchemas;
-use crate::files::PartitionColumnEntry;
+use crate::files::{PartitionColumnEntry, TableFormat};
 use crate::storage::{StorageLocation, list_parquet_files, read_parquet_schema};
 
 /// What reading a table's files at load time found.
@@ -25,15 +25,20 @@ pub(crate) enum TableReadError {
     Invalid(String),
 }
 
-/// Resolves a table's files and reads its schema from the first of them.
-/// A schema in `known` (read by an earlier load) is taken from there.
+/// Resolves a table's files and reads its schema from the first of them
+/// (or from a Delta table's log). A Parquet table's schema in `known` (read
+/// by an earlier load) is taken from there.
 pub(crate) async fn read_table(
     location: &StorageLocation,
     path: &str,
+    format: TableFormat,
     partition_columns: &[(String, DataType)],
     known: &KnownSchemas,
 ) -> Result<ReadTable, TableReadError> {
     use TableReadError::{Invalid, Unreachable};
+    if format == TableFormat::Delta {
+        return read_delta_table(location, path, partition_columns).await;
+    }
     // A directory must end in '/' so that DataFusion lists it as a prefix.
     let is_file = path.ends_with(".parquet");
     if is_file && !partition_columns.is_empty() {
@@ -50,6 +55,7 @@ pub(crate) async fn read_table(
     if let Some(schema) = known.get(
         location.url.as_str(),
         listing_url.as_str(),
+        format,
         partition_columns,
     ) {
         return Ok(ReadTable {
@@ -83,6 +89,48 @@ pub(crate) async fn read_table(
         url: listing_url,
         schema: Arc::new(Schema::new(fields)),
     })
+}
+
+/// A Delta table's directory and the latest version's schema.
+async fn read_delta_table(
+    location: &StorageLocation,
+    path: &str,
+    partition_columns: &[(String, DataType)],
+) -> Result<ReadTable, TableReadError> {
+    use TableReadError::{Invalid, Unreachable};
+    if !partition_columns.is_empty() {
+        return Err(Invalid(
+            "a Delta table declares no partition columns: its log says how it is partitioned"
+                .into(),
+        ));
+    }
+    if path.ends_with(".parquet") {
+        return Err(Invalid(
+            "a Delta table is a directory (holding _delta_log), not one file".into(),
+        ));
+    }
+    let path = if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    };
+    let url = location.listing_url(&path).map_err(Invalid)?;
+    let location_url = location.url_of(&path).map_err(Invalid)?;
+    let delta = location.delta_table(&url).map_err(Invalid)?;
+    match delta.is_table().await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Unreachable(format!(
+                "no Delta table at {location_url} (no commits in _delta_log)"
+            )));
+        }
+        Err(e) => return Err(Unreachable(format!("{location_url}: {e}"))),
+    }
+    let schema = delta
+        .schema()
+        .await
+        .map_err(|e| Unreachable(format!("cannot read the Delta log at {location_url}: {e}")))?;
+    Ok(ReadTable { url, schema })
 }
 
 /// The declared partition columns with their Arrow types.

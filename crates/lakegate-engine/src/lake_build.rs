@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::catalog::CatalogProvider;
-use datafusion::catalog::{
-    MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, TableProvider,
-};
+use datafusion::catalog::{MemoryCatalogProvider, MemoryCatalogProviderList, TableProvider};
+use datafusion::common::DataFusionError;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -21,7 +20,8 @@ use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder}
 use datafusion::prelude::SessionConfig;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lakegate_catalog::{Catalog, CatalogError, CatalogErrors};
+use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, TableFormat};
+use lakegate_delta::DeltaProvider;
 
 use crate::engine::{EngineOptions, Shared, engine_error};
 use crate::error::Result;
@@ -29,6 +29,7 @@ use crate::executor::executor;
 use crate::lake::{Lake, LakeParts, StatementPlans};
 use crate::optimizer_rules::optimizer_rules;
 use crate::planner::NO_DATABASE;
+use crate::raw_tables::RawDatabase;
 use crate::secured_table::ScanPlanner;
 use crate::table_cache::{CachedTable, TableCache};
 use crate::validate::validate_policies;
@@ -93,13 +94,11 @@ async fn build_lake(
 
     let mut errors = Vec::new();
     let mut raw_tables = BTreeMap::new();
-    let raw_catalog = MemoryCatalogProvider::new();
-    for database in catalog.databases.keys() {
-        let schema = Arc::new(MemorySchemaProvider::new());
-        raw_catalog
-            .register_schema(database, schema)
-            .expect("a memory catalog accepts schemas");
-    }
+    let mut raw_databases: BTreeMap<&str, RawDatabase> = catalog
+        .databases
+        .keys()
+        .map(|database| (database.as_str(), RawDatabase::default()))
+        .collect();
     // Boxed: the compiler cannot otherwise prove this future `Send` for
     // every lifetime of the borrowed tables (rust-lang/rust#102211), and
     // it must be, to run on the query executor.
@@ -109,7 +108,9 @@ async fn build_lake(
         .map(
             |table| match checked.and_then(|served| served_raw_table(served, table)) {
                 Some(provider) => futures::future::ready(Ok(provider)).boxed(),
-                None => raw_table(&user_template, table, shared.table_cache.clone()).boxed(),
+                None => {
+                    raw_table(&user_template, &catalog, table, shared.table_cache.clone()).boxed()
+                }
             },
         )
         .collect();
@@ -120,11 +121,10 @@ async fn build_lake(
     for (table, opened) in catalog.tables.values().zip(opened) {
         match opened {
             Ok(provider) => {
-                raw_catalog
-                    .schema(&table.name.database)
-                    .expect("registered above")
-                    .register_table(table.name.table.clone(), Arc::clone(&provider))
-                    .expect("a memory schema accepts tables");
+                raw_databases
+                    .get_mut(table.name.database.as_str())
+                    .expect("every table's database is in the catalog")
+                    .insert(table.name.table.clone(), Arc::clone(&provider));
                 raw_tables.insert(table.name.clone(), provider);
             }
             Err(e) => errors.push(CatalogError {
@@ -136,6 +136,12 @@ async fn build_lake(
     }
     if !errors.is_empty() {
         return Err(CatalogErrors(errors));
+    }
+    let raw_catalog = MemoryCatalogProvider::new();
+    for (database, tables) in raw_databases {
+        raw_catalog
+            .register_schema(database, Arc::new(tables))
+            .expect("a memory catalog accepts schemas");
     }
     // Its own catalog list: the template's must stay empty.
     let mut policy_template = SessionStateBuilder::new_from_existing(policy_base)
@@ -211,6 +217,7 @@ fn served_raw_table(
 ) -> Option<Arc<dyn TableProvider>> {
     let before = served.catalog().tables.get(&table.name)?;
     let same = before.url == table.url
+        && before.format == table.format
         && before.storage == table.storage
         && before.partition_columns == table.partition_columns
         && (Arc::ptr_eq(&before.schema, &table.schema) || before.schema == table.schema);
@@ -218,17 +225,27 @@ fn served_raw_table(
         .flatten()
 }
 
-/// The raw Parquet table behind a catalog table, read through the table
-/// cache if there is one.
+/// The raw table behind a catalog table: Parquet files read through the
+/// table cache if there is one, or a Delta table.
 async fn raw_table(
     state: &SessionState,
+    catalog: &Catalog,
     table: &lakegate_catalog::Table,
     cache: Option<Arc<TableCache>>,
 ) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+    let schema = reading_schema(&table.stored_schema());
+    if table.format == TableFormat::Delta {
+        let location = catalog.storage.get(&table.storage).ok_or_else(|| {
+            DataFusionError::Plan(format!("unknown storage location '{}'", table.storage))
+        })?;
+        let delta = location
+            .delta_table(&table.url)
+            .map_err(DataFusionError::Plan)?;
+        return Ok(Arc::new(DeltaProvider::new(delta, schema)));
+    }
     let url = ListingTableUrl::parse(table.url.as_str())?;
     // The session's Parquet settings apply to every table.
     let parquet = state.table_options().parquet.clone();
-    let schema = reading_schema(&table.stored_schema());
     let options = ListingOptions::new(Arc::new(ParquetFormat::default().with_options(parquet)))
         .with_file_extension(".parquet")
         .with_table_partition_cols(table.partition_columns.clone());

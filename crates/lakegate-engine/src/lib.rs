@@ -39,6 +39,7 @@ mod parse;
 mod plan_facts;
 mod planner;
 mod policy_projection;
+mod raw_tables;
 mod secured_catalog;
 mod secured_table;
 mod session;

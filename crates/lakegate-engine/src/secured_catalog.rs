@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result, not_impl_err};
 use datafusion::execution::SessionState;
+use lakegate_delta::TableVersion;
 use lakegate_policy::{RuntimeRole, TableName};
 
 use crate::error::policy_error;
 use crate::lake::Lake;
+use crate::raw_tables::raw_version;
 use crate::secured_table::{SecuredTable, plan_policy};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
 
@@ -63,13 +65,25 @@ impl SecuredResolver {
         if let Some(table) = self.lake.secured_tables().get(&key) {
             return Ok(Some(table));
         }
-        let Some(raw) = self.lake.raw_table(name) else {
+        // A versioned name (orders@v3) is read under the policy of its
+        // table, the version in place of the latest.
+        let (base, version) = match TableVersion::split(&name.table) {
+            Ok((base, version)) => (TableName::new(&name.database, base), version),
+            // Said only to a role that sees the table the name starts with.
+            Err(e) if self.may_describe(name) => {
+                return Err(DataFusionError::Plan(e.to_string()));
+            }
+            Err(_) => return Ok(None),
+        };
+        let Some(raw) = self.lake.raw_table(&base) else {
             return Ok(None);
         };
-        let Some(access) = self.lake.access_of(&self.runtime.role, name) else {
+        let Some(mut access) = self.lake.access_of(&self.runtime.role, &base) else {
             return Ok(None);
         };
-        let columns = self.lake.policy_columns(name).unwrap_or_default();
+        let raw = &raw_version(&base.to_string(), raw, version).await?;
+        access.table = name.clone();
+        let columns = self.lake.policy_columns(&base).unwrap_or_default();
         let table = if access.is_unrestricted(columns) {
             SecuredTable::unrestricted(access, Arc::clone(raw))
         } else {
@@ -119,11 +133,17 @@ impl SecuredResolver {
 
     /// The one visibility decision every path uses (SQL, SHOW, metadata,
     /// Flight): the table exists and the session's role may describe it.
+    /// A versioned name (`orders@v3`, or a malformed one, whose error only
+    /// a role that sees the table is told) is decided as its table.
     pub(crate) fn may_describe(&self, table: &TableName) -> bool {
         if table.database == SYSTEM_DATABASE {
             return table.table == AUDIT_TABLE && self.system_database().is_some();
         }
-        self.lake.may_describe(&self.runtime.role, table)
+        let base = match table.table.rsplit_once('@') {
+            Some((base, _)) => TableName::new(&table.database, base),
+            None => table.clone(),
+        };
+        self.lake.may_describe(&self.runtime.role, &base)
     }
 
     pub(crate) fn visible_tables<'a>(

@@ -16,6 +16,7 @@ use lakegate_admin::{
 };
 use lakegate_admin_api::v1 as api;
 use lakegate_admin_api::v1::admin_service_server::AdminService;
+use lakegate_catalog::TableFormat;
 use lakegate_policy::{ColumnSelection, Grant, MaskKind, Privilege, TableName};
 use tonic::{Request, Response, Status};
 
@@ -285,9 +286,15 @@ impl AdminService for LakegateAdminApi {
                 .as_ref()
                 .ok_or_else(|| missing("name"))
                 .and_then(table_name)?;
+            let format = match message.format.to_ascii_lowercase().as_str() {
+                "" | "parquet" => TableFormat::Parquet,
+                "delta" => TableFormat::Delta,
+                other => return Err(invalid(format!("format '{other}' is not parquet or delta"))),
+            };
             Ok(AdminStatement::CreateTable {
                 name,
                 url: required(&message.url, "url")?,
+                format,
                 partition_columns: message
                     .partition_columns
                     .iter()

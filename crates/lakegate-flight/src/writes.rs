@@ -56,6 +56,7 @@ fn noted_write(
                 bytes: 0,
                 grants: Vec::new(),
                 object: None,
+                version: None,
             });
             caller.notes.wrote(statement, refused, Vec::new());
             Err(error)

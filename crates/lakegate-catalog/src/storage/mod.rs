@@ -112,6 +112,23 @@ impl StorageLocation {
             .expect("a checked location name makes a valid URL")
     }
 
+    /// The Delta table whose files DataFusion reads at `table_url` (a
+    /// [`StorageLocation::listing_url`]), read and written through this
+    /// location's store. On the local file system the table is known by its
+    /// `file://` URL: the Delta kernel sorts a listing only for that scheme
+    /// (local directories list in no order, and a log read out of order
+    /// looks like a gap between commits).
+    pub fn delta_table(&self, table_url: &Url) -> Result<lakegate_delta::DeltaLocation, String> {
+        let url = if self.url.scheme() == "file" {
+            let mut url = Url::parse("file:///").expect("a valid URL");
+            url.set_path(table_url.path());
+            url
+        } else {
+            table_url.clone()
+        };
+        lakegate_delta::DeltaLocation::new(Arc::clone(&self.store), &url).map_err(|e| e.to_string())
+    }
+
     /// The object path of `relative` under this location.
     pub fn object_path(&self, relative: &str) -> Result<ObjectPath, String> {
         let joined = self

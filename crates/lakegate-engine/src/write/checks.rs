@@ -35,7 +35,7 @@ use futures::StreamExt;
 use lakegate_policy::WriteGrant;
 
 use super::WriteTarget;
-use super::commit::{CommittedObject, PendingObject};
+use super::commit::{CommittedObject, PendingWrite};
 use crate::error::{EngineError, Result};
 use crate::lake::Lake;
 use crate::sql_text::{accept_session_function_parens, quote_ident, sql_string};
@@ -116,17 +116,7 @@ pub(crate) async fn check_and_commit(
     let mut stream = execute_stream(physical, context).map_err(EngineError::from_execution)?;
 
     let runtime = lake.user_template().runtime_env();
-    let mut object = PendingObject::start(
-        runtime,
-        &target.table.name,
-        target.table.url.as_str(),
-        Arc::clone(&stored),
-        lake.max_write_bytes(),
-        lake.catalog()
-            .storage
-            .get(&target.table.storage)
-            .is_some_and(|location| location.url.scheme() == "file"),
-    )?;
+    let mut object = PendingWrite::start(lake, target, Arc::clone(&stored))?;
     let mut used = BTreeSet::new();
     if !numbered {
         // A grant accepting every row: the first such.

@@ -1,6 +1,7 @@
-//! Committing a write to a Parquet table: every row of one statement goes
+//! Committing a write: to a Parquet table, every row of one statement goes
 //! into one new Parquet object under the table's prefix, made visible in one
-//! step or not at all.
+//! step or not at all; a Delta table's write is one commit to its log
+//! (`delta_append.rs`).
 //!
 //! ```text
 //! checked batches ─▶ AsyncArrowWriter ─▶ ObjectSink (one PUT, or a multipart upload)
@@ -37,8 +38,13 @@ use datafusion::parquet::file::properties::WriterProperties;
 use lakegate_policy::TableName;
 use object_store::path::Path;
 
+use lakegate_catalog::TableFormat;
+
+use super::WriteTarget;
+use super::delta_append::PendingAppend;
 use super::object_sink::ObjectSink;
 use crate::error::{EngineError, Result};
+use crate::lake::Lake;
 
 /// How long a local staging file may stay before a commit to its table
 /// removes it.
@@ -59,7 +65,7 @@ impl TableWrites {
         counts.get(table).copied().unwrap_or(0)
     }
 
-    fn committed(&self, table: &TableName) {
+    pub(crate) fn committed(&self, table: &TableName) {
         let mut counts = self.counts.lock().expect("write counts are never poisoned");
         *counts.entry(table.clone()).or_default() += 1;
     }
@@ -78,12 +84,91 @@ pub(crate) struct PendingObject {
     local_dir: Option<std::path::PathBuf>,
 }
 
-/// A committed object: where, how many rows, how many bytes.
+/// A committed object: where, how many rows, how many bytes (and, for a
+/// Delta table, the version committed).
 #[derive(Debug, Clone)]
 pub(crate) struct CommittedObject {
     pub(crate) path: String,
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
+    pub(crate) version: Option<u64>,
+}
+
+/// A statement's write on its way into its table, by the table's format.
+pub(crate) enum PendingWrite {
+    /// One new Parquet object under a Parquet table's prefix (boxed: its
+    /// writer is large).
+    Object(Box<PendingObject>),
+    /// One commit to a Delta table's log.
+    Delta(PendingAppend),
+}
+
+impl PendingWrite {
+    /// Starts the write of `target`'s rows (of `schema`) in `lake`.
+    pub(crate) fn start(lake: &Lake, target: &WriteTarget, schema: SchemaRef) -> Result<Self> {
+        let table = &target.table;
+        let location = lake.catalog().storage.get(&table.storage).ok_or_else(|| {
+            EngineError::Internal(format!("table '{}' has no storage location", table.name))
+        })?;
+        if table.format == TableFormat::Delta {
+            let delta = location
+                .delta_table(&table.url)
+                .map_err(EngineError::Internal)?;
+            return Ok(Self::Delta(PendingAppend::start(
+                &table.name,
+                delta,
+                schema,
+                lake.max_write_bytes(),
+            )));
+        }
+        PendingObject::start(
+            lake.user_template().runtime_env(),
+            &table.name,
+            table.url.as_str(),
+            schema,
+            lake.max_write_bytes(),
+            location.url.scheme() == "file",
+        )
+        .map(|object| Self::Object(Box::new(object)))
+    }
+
+    /// The schema the written batches must have.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        match self {
+            Self::Object(object) => object.schema(),
+            Self::Delta(append) => append.schema(),
+        }
+    }
+
+    /// Adds `batch`; past the byte limit the write fails (and the caller
+    /// aborts it).
+    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Self::Object(object) => object.write(batch).await,
+            Self::Delta(append) => append.write(batch),
+        }
+    }
+
+    /// Makes the rows visible in one step (nothing, when there is no row).
+    pub(crate) async fn commit(
+        self,
+        runtime: &RuntimeEnv,
+        writes: &TableWrites,
+    ) -> Result<Option<CommittedObject>> {
+        match self {
+            Self::Object(object) => (*object).commit(runtime, writes).await,
+            Self::Delta(append) => append.commit(writes).await,
+        }
+    }
+
+    /// Abandons the write: nothing of it becomes visible.
+    pub(crate) async fn abort(self) {
+        match self {
+            Self::Object(object) => (*object).abort().await,
+            // Nothing was written yet: the rows are only in memory.
+            Self::Delta(_) => {}
+        }
+    }
 }
 
 impl PendingObject {
@@ -168,6 +253,7 @@ impl PendingObject {
             path: self.path.to_string(),
             rows: self.rows,
             bytes: self.writer.bytes_written() as u64,
+            version: None,
         };
         if let Some(listings) = runtime.cache_manager.get_list_files_cache() {
             listings.remove(&TableScopedPath {

@@ -1,6 +1,6 @@
-//! Writes: `INSERT INTO` and bulk ingestion appending rows to a Parquet
-//! table, under the role's insert grants, checked row by row and committed
-//! whole or not at all.
+//! Writes: `INSERT INTO` and bulk ingestion appending rows to a Parquet or
+//! Delta table, under the role's insert grants, checked row by row and
+//! committed whole or not at all.
 //!
 //! ```text
 //! INSERT ... VALUES | SELECT    the source planned under the role's READ policy
@@ -13,8 +13,9 @@
 //! checked (checks.rs)           each row must be accepted by one insert grant: its
 //!        │                      check holds, and the columns outside its list are NULL
 //!        ▼
-//! committed (commit.rs)         one new Parquet object, visible in one step; a refused
-//!                               row, an error or a limit aborts it: nothing is written
+//! committed (commit.rs)         one new Parquet object, or one Delta commit, visible in
+//!                               one step; a refused row, an error or a limit aborts it:
+//!                               nothing is written
 //! ```
 //!
 //! Masks never apply to writes, and a write grant implies no read: the
@@ -24,6 +25,7 @@
 
 mod checks;
 mod commit;
+mod delta_append;
 mod object_sink;
 mod statement;
 
@@ -53,8 +55,11 @@ pub struct WriteOutcome {
     pub bytes: u64,
     /// The insert grants that accepted the rows, by name.
     pub grants: Vec<String>,
-    /// The object committed, when rows were written.
+    /// The object committed, when rows were written (a Delta table's first
+    /// new data file).
     pub object: Option<String>,
+    /// The version committed to a Delta table.
+    pub version: Option<u64>,
     /// What the source of the rows read (an `INSERT ... SELECT`'s tables).
     pub reads: Vec<TableRead>,
 }
@@ -68,6 +73,7 @@ impl WriteOutcome {
             bytes: self.bytes,
             grants: self.grants.clone(),
             object: self.object.clone(),
+            version: self.version,
         }
     }
 }
@@ -125,8 +131,8 @@ impl WriteTarget {
 fn not_written(table: &TableName, why: &str) -> EngineError {
     EngineError::InvalidSql {
         message: format!(
-            "table '{table}' cannot be written: {why}; Lakegate appends only to unpartitioned \
-             Parquet tables stored as a directory"
+            "table '{table}' cannot be written: {why}; Lakegate appends to Delta tables and to \
+             unpartitioned Parquet tables stored as a directory"
         ),
         position: None,
     }
@@ -234,6 +240,7 @@ pub(crate) async fn write_rows(
         rows: outcome.committed.as_ref().map_or(0, |c| c.rows),
         bytes: outcome.committed.as_ref().map_or(0, |c| c.bytes),
         grants: outcome.grants,
+        version: outcome.committed.as_ref().and_then(|c| c.version),
         object: outcome.committed.map(|c| c.path),
         reads,
     })
