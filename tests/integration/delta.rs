@@ -196,6 +196,16 @@ async fn versions_are_read_under_the_tables_current_policy() {
     .await
     .unwrap_err();
     assert!(error.contains("names no version of a table"), "{error}");
+    // A time before the first commit, and one still to come.
+    for (at, expected) in [
+        ("2000-01-01T00:00:00Z", "2000-01-01"),
+        ("2999-01-01T00:00:00Z", "is in the future"),
+    ] {
+        let sql = format!("SELECT id FROM sales.\"orders@{at}\"");
+        let (code, error) = query(&engine, "reader", &sql).await.unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidArgument, "{error}");
+        assert!(error.contains(expected), "{error}");
+    }
     // A role that may not read the table learns nothing from a versioned
     // name: the same answer as for a table that does not exist.
     let (_, hidden) = query(&engine, "loader", "SELECT id FROM sales.\"orders@v0\"")
@@ -307,4 +317,20 @@ async fn concurrent_writers_all_commit_and_readers_see_whole_commits() {
             "a reader saw part of a commit: {count}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_parquet_table_has_no_versions() {
+    let lake = common::shop_lake().await;
+    let mut session = lake.engine.session("root", Some("admin")).unwrap();
+    let error = session
+        .execute("SELECT * FROM shop.\"orders@v0\"")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
+    assert!(
+        error.to_string().contains("is not a Delta table"),
+        "{error}"
+    );
 }

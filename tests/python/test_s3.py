@@ -355,6 +355,78 @@ def test_a_write_killed_midway_leaves_nothing_and_a_retry_succeeds(s3, writable)
     assert written_count(address) == 400_001
 
 
+@pytest.fixture()
+def delta_writable(s3, s3_lake, tmp_path):
+    """A server over the two buckets plus `tpc.events`, a Delta table in
+    lake-b (SSE-KMS) of one row at version 0 (written by deltalake locally,
+    then uploaded), which `lake_admin` may insert into."""
+    import deltalake
+    inspector = s3.client("s3")
+    for listed in inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/events/").get("Contents", []):
+        inspector.delete_object(Bucket="lake-b", Key=listed["Key"])
+    local = tmp_path / "events"
+    deltalake.write_deltalake(str(local), pa.table({"id": pa.array([1], pa.int64()), "tag": ["first"]}))
+    for path in local.rglob("*"):
+        if path.is_file():
+            inspector.upload_file(str(path), "lake-b", f"demo/tpc/events/{path.relative_to(local)}")
+    timeouts = {"request_timeout": "3s", "retry_timeout": "8s"}
+    catalog = two_bucket_catalog(tmp_path / "catalog", s3, extra_a=timeouts, extra_b=timeouts)
+    with open(catalog / "catalog.toml", "a") as text:
+        text.write('[[table]]\ndatabase = "tpc"\nname = "events"\nstorage = "lake_b"\npath = "events/"\n'
+                   'format = "delta"\n')
+    (catalog / "writes.toml").write_text(
+        '[[grant]]\nname = "admin_writes"\nrole = "lake_admin"\non = "tpc.events"\nprivileges = ["insert"]\n')
+    with start_server(tmp_path / "state", catalog=catalog, env=server_env(s3)) as address:
+        yield address, inspector
+
+
+def event_keys(inspector):
+    return sorted(o["Key"] for o in
+                  inspector.list_objects_v2(Bucket="lake-b", Prefix="demo/tpc/events/").get("Contents", []))
+
+
+def test_a_delta_commit_on_s3_carries_the_location_encryption(s3, delta_writable):
+    """An INSERT into a Delta table of the SSE-KMS bucket: its data file and
+    its commit are written through that location (its credentials, its KMS
+    key), the commit by a conditional PUT."""
+    address, inspector = delta_writable
+    before = event_keys(inspector)
+    assert insert(address, "INSERT INTO tpc.events VALUES (2, 'b'), (3, 'c')") == 2
+    assert query(address, "admin", "SELECT id FROM tpc.events ORDER BY id").column("id").to_pylist() == [1, 2, 3]
+    added = sorted(set(event_keys(inspector)) - set(before))
+    assert [key for key in added if key.endswith(".json")] == ["demo/tpc/events/_delta_log/00000000000000000001.json"]
+    data_files = [key for key in added if key.endswith(".parquet")]
+    assert len(data_files) == 1, added
+    for key in [*data_files, "demo/tpc/events/_delta_log/00000000000000000001.json"]:
+        head = inspector.head_object(Bucket="lake-b", Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms", (key, head)
+        assert s3.kms_key in head["SSEKMSKeyId"], (key, head)
+    # The version before the write, under the same policy.
+    assert query(address, "admin", 'SELECT id FROM tpc."events@v0"').column("id").to_pylist() == [1]
+
+
+def test_a_delta_write_killed_midway_commits_nothing_and_a_retry_succeeds(s3, delta_writable):
+    """Every PUT to the bucket is reset past the retry timeout while a write
+    runs: the statement fails with UNAVAILABLE, no version is committed and
+    readers see the table as it was; the same statement then succeeds."""
+    address, inspector = delta_writable
+    statement = "INSERT INTO tpc.events SELECT value + 10, 'x' FROM generate_series(1, 1000)"
+    s3.proxy.reset_counts()
+    s3.proxy.reset_uploads(10_000)
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as failure:
+            insert(address, statement)
+    finally:
+        s3.proxy.clear()
+    message = str(failure.value)
+    assert "UNAVAILABLE" in message or "Unavailable" in message, message
+    assert "nothing was written" in message, message
+    assert not [key for key in event_keys(inspector) if key.endswith("00000000000000000001.json")]
+    assert query(address, "admin", "SELECT count(*) FROM tpc.events").column(0)[0].as_py() == 1
+    assert insert(address, statement) == 1000
+    assert query(address, "admin", "SELECT count(*) FROM tpc.events").column(0)[0].as_py() == 1001
+
+
 def test_each_user_reaches_only_its_bucket(s3):
     # The premise of the two-bucket tests: one set of credentials is not enough.
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):

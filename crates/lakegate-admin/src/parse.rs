@@ -206,6 +206,7 @@ mod tests {
             "CREATE DATABASE tpc COMMENT 'TPC-DS'",
             "ALTER CATALOG SET DEFAULT DATABASE tpc",
             "CREATE EXTERNAL TABLE tpc.t STORED AS PARQUET LOCATION 'file:///data/t/' PARTITIONED BY (year int)",
+            "CREATE EXTERNAL TABLE tpc.d STORED AS DELTA LOCATION 'file:///data/d/'",
             "DROP TABLE tpc.t",
             "DROP DATABASE tpc",
             "DROP LOCATION lake",

@@ -101,13 +101,23 @@ impl DeltaLocation {
         }
     }
 
-    /// The last version committed at or before `time`.
+    /// The last version committed at or before `time`; an error when the
+    /// first commit came later (the library would answer the first version).
     async fn version_at(&self, time: DateTime<Utc>) -> Result<u64, DeltaError> {
+        let none_then = || {
+            DeltaTableError::Generic(format!(
+                "no version of the table had been committed at {}",
+                time.to_rfc3339()
+            ))
+        };
         let mut table = DeltaTable::new(Arc::clone(&self.log_store));
         table.load_with_datetime(time).await?;
-        table.version().ok_or_else(|| {
-            DeltaTableError::Generic(format!("no version of the table exists at {time}"))
-        })
+        let version = table.version().ok_or_else(none_then)?;
+        let committed = table.snapshot()?.version_timestamp(version);
+        if committed.is_some_and(|millis| millis > time.timestamp_millis()) {
+            return Err(none_then());
+        }
+        Ok(version)
     }
 }
 
