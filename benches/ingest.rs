@@ -34,14 +34,15 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 mod support;
 use support::{python, python_if_present, repo_root, results_dir};
 
-/// The table ingested into, beside the demo catalog's.
+/// The table ingested into, beside the demo catalog's (its location's URL
+/// is formatted in).
 const COPY_TABLE: &str = r#"
 [[database]]
 name = "out"
 
 [[storage]]
 name = "out"
-url = "${data_dir}/../ingest-out"
+url = "{out_dir}"
 
 [[table]]
 database = "out"
@@ -77,14 +78,16 @@ async fn create_copy_table(web_sales: &Path, dir: &Path) {
         .expect("the copy table is created");
 }
 
-/// The demo catalog plus [`COPY_TABLE`], in a directory of its own.
-async fn engine(data_dir: &Path, catalog_dir: &Path) -> Engine {
+/// The demo catalog plus [`COPY_TABLE`] in `out_dir`, in a directory of
+/// its own.
+async fn engine(data_dir: &Path, out_dir: &Path, catalog_dir: &Path) -> Engine {
     std::fs::create_dir_all(catalog_dir).unwrap();
     for entry in std::fs::read_dir(repo_root().join("catalog/demo")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, catalog_dir.join(path.file_name().unwrap())).unwrap();
     }
-    std::fs::write(catalog_dir.join("ingest.toml"), COPY_TABLE).unwrap();
+    let copy_table = COPY_TABLE.replace("{out_dir}", &out_dir.display().to_string());
+    std::fs::write(catalog_dir.join("ingest.toml"), copy_table).unwrap();
     let load = LoadOptions {
         data_dir: data_dir.to_path_buf(),
         ..Default::default()
@@ -112,11 +115,11 @@ async fn run(full: bool) {
         .join(format!("wire-demo-sf{scale}-layout{DEMO_LAYOUT}"));
     ensure_demo_data(&data_dir, scale, false).expect("demo data");
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let out_dir = data_dir.join("../ingest-out");
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ingest-out-sf{scale}"));
     let _ = std::fs::remove_dir_all(&out_dir);
     let web_sales = data_dir.join("tpc/dl_tpc_web_sales");
     create_copy_table(&web_sales, &out_dir).await;
-    let engine = engine(&data_dir, &work.path().join("catalog")).await;
+    let engine = engine(&data_dir, &out_dir, &work.path().join("catalog")).await;
     let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let service =
         LakegateFlightService::new(engine, EnvelopeKey::random(), ServiceOptions::default());
