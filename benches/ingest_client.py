@@ -11,6 +11,7 @@ import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import deltalake
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -24,8 +25,11 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    data = pq.read_table(args.parquet)
+    data = pq.read_table(args.parquet).combine_chunks()
     rows = data.num_rows
+    # Each Arrow batch of an ingestion travels as one gRPC message (16 MiB
+    # at most, on both sides): the batches a notebook would send.
+    batches = data.to_batches(max_chunksize=16_384)
     conn = flight_sql.connect(args.lakegate, db_kwargs={"username": "admin", "password": "admin-pass"},
                               autocommit=True)
     properties = deltalake.WriterProperties(compression="ZSTD")
@@ -34,7 +38,8 @@ def main():
         deltalake.write_deltalake(args.baseline, data, mode="append", writer_properties=properties)
 
     def through_lakegate():
-        written = conn.cursor().adbc_ingest("web_sales_copy", data, mode="append", db_schema_name="out")
+        reader = pa.RecordBatchReader.from_batches(data.schema, batches)
+        written = conn.cursor().adbc_ingest("web_sales_copy", reader, mode="append", db_schema_name="out")
         assert written == rows, (written, rows)
 
     variants = {"D": direct, "L": through_lakegate}

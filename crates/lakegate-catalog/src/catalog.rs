@@ -201,8 +201,7 @@ impl KnownSchemas {
 
     /// The schema read for the table whose files are at `listing_url` in
     /// the location at `location_url`, if it had this format and these
-    /// partition columns. A Delta table's schema is never taken from here:
-    /// its log says what it is now.
+    /// partition columns.
     pub(crate) fn get(
         &self,
         location_url: &str,
@@ -210,9 +209,6 @@ impl KnownSchemas {
         format: TableFormat,
         partition_columns: &[(String, DataType)],
     ) -> Option<SchemaRef> {
-        if format == TableFormat::Delta {
-            return None;
-        }
         let key = (location_url.to_string(), listing_url.to_string());
         let (known_format, columns, schema) = self.0.get(&key)?;
         (*known_format == format && columns.as_slice() == partition_columns)

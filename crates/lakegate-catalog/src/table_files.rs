@@ -26,8 +26,8 @@ pub(crate) enum TableReadError {
 }
 
 /// Resolves a table's files and reads its schema from the first of them
-/// (or from a Delta table's log). A Parquet table's schema in `known` (read
-/// by an earlier load) is taken from there.
+/// (or from a Delta table's log). A schema in `known` (read by an earlier
+/// load) is taken from there.
 pub(crate) async fn read_table(
     location: &StorageLocation,
     path: &str,
@@ -37,7 +37,7 @@ pub(crate) async fn read_table(
 ) -> Result<ReadTable, TableReadError> {
     use TableReadError::{Invalid, Unreachable};
     if format == TableFormat::Delta {
-        return read_delta_table(location, path, partition_columns).await;
+        return read_delta_table(location, path, partition_columns, known).await;
     }
     // A directory must end in '/' so that DataFusion lists it as a prefix.
     let is_file = path.ends_with(".parquet");
@@ -96,6 +96,7 @@ async fn read_delta_table(
     location: &StorageLocation,
     path: &str,
     partition_columns: &[(String, DataType)],
+    known: &KnownSchemas,
 ) -> Result<ReadTable, TableReadError> {
     use TableReadError::{Invalid, Unreachable};
     if !partition_columns.is_empty() {
@@ -115,6 +116,14 @@ async fn read_delta_table(
         format!("{path}/")
     };
     let url = location.listing_url(&path).map_err(Invalid)?;
+    if let Some(schema) = known.get(
+        location.url.as_str(),
+        url.as_str(),
+        TableFormat::Delta,
+        partition_columns,
+    ) {
+        return Ok(ReadTable { url, schema });
+    }
     let location_url = location.url_of(&path).map_err(Invalid)?;
     let delta = location.delta_table(&url).map_err(Invalid)?;
     match delta.is_table().await {

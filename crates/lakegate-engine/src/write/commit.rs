@@ -4,7 +4,7 @@
 //! (`delta_append.rs`).
 //!
 //! ```text
-//! checked batches ─▶ AsyncArrowWriter ─▶ ObjectSink (one PUT, or a multipart upload)
+//! checked batches ─▶ ParquetEncoder ─▶ ObjectSink (one PUT, or a multipart upload)
 //!                        │ a check fails, a limit is hit, an error:  abort ─▶ nothing visible
 //!                        └ all rows written: complete ─▶ part-<time>-<uuid>.parquet visible
 //! ```
@@ -32,7 +32,6 @@ use arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::cache::cache_manager::TableScopedPath;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use lakegate_policy::TableName;
@@ -42,6 +41,7 @@ use lakegate_catalog::TableFormat;
 
 use super::WriteTarget;
 use super::delta_append::PendingAppend;
+use super::encoder::ParquetEncoder;
 use super::object_sink::ObjectSink;
 use crate::error::{EngineError, Result};
 use crate::lake::Lake;
@@ -77,7 +77,7 @@ pub(crate) struct PendingObject {
     url: ListingTableUrl,
     path: Path,
     schema: SchemaRef,
-    writer: AsyncArrowWriter<ObjectSink>,
+    encoder: ParquetEncoder,
     rows: u64,
     max_bytes: usize,
     /// The table's directory, when it is on the local file system.
@@ -190,10 +190,10 @@ impl PendingObject {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let writer = AsyncArrowWriter::try_new(
+        let encoder = ParquetEncoder::try_new(
             ObjectSink::new(store, path.clone()),
             Arc::clone(&schema),
-            Some(properties),
+            properties,
         )
         .map_err(|e| EngineError::Internal(format!("cannot start a Parquet writer: {e}")))?;
         let local_dir = local.then(|| std::path::PathBuf::from(format!("/{}", url.prefix())));
@@ -203,7 +203,7 @@ impl PendingObject {
             url,
             path,
             schema,
-            writer,
+            encoder,
             rows: 0,
             max_bytes,
         })
@@ -217,12 +217,12 @@ impl PendingObject {
     /// Adds `batch` (of [`PendingObject::schema`]); past the byte limit the
     /// write fails (and the caller aborts it).
     pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer
+        self.encoder
             .write(batch)
             .await
             .map_err(|e| self.storage_error(&e))?;
         self.rows += batch.num_rows() as u64;
-        let size = self.writer.bytes_written() + self.writer.in_progress_size();
+        let size = self.encoder.size_so_far();
         if size > self.max_bytes {
             return Err(EngineError::ResourceExhausted(format!(
                 "the write to table '{}' is larger than the {} bytes one statement may write \
@@ -244,7 +244,7 @@ impl PendingObject {
             self.abort().await;
             return Ok(None);
         }
-        if let Err(e) = self.writer.finish().await {
+        if let Err(e) = self.encoder.finish().await {
             let error = self.storage_error(&e);
             self.abort().await;
             return Err(error);
@@ -252,7 +252,7 @@ impl PendingObject {
         let committed = CommittedObject {
             path: self.path.to_string(),
             rows: self.rows,
-            bytes: self.writer.bytes_written() as u64,
+            bytes: self.encoder.bytes_written() as u64,
             version: None,
         };
         if let Some(listings) = runtime.cache_manager.get_list_files_cache() {
@@ -277,7 +277,7 @@ impl PendingObject {
     /// Abandons the object: nothing of it becomes visible.
     pub(crate) async fn abort(self) {
         let path = self.path.clone();
-        if let Err(e) = self.writer.into_inner().abort().await {
+        if let Err(e) = self.encoder.into_sink().abort().await {
             log::warn!("aborting the unfinished write of {path} failed: {e}");
         }
     }

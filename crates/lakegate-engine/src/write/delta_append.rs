@@ -52,7 +52,7 @@ impl PendingAppend {
 
     /// Adds `batch`; past the byte limit the write fails.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.bytes += batch.get_array_memory_size();
+        self.bytes += super::arrow_bytes(batch);
         if self.bytes > self.max_bytes {
             return Err(EngineError::ResourceExhausted(format!(
                 "the write to table '{}' is larger than the {} bytes one statement may write \

@@ -26,6 +26,7 @@
 mod checks;
 mod commit;
 mod delta_append;
+mod encoder;
 mod object_sink;
 mod statement;
 
@@ -216,6 +217,21 @@ fn typed_null(data_type: &DataType) -> Expr {
         Ok(null) => Expr::Literal(null, None),
         Err(_) => cast(Expr::Literal(ScalarValue::Null, None), data_type.clone()),
     }
+}
+
+/// The bytes of Arrow data `batch` holds: of its rows only, where a batch
+/// sliced from a larger one would report the whole of the shared buffers.
+pub(crate) fn arrow_bytes(batch: &arrow::array::RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
 }
 
 fn invalid(message: String) -> EngineError {
