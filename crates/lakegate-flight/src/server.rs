@@ -88,6 +88,14 @@ impl TlsIdentity {
     }
 }
 
+/// Makes ring the process's TLS provider (once; a provider installed
+/// before stays). tonic builds a server's TLS settings with the process
+/// default, and rustls chooses none by itself when more than one provider
+/// is compiled in (deltalake brings aws-lc-rs beside ring).
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The PEM file at `path`, checked to hold a `marker` block.
 fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path)
@@ -119,6 +127,7 @@ pub async fn serve_with_tls(
     tls: Option<TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    install_tls_provider();
     // Larger requests are refused before they are read.
     let max_request = service.max_request_bytes();
     let entry = LakegateFlight::new(service);
