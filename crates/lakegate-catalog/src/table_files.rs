@@ -35,37 +35,59 @@ pub(crate) async fn read_table(
     partition_columns: &[(String, DataType)],
     known: &KnownSchemas,
 ) -> Result<ReadTable, TableReadError> {
-    use TableReadError::{Invalid, Unreachable};
-    if format == TableFormat::Delta {
-        return read_delta_table(location, path, partition_columns, known).await;
+    use TableReadError::Invalid;
+    let is_file = path.ends_with(".parquet");
+    let misdeclared = match format {
+        TableFormat::Parquet if is_file && !partition_columns.is_empty() => {
+            Some("a table of one file has no partition columns")
+        }
+        TableFormat::Delta if is_file => {
+            Some("a Delta table is a directory (holding _delta_log), not one file")
+        }
+        TableFormat::Delta if !partition_columns.is_empty() => {
+            Some("a Delta table declares no partition columns: its log says how it is partitioned")
+        }
+        _ => None,
+    };
+    if let Some(message) = misdeclared {
+        return Err(Invalid(message.into()));
     }
     // A directory must end in '/' so that DataFusion lists it as a prefix.
-    let is_file = path.ends_with(".parquet");
-    if is_file && !partition_columns.is_empty() {
-        return Err(Invalid(
-            "a table of one file has no partition columns".into(),
-        ));
-    }
     let path = if is_file || path.ends_with('/') {
         path.to_string()
     } else {
         format!("{path}/")
     };
-    let listing_url = location.listing_url(&path).map_err(Invalid)?;
+    let url = location.listing_url(&path).map_err(Invalid)?;
     if let Some(schema) = known.get(
         location.url.as_str(),
-        listing_url.as_str(),
+        url.as_str(),
         format,
         partition_columns,
     ) {
-        return Ok(ReadTable {
-            url: listing_url,
-            schema,
-        });
+        return Ok(ReadTable { url, schema });
     }
-    let object_path = location.object_path(&path).map_err(Invalid)?;
     let location_url = location.url_of(&path).map_err(Invalid)?;
-    let files = list_parquet_files(location.store.as_ref(), &object_path, &location_url)
+    let schema = match format {
+        TableFormat::Parquet => {
+            parquet_schema(location, &path, &location_url, partition_columns).await?
+        }
+        TableFormat::Delta => delta_schema(location, &url, &location_url).await?,
+    };
+    Ok(ReadTable { url, schema })
+}
+
+/// The schema of the first Parquet file under `path`, then the partition
+/// columns.
+async fn parquet_schema(
+    location: &StorageLocation,
+    path: &str,
+    location_url: &Url,
+    partition_columns: &[(String, DataType)],
+) -> Result<SchemaRef, TableReadError> {
+    use TableReadError::{Invalid, Unreachable};
+    let object_path = location.object_path(path).map_err(Invalid)?;
+    let files = list_parquet_files(location.store.as_ref(), &object_path, location_url)
         .await
         .map_err(Unreachable)?;
     let Some(first) = files.first() else {
@@ -85,47 +107,17 @@ pub(crate) async fn read_table(
         }
         fields.push(Field::new(name, data_type.clone(), false));
     }
-    Ok(ReadTable {
-        url: listing_url,
-        schema: Arc::new(Schema::new(fields)),
-    })
+    Ok(Arc::new(Schema::new(fields)))
 }
 
-/// A Delta table's directory and the latest version's schema.
-async fn read_delta_table(
+/// The latest version's schema of the Delta table DataFusion reads at `url`.
+async fn delta_schema(
     location: &StorageLocation,
-    path: &str,
-    partition_columns: &[(String, DataType)],
-    known: &KnownSchemas,
-) -> Result<ReadTable, TableReadError> {
+    url: &Url,
+    location_url: &Url,
+) -> Result<SchemaRef, TableReadError> {
     use TableReadError::{Invalid, Unreachable};
-    if !partition_columns.is_empty() {
-        return Err(Invalid(
-            "a Delta table declares no partition columns: its log says how it is partitioned"
-                .into(),
-        ));
-    }
-    if path.ends_with(".parquet") {
-        return Err(Invalid(
-            "a Delta table is a directory (holding _delta_log), not one file".into(),
-        ));
-    }
-    let path = if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
-    };
-    let url = location.listing_url(&path).map_err(Invalid)?;
-    if let Some(schema) = known.get(
-        location.url.as_str(),
-        url.as_str(),
-        TableFormat::Delta,
-        partition_columns,
-    ) {
-        return Ok(ReadTable { url, schema });
-    }
-    let location_url = location.url_of(&path).map_err(Invalid)?;
-    let delta = location.delta_table(&url).map_err(Invalid)?;
+    let delta = location.delta_table(url).map_err(Invalid)?;
     match delta.is_table().await {
         Ok(true) => {}
         Ok(false) => {
@@ -135,11 +127,10 @@ async fn read_delta_table(
         }
         Err(e) => return Err(Unreachable(format!("{location_url}: {e}"))),
     }
-    let schema = delta
+    delta
         .schema()
         .await
-        .map_err(|e| Unreachable(format!("cannot read the Delta log at {location_url}: {e}")))?;
-    Ok(ReadTable { url, schema })
+        .map_err(|e| Unreachable(format!("cannot read the Delta log at {location_url}: {e}")))
 }
 
 /// The declared partition columns with their Arrow types.

@@ -66,16 +66,6 @@ impl DeltaProvider {
             ..self.clone()
         })
     }
-
-    /// The version this provider is pinned to (`None`: the latest).
-    pub fn version(&self) -> Option<u64> {
-        self.pinned.as_ref().map(|snapshot| snapshot.version())
-    }
-
-    /// The table's location.
-    pub fn location(&self) -> &DeltaLocation {
-        &self.location
-    }
 }
 
 #[async_trait]
