@@ -195,8 +195,16 @@ pub async fn run_admin(
         AdminCommand::DropLocation { name } => {
             changed(client.drop_location(api::NameRequest { name }).await)
         }
-        AdminCommand::CreateDatabase { name, comment } => {
-            let request = api::CreateDatabaseRequest { name, comment };
+        AdminCommand::CreateDatabase {
+            name,
+            location,
+            comment,
+        } => {
+            let request = api::CreateDatabaseRequest {
+                name,
+                comment,
+                location,
+            };
             changed(client.create_database(request).await)
         }
         AdminCommand::DropDatabase { name } => {

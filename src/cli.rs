@@ -355,9 +355,13 @@ pub enum AdminCommand {
     },
     /// DROP LOCATION name.
     DropLocation { name: String },
-    /// CREATE DATABASE name.
+    /// CREATE DATABASE name [LOCATION url].
     CreateDatabase {
         name: String,
+        /// Where tables created in it without a LOCATION go (CREATE TABLE
+        /// AS, ingestion in mode create): a URL under a registered location.
+        #[arg(long, default_value = "")]
+        location: String,
         #[arg(long, default_value = "")]
         comment: String,
     },

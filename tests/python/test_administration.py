@@ -401,13 +401,15 @@ def test_write_privileges_are_granted_shown_and_named_in_refusals(steward_store)
     assert "accepted by none of role 'electronics''s INSERT grants (electronics_item_writes)" in message, message
     message = refused(address, "INSERT INTO tpc.dl_tpc_item (i_item_sk) VALUES (1)", user=tina, role="sales")
     assert "may not insert into it: that needs INSERT on it" in message, message
+    # CREATE_TABLE is in force at once too: tpc has no place for new tables,
+    # so a table must name its LOCATION (test_created_tables.py creates them).
     message = refused(address, "CREATE TABLE tpc.mine AS SELECT 1 AS x", user=tina, role="electronics")
-    assert "holds CREATE_TABLE on database 'tpc'" in message, message
+    assert "database 'tpc' has no location for new tables" in message, message
     # ADBC bulk ingestion (what pandas' to_sql takes) likewise, by mode.
     import pyarrow as pa
     rows = pa.table({"i_item_sk": [1], "i_category": ["Books"]})
     for table, mode, expected in [("dl_tpc_item", "append", "accepted by none of role 'electronics''s"),
-                                  ("mine", "create", "holds CREATE_TABLE on database 'tpc'")]:
+                                  ("mine", "create", "database 'tpc' has no location for new tables")]:
         with connect(address, *tina, role="electronics") as conn:
             with pytest.raises(adbc_driver_manager.Error) as error:
                 conn.cursor().adbc_ingest(table, rows, mode=mode, db_schema_name="tpc")

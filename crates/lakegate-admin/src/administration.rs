@@ -23,7 +23,8 @@ use lakegate_engine::{Engine, PolicySnapshot};
 use lakegate_policy::{EffectiveAccess, Grant, TableName};
 use lakegate_store::PolicyStore;
 
-use crate::changes::{Actor, apply};
+use crate::changes::{Actor, Changed, apply};
+use crate::created_tables::{CreatedTable, may_create, register};
 use crate::error::AdminError;
 use crate::show::{effective_access, show, visible_grants};
 use crate::statement::AdminStatement;
@@ -163,6 +164,36 @@ impl Administration {
                 version_after: served.version(),
             });
         }
+        self.change(|served, content| apply(statement, actor, served, content))
+            .await
+    }
+
+    /// Declares `created`, a table `actor`'s role has just written (`CREATE
+    /// TABLE AS`, ingestion in mode create), owned by that role: one
+    /// transaction of the store, like a statement (see `created_tables.rs`).
+    pub async fn register_created_table(
+        &self,
+        actor: &Actor,
+        created: &CreatedTable,
+    ) -> Result<AdminAnswer, AdminError> {
+        self.change(|served, content| register(created, actor, served, content))
+            .await
+    }
+
+    /// Whether `actor`'s role may create tables in `database` now (asked
+    /// before a table's files are written; registering asks again).
+    pub async fn may_create_table(&self, actor: &Actor, database: &str) -> Result<(), AdminError> {
+        self.ensure_current().await?;
+        may_create(self.engine.snapshot().catalog(), &actor.role, database)
+    }
+
+    /// Makes the change `make` computes from the policy served and the
+    /// store's content, in one transaction of the store, and serves it.
+    /// Refused changes leave the store as it was.
+    async fn change(
+        &self,
+        make: impl FnOnce(&Catalog, &CatalogFile) -> Result<Changed, AdminError>,
+    ) -> Result<AdminAnswer, AdminError> {
         let change = self.store.begin_change().await?;
         let before = change.current().version;
         // With the store locked, the engine serves exactly what it holds.
@@ -173,12 +204,7 @@ impl Administration {
             self.engine.install(snapshot);
         }
         let served = self.engine.snapshot();
-        let changed = apply(
-            statement,
-            actor,
-            served.catalog(),
-            &change.current().content,
-        )?;
+        let changed = make(served.catalog(), &change.current().content)?;
         let content = Arc::new(changed.content);
         let snapshot = self.prepare(Arc::clone(&content), before + 1).await?;
         // Held from commit to install: this server's own announcement,

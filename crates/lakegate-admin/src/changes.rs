@@ -109,13 +109,26 @@ pub(crate) fn apply(
                 .default_database = Some(name.clone());
             format!("sessions start in database {name}")
         }
-        AdminStatement::CreateDatabase { name, comment } => {
+        AdminStatement::CreateDatabase {
+            name,
+            location,
+            comment,
+        } => {
             rights.administer()?;
             absent(&next.database, |e| &e.name, name, "database")?;
+            let (storage, path) = match location {
+                Some(url) => {
+                    let (storage, path) = under_location(served, url)?;
+                    (Some(storage), Some(path))
+                }
+                None => (None, None),
+            };
             next.database.push(DatabaseEntry {
                 name: name.clone(),
                 description: comment.clone(),
                 tags: Default::default(),
+                storage,
+                path,
             });
             format!("database {name} created")
         }
@@ -535,30 +548,10 @@ fn location_entry(
     Ok(entry)
 }
 
-/// The location holding `url`, and the path of `url` under it.
+/// Where a table or a database's new tables at `url` are declared: a
+/// registered location and the path under it.
 fn under_location(served: &Catalog, url: &str) -> Result<(String, String), AdminError> {
-    let wanted = url::Url::parse(url)
-        .or_else(|_| url::Url::from_file_path(url))
-        .map_err(|_| AdminError::invalid(format!("LOCATION '{url}' is not a URL")))?;
-    let mut best: Option<(&str, String)> = None;
-    for location in served.storage.values() {
-        let root = location.url.as_str();
-        if let Some(path) = wanted.as_str().strip_prefix(root)
-            && best.as_ref().is_none_or(|(_, p)| path.len() < p.len())
-        {
-            best = Some((location.name.as_str(), path.to_string()));
-        }
-    }
-    match best {
-        Some((_, path)) if path.is_empty() => Err(AdminError::invalid(format!(
-            "LOCATION '{url}' is a location's root: a table lies in a directory under it"
-        ))),
-        Some((name, path)) => Ok((name.to_string(), path)),
-        None => Err(AdminError::invalid(format!(
-            "LOCATION '{url}' is not under any registered location (SHOW LOCATIONS lists \
-             them; CREATE LOCATION registers one)"
-        ))),
-    }
+    served.place_of(url).map_err(AdminError::invalid)
 }
 
 /// Whether grant entry `entry` is on exactly `target` (a tag expression

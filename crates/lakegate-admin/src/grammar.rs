@@ -108,6 +108,11 @@ impl Grammar<'_, '_> {
             }
             "DATABASE" => AdminStatement::CreateDatabase {
                 name: self.name()?,
+                location: if self.word("LOCATION") {
+                    Some(self.string()?)
+                } else {
+                    None
+                },
                 comment: self.comment()?,
             },
             "EXTERNAL" => {

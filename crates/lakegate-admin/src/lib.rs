@@ -18,6 +18,7 @@
 
 mod administration;
 mod changes;
+mod created_tables;
 mod error;
 mod grammar;
 mod parse;
@@ -28,6 +29,7 @@ mod tag_changes;
 
 pub use administration::{AdminAnswer, Administration, change_result_schema};
 pub use changes::Actor;
+pub use created_tables::{CreatedTable, may_create};
 pub use error::AdminError;
 pub use parse::{parse_admin, redacted};
 pub use show::{column_rules, rows_text};

@@ -129,10 +129,13 @@ pub enum AdminStatement {
     DropLocation(String),
     /// `ALTER CATALOG SET DEFAULT DATABASE name`: where sessions start.
     SetDefaultDatabase(String),
-    /// `CREATE DATABASE name [COMMENT '...']`.
+    /// `CREATE DATABASE name [LOCATION 'url'] [COMMENT '...']`.
     CreateDatabase {
         /// Its name.
         name: String,
+        /// Where its tables created without a LOCATION go: a directory
+        /// under a registered location.
+        location: Option<String>,
         /// Free text.
         comment: String,
     },
@@ -480,10 +483,18 @@ impl fmt::Display for AdminStatement {
             Self::SetDefaultDatabase(name) => {
                 write!(f, "ALTER CATALOG SET DEFAULT DATABASE {}", sql_name(name))
             }
-            Self::CreateDatabase { name, comment } => {
+            Self::CreateDatabase {
+                name,
+                location,
+                comment,
+            } => {
+                let location = location
+                    .as_deref()
+                    .map(|url| format!(" LOCATION {}", sql_string(url)))
+                    .unwrap_or_default();
                 write!(
                     f,
-                    "CREATE DATABASE {}{}",
+                    "CREATE DATABASE {}{location}{}",
                     sql_name(name),
                     sql_comment(comment)
                 )

@@ -71,6 +71,9 @@ pub struct Database {
     pub name: String,
     /// Free text.
     pub description: String,
+    /// Where tables created in it without a LOCATION go: a storage
+    /// location's name and a directory under it, ending in `/`.
+    pub tables_under: Option<(String, String)>,
 }
 
 /// A table with its schema as read from its files (Parquet) or its log
@@ -217,6 +220,34 @@ impl KnownSchemas {
 }
 
 impl Catalog {
+    /// The registered location holding `url` (the deepest, when locations
+    /// nest), and the path of `url` under it: where a table at `url` is
+    /// declared. Refused for a URL under no location and for a location's
+    /// root (a table lies in a directory under it).
+    pub fn place_of(&self, url: &str) -> Result<(String, String), String> {
+        let wanted = Url::parse(url)
+            .or_else(|_| Url::from_file_path(url))
+            .map_err(|_| format!("LOCATION '{url}' is not a URL"))?;
+        let mut best: Option<(&str, String)> = None;
+        for location in self.storage.values() {
+            if let Some(path) = wanted.as_str().strip_prefix(location.url.as_str())
+                && best.as_ref().is_none_or(|(_, p)| path.len() < p.len())
+            {
+                best = Some((location.name.as_str(), path.to_string()));
+            }
+        }
+        match best {
+            Some((_, path)) if path.is_empty() => Err(format!(
+                "LOCATION '{url}' is a location's root: a table lies in a directory under it"
+            )),
+            Some((name, path)) => Ok((name.to_string(), path)),
+            None => Err(format!(
+                "LOCATION '{url}' is not under any registered location (SHOW LOCATIONS lists \
+                 them; CREATE LOCATION registers one)"
+            )),
+        }
+    }
+
     /// Verifies `password` for `user` against the stored Argon2 hash. Unknown
     /// users and wrong passwords are indistinguishable to the caller.
     pub fn verify_password(&self, user: &str, password: &str) -> bool {

@@ -230,6 +230,14 @@ pub struct DatabaseEntry {
     /// Tags (key = value), inherited by the database's tables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The storage location where tables created in the database without a
+    /// LOCATION go (with `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// The directory under `storage` holding those tables, one directory
+    /// per table (`analytics/` puts table `t` at `analytics/t/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// `[[table]]`

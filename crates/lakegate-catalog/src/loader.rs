@@ -220,7 +220,7 @@ impl Loader {
     ) -> (Catalog, Vec<CatalogError>) {
         let settings = self.settings(&files);
         let storage = self.storage(&files, dir, options);
-        let databases = self.databases(&files, &settings);
+        let databases = self.databases(&files, &settings, &storage);
         let tables = self
             .tables(&files, &databases, &storage, &options.known_schemas)
             .await;
@@ -328,7 +328,12 @@ impl Loader {
     }
 
     /// `[[database]]`, and the default database among them.
-    fn databases(&mut self, files: &Files, settings: &Settings) -> BTreeMap<String, Database> {
+    fn databases(
+        &mut self,
+        files: &Files,
+        settings: &Settings,
+        storage: &BTreeMap<String, StorageLocation>,
+    ) -> BTreeMap<String, Database> {
         let mut databases = BTreeMap::new();
         let mut seen = BTreeMap::new();
         for (file, content) in files {
@@ -351,11 +356,32 @@ impl Loader {
                         "the name is reserved for Lakegate's own tables",
                     );
                 }
+                let tables_under = match (&entry.storage, &entry.path) {
+                    (None, None) => None,
+                    (Some(location), Some(path)) => {
+                        match tables_directory(storage, location, path) {
+                            Ok(path) => Some((location.clone(), path)),
+                            Err(message) => {
+                                self.findings.error(file, &label, message);
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        self.findings.error(
+                            file,
+                            &label,
+                            "give both storage and path (where its new tables go), or neither",
+                        );
+                        None
+                    }
+                };
                 databases.insert(
                     entry.name.clone(),
                     Database {
                         name: entry.name.clone(),
                         description: entry.description.clone(),
+                        tables_under,
                     },
                 );
             }
@@ -640,4 +666,27 @@ impl Loader {
             }
         }
     }
+}
+
+/// The directory `path` under location `name` where a database's new
+/// tables go, ending in `/`: refused when the location is not registered
+/// or the path is empty or leaves the location.
+fn tables_directory(
+    storage: &BTreeMap<String, StorageLocation>,
+    name: &str,
+    path: &str,
+) -> Result<String, String> {
+    let location = storage
+        .get(name)
+        .ok_or_else(|| format!("storage '{name}' is not declared"))?;
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
+        return Err("path must name a directory under the location, not its root".into());
+    }
+    location.object_path(path)?;
+    Ok(if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    })
 }

@@ -72,7 +72,7 @@ pub use statement_shape::{
     REGROUP_THRESHOLD,
 };
 pub use wire::classic_schema;
-pub use write::WriteOutcome;
+pub use write::{CreatedTable, WriteOutcome};
 
 /// The SQL keywords of the dialect Lakegate parses (for clients that ask).
 pub fn sql_keywords() -> &'static [&'static str] {

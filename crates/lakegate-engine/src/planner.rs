@@ -37,7 +37,10 @@ use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readab
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
 use crate::secured_table::reads_clock;
 use crate::wire::client_schema;
-use crate::write::{PlannedWrite, is_insert, plan_insert};
+use crate::write::{
+    CreatedTable, ParsedCreate, PlannedWrite, create_table_as, is_create_table_as, is_insert,
+    parse_create, plan_insert,
+};
 use crate::write_refusals::{create_refusal, ingested_database, write_refusal};
 
 /// The default schema while a session has no current database: a name no
@@ -179,6 +182,11 @@ impl Planner {
     /// write names the privilege it needs; anything else is refused by the
     /// gate, or, for a query, because an update would discard its rows.
     pub(crate) fn update_refusal(&self, sql: &str) -> EngineError {
+        match parse_create(sql, self.max_statement_bytes, self.current_database()) {
+            Ok(Some(create)) => return create_refusal(&self.lake, self.role(), create.database()),
+            Err(ParsedCreate::Refused(refusal)) => return refusal,
+            Ok(None) | Err(ParsedCreate::Other(_)) => {}
+        }
         let statement = match parse_one(sql, self.max_statement_bytes) {
             Ok(statement) => statement,
             Err(error) => return error,
@@ -219,18 +227,37 @@ impl Planner {
     }
 
     /// Whether `sql` is a statement that writes rows Lakegate runs (an
-    /// INSERT); unparsable text is not. Asked of every statement a Flight
-    /// client sends, so text whose first word is plainly not INSERT is
-    /// answered without parsing it (a query's plan is usually kept, and
-    /// would otherwise be parsed for this alone).
+    /// INSERT or a CREATE TABLE AS); unparsable text is not. Asked of every
+    /// statement a Flight client sends, so text whose first word is plainly
+    /// neither is answered without parsing it (a query's plan is usually
+    /// kept, and would otherwise be parsed for this alone).
     pub(crate) fn is_write(&self, sql: &str) -> bool {
         let text = sql.trim_start();
         let starts_with_comment = text.starts_with("--") || text.starts_with("/*");
         let first_word_is_insert = text
             .get(..6)
             .is_some_and(|word| word.eq_ignore_ascii_case("insert"));
-        (starts_with_comment || first_word_is_insert)
-            && parse_one(sql, self.max_statement_bytes).is_ok_and(|statement| is_insert(&statement))
+        let inserts = (starts_with_comment || first_word_is_insert)
+            && parse_one(sql, self.max_statement_bytes)
+                .is_ok_and(|statement| is_insert(&statement));
+        inserts || self.is_create_table_as(sql)
+    }
+
+    /// Whether `sql` is a `CREATE TABLE ... AS` (of any form: a refused one
+    /// is answered by [`Planner::create_table_as`] too).
+    pub(crate) fn is_create_table_as(&self, sql: &str) -> bool {
+        is_create_table_as(sql, self.max_statement_bytes)
+    }
+
+    /// Runs the `CREATE TABLE ... AS` `sql` under the role (see
+    /// `write/create.rs`): the table written, ready to be declared, or
+    /// `None` when it says IF NOT EXISTS and the table exists.
+    pub(crate) async fn create_table_as(&self, sql: &str) -> Result<Option<CreatedTable>> {
+        match parse_create(sql, self.max_statement_bytes, self.current_database()) {
+            Ok(Some(create)) => create_table_as(self, create).await,
+            Ok(None) => Err(self.update_refusal(sql)),
+            Err(ParsedCreate::Other(error) | ParsedCreate::Refused(error)) => Err(error),
+        }
     }
 
     /// Plans the INSERT `sql` under the role (see `write/statement.rs`).

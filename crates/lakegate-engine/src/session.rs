@@ -26,7 +26,7 @@ use crate::planner::Planner;
 use crate::statement::{PlannedStatement, QueryOutput};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE};
 use crate::wire::client_schema;
-use crate::write::{WriteOutcome, ingest};
+use crate::write::{CreatedTable, WriteOutcome, create_ingested, ingest};
 
 /// A session: one user, one runtime role, a current database.
 pub struct QuerySession {
@@ -178,22 +178,68 @@ impl QuerySession {
     }
 
     /// Why bulk ingestion (Flight SQL's `CommandStatementIngest`) creating
-    /// `table` in `database` (or the current database) is refused: it
-    /// needs CREATE_TABLE on the database, and tables are not created yet.
+    /// `table` in `database` (or the current database) is refused where no
+    /// policy store can declare it: it needs CREATE_TABLE on the database,
+    /// and a store.
     pub fn create_refusal(&self, database: Option<&str>, table: &str) -> EngineError {
         self.planner.create_refusal(database, table)
     }
 
-    /// Whether `sql` writes rows (an INSERT): run it with
-    /// [`QuerySession::execute_write`], not as a query.
+    /// Whether `sql` writes rows (an INSERT, run with
+    /// [`QuerySession::execute_write`], or a CREATE TABLE AS, run with
+    /// [`QuerySession::create_table_as`]), not a query.
     pub fn is_write(&self, sql: &str) -> bool {
         self.planner.is_write(sql)
     }
 
+    /// Whether `sql` is a `CREATE TABLE ... AS`.
+    pub fn is_create_table_as(&self, sql: &str) -> bool {
+        self.planner.is_create_table_as(sql)
+    }
+
+    /// Runs the `CREATE TABLE db.t [STORED AS PARQUET|DELTA] [LOCATION
+    /// 'url'] AS SELECT ...` `sql`: checked (CREATE_TABLE on the database,
+    /// no such table, an empty place under a registered location), its
+    /// query read under the role's read policy, and its rows written as a
+    /// new table, which the caller then declares in the policy store (or
+    /// discards). `None`: IF NOT EXISTS, and the table exists.
+    pub async fn create_table_as(&self, sql: &str) -> Result<Option<CreatedTable>> {
+        let planner = self.planner.clone();
+        let sql = sql.to_string();
+        executor()
+            .run(async move { planner.create_table_as(&sql).await })
+            .await
+    }
+
+    /// Creates `table` in `database` (or the current database) holding
+    /// `batches` (of `schema`), as a Parquet table in the database's place
+    /// for new tables (bulk ingestion in mode create), checked as
+    /// [`QuerySession::create_table_as`] is; the caller declares it.
+    pub async fn create_ingested(
+        &self,
+        database: Option<&str>,
+        table: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<CreatedTable> {
+        let planner = self.planner.clone();
+        let (database, table) = (database.map(str::to_string), table.to_string());
+        executor()
+            .run(async move {
+                create_ingested(&planner, database.as_deref(), &table, schema, batches).await
+            })
+            .await
+    }
+
     /// The placeholders of the INSERT `sql`, as a query's
     /// ([`PlannedStatement::parameter_schema`]); planning it checks the
-    /// role may insert into the table and read what the source reads.
+    /// role may insert into the table and read what the source reads. A
+    /// CREATE TABLE AS has none (it is checked when it runs).
     pub async fn write_parameter_schema(&self, sql: &str) -> Result<SchemaRef> {
+        if self.is_create_table_as(sql) {
+            // Checked when it runs: it takes no parameters.
+            return Ok(Arc::new(arrow::datatypes::Schema::empty()));
+        }
         let planner = self.planner.clone();
         let sql = sql.to_string();
         executor()

@@ -1,8 +1,9 @@
 //! The refusals of writing statements Lakegate does not run, or not on the
 //! path they came by: `CREATE TABLE ... AS` and bulk ingestion that creates
-//! a table (each naming the privilege it needs and whether the role holds
-//! it), and an `INSERT` planned as a query (it runs as an update). The SQL
-//! gate refuses every other writing statement by kind.
+//! a table where no policy store can declare it (each naming the privilege
+//! it needs and whether the role holds it), and an `INSERT` planned as a
+//! query (it runs as an update). The SQL gate refuses every other writing
+//! statement by kind.
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
@@ -39,24 +40,23 @@ pub(crate) fn write_refusal(
 }
 
 /// A table created in `database` (`CREATE TABLE AS`, bulk ingestion in
-/// mode create): whether the role holds CREATE_TABLE or not, refused.
+/// mode create) where it cannot be declared: refused as lacking
+/// CREATE_TABLE, or, when the role holds it, as needing a policy store
+/// (the path that runs it checks the privilege with this refusal too).
 pub(crate) fn create_refusal(lake: &Lake, role: &str, database: &str) -> EngineError {
-    if lake.catalog().policy.may_create_table(role, database) {
-        not_yet(role, &format!("CREATE_TABLE on database '{database}'"))
+    let catalog = lake.catalog();
+    if catalog.databases.contains_key(database) && catalog.policy.may_create_table(role, database) {
+        EngineError::PermissionDenied(format!(
+            "role '{role}' holds CREATE_TABLE on database '{database}', but a created table is \
+             declared in the policy store, and this server serves a declarative catalog: start \
+             it with --store to create tables (INSERT and ingestion in mode append run)"
+        ))
     } else {
         EngineError::PermissionDenied(format!(
             "database '{database}' does not exist or role '{role}' may not create tables in \
              it: that needs CREATE_TABLE on it"
         ))
     }
-}
-
-fn not_yet(role: &str, held: &str) -> EngineError {
-    EngineError::PermissionDenied(format!(
-        "role '{role}' holds {held}, but Lakegate does not create tables yet: CREATE TABLE \
-         AS and bulk ingestion in mode create are refused for every role (INSERT and \
-         ingestion in mode append run)"
-    ))
 }
 
 /// The database of an ingested `table`: the one named, else the current one.

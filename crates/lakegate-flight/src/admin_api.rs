@@ -262,6 +262,7 @@ impl AdminService for LakegateAdminApi {
         let statement =
             required(&message.name, "name").map(|name| AdminStatement::CreateDatabase {
                 name,
+                location: Some(message.location.clone()).filter(|l| !l.is_empty()),
                 comment: message.comment.clone(),
             });
         self.change(request, "CreateDatabase", statement).await

@@ -1,17 +1,25 @@
-//! Writes over Flight: an INSERT sent as an update, as a prepared update
-//! with parameter rows, or as a query (written when its FlightInfo is asked
-//! for), and bulk ingestion. Each opens an engine session for the caller,
-//! which decides and checks everything (`lakegate_engine::QuerySession::
-//! execute_write`); here the call's limits are applied (one of the user's
-//! query slots, the query timeout, `--max-write-bytes` on what a client
-//! sends) and the audit event is told what was written.
+//! Writes over Flight: an INSERT or a CREATE TABLE AS sent as an update,
+//! as a prepared update with parameter rows, or as a query (written when
+//! its FlightInfo is asked for), and bulk ingestion. Each opens an engine
+//! session for the caller, which decides and checks everything
+//! (`lakegate_engine::QuerySession::execute_write`, `create_table_as`);
+//! here the call's limits are applied (one of the user's query slots, the
+//! query timeout, `--max-write-bytes` on what a client sends) and the audit
+//! event is told what was written.
 //!
 //! ```text
 //! DoPut(CommandStatementUpdate: INSERT)    ─▶ write
+//! DoPut(CommandStatementUpdate: CREATE TABLE AS) ─▶ write ─▶ create_table_as ─▶ declare
 //! DoPut(CommandPreparedStatementUpdate)    ─▶ prepared_write ─▶ write (every parameter row, one write)
 //! GetFlightInfo(INSERT as a query)         ─▶ write_info: written once, the ticket carries rows_written
 //! DoPut(CommandStatementIngest)            ─▶ ingest_command ─▶ ingest (batches matched by name)
+//!                                                          └─▶ create_ingested ─▶ declare (mode create)
 //! ```
+//!
+//! A created table is declared in the policy store (owned by the caller's
+//! role) once its files are written; if the store refuses it, the files
+//! are removed. Declaring runs to its end on a task of its own, so a call
+//! cancelled or timed out meanwhile never leaves written files undeclared.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -21,8 +29,9 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{FlightData, FlightDescriptor, FlightInfo};
 use futures::Stream;
+use lakegate_admin::CreatedTable as DeclaredTable;
 use lakegate_audit::TableWrite;
-use lakegate_engine::{EngineError, WriteOutcome, rows_written};
+use lakegate_engine::{CreatedTable, EngineError, WriteOutcome, rows_written};
 use prost::Message;
 use tonic::Status;
 
@@ -75,6 +84,9 @@ impl Statements {
         sql: &str,
         parameters: Option<RecordBatch>,
     ) -> CallResult<i64> {
+        if self.session(caller)?.is_create_table_as(sql) {
+            return self.create_table_as(caller, sql, parameters).await;
+        }
         let result = self
             .runner
             .run_write(caller.user(), async {
@@ -83,6 +95,102 @@ impl Statements {
             })
             .await;
         noted_write(caller, Some(sql), None, result)
+    }
+
+    /// Runs the `CREATE TABLE ... AS` `sql` for `caller`: the table written,
+    /// then declared (see the module documentation); the rows written.
+    async fn create_table_as(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        parameters: Option<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                if parameters.is_some_and(|p| p.num_rows() > 0) {
+                    return Err(CallError::InvalidRequest(
+                        "CREATE TABLE AS takes no parameters".into(),
+                    ));
+                }
+                let session = self.session(caller)?;
+                if self.administration_for(caller).is_err() {
+                    return Err(session.update_refusal(sql).into());
+                }
+                match session.create_table_as(sql).await? {
+                    Some(created) => Ok(Some(self.declare(caller, created).await?)),
+                    None => Ok(None),
+                }
+            })
+            .await;
+        match result {
+            // IF NOT EXISTS, and the table exists: nothing was done.
+            Ok(None) => {
+                caller.notes.wrote(Some(sql), None, Vec::new());
+                Ok(0)
+            }
+            Ok(Some(outcome)) => noted_write(caller, Some(sql), None, Ok(outcome)),
+            Err(error) => noted_write(caller, Some(sql), None, Err(error)),
+        }
+    }
+
+    /// Declares `created` in the policy store, owned by `caller`'s role, or
+    /// removes its files when the store refuses it; on a task of its own,
+    /// so that it finishes even if the call is cancelled.
+    async fn declare(&self, caller: &Caller, created: CreatedTable) -> CallResult<WriteOutcome> {
+        let (actor, administration) = self.administration_for(caller)?;
+        let declared = tokio::spawn(async move {
+            let record = DeclaredTable {
+                name: created.table.clone(),
+                storage: created.storage.clone(),
+                path: created.path.clone(),
+                format: created.format,
+            };
+            match administration.register_created_table(&actor, &record).await {
+                Ok(answer) => Ok((created.outcome, answer)),
+                Err(error) => {
+                    created.discard().await;
+                    Err(error)
+                }
+            }
+        })
+        .await
+        .map_err(|e| CallError::Internal(format!("declaring the created table failed: {e}")))?;
+        let (outcome, answer) = declared?;
+        caller
+            .notes
+            .changed(answer.version_before, answer.version_after);
+        Ok(outcome)
+    }
+
+    /// Creates `table` of `database` (or the caller's database) holding
+    /// `batches` (of `schema`) for `caller`, and declares it: bulk
+    /// ingestion in mode create. The number of rows written.
+    async fn create_ingested(
+        &self,
+        caller: &Caller,
+        database: Option<&str>,
+        table: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> CallResult<i64> {
+        let result = self
+            .runner
+            .run_write(caller.user(), async {
+                let session = self.session(caller)?;
+                if self.administration_for(caller).is_err() {
+                    return Err(session.create_refusal(database, table).into());
+                }
+                let created = session
+                    .create_ingested(database, table, schema, batches)
+                    .await?;
+                self.declare(caller, created).await
+            })
+            .await;
+        let named = database
+            .or(caller.database.as_deref())
+            .map(|database| format!("{database}.{table}"));
+        noted_write(caller, None, named, result)
     }
 
     /// Appends `batches` (of `schema`) to `table` of `database` (or the
@@ -168,10 +276,11 @@ impl Statements {
     }
 
     /// Bulk ingestion (`CommandStatementIngest`, ADBC's `adbc_ingest`):
-    /// mode append (and create_append into a table that exists) appends
-    /// the batches sent as an INSERT of those rows would; mode create
-    /// needs CREATE_TABLE on the database and is refused, as are replace
-    /// and temporary tables.
+    /// mode append appends the batches sent as an INSERT of those rows
+    /// would; mode create makes a new Parquet table of them in the
+    /// database's place for new tables (CREATE_TABLE on the database);
+    /// create_append appends when the role sees the table, else creates.
+    /// Replace and temporary tables are refused.
     pub(crate) async fn ingest_command(
         &self,
         caller: &Caller,
@@ -183,12 +292,6 @@ impl Statements {
             .map_or((TableExistsOption::Fail, TableNotExistOption::Fail), |o| {
                 (o.if_exists(), o.if_not_exist())
             });
-        if if_not_exist == TableNotExistOption::Create && if_exists == TableExistsOption::Fail {
-            let session = self.session(caller)?;
-            return Err(session
-                .create_refusal(command.schema.as_deref(), &command.table)
-                .into());
-        }
         if if_exists == TableExistsOption::Replace {
             return Err(CallError::Refused(
                 "ingestion in mode replace would drop the table's rows first: Lakegate only \
@@ -220,6 +323,33 @@ impl Statements {
         let schema = schema.ok_or_else(|| {
             CallError::InvalidRequest("the ingestion sent no schema and no rows".into())
         })?;
+        let creates = match (if_not_exist, if_exists) {
+            (TableNotExistOption::Create, TableExistsOption::Fail) => true,
+            (TableNotExistOption::Create, _) => {
+                let session = self.session(caller)?;
+                let database = command
+                    .schema
+                    .as_deref()
+                    .or(session.current_database())
+                    .unwrap_or_default()
+                    .to_string();
+                !session
+                    .visible_tables()
+                    .contains(&(database, command.table.clone()))
+            }
+            _ => false,
+        };
+        if creates {
+            return self
+                .create_ingested(
+                    caller,
+                    command.schema.as_deref(),
+                    &command.table,
+                    schema,
+                    batches,
+                )
+                .await;
+        }
         self.ingest(
             caller,
             command.schema.as_deref(),

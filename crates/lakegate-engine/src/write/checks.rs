@@ -276,7 +276,7 @@ fn refused_row(target: &WriteTarget) -> EngineError {
 }
 
 /// `batch` in exactly the types and nullability of the table's files.
-fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = batch
         .columns()
         .iter()

@@ -37,7 +37,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use lakegate_policy::TableName;
 use object_store::path::Path;
 
-use lakegate_catalog::TableFormat;
+use lakegate_catalog::{StorageLocation, TableFormat};
 
 use super::WriteTarget;
 use super::delta_append::PendingAppend;
@@ -82,6 +82,9 @@ pub(crate) struct PendingObject {
     max_bytes: usize,
     /// The table's directory, when it is on the local file system.
     local_dir: Option<std::path::PathBuf>,
+    /// Whether a write of no row still makes its object (a new table's
+    /// first object holds its schema).
+    keep_when_empty: bool,
 }
 
 /// A committed object: where, how many rows, how many bytes (and, for a
@@ -92,6 +95,9 @@ pub(crate) struct CommittedObject {
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
     pub(crate) version: Option<u64>,
+    /// Every object the write made, by object path (a Delta commit's data
+    /// files and its log entry).
+    pub(crate) files: Vec<String>,
 }
 
 /// A statement's write on its way into its table, by the table's format.
@@ -130,6 +136,39 @@ impl PendingWrite {
             location.url.scheme() == "file",
         )
         .map(|object| Self::Object(Box::new(object)))
+    }
+
+    /// Starts the write of a new `table` of `format`, read at `url` (its
+    /// listing URL under `location`), holding rows of `schema`: written
+    /// even when there is no row, and a Delta table's version 0.
+    pub(crate) fn start_new(
+        lake: &Lake,
+        location: &StorageLocation,
+        table: &TableName,
+        format: TableFormat,
+        url: &str,
+        schema: &SchemaRef,
+    ) -> Result<Self> {
+        if format == TableFormat::Delta {
+            let url = url::Url::parse(url).map_err(|e| EngineError::Internal(e.to_string()))?;
+            let delta = location.delta_table(&url).map_err(EngineError::Internal)?;
+            return Ok(Self::Delta(PendingAppend::start_creating(
+                table,
+                delta,
+                Arc::clone(schema),
+                lake.max_write_bytes(),
+            )));
+        }
+        let mut object = PendingObject::start(
+            lake.user_template().runtime_env(),
+            table,
+            url,
+            Arc::clone(schema),
+            lake.max_write_bytes(),
+            location.url.scheme() == "file",
+        )?;
+        object.keep_when_empty = true;
+        Ok(Self::Object(Box::new(object)))
     }
 
     /// The schema the written batches must have.
@@ -199,6 +238,7 @@ impl PendingObject {
         let local_dir = local.then(|| std::path::PathBuf::from(format!("/{}", url.prefix())));
         Ok(Self {
             local_dir,
+            keep_when_empty: false,
             table: table.clone(),
             url,
             path,
@@ -240,7 +280,7 @@ impl PendingObject {
         runtime: &RuntimeEnv,
         writes: &TableWrites,
     ) -> Result<Option<CommittedObject>> {
-        if self.rows == 0 {
+        if self.rows == 0 && !self.keep_when_empty {
             self.abort().await;
             return Ok(None);
         }
@@ -254,6 +294,7 @@ impl PendingObject {
             rows: self.rows,
             bytes: self.encoder.bytes_written() as u64,
             version: None,
+            files: vec![self.path.to_string()],
         };
         if let Some(listings) = runtime.cache_manager.get_list_files_cache() {
             listings.remove(&TableScopedPath {

@@ -23,6 +23,8 @@ pub(crate) struct PendingAppend {
     rows: u64,
     bytes: usize,
     max_bytes: usize,
+    /// Whether the commit creates the table (version 0).
+    creating: bool,
 }
 
 impl PendingAppend {
@@ -42,6 +44,21 @@ impl PendingAppend {
             rows: 0,
             bytes: 0,
             max_bytes,
+            creating: false,
+        }
+    }
+
+    /// Starts the creation of `table` at `location` (its version 0, made
+    /// even when no row is written), of rows of `schema`.
+    pub(crate) fn start_creating(
+        table: &TableName,
+        location: DeltaLocation,
+        schema: SchemaRef,
+        max_bytes: usize,
+    ) -> Self {
+        Self {
+            creating: true,
+            ..Self::start(table, location, schema, max_bytes)
         }
     }
 
@@ -66,31 +83,42 @@ impl PendingAppend {
     }
 
     /// Commits the rows as one new version (nothing, when there is no row).
-    pub(crate) async fn commit(self, writes: &TableWrites) -> Result<Option<CommittedObject>> {
-        if self.rows == 0 {
+    pub(crate) async fn commit(mut self, writes: &TableWrites) -> Result<Option<CommittedObject>> {
+        if self.rows == 0 && !self.creating {
             return Ok(None);
         }
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let appended = lakegate_delta::append(&self.location, self.batches, properties)
-            .await
-            .map_err(|e| commit_error(&self.table, &e))?;
+        let appended = if self.creating {
+            if self.batches.is_empty() {
+                // The library takes the new table's columns from the rows.
+                self.batches
+                    .push(RecordBatch::new_empty(std::sync::Arc::clone(&self.schema)));
+            }
+            lakegate_delta::create(&self.location, self.batches, properties).await
+        } else {
+            lakegate_delta::append(&self.location, self.batches, properties).await
+        }
+        .map_err(|e| commit_error(&self.table, &e))?;
         writes.committed(&self.table);
+        let table_path = self.location.url().path().trim_start_matches('/');
+        let mut files: Vec<String> = appended
+            .files
+            .iter()
+            .map(|file| format!("{table_path}{file}"))
+            .collect();
+        let path = files.first().cloned().unwrap_or_default();
+        files.push(format!(
+            "{table_path}_delta_log/{:020}.json",
+            appended.version
+        ));
         Ok(Some(CommittedObject {
-            path: appended
-                .files
-                .first()
-                .map(|file| {
-                    format!(
-                        "{}{file}",
-                        self.location.url().path().trim_start_matches('/')
-                    )
-                })
-                .unwrap_or_default(),
+            path,
             rows: self.rows,
             bytes: appended.bytes,
             version: Some(appended.version),
+            files,
         }))
     }
 }

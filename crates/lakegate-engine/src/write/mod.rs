@@ -25,6 +25,7 @@
 
 mod checks;
 mod commit;
+mod create;
 mod delta_append;
 mod encoder;
 mod object_sink;
@@ -43,6 +44,10 @@ use crate::error::{EngineError, Result};
 use crate::lake::Lake;
 
 pub(crate) use commit::TableWrites;
+pub use create::CreatedTable;
+pub(crate) use create::{
+    ParsedCreate, create_ingested, create_table_as, is_create_table_as, parse_create,
+};
 pub(crate) use statement::{PlannedWrite, ingest, is_insert, plan_insert};
 
 /// What a committed write did, for the caller and the audit log.
