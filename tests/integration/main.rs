@@ -38,6 +38,9 @@
 //!   cleanly, in process and through the real binary.
 //! * `delta` — Delta Lake tables: versions read under the table's current
 //!   policy, INSERT as one checked commit, concurrent writers and readers.
+//! * `created_tables` — CREATE TABLE AS declared through a policy store and
+//!   owned by its creator; racing creators leave one table and no stray
+//!   objects; refused creations write nothing.
 //! * `panics` — a panic fails its own query with INTERNAL, audited, and the
 //!   server goes on serving.
 //! * `store` — the policy store (SQLite, and PostgreSQL when the test
@@ -54,6 +57,7 @@ mod barrier_statistics;
 mod catalog_errors;
 mod cli;
 mod clock;
+mod created_tables;
 mod delta;
 mod flight;
 mod flight_sql;

@@ -165,3 +165,20 @@ def test_creating_is_refused_without_the_privilege_and_writes_nothing(lake):
     assert objects(data) == before
     refused = [e for e in events(audit) if e["outcome"] == "denied"]
     assert len(refused) >= 3
+
+
+def test_an_administrator_gives_a_database_a_place_for_new_tables(lake):
+    address, data, _ = lake
+    with connect(address, "root", password="hana-pass") as conn:
+        cursor = conn.cursor()
+        for statement in [f"CREATE DATABASE scratch LOCATION 'file://{data}/scratch/' COMMENT 'notebooks'",
+                          "GRANT CREATE_TABLE ON DATABASE scratch TO ROLE eu_clerk AS eu_scratch"]:
+            cursor.execute(statement)
+            cursor.fetchall()
+        with pytest.raises(adbc_driver_manager.Error, match="not under any registered location"):
+            cursor.execute("CREATE DATABASE elsewhere LOCATION 'file:///tmp/elsewhere/'")
+            cursor.fetchall()
+    assert rows(address, "eu_clerk", "CREATE TABLE scratch.mine AS SELECT id FROM sales.orders") == [(2,)]
+    assert duckdb.sql(f"SELECT id FROM read_parquet('{data}/scratch/mine/*.parquet') ORDER BY id").fetchall() == [
+        (1,), (3,)]
+    assert rows(address, "eu_clerk", "SELECT id FROM scratch.mine ORDER BY id") == [(1,), (3,)]

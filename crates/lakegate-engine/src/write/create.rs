@@ -472,3 +472,65 @@ fn invalid(message: String) -> EngineError {
         position: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format_of(sql: &str) -> std::result::Result<TableFormat, String> {
+        match parse_create(sql, 1 << 20, Some("db")) {
+            Ok(Some(create)) => Ok(create.format),
+            Ok(None) => Err("not a CREATE TABLE AS".into()),
+            Err(ParsedCreate::Other(e) | ParsedCreate::Refused(e)) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn stored_as_delta_is_read_in_the_head_only() {
+        assert_eq!(
+            format_of("CREATE TABLE t STORED AS DELTA AS SELECT 1 AS x"),
+            Ok(TableFormat::Delta)
+        );
+        assert_eq!(
+            format_of("create table t stored as delta location '/x/' as select 1 as x"),
+            Ok(TableFormat::Delta)
+        );
+        assert_eq!(
+            format_of("CREATE TABLE t STORED AS PARQUET AS SELECT 1 AS x"),
+            Ok(TableFormat::Parquet)
+        );
+        assert_eq!(
+            format_of("CREATE TABLE t AS SELECT 1 AS x"),
+            Ok(TableFormat::Parquet)
+        );
+        // In the query, the same words are a column and its alias.
+        let (text, delta) = swap_stored_as_delta("CREATE TABLE t AS SELECT stored AS delta FROM s");
+        assert!(!delta);
+        assert_eq!(text, "CREATE TABLE t AS SELECT stored AS delta FROM s");
+        // A quoted "delta" is a name, not the format.
+        assert!(!swap_stored_as_delta("CREATE TABLE t STORED AS \"delta\" AS SELECT 1").1);
+    }
+
+    #[test]
+    fn other_statements_and_forms_are_told_apart() {
+        assert_eq!(
+            format_of("SELECT 1"),
+            Err("not a CREATE TABLE AS".to_string())
+        );
+        assert_eq!(
+            format_of("CREATE TABLE t (x INT)"),
+            Err("not a CREATE TABLE AS".to_string())
+        );
+        for refused in [
+            "CREATE TABLE t (x INT) AS SELECT 1",
+            "CREATE TEMPORARY TABLE t AS SELECT 1",
+            "CREATE TABLE t ROW FORMAT DELIMITED STORED AS PARQUET AS SELECT 1",
+            "CREATE TABLE t STORED AS ORC AS SELECT 1",
+            "CREATE TABLE `a.b` AS SELECT 1",
+        ] {
+            assert!(format_of(refused).is_err(), "{refused}");
+            assert!(is_create_table_as(refused, 1 << 20), "{refused}");
+        }
+        assert!(!is_create_table_as("INSERT INTO t VALUES (1)", 1 << 20));
+    }
+}
