@@ -171,8 +171,7 @@ async fn racing_creators_leave_one_table_and_no_stray_objects() {
         let error = other
             .execute(&format!("SELECT * FROM shop.{name}"))
             .await
-            .err()
-            .expect("another role reads nothing of it");
+            .expect_err("another role reads nothing of it");
         assert_eq!(error.code(), ErrorCode::PermissionDenied, "{error}");
     }
 }
@@ -233,8 +232,7 @@ async fn refused_creations_write_nothing() {
              FROM shop.customers",
         )
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(error.to_string().contains("Divide by zero"), "{error}");
     assert_eq!(files_under(lake.dir.path()), before);
 }

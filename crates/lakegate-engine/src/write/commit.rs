@@ -102,11 +102,11 @@ pub(crate) struct CommittedObject {
 
 /// A statement's write on its way into its table, by the table's format.
 pub(crate) enum PendingWrite {
-    /// One new Parquet object under a Parquet table's prefix (boxed: its
-    /// writer is large).
+    /// One new Parquet object under a Parquet table's prefix (boxed, like
+    /// the append: both are large).
     Object(Box<PendingObject>),
     /// One commit to a Delta table's log.
-    Delta(PendingAppend),
+    Delta(Box<PendingAppend>),
 }
 
 impl PendingWrite {
@@ -120,12 +120,12 @@ impl PendingWrite {
             let delta = location
                 .delta_table(&table.url)
                 .map_err(EngineError::Internal)?;
-            return Ok(Self::Delta(PendingAppend::start(
+            return Ok(Self::Delta(Box::new(PendingAppend::start(
                 &table.name,
                 delta,
                 schema,
                 lake.max_write_bytes(),
-            )));
+            ))));
         }
         PendingObject::start(
             lake.user_template().runtime_env(),
@@ -152,12 +152,12 @@ impl PendingWrite {
         if format == TableFormat::Delta {
             let url = url::Url::parse(url).map_err(|e| EngineError::Internal(e.to_string()))?;
             let delta = location.delta_table(&url).map_err(EngineError::Internal)?;
-            return Ok(Self::Delta(PendingAppend::start_creating(
+            return Ok(Self::Delta(Box::new(PendingAppend::start_creating(
                 table,
                 delta,
                 Arc::clone(schema),
                 lake.max_write_bytes(),
-            )));
+            ))));
         }
         let mut object = PendingObject::start(
             lake.user_template().runtime_env(),
@@ -196,7 +196,7 @@ impl PendingWrite {
     ) -> Result<Option<CommittedObject>> {
         match self {
             Self::Object(object) => (*object).commit(runtime, writes).await,
-            Self::Delta(append) => append.commit(writes).await,
+            Self::Delta(append) => (*append).commit(writes).await,
         }
     }
 
