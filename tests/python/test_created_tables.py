@@ -153,12 +153,22 @@ def test_creating_is_refused_without_the_privilege_and_writes_nothing(lake):
     # The creator is refused too where the table exists, where the place
     # holds files, and outside every registered location; nothing written.
     assert "exists already" in refusal(address, "eu_clerk", "CREATE TABLE sales.orders AS SELECT 1 AS x")
-    assert "holds files already" in refusal(
-        address, "eu_clerk", f"CREATE TABLE sales.again LOCATION 'file://{data}/orders/' AS SELECT 1 AS x")
+    # A table reads every file under its directory: a new table may neither
+    # lie inside one nor hold one.
+    for place in ["orders/", "orders/sub/"]:
+        assert "a new table needs a directory of its own" in refusal(
+            address, "eu_clerk", f"CREATE TABLE sales.again LOCATION 'file://{data}/{place}' AS SELECT 1 AS x")
+    assert "is a location's root" in refusal(
+        address, "eu_clerk", f"CREATE TABLE sales.again LOCATION 'file://{data}/' AS SELECT 1 AS x")
     assert "not under any registered location" in refusal(
         address, "eu_clerk", "CREATE TABLE sales.away LOCATION 'file:///tmp/elsewhere/' AS SELECT 1 AS x")
     assert "name each column" in refusal(
         address, "eu_clerk", "CREATE TABLE sales.twice AS SELECT a.id, b.id FROM sales.orders a JOIN sales.orders b ON a.id = b.id")
+    (data / "stray").mkdir()
+    (data / "stray" / "notes.txt").write_text("not a table")
+    before = objects(data)
+    assert "holds files already" in refusal(
+        address, "eu_clerk", f"CREATE TABLE sales.again LOCATION 'file://{data}/stray/' AS SELECT 1 AS x")
     assert objects(data) == before
     # IF NOT EXISTS over an existing table does nothing.
     assert rows(address, "eu_clerk", "CREATE TABLE IF NOT EXISTS sales.orders AS SELECT 1 AS x") == [(0,)]

@@ -201,7 +201,9 @@ def test_bulk_ingestion_appends_checked_rows(lake):
     assert [row[0] for row in stored(data)] == [1, 2, 3, 30, 31, 40, 41]
     ingested = [e for e in events(audit) if e.get("written")]
     assert [(e["outcome"], e["written"]["rows"]) for e in ingested][:2] == [("ok", 2), ("denied", 0)]
-    assert all(e["written"]["table"] == "sales.orders" for e in ingested)
+    # The refused creation is audited too, naming the table it would have made.
+    assert [e["written"]["table"] for e in ingested if e["outcome"] == "denied"] == ["sales.orders", "sales.fresh"]
+    assert all(e["written"]["table"] == "sales.orders" for e in ingested if e["outcome"] == "ok")
 
 
 def test_readers_see_a_write_whole_or_not_at_all(lake):

@@ -22,10 +22,15 @@
 //! source of an `INSERT ... SELECT` reads what the role may read, as any
 //! query. Tables with Hive partition columns, and tables that are one file,
 //! are not written.
+//!
+//! New tables (`CREATE TABLE ... AS`, ingestion in mode create) are written
+//! by `create.rs` (the statement read by `create_statement.rs`), under
+//! CREATE_TABLE instead of insert grants, and declared by the caller.
 
 mod checks;
 mod commit;
 mod create;
+mod create_statement;
 mod delta_append;
 mod encoder;
 mod object_sink;
@@ -45,9 +50,8 @@ use crate::lake::Lake;
 
 pub(crate) use commit::TableWrites;
 pub use create::CreatedTable;
-pub(crate) use create::{
-    ParsedCreate, create_ingested, create_table_as, is_create_table_as, parse_create,
-};
+pub(crate) use create::{create_ingested, create_table_as};
+pub(crate) use create_statement::{ParsedCreate, is_create_table_as, parse_create};
 pub(crate) use statement::{PlannedWrite, ingest, is_insert, plan_insert};
 
 /// What a committed write did, for the caller and the audit log.
