@@ -608,3 +608,36 @@ def test_ten_thousand_objects_are_listed_in_pages_once_per_ttl(s3, s3_lake, many
         got = query(address, "admin", "SELECT count(*) FROM many WHERE p IN (5, 7)").column(0)[0].as_py()
         assert got == 2 * MANY_FILES // PARTITIONS
         assert s3.proxy.snapshot().get("LIST", 0) == 0, s3.proxy.snapshot()
+
+
+def test_created_tables_carry_the_location_encryption(s3, s3_lake, tmp_path):
+    """CREATE TABLE AS into the SSE-KMS bucket, on a server with a policy
+    store: the new table's objects (a Parquet object; a Delta table's data
+    file and version 0) are written through that location, with its KMS key,
+    and the table reads back what the query selected."""
+    inspector = s3.client("s3")
+    for prefix in ["demo/tpc/made_parquet/", "demo/tpc/made_delta/"]:
+        for listed in inspector.list_objects_v2(Bucket="lake-b", Prefix=prefix).get("Contents", []):
+            inspector.delete_object(Bucket="lake-b", Key=listed["Key"])
+    catalog = two_bucket_catalog(tmp_path / "catalog", s3)
+    (catalog / "creates.toml").write_text(
+        '[[grant]]\nname = "admin_creates"\nrole = "lake_admin"\non = "tpc.*"\nprivileges = ["create_table"]\n')
+    store = f"sqlite://{tmp_path / 'policy.db'}"
+    selected = "SELECT i_item_sk, i_category FROM tpc.dl_tpc_item WHERE i_item_sk <= 10"
+    with start_server(tmp_path / "state", "--store", store, catalog=catalog, env=server_env(s3)) as address:
+        expected = sorted(query(address, "admin", selected).to_pylist(), key=lambda r: r["i_item_sk"])
+        assert expected
+        for name, format in [("made_parquet", "PARQUET"), ("made_delta", "DELTA")]:
+            created = f"CREATE TABLE tpc.{name} STORED AS {format} LOCATION 's3://lake-b/demo/tpc/{name}/' AS {selected}"
+            assert insert(address, created) == len(expected)
+            read = query(address, "admin", f"SELECT i_item_sk, i_category FROM tpc.{name} ORDER BY i_item_sk")
+            assert read.to_pylist() == expected, name
+            keys = [o["Key"] for o in
+                    inspector.list_objects_v2(Bucket="lake-b", Prefix=f"demo/tpc/{name}/").get("Contents", [])]
+            assert keys, name
+            if format == "DELTA":
+                assert f"demo/tpc/{name}/_delta_log/00000000000000000000.json" in keys, keys
+            for key in keys:
+                head = inspector.head_object(Bucket="lake-b", Key=key)
+                assert head["ServerSideEncryption"] == "aws:kms", (key, head)
+                assert s3.kms_key in head["SSEKMSKeyId"], (key, head)
