@@ -136,6 +136,12 @@ pub enum Command {
         /// then their streams end with UNAVAILABLE and the server exits.
         #[arg(long, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
         shutdown_grace: u64,
+        /// Seconds calls are still served after SIGTERM or Ctrl-C while
+        /// health checks (grpc.health.v1) answer NOT_SERVING, before new
+        /// connections are refused: behind a load balancer, at least its
+        /// health-check interval times its unhealthy threshold.
+        #[arg(long, default_value_t = 0)]
+        drain_seconds: u64,
         /// PEM certificate chain: serve over TLS (grpc+tls://) with
         /// `--tls-key`.
         #[arg(long, requires = "tls_key")]

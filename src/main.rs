@@ -29,7 +29,8 @@ use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
 use lakegate_flight::{
-    EnvelopeKey, LakegateFlightService, ServiceOptions, TlsIdentity, bind, serve_until_signal,
+    EnvelopeKey, LakegateFlightService, ServiceOptions, Stopping, TlsIdentity, bind,
+    serve_until_signal,
 };
 use lakegate_policy::TableName;
 
@@ -94,8 +95,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             print_connection_snippets(addr);
-            let grace = std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS);
-            serve_until_signal(listener, service, None, grace, &audit).await
+            let stopping = Stopping {
+                drain: std::time::Duration::ZERO,
+                grace: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            };
+            serve_until_signal(listener, service, None, stopping, &audit).await
         }
         Command::Query {
             catalog,
@@ -148,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             engine,
             service,
             shutdown_grace,
+            drain_seconds,
             tls_cert,
             tls_key,
             identity,
@@ -190,8 +195,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (listener, _) = bind(listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let grace = std::time::Duration::from_secs(shutdown_grace);
-            serve_until_signal(listener, service, tls, grace, &audit).await
+            let stopping = Stopping {
+                drain: std::time::Duration::from_secs(drain_seconds),
+                grace: std::time::Duration::from_secs(shutdown_grace),
+            };
+            serve_until_signal(listener, service, tls, stopping, &audit).await
         }
         Command::Bench {
             command: BenchCommand::Data { data_dir, scale },

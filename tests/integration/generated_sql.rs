@@ -104,9 +104,9 @@ const CUSTOMERS: TableShape = TableShape {
 };
 
 /// `lakegate serve` over the demo lake on a free port; killed on drop.
-struct BinaryServer {
-    child: Child,
-    addr: std::net::SocketAddr,
+pub(crate) struct BinaryServer {
+    pub(crate) child: Child,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 impl Drop for BinaryServer {
@@ -117,21 +117,29 @@ impl Drop for BinaryServer {
 }
 
 fn serve_demo_lake() -> BinaryServer {
+    serve_demo_lake_with(&[])
+}
+
+/// [`serve_demo_lake`] with more flags.
+pub(crate) fn serve_demo_lake_with(flags: &[&str]) -> BinaryServer {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakegate"))
         .current_dir(common::repo_root())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(common::demo_data_dir())
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let line = lines
         .find(|line| line.contains("Flight SQL on"))
         .expect("the server announces its address");
+    // Read on, so that what the server prints later (at shutdown) never
+    // meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = line
         .split("grpc://")
         .nth(1)

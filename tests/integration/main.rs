@@ -41,6 +41,9 @@
 //! * `created_tables` — CREATE TABLE AS declared through a policy store and
 //!   owned by its creator; racing creators leave one table and no stray
 //!   objects; refused creations write nothing.
+//! * `fleet` — the gRPC health service, and draining at SIGTERM: health
+//!   checks turn NOT_SERVING while calls are still served, then new
+//!   connections are refused and running streams finish.
 //! * `panics` — a panic fails its own query with INTERNAL, audited, and the
 //!   server goes on serving.
 //! * `store` — the policy store (SQLite, and PostgreSQL when the test
@@ -59,6 +62,7 @@ mod cli;
 mod clock;
 mod created_tables;
 mod delta;
+mod fleet;
 mod flight;
 mod flight_sql;
 mod generated_sql;

@@ -1,8 +1,12 @@
 //! Running the service: bind, serve (over TLS when given a certificate),
-//! until a shutdown signal, and stop cleanly.
+//! answer the standard gRPC health checks (`grpc.health.v1.Health`, which
+//! load balancers ask), until a shutdown signal, and stop cleanly.
 //!
 //! ```text
-//! Ctrl-C / SIGTERM ─▶ no new connections; running queries get the grace period
+//! Ctrl-C / SIGTERM ─▶ health checks answer NOT_SERVING; calls are still served
+//!   for the drain period (a load balancer sees the server leave and sends
+//!   new calls elsewhere; no call is refused meanwhile)
+//!   drain over     ─▶ no new connections; running queries get the grace period
 //!   grace over     ─▶ their streams end with UNAVAILABLE (audited), 2 s to flush
 //!   still open     ─▶ the remaining connections are cut
 //! second signal    ─▶ the audit log synced, exit at once
@@ -16,8 +20,11 @@ use std::time::Duration;
 use lakegate_audit::AuditLog;
 
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
@@ -127,7 +134,40 @@ pub async fn serve_with_tls(
     tls: Option<TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_with_health(listener, service, tls, HealthReporter::new(), shutdown).await
+}
+
+/// The gRPC services a server answers health checks for: the whole server
+/// (`""`), the Flight service and the administration API.
+fn health_checked() -> [&'static str; 3] {
+    [
+        "",
+        <FlightServiceServer<LakegateFlight> as NamedService>::NAME,
+        <AdminServiceServer<LakegateAdminApi> as NamedService>::NAME,
+    ]
+}
+
+/// Sets every health-checked service to `status`.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in health_checked() {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// [`serve_with_tls`], its health checks answered from `health` (SERVING
+/// until the caller says otherwise).
+async fn serve_with_health(
+    listener: TcpListener,
+    service: LakegateFlightService,
+    tls: Option<TlsIdentity>,
+    health: HealthReporter,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     install_tls_provider();
+    set_health(&health, ServingStatus::Serving).await;
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health),
+    );
     // Larger requests are refused before they are read.
     let max_request = service.max_request_bytes();
     let entry = LakegateFlight::new(service);
@@ -144,20 +184,31 @@ pub async fn serve_with_tls(
         .layer(AnsweredTokenLayer)
         .add_service(flight)
         .add_service(admin)
+        .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts down as the module says. The
-/// first line printed names the address (tests and scripts read it to find
-/// an ephemeral port).
+/// How a server stops at a signal (see the module documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct Stopping {
+    /// How long calls are still served after health checks turn NOT_SERVING.
+    pub drain: Duration,
+    /// How long running queries then get to finish.
+    pub grace: Duration,
+}
+
+/// Serves until Ctrl-C or SIGTERM, then drains and shuts down as the module
+/// says. The first line printed names the address (tests and scripts read
+/// it to find an ephemeral port).
 pub async fn serve_until_signal(
     listener: TcpListener,
     service: LakegateFlightService,
     tls: Option<TlsIdentity>,
-    grace: Duration,
+    stopping: Stopping,
     audit: &AuditLog,
 ) -> Result<(), String> {
+    let Stopping { drain, grace } = stopping;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -167,13 +218,29 @@ pub async fn serve_until_signal(
     let running = service.clone();
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let exit_audit = audit.clone();
+    let health = HealthReporter::new();
+    let draining = health.clone();
     let shutdown = async move {
         signals.next().await;
+        set_health(&draining, ServingStatus::NotServing).await;
         println!(
-            "lakegate: shutting down; running queries have {} s to finish \
-             (Ctrl-C again stops at once)",
+            "lakegate: shutting down; health checks answer NOT_SERVING, calls are served \
+             for {} s more, then running queries have {} s to finish (Ctrl-C again stops \
+             at once)",
+            drain.as_secs(),
             grace.as_secs()
         );
+        if !drain.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = signals.next() => {
+                    println!("lakegate: stopping at once");
+                    sync_audit(&exit_audit);
+                    std::process::exit(130);
+                }
+            }
+            println!("lakegate: drained; taking no new connections");
+        }
         let _ = signalled.send(());
         // A second signal: whoever sent it wants the server gone now.
         tokio::spawn(async move {
@@ -195,7 +262,7 @@ pub async fn serve_until_signal(
         running.stop_running_queries();
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
-    let server = serve_with_tls(listener, service, tls, shutdown);
+    let server = serve_with_health(listener, service, tls, health, shutdown);
     let served = tokio::select! {
         served = server => served.map_err(|e| format!("server failed: {e}")),
         () = deadline => {
