@@ -39,6 +39,13 @@ def start_serving(command, env=None, stderr=None):
     serves, and yields its grpc:// (or grpc+tls://) address and the lines it
     printed up to then. Its standard error goes to `stderr` (a file) when
     given."""
+    with serving_process(command, env=env, stderr=stderr) as (address, printed, _process):
+        yield address, printed
+
+
+@contextlib.contextmanager
+def serving_process(command, env=None, stderr=None):
+    """`start_serving`, yielding the process too (to signal it)."""
     process = subprocess.Popen([BINARY, *command], stdout=subprocess.PIPE, stderr=stderr or subprocess.PIPE,
                                text=True, env=env)
     # Never wait forever for the server to announce itself.
@@ -56,7 +63,7 @@ def start_serving(command, env=None, stderr=None):
         error = process.stderr.read() if process.stderr else ""
         raise RuntimeError(f"lakegate {command[0]} did not start: {''.join(printed)!r} {error}")
     try:
-        yield match.group(1), printed
+        yield match.group(1), printed, process
     finally:
         process.terminate()
         process.wait(timeout=30)
