@@ -185,3 +185,37 @@ def test_a_draining_server_hands_its_calls_to_the_other(fleet):
     assert rows == 3_000_000
     assert process.wait(timeout=30) == 0
 
+
+
+@pytest.mark.skipif(not os.environ.get("LAKEGATE_TEST_POSTGRES"), reason="needs the test script's PostgreSQL")
+def test_the_sign_in_throttle_holds_across_a_fleet_sharing_a_store(data_dir, tmp_path):
+    """Two servers on one PostgreSQL store: failed sign-ins made on either
+    count together, so five failures spread over both lock the user out of
+    both, even with the right password; another user is not affected."""
+    import uuid
+
+    import pyarrow.flight as flight
+
+    from test_administration import BOOTSTRAP, serve_store
+
+    base = os.environ["LAKEGATE_TEST_POSTGRES"].rstrip("/")
+    name = f"lakegate_fleet_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    store = f"{base}/{name}"
+    try:
+        with contextlib.ExitStack() as stack:
+            addresses = [stack.enter_context(serve_store(data_dir, store, "--catalog", CATALOG, env=BOOTSTRAP))[0]
+                         for _ in range(2)]
+
+            def sign_in(address, user, password):
+                flight.FlightClient(address).authenticate_basic_token(user, password)
+
+            for attempt in range(5):
+                with pytest.raises(flight.FlightUnauthenticatedError):
+                    sign_in(addresses[attempt % 2], "tina", "wrong")
+            for address in addresses:
+                with pytest.raises(Exception, match="too many failed sign-in attempts"):
+                    sign_in(address, "tina", "tina-pass")
+                sign_in(address, "david", "david-pass")
+    finally:
+        subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE {name} WITH (FORCE)"], check=True)

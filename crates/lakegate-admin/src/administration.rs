@@ -258,6 +258,11 @@ impl Administration {
         ))
     }
 
+    /// The store, when a fleet of servers shares it (PostgreSQL).
+    pub fn shared_store(&self) -> Option<&PolicyStore> {
+        self.store.is_shared().then_some(&self.store)
+    }
+
     /// The store's kind, as shown: `sqlite` or `postgres`.
     pub fn store_kind(&self) -> &'static str {
         if self.store.is_shared() {

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::credentials::Credentials;
 use crate::error::{CallError, CallResult};
 use crate::signing::EnvelopeKey;
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, Throttled};
 
 /// Who a caller is, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub struct SignInMethods {
 #[derive(Debug)]
 pub(crate) struct SignIn {
     engine: Engine,
-    throttle: LoginThrottle,
+    throttle: Arc<LoginThrottle>,
     tokens: TokenIssuer,
     methods: SignInMethods,
 }
@@ -145,7 +145,7 @@ pub(crate) struct SignIn {
 impl SignIn {
     pub(crate) fn new(
         engine: Engine,
-        throttle: LoginThrottle,
+        throttle: Arc<LoginThrottle>,
         tokens: TokenIssuer,
         methods: SignInMethods,
     ) -> Self {
@@ -158,16 +158,27 @@ impl SignIn {
     }
 
     /// A catalog user's password.
-    fn password(&self, user: &str, password: &str, peer: Option<IpAddr>) -> CallResult<Principal> {
+    async fn password(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> CallResult<Principal> {
         self.throttle
             .check(user, peer)
-            .map_err(CallError::SignInThrottled)?;
+            .await
+            .map_err(|throttled| match throttled {
+                Throttled::LockedOut(retry_after) => CallError::SignInThrottled(retry_after),
+                Throttled::Unavailable(why) => CallError::PolicyUnavailable(format!(
+                    "cannot read the fleet's failed sign-ins from the policy store: {why}"
+                )),
+            })?;
         if !self.engine.verify_password(user, password) {
             log::info!("failed sign-in for user '{user}' from {peer:?}");
-            self.throttle.failed(user, peer);
+            self.throttle.failed(user, peer).await;
             return Err(CallError::InvalidCredentials);
         }
-        self.throttle.succeeded(user, peer);
+        self.throttle.succeeded(user, peer).await;
         Ok(Principal::local(user))
     }
 
@@ -249,7 +260,7 @@ impl Authenticator for SignIn {
         };
         match presented.credentials {
             Some(Credentials::Basic { user, password }) => Ok(signed_in(
-                self.password(user, password, peer)?,
+                self.password(user, password, peer).await?,
                 SignInMethod::Password,
             )),
             Some(Credentials::Bearer(token)) if OidcVerifier::looks_like_jwt(token) => {

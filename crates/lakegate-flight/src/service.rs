@@ -74,6 +74,9 @@ const HANDSHAKE_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct LakegateFlightService {
     engine: Engine,
     authenticator: Arc<dyn Authenticator>,
+    /// Failed sign-ins (the authenticator's), counted in a shared store
+    /// once the service administers one.
+    throttle: Arc<LoginThrottle>,
     tokens: TokenIssuer,
     seals: Seals,
     statements: Statements,
@@ -98,10 +101,13 @@ impl LakegateFlightService {
     pub fn new(engine: Engine, key: EnvelopeKey, options: ServiceOptions) -> Self {
         let key = Arc::new(key);
         let tokens = TokenIssuer::new(Arc::clone(&key), options.token_ttl);
-        let throttle = LoginThrottle::new(options.max_login_failures, options.login_window);
+        let throttle = Arc::new(LoginThrottle::new(
+            options.max_login_failures,
+            options.login_window,
+        ));
         let authenticator = SignIn::new(
             engine.clone(),
-            throttle,
+            Arc::clone(&throttle),
             tokens.clone(),
             options.sign_in.clone(),
         );
@@ -118,6 +124,7 @@ impl LakegateFlightService {
             sql_info: Arc::new(sql_info_data(&engine)),
             engine,
             authenticator: Arc::new(authenticator),
+            throttle,
             tokens,
             seals,
             statements,
@@ -155,6 +162,9 @@ impl LakegateFlightService {
     /// version. Without it the catalog is read-only.
     pub fn with_administration(mut self, administration: Arc<Administration>) -> Self {
         self.statements.administer_with(Arc::clone(&administration));
+        if let Some(store) = administration.shared_store() {
+            self.throttle.count_in(store.clone());
+        }
         self.administration = Some(administration);
         self
     }

@@ -23,9 +23,11 @@ mod change;
 mod error;
 mod migrations;
 mod sections;
+mod sign_ins;
 mod store;
 
 pub use change::Change;
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
+pub use sign_ins::SignInFailures;
 pub use store::{ADMIN_ROLE, Applied, CHANGE_CHANNEL, PolicyStore, REMOVALS_KEPT, StoredCatalog};

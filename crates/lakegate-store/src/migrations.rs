@@ -59,6 +59,13 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE policy_tag_row_filters (name TEXT PRIMARY KEY, entry TEXT NOT NULL, \
          changed_at BIGINT NOT NULL DEFAULT 0)",
     ],
+    // 4: failed sign-ins per user name and peer, counted by every server of
+    // a fleet (`sign_ins.rs`).
+    &[
+        "CREATE TABLE sign_in_failures (user_name TEXT NOT NULL, peer TEXT NOT NULL, \
+         failures BIGINT NOT NULL, since_ms BIGINT NOT NULL, PRIMARY KEY (user_name, peer))",
+        "CREATE INDEX sign_in_failures_since ON sign_in_failures (since_ms)",
+    ],
 ];
 
 /// The schema version a store has once this build has opened it.

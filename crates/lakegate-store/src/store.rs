@@ -105,6 +105,11 @@ impl PolicyStore {
         })
     }
 
+    /// The connection pool, for the store's other modules.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The store's URL, without its password.
     pub fn url(&self) -> &str {
         &self.shown
