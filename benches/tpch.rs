@@ -13,14 +13,15 @@
 //!       benches/peer), no access control, same ADBC client
 //! ```
 //!
-//! The in-process variants run here; D, E and F run in `benches/tpch_client.py`
+//! The in-process variants run here; D, E, F and G run in `benches/tpch_client.py`
 //! (the test virtualenv's pyarrow, ADBC driver and DuckDB), a worker this
 //! runner drives one query at a time, so that every variant of a query runs
 //! back to back (in an order rotated each iteration). The first iteration
 //! warms caches and keeps every variant's result: B, D (admin) and F must
-//! equal A; C, C′, D (analyst) and E must agree with one another. Then the
+//! equal A; C, C′, D (analyst), E and G must agree with one another. Then the
 //! medians of the measured iterations give the ratios B/A, C/C′, D/C
-//! (analyst), C′/E and D/F (admin), per query and as geometric means.
+//! (analyst), C′/E, D/F (admin) and G/D (a fleet of two behind nginx, when
+//! nginx is installed), per query and as geometric means.
 //!
 //! Run: `scripts/bench-tpch` (builds the peer, then `cargo bench --workspace
 //! --bench tpch`: release, scale 1, 7 measured iterations;
@@ -85,7 +86,7 @@ const VIEWS: &str = "benches/tpch/analyst_views.sql";
 /// Which variants must return the same answers.
 const SAME_ANSWERS: [(&str, &[&str]); 2] = [
     ("admin", &["A", "B", "D-admin", "F"]),
-    ("analyst", &["C", "C′", "D-analyst", "E"]),
+    ("analyst", &["C", "C′", "D-analyst", "E", "G-analyst"]),
 ];
 
 /// The queries a group is expected to refuse, as `"<query> (<group>)"`: Q10
@@ -95,7 +96,7 @@ const SAME_ANSWERS: [(&str, &[&str]); 2] = [
 const EXPECTED_REFUSALS: [&str; 1] = ["q10 (analyst)"];
 
 /// The ratios reported: (name, numerator, denominator, target).
-const RATIOS: [(&str, &str, &str, Option<f64>); 5] = [
+const RATIOS: [(&str, &str, &str, Option<f64>); 6] = [
     ("B/A: the gate, nothing to enforce", "B", "A", Some(1.02)),
     (
         "C/C′: enforcement vs hand-written views",
@@ -109,6 +110,12 @@ const RATIOS: [(&str, &str, &str, Option<f64>); 5] = [
         "D/F: Flight SQL (admin) vs the plain peer",
         "D-admin",
         "F",
+        Some(1.05),
+    ),
+    (
+        "G/D: through nginx to a fleet of two (analyst) vs one server directly",
+        "G-analyst",
+        "D-analyst",
         Some(1.05),
     ),
 ];
@@ -214,13 +221,22 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(lakegate: &str, peer: Option<&str>, data_dir: &Path, python: &Path) -> Self {
+    fn start(
+        lakegate: &str,
+        peer: Option<&str>,
+        fleet: Option<&str>,
+        data_dir: &Path,
+        python: &Path,
+    ) -> Self {
         let mut command = std::process::Command::new(python);
         command
             .arg(repo_root().join("benches/tpch_client.py"))
             .args(["--lakegate", lakegate]);
         if let Some(peer) = peer {
             command.args(["--peer", peer]);
+        }
+        if let Some(fleet) = fleet {
+            command.args(["--fleet", fleet]);
         }
         let mut child = command
             .arg("--data-dir")
@@ -474,13 +490,19 @@ async fn run(full: bool) {
     register_tables(&raw, &data_dir, None).await;
     let views = views_context(&options, &data_dir).await;
 
-    let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let service = LakegateFlightService::new(
-        engine.clone(),
-        EnvelopeKey::random(),
-        ServiceOptions::default(),
-    );
-    tokio::spawn(serve_on(listener, service, futures::future::pending()));
+    // Two servers sharing one key: the first serves D directly, and both
+    // serve G behind nginx.
+    let key = EnvelopeKey::random();
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let (listener, address) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let service =
+            LakegateFlightService::new(engine.clone(), key.clone(), ServiceOptions::default());
+        tokio::spawn(serve_on(listener, service, futures::future::pending()));
+        addresses.push(address);
+    }
+    let address = addresses[0];
+    let balancer = support::Balancer::start(&addresses);
 
     let mut variants = vec![
         Variant {
@@ -503,9 +525,11 @@ async fn run(full: bool) {
     let peer = std::env::var_os("LAKEGATE_TPCH_PEER").map(|binary| Peer::start(&binary, &data_dir));
     let mut worker = support::python_if_present().map(|python| {
         let peer = peer.as_ref().map(|p| format!("grpc://{}", p.address));
+        let fleet = balancer.as_ref().map(|b| b.address.as_str());
         Worker::start(
             &format!("grpc://{address}"),
             peer.as_deref(),
+            fleet,
             &data_dir,
             &python,
         )
@@ -516,6 +540,10 @@ async fn run(full: bool) {
             match &peer {
                 Some(_) => python_variants.push("F"),
                 None => eprintln!("LAKEGATE_TPCH_PEER is not set: variant F skipped"),
+            }
+            match &balancer {
+                Some(_) => python_variants.push("G-analyst"),
+                None => eprintln!("nginx is not installed: variant G skipped"),
             }
             for name in python_variants {
                 variants.push(Variant {

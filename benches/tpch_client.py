@@ -18,6 +18,8 @@ Variants:
   E                   DuckDB on the same Parquet files, over the views of
                       benches/tpch/analyst_views.sql (the analyst policy)
   F                   the plain DataFusion Flight SQL peer, same ADBC client
+  G-analyst           D-analyst through nginx (grpc_pass) to two Lakegate
+                      servers sharing one key: each call lands on either
 
 Time is wall time from `execute` to the last batch, in this process.
 """
@@ -76,6 +78,11 @@ class Variants:
             user = variant.split("-", 1)[1]
             cursor = adbc_cursor(self.args.lakegate, user)
             return lambda sql: fetch_adbc(cursor, sql)
+        if variant == "G-analyst":
+            if not self.args.fleet:
+                raise RuntimeError("no balancer was started")
+            cursor = adbc_cursor(self.args.fleet, "analyst")
+            return lambda sql: fetch_adbc(cursor, sql)
         if variant == "F":
             if not self.args.peer:
                 raise RuntimeError("no peer server was started")
@@ -125,6 +132,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lakegate", required=True, help="grpc://host:port of Lakegate")
     parser.add_argument("--peer", help="grpc://host:port of the plain DataFusion peer")
+    parser.add_argument("--fleet", help="grpc://host:port of nginx in front of two Lakegate servers")
     parser.add_argument("--data-dir", required=True, help="holds tpch/<table>/*.parquet")
     parser.add_argument("--views", required=True, help="benches/tpch/analyst_views.sql")
     args = parser.parse_args()

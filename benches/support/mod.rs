@@ -229,3 +229,73 @@ fn write_grant_catalog(dir: &Path, tables: usize, roles: usize, grants_per_role:
     }
     std::fs::write(dir.join("catalog.toml"), toml).unwrap();
 }
+
+/// nginx balancing gRPC (`grpc_pass`, round robin per call) over servers,
+/// as `docs/deployment.md` configures it; stopped on drop.
+pub struct Balancer {
+    child: std::process::Child,
+    /// `grpc://127.0.0.1:<port>`.
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    /// nginx in front of `servers` (`host:port`), when nginx is installed
+    /// (`scripts/test` installs it); `None` otherwise.
+    pub fn start(servers: &[std::net::SocketAddr]) -> Option<Self> {
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.exists())?;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free port")
+            .port();
+        let upstreams: String = servers
+            .iter()
+            .map(|server| format!("        server {server} max_fails=1 fail_timeout=10s;\n"))
+            .collect();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\nuser root;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n\
+             upstream lakegate {{\n{upstreams}    }}\n\
+             server {{\n        listen 127.0.0.1:{port} http2;\n\
+             client_max_body_size 64m;\n        location / {{\n\
+             grpc_pass grpc://lakegate;\n            grpc_read_timeout 300s;\n\
+             grpc_send_timeout 300s;\n            grpc_next_upstream error timeout;\n\
+             }}\n    }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("the configuration is written");
+        let child = std::process::Command::new(nginx)
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(Self {
+            child,
+            address: format!("grpc://127.0.0.1:{port}"),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
