@@ -46,7 +46,6 @@ use arrow_flight::{
 };
 use futures::{Stream, TryStreamExt};
 use lakegate::demo_data::{DEMO_LAYOUT, ensure_demo_data};
-use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 use lakegate_flight::{EnvelopeKey, LakegateFlightService, ServiceOptions, bind, serve_on};
 use tonic::transport::Server;
@@ -55,7 +54,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{python, repo_root, results_dir};
+use support::{demo_engine, python, repo_root, results_dir};
 
 /// Measured iterations of each variant (the client's and the in-process scan).
 const ITERATIONS: usize = 7;
@@ -238,19 +237,6 @@ impl FlightService for BareServer {
 
 /// The table cache of the cached Lakegate: room for the whole table.
 const TABLE_CACHE_BYTES: usize = 4 << 30;
-
-async fn demo_engine(data_dir: &Path, options: EngineOptions) -> Engine {
-    let load = LoadOptions {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
-    let catalog = Catalog::load(&repo_root().join("catalog/demo"), &load)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(catalog, options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Runs `scan` once with `engine` and waits until its table cache holds
 /// the tables it reads (the load runs in the background after the first

@@ -53,6 +53,24 @@ pub fn python_if_present() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// An engine over the demo catalog (`catalog/demo`) and the demo data in
+/// `data_dir`, with `options`.
+pub async fn demo_engine(
+    data_dir: &Path,
+    options: lakegate_engine::EngineOptions,
+) -> lakegate_engine::Engine {
+    let load = lakegate_catalog::LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
+    let catalog = lakegate_catalog::Catalog::load(&repo_root().join("catalog/demo"), &load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    lakegate_engine::Engine::new(catalog, options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Where benchmarks write their results (`$CARGO_TARGET_DIR/bench-results`).
 pub fn results_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-results");
