@@ -1,17 +1,19 @@
 //! The catalog loader: reads every catalog file, then checks and builds each
 //! section in turn (settings, storage, databases, tables, principals,
 //! grants), collecting every error with its file and entry instead of
-//! stopping at the first.
+//! stopping at the first. Principals, grants and the policy built of them
+//! are in `loader/principals.rs`.
+
+mod principals;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use argon2::password_hash::PasswordHash;
 use arrow::datatypes::DataType;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use lakegate_policy::{Grant, Group, PolicySet, Role, Subject, TableName, TagPolicy, User};
+use lakegate_policy::{Subject, TableName};
 
 use crate::catalog::{
     Catalog, CatalogError, CatalogErrors, Database, KnownSchemas, LoadOptions, RESERVED_DATABASES,
@@ -19,7 +21,6 @@ use crate::catalog::{
 };
 use crate::files::{CatalogFile, TableEntry};
 use crate::findings::Findings;
-use crate::grants::validate_grant;
 use crate::storage::StorageLocation;
 use crate::table_files::{TableReadError, partition_columns, read_table};
 use crate::tags::{LoadedTags, load_tags};
@@ -197,18 +198,6 @@ struct PendingTable<'a> {
 struct Tables {
     read: BTreeMap<TableName, Table>,
     unreadable: BTreeSet<TableName>,
-}
-
-/// Roles, groups and users as declared (names unique), with the file of
-/// each, for the policy's reference check.
-#[derive(Default)]
-struct Principals {
-    roles: Vec<Role>,
-    groups: Vec<Group>,
-    users: Vec<User>,
-    password_hashes: BTreeMap<String, String>,
-    /// The file of each, by its [`Subject`] as shown (`user 'ann'`).
-    files: BTreeMap<String, PathBuf>,
 }
 
 impl Loader {
@@ -536,135 +525,6 @@ impl Loader {
             }
         }
         pending
-    }
-
-    /// `[[role]]`, `[[group]]` and `[[user]]`: names unique, password
-    /// hashes well formed. Their references are the policy's to check.
-    fn principals(&mut self, files: &Files) -> Principals {
-        let mut principals = Principals::default();
-        let mut seen = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
-        for (file, content) in files {
-            for entry in &content.role {
-                if self
-                    .findings
-                    .unique(&mut seen[0], "role", &entry.name, file)
-                {
-                    principals.roles.push(Role {
-                        name: entry.name.clone(),
-                        description: entry.description.clone(),
-                    });
-                }
-            }
-            for entry in &content.group {
-                if self
-                    .findings
-                    .unique(&mut seen[1], "group", &entry.name, file)
-                {
-                    principals.groups.push(Group {
-                        name: entry.name.clone(),
-                        may_assume: entry.may_assume.clone(),
-                    });
-                }
-            }
-            for entry in &content.user {
-                if !self
-                    .findings
-                    .unique(&mut seen[2], "user", &entry.name, file)
-                {
-                    continue;
-                }
-                if entry.password_hash.is_empty() {
-                    // No password: the user signs in some other way.
-                } else if PasswordHash::new(&entry.password_hash).is_err() {
-                    self.findings.error(
-                        file,
-                        &format!("user '{}'", entry.name),
-                        "password_hash is not an Argon2 PHC string \
-                         (make one with `lakegate catalog hash-password`)",
-                    );
-                } else {
-                    principals
-                        .password_hashes
-                        .insert(entry.name.clone(), entry.password_hash.clone());
-                }
-                principals.users.push(User {
-                    name: entry.name.clone(),
-                    groups: entry.groups.clone(),
-                    may_assume: entry.may_assume.clone(),
-                    default_role: entry.default_role.clone(),
-                });
-            }
-        }
-        let [roles, groups, users] = seen;
-        let subjects = (roles.into_iter().map(|(n, f)| (Subject::Role(n), f)))
-            .chain(groups.into_iter().map(|(n, f)| (Subject::Group(n), f)))
-            .chain(users.into_iter().map(|(n, f)| (Subject::User(n), f)));
-        for (subject, file) in subjects {
-            principals.files.insert(subject.to_string(), file);
-        }
-        principals
-    }
-
-    /// `[[grant]]`, checked against the roles, databases and tables, with
-    /// the file of each.
-    fn grants(
-        &mut self,
-        files: &Files,
-        roles: &BTreeSet<&str>,
-        databases: &BTreeMap<String, Database>,
-        tables: &Tables,
-    ) -> (Vec<Grant>, BTreeMap<String, PathBuf>) {
-        let mut grants = Vec::new();
-        let mut grant_files = BTreeMap::new();
-        let mut seen = BTreeMap::new();
-        for (file, content) in files {
-            for entry in &content.grant {
-                if !self.findings.unique(&mut seen, "grant", &entry.name, file) {
-                    continue;
-                }
-                if tables.unreadable.iter().any(|t| entry.on == t.to_string()) {
-                    // On a declared table whose files could not be read (said
-                    // above): its columns, filter and masks cannot be checked.
-                    continue;
-                }
-                if let Some(grant) = validate_grant(
-                    &mut self.findings,
-                    file,
-                    entry,
-                    roles,
-                    databases,
-                    &tables.read,
-                ) {
-                    grant_files.insert(grant.name.clone(), file.clone());
-                    grants.push(grant);
-                }
-            }
-        }
-        (grants, grant_files)
-    }
-
-    /// The policy of these principals and grants, its references checked by
-    /// the policy itself; an error is reported in the file `file_of` gives.
-    fn policy(
-        &mut self,
-        roles: Vec<Role>,
-        users: Vec<User>,
-        groups: Vec<Group>,
-        grants: Vec<Grant>,
-        tags: TagPolicy,
-        file_of: impl Fn(&Subject) -> PathBuf,
-    ) -> PolicySet {
-        match PolicySet::try_new_tagged(roles, users, groups, grants, tags) {
-            Ok(policy) => policy,
-            Err(refused) => {
-                for error in refused.errors {
-                    let file = file_of(&error.subject);
-                    self.findings
-                        .error(&file, &error.subject.to_string(), error.message);
-                }
-                *refused.partial
-            }
-        }
     }
 }
 
