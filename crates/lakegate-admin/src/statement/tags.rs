@@ -4,7 +4,8 @@ use std::fmt;
 
 use lakegate_policy::TableName;
 
-use super::{AdminStatement, sql_column, sql_comment, sql_name, sql_names, sql_string, sql_table};
+use super::AdminStatement;
+use super::sql::{sql_column, sql_comment, sql_name, sql_names, sql_string, sql_table};
 
 /// What tags are set on or unset from.
 #[derive(Debug, Clone, PartialEq, Eq)]
