@@ -24,7 +24,7 @@ use lakegate_policy::{EffectiveAccess, Grant, TableName};
 use lakegate_store::PolicyStore;
 
 use crate::changes::{Actor, Changed, apply};
-use crate::created_tables::{CreatedTable, may_create, register};
+use crate::created_tables::{CreatedTable, register};
 use crate::error::AdminError;
 use crate::show::{effective_access, show, visible_grants};
 use crate::statement::AdminStatement;
@@ -178,13 +178,6 @@ impl Administration {
     ) -> Result<AdminAnswer, AdminError> {
         self.change(|served, content| register(created, actor, served, content))
             .await
-    }
-
-    /// Whether `actor`'s role may create tables in `database` now (asked
-    /// before a table's files are written; registering asks again).
-    pub async fn may_create_table(&self, actor: &Actor, database: &str) -> Result<(), AdminError> {
-        self.ensure_current().await?;
-        may_create(self.engine.snapshot().catalog(), &actor.role, database)
     }
 
     /// Makes the change `make` computes from the policy served and the

@@ -27,10 +27,11 @@ pub struct CreatedTable {
     pub format: TableFormat,
 }
 
-/// Whether `role` may create tables in `database` under `served`: the
-/// check made before anything is written, and again when registering.
-pub fn may_create(served: &Catalog, role: &str, database: &str) -> Result<(), AdminError> {
-    if served.databases.contains_key(database) && served.policy.may_create_table(role, database) {
+/// Whether `role` may create tables in `database` under `served`
+/// ([`Catalog::may_create_table`], which the engine asked before writing),
+/// asked again when registering.
+fn may_create(served: &Catalog, role: &str, database: &str) -> Result<(), AdminError> {
+    if served.may_create_table(role, database) {
         return Ok(());
     }
     Err(AdminError::PermissionDenied(format!(

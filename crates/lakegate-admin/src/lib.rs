@@ -29,7 +29,7 @@ mod tag_changes;
 
 pub use administration::{AdminAnswer, Administration, change_result_schema};
 pub use changes::Actor;
-pub use created_tables::{CreatedTable, may_create};
+pub use created_tables::CreatedTable;
 pub use error::AdminError;
 pub use parse::{parse_admin, redacted};
 pub use show::{column_rules, rows_text};

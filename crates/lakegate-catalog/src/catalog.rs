@@ -248,6 +248,13 @@ impl Catalog {
         }
     }
 
+    /// Whether `role` may create tables in `database`: the database exists
+    /// and the role holds CREATE_TABLE on it. The one decision the engine
+    /// (before writing) and the policy store (when declaring) both take.
+    pub fn may_create_table(&self, role: &str, database: &str) -> bool {
+        self.databases.contains_key(database) && self.policy.may_create_table(role, database)
+    }
+
     /// Verifies `password` for `user` against the stored Argon2 hash. Unknown
     /// users and wrong passwords are indistinguishable to the caller.
     pub fn verify_password(&self, user: &str, password: &str) -> bool {

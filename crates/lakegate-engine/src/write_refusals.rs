@@ -44,8 +44,7 @@ pub(crate) fn write_refusal(
 /// CREATE_TABLE, or, when the role holds it, as needing a policy store
 /// (the path that runs it checks the privilege with this refusal too).
 pub(crate) fn create_refusal(lake: &Lake, role: &str, database: &str) -> EngineError {
-    let catalog = lake.catalog();
-    if catalog.databases.contains_key(database) && catalog.policy.may_create_table(role, database) {
+    if lake.catalog().may_create_table(role, database) {
         EngineError::PermissionDenied(format!(
             "role '{role}' holds CREATE_TABLE on database '{database}', but a created table is \
              declared in the policy store, and this server serves a declarative catalog: start \

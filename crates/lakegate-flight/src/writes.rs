@@ -13,7 +13,7 @@
 //! DoPut(CommandPreparedStatementUpdate)    ─▶ prepared_write ─▶ write (every parameter row, one write)
 //! GetFlightInfo(INSERT as a query)         ─▶ write_info: written once, the ticket carries rows_written
 //! DoPut(CommandStatementIngest)            ─▶ ingest_command ─▶ ingest (batches matched by name)
-//!                                                          └─▶ create_ingested ─▶ declare (mode create)
+//!                                                          └─▶ (mode create) a new table ─▶ declare
 //! ```
 //!
 //! A created table is declared in the policy store (owned by the caller's
@@ -163,38 +163,10 @@ impl Statements {
         Ok(outcome)
     }
 
-    /// Creates `table` of `database` (or the caller's database) holding
-    /// `batches` (of `schema`) for `caller`, and declares it: bulk
-    /// ingestion in mode create. The number of rows written.
-    async fn create_ingested(
-        &self,
-        caller: &Caller,
-        database: Option<&str>,
-        table: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> CallResult<i64> {
-        let result = self
-            .runner
-            .run_write(caller.user(), async {
-                let session = self.session(caller)?;
-                if self.administration_for(caller).is_err() {
-                    return Err(session.create_refusal(database, table).into());
-                }
-                let created = session
-                    .create_ingested(database, table, schema, batches)
-                    .await?;
-                self.declare(caller, created).await
-            })
-            .await;
-        let named = database
-            .or(caller.database.as_deref())
-            .map(|database| format!("{database}.{table}"));
-        noted_write(caller, None, named, result)
-    }
-
     /// Appends `batches` (of `schema`) to `table` of `database` (or the
-    /// caller's database) for `caller`: the number of rows written.
+    /// caller's database) for `caller`, or, when `creates`, makes a new
+    /// table of them and declares it (bulk ingestion in mode create): the
+    /// number of rows written.
     async fn ingest(
         &self,
         caller: &Caller,
@@ -202,12 +174,22 @@ impl Statements {
         table: &str,
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
+        creates: bool,
     ) -> CallResult<i64> {
         let result = self
             .runner
             .run_write(caller.user(), async {
                 let session = self.session(caller)?;
-                Ok(session.ingest(database, table, schema, batches).await?)
+                if !creates {
+                    return Ok(session.ingest(database, table, schema, batches).await?);
+                }
+                if self.administration_for(caller).is_err() {
+                    return Err(session.create_refusal(database, table).into());
+                }
+                let created = session
+                    .create_ingested(database, table, schema, batches)
+                    .await?;
+                self.declare(caller, created).await
             })
             .await;
         let named = database
@@ -339,23 +321,13 @@ impl Statements {
             }
             _ => false,
         };
-        if creates {
-            return self
-                .create_ingested(
-                    caller,
-                    command.schema.as_deref(),
-                    &command.table,
-                    schema,
-                    batches,
-                )
-                .await;
-        }
         self.ingest(
             caller,
             command.schema.as_deref(),
             &command.table,
             schema,
             batches,
+            creates,
         )
         .await
     }

@@ -102,14 +102,10 @@ impl NewTable {
     ) -> Result<Self> {
         let lake = planner.lake();
         let catalog = lake.catalog();
-        let database = catalog.databases.get(&table.database);
-        if database.is_none()
-            || !catalog
-                .policy
-                .may_create_table(planner.role(), &table.database)
-        {
+        if !catalog.may_create_table(planner.role(), &table.database) {
             return Err(create_refusal(lake, planner.role(), &table.database));
         }
+        let database = catalog.databases.get(&table.database);
         if catalog.tables.contains_key(&table) {
             return Err(invalid(format!("table '{table}' exists already")));
         }
