@@ -11,6 +11,8 @@
 //!   E   DuckDB over the same files and the same views as C′
 //!   F   a plain DataFusion Flight SQL server (datafusion-flight-sql-server,
 //!       benches/peer), no access control, same ADBC client
+//!   H   Lakegate in-process as `analyst`, every query across two
+//!       `lakegate worker` processes (docs/deployment.md)
 //! ```
 //!
 //! The in-process variants run here; D, E, F and G run in `benches/tpch_client.py`
@@ -18,10 +20,11 @@
 //! runner drives one query at a time, so that every variant of a query runs
 //! back to back (in an order rotated each iteration). The first iteration
 //! warms caches and keeps every variant's result: B, D (admin) and F must
-//! equal A; C, C′, D (analyst), E and G must agree with one another. Then the
-//! medians of the measured iterations give the ratios B/A, C/C′, D/C
-//! (analyst), C′/E, D/F (admin) and G/D (a fleet of two behind nginx, when
-//! nginx is installed), per query and as geometric means.
+//! equal A; C, C′, D (analyst), E, G and H must agree with one another. Then
+//! the medians of the measured iterations give the ratios B/A, C/C′, D/C
+//! (analyst), C′/E, D/F (admin), G/D (a fleet of two behind nginx, when
+//! nginx is installed) and H/C (distributed vs one node), per query and as
+//! geometric means.
 //!
 //! Run: `scripts/bench-tpch` (builds the peer, then `cargo bench --workspace
 //! --bench tpch`: release, scale 1, 7 measured iterations;
@@ -50,13 +53,17 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lakegate::tpch_data::{TPCH_LAYOUT, TPCH_TABLES, ensure_tpch_data, table_dir};
 use lakegate_catalog::{Catalog, LoadOptions};
-use lakegate_engine::{Engine, EngineOptions, QuerySession};
+use lakegate_distributed::{FleetKey, LiveWorkers};
+use lakegate_engine::{DEFAULT_TASK_BYTES, Engine, EngineOptions, QuerySession, Workers};
 use lakegate_flight::{EnvelopeKey, LakegateFlightService, ServiceOptions, bind, serve_on};
 use serde_json::{Value, json};
 
 #[path = "support/mod.rs"]
 mod support;
+#[path = "support/worker_process.rs"]
+mod worker_process;
 use support::{baseline_table, repo_root, results_dir};
+use worker_process::WorkerProcess;
 
 /// A variant's answer to one query: its rows (in the form every engine's
 /// types compare in), or why it refused.
@@ -86,7 +93,7 @@ const VIEWS: &str = "benches/tpch/analyst_views.sql";
 /// Which variants must return the same answers.
 const SAME_ANSWERS: [(&str, &[&str]); 2] = [
     ("admin", &["A", "B", "D-admin", "F"]),
-    ("analyst", &["C", "C′", "D-analyst", "E", "G-analyst"]),
+    ("analyst", &["C", "C′", "D-analyst", "E", "G-analyst", "H"]),
 ];
 
 /// The queries a group is expected to refuse, as `"<query> (<group>)"`: Q10
@@ -96,7 +103,7 @@ const SAME_ANSWERS: [(&str, &[&str]); 2] = [
 const EXPECTED_REFUSALS: [&str; 1] = ["q10 (analyst)"];
 
 /// The ratios reported: (name, numerator, denominator, target).
-const RATIOS: [(&str, &str, &str, Option<f64>); 6] = [
+const RATIOS: [(&str, &str, &str, Option<f64>); 7] = [
     ("B/A: the gate, nothing to enforce", "B", "A", Some(1.02)),
     (
         "C/C′: enforcement vs hand-written views",
@@ -117,6 +124,12 @@ const RATIOS: [(&str, &str, &str, Option<f64>); 6] = [
         "G-analyst",
         "D-analyst",
         Some(1.05),
+    ),
+    (
+        "H/C: across two workers on this machine (analyst) vs one node",
+        "H",
+        "C",
+        Some(1.3),
     ),
 ];
 
@@ -486,6 +499,44 @@ async fn run(full: bool) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
+    // H: the same lake with two workers, every query across them.
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let key_file = data_dir.join("fleet-bench.key");
+    std::fs::write(&key_file, &secret).unwrap();
+    let worker_processes: Vec<WorkerProcess> = (0..2)
+        .map(|_| {
+            WorkerProcess::start(
+                Path::new(env!("CARGO_BIN_EXE_lakegate")),
+                &repo_root(),
+                &repo_root().join("catalog/tpch"),
+                &data_dir,
+                &key_file,
+            )
+        })
+        .collect();
+    let live = LiveWorkers::new(worker_processes.iter().map(|w| w.url.clone()).collect());
+    live.watch();
+    let workers = Workers {
+        live,
+        key: FleetKey::derive(secret.as_bytes()),
+        distribute_from_bytes: 0,
+        task_bytes: DEFAULT_TASK_BYTES,
+    };
+    let fleet_catalog = Catalog::load(&repo_root().join("catalog/tpch"), &load)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fleet_options = EngineOptions {
+        workers: Some(workers),
+        ..options.clone()
+    };
+    let fleet_engine = Engine::new(fleet_catalog, fleet_options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
     let raw = plain_context(&options);
     register_tables(&raw, &data_dir, None).await;
     let views = views_context(&options, &data_dir).await;
@@ -520,6 +571,10 @@ async fn run(full: bool) {
         Variant {
             name: "C′",
             runner: Runner::DataFusion(views),
+        },
+        Variant {
+            name: "H",
+            runner: Runner::Lakegate(Box::new(fleet_engine.session("analyst", None).unwrap())),
         },
     ];
     let peer = std::env::var_os("LAKEGATE_TPCH_PEER").map(|binary| Peer::start(&binary, &data_dir));
@@ -714,6 +769,11 @@ async fn run(full: bool) {
         worker.stop();
     }
     drop(peer);
+    // Every call to the workers was signed: they refused none.
+    for worker in worker_processes {
+        let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
+        assert!(!log.contains("refused"), "a worker refused a call:\n{log}");
+    }
     eprintln!(
         "results in {} ({:.0} s in all)",
         out.display(),

@@ -152,6 +152,41 @@ pub enum Command {
         /// How callers may sign in beyond catalog passwords.
         #[command(flatten)]
         identity: IdentityArgs,
+        /// Workers (`lakegate worker`) large queries run across, as
+        /// comma-separated URLs (`http://10.0.0.5:50061,...`). Needs
+        /// --key-file: the workers hold the same key.
+        #[arg(long, value_delimiter = ',', requires = "key_file")]
+        workers: Vec<url::Url>,
+        /// With --workers: a query whose scans read at least this many bytes
+        /// of files runs across the workers; 0 sends every query that reads
+        /// a file.
+        #[arg(long, default_value_t = lakegate_engine::DEFAULT_DISTRIBUTE_FROM_BYTES)]
+        distribute_from_bytes: u64,
+        /// With --workers: about how many bytes of files one task of a
+        /// distributed scan reads (a scan runs as its bytes / this many
+        /// tasks, at most one per worker up).
+        #[arg(long, default_value_t = lakegate_engine::DEFAULT_TASK_BYTES)]
+        task_bytes: usize,
+    },
+    /// Run a worker for distributed queries: it runs the stages of query
+    /// plans that servers holding its key (`serve --workers`) send it, and
+    /// reads files through the storage locations of its catalog. It reads
+    /// nothing else of the catalog: no table, principal or grant.
+    Worker {
+        /// Address to listen on (servers reach it as http://ADDR).
+        #[arg(long, default_value = "127.0.0.1:50061")]
+        listen: std::net::SocketAddr,
+        /// File holding the fleet's server key, the servers' --key-file: a
+        /// worker runs only plans signed with it.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The catalog directory whose `[[storage]]` locations the worker
+        /// reads through (with their credentials and settings).
+        #[arg(long, default_value = "catalog/demo")]
+        catalog: PathBuf,
+        /// The data directory (`${data_dir}` in the catalog).
+        #[arg(long, default_value = "./lakegate-data")]
+        data_dir: PathBuf,
     },
     /// Catalog tools.
     Catalog {

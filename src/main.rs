@@ -8,6 +8,7 @@
 //! lakegate catalog hash-password   make an Argon2 hash for a catalog's user entry
 //! lakegate bench data           generate the TPC-H benchmark lake for catalog/tpch
 //! lakegate admin ...            administer a server's policy store (grant, revoke, list, ...)
+//! lakegate worker ...           run a worker that servers with --workers send query stages to
 //! ```
 
 mod access;
@@ -19,6 +20,7 @@ mod local_query;
 mod output;
 mod policy_source;
 mod sign_in;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,7 +31,7 @@ use lakegate_audit::{AuditLog, AuditOptions};
 use lakegate_catalog::{Catalog, LoadOptions, hash_password};
 use lakegate_engine::{Engine, EngineOptions};
 use lakegate_flight::{
-    EnvelopeKey, LakegateFlightService, ServiceOptions, Stopping, TlsIdentity, bind,
+    EnvelopeKey, LakegateFlightService, ServiceOptions, Stopping, TlsIdentity, bind, read_key_file,
     serve_until_signal,
 };
 use lakegate_policy::TableName;
@@ -156,6 +158,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             tls_cert,
             tls_key,
             identity,
+            workers,
+            distribute_from_bytes,
+            task_bytes,
         } => {
             let tls = match (&tls_cert, &tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::from_pem_files(cert, key)?),
@@ -167,7 +172,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ..service.options()?
             };
             let audit_dir = audit_dir.unwrap_or_else(|| default_audit_dir(&data_dir));
-            let engine_options = engine.options(audit_dir.clone());
+            let key_secret = key_file.as_deref().map(read_key_file).transpose()?;
+            let mut engine_options = engine.options(audit_dir.clone());
+            if let Some(secret) = &key_secret
+                && !workers.is_empty()
+            {
+                let fleet = worker::Fleet {
+                    urls: workers,
+                    distribute_from_bytes,
+                    task_bytes,
+                };
+                engine_options.workers = Some(fleet.watched(secret));
+            }
             let load = LoadOptions {
                 data_dir: data_dir.clone(),
                 ..Default::default()
@@ -177,8 +193,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let engine = Engine::new_at(source.catalog, engine_options, version)
                 .await
                 .map_err(|e| e.to_string())?;
-            let key = match key_file {
-                Some(path) => EnvelopeKey::from_file(&path)?,
+            let key = match key_secret {
+                Some(secret) => EnvelopeKey::new(secret)?,
                 None => EnvelopeKey::random(),
             };
             let audit = open_audit(AuditOptions {
@@ -201,6 +217,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             serve_until_signal(listener, service, tls, stopping, &audit).await
         }
+        Command::Worker {
+            listen,
+            key_file,
+            catalog,
+            data_dir,
+        } => worker::run_worker(listen, &key_file, &catalog, &data_dir).await,
         Command::Bench {
             command: BenchCommand::Data { data_dir, scale },
         } => {

@@ -41,6 +41,9 @@
 //! * `created_tables` — CREATE TABLE AS declared through a policy store and
 //!   owned by its creator; racing creators leave one table and no stray
 //!   objects; refused creations write nothing.
+//! * `distributed` — a coordinator and two `lakegate worker` processes:
+//!   TPC-H with one node's answers and checked plans, unsigned or tampered
+//!   plans refused, a worker killed mid-query.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
 //!   checks turn NOT_SERVING while calls are still served, then new
 //!   connections are refused and running streams finish.
@@ -62,6 +65,7 @@ mod cli;
 mod clock;
 mod created_tables;
 mod delta;
+mod distributed;
 mod fleet;
 mod flight;
 mod flight_sql;

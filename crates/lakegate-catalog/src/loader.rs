@@ -54,6 +54,24 @@ impl Catalog {
         Ok((catalog, errors))
     }
 
+    /// Only the storage locations of the catalog under `dir`, each opened
+    /// with its own store (what a worker needs, which reads table files
+    /// but holds no tables, principals or grants).
+    pub fn storage_locations(
+        dir: &Path,
+        options: &LoadOptions,
+    ) -> Result<BTreeMap<String, StorageLocation>, CatalogErrors> {
+        let (files, mut errors) = parse_dir(dir)?;
+        let mut loader = Loader::default();
+        let storage = loader.storage(&shared(files), dir, options);
+        errors.extend(loader.findings.errors);
+        if errors.is_empty() {
+            Ok(storage)
+        } else {
+            Err(CatalogErrors(errors))
+        }
+    }
+
     /// The catalog files under `dir` as parsed, not validated (what a policy
     /// store applies once the directory loads): refused if any file cannot
     /// be read or parsed.

@@ -14,6 +14,7 @@ use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions, Reques
 use lakegate_policy::{EffectiveAccess, TableName};
 use lakegate_policy::{Principal, RoleError};
 
+use crate::distribution::Workers;
 use crate::error::{EngineError, Result};
 use crate::lake::Lake;
 use crate::lake_build::build_lake_on_executor;
@@ -117,6 +118,9 @@ pub struct EngineOptions {
     /// Scalar functions user SQL may call besides DataFusion's own, for
     /// embedding applications (and tests); policies never see them.
     pub functions: Vec<Arc<ScalarUDF>>,
+    /// Workers that large queries run across (`distribution.rs`); `None`,
+    /// every query runs in this process.
+    pub workers: Option<Workers>,
 }
 
 /// The default [`EngineOptions::max_write_bytes`]: 1 GiB.
@@ -164,6 +168,7 @@ impl Default for EngineOptions {
             max_statement_bytes: DEFAULT_MAX_STATEMENT_BYTES,
             max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
             functions: Vec::new(),
+            workers: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use datafusion::error::DataFusionError;
 use lakegate_catalog::StorageError;
+use lakegate_distributed::WorkerFailure;
 
 /// A position in the SQL text, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,11 @@ pub enum EngineError {
     /// message names the location, never a secret, and carries no row data.
     #[error("{0}")]
     Storage(String),
+    /// A worker could not be reached, refused the call or died while the
+    /// query ran on it: the operator's problem, often transient. The
+    /// message names the worker.
+    #[error("{0}")]
+    Worker(String),
     /// A resource limit was hit.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -137,7 +143,7 @@ impl EngineError {
             }
             Self::PolicyFailure { .. } => ErrorCode::FailedPrecondition,
             Self::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
-            Self::Storage(_) => ErrorCode::Unavailable,
+            Self::Storage(_) | Self::Worker(_) => ErrorCode::Unavailable,
             Self::Cancelled => ErrorCode::Cancelled,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -205,9 +211,13 @@ fn lakegate_failure(error: &DataFusionError) -> Option<EngineError> {
     })
 }
 
-/// The storage failure somewhere in `error`'s chain of causes.
+/// The storage or worker failure somewhere in `error`'s chain of causes.
 fn storage_failure(error: &DataFusionError) -> Option<EngineError> {
-    find_cause::<StorageError>(error).map(|storage| EngineError::Storage(storage.to_string()))
+    find_cause::<StorageError>(error)
+        .map(|storage| EngineError::Storage(storage.to_string()))
+        .or_else(|| {
+            find_cause::<WorkerFailure>(error).map(|worker| EngineError::Worker(worker.to_string()))
+        })
 }
 
 /// The first error of type `E` in `error`'s chain of causes.

@@ -23,6 +23,7 @@ use futures::{FutureExt, StreamExt};
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, TableFormat};
 use lakegate_delta::DeltaProvider;
 
+use crate::distribution::with_workers;
 use crate::engine::{EngineOptions, Shared, engine_error};
 use crate::error::Result;
 use crate::executor::executor;
@@ -85,7 +86,12 @@ async fn build_lake(
     // the embedding application's functions join it: policies never see
     // them.
     let policy_base = user_template.clone();
-    let mut user_template = user_template;
+    // Only users' queries are distributed: a policy plan is planned on its
+    // own (and under its barrier) before the user's plan is distributed.
+    let mut user_template = match &options.workers {
+        Some(workers) => with_workers(user_template, workers),
+        None => user_template,
+    };
     for function in &options.functions {
         user_template
             .register_udf(Arc::clone(function))

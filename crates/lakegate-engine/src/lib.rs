@@ -21,6 +21,7 @@
 
 mod barrier;
 mod cache;
+mod distribution;
 mod engine;
 mod error;
 mod executor;
@@ -55,6 +56,7 @@ mod write;
 mod write_refusals;
 
 pub use barrier::PolicyBarrierExec;
+pub use distribution::{DEFAULT_DISTRIBUTE_FROM_BYTES, DEFAULT_TASK_BYTES, LakegateCodec, Workers};
 pub use engine::{
     CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_WRITE_BYTES,
     DEFAULT_METADATA_CACHE_BYTES, Engine, EngineOptions, PolicySnapshot,

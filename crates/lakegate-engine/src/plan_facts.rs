@@ -13,6 +13,7 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion_distributed::DistributedExec;
 use lakegate_audit::TableRead;
 
 use crate::error::{EngineError, Result};
@@ -134,9 +135,12 @@ pub(crate) fn reads_first_rows_only(plan: &LogicalPlan) -> bool {
 /// partition i (same count as each child) and none redistributes rows.
 pub(crate) fn independent_parts(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     let parts = plan.output_partitioning().partition_count();
+    // A distributed plan runs as one query across the workers: its parts
+    // are not read on their own.
     if plan.is::<RepartitionExec>()
         || plan.is::<CoalescePartitionsExec>()
         || plan.is::<SortPreservingMergeExec>()
+        || plan.is::<DistributedExec>()
     {
         return None;
     }

@@ -61,6 +61,8 @@ pub use error::CallError;
 pub use limits::QueryLimits;
 pub use options::ServiceOptions;
 pub use prepared::DEFAULT_MAX_PARAMETER_BYTES;
-pub use server::{Stopping, TlsIdentity, bind, serve_on, serve_until_signal, serve_with_tls};
+pub use server::{
+    Signals, Stopping, TlsIdentity, bind, serve_on, serve_until_signal, serve_with_tls,
+};
 pub use service::LakegateFlightService;
-pub use signing::{EnvelopeError, EnvelopeKey};
+pub use signing::{EnvelopeError, EnvelopeKey, read_key_file};

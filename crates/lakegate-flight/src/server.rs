@@ -282,12 +282,13 @@ fn sync_audit(audit: &AuditLog) {
 }
 
 /// Ctrl-C and SIGTERM, as one stream of stop requests.
-struct Signals {
+pub struct Signals {
     terminate: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn watch() -> Result<Self, String> {
+    /// Starts watching for SIGTERM (Ctrl-C is always watched).
+    pub fn watch() -> Result<Self, String> {
         let kind = tokio::signal::unix::SignalKind::terminate();
         let terminate =
             tokio::signal::unix::signal(kind).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
@@ -295,7 +296,7 @@ impl Signals {
     }
 
     /// Completes at the next Ctrl-C or SIGTERM.
-    async fn next(&mut self) {
+    pub async fn next(&mut self) {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = self.terminate.recv() => {}

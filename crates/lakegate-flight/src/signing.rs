@@ -45,6 +45,23 @@ struct Sealed<T> {
     payload: T,
 }
 
+/// The secret of a server key file (`--key-file`): its bytes, without
+/// surrounding whitespace, at least 32 of them. Servers and workers of one
+/// fleet derive every key they share from it.
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read key file '{}': {e}", path.display()))?;
+    let trimmed = bytes.trim_ascii().to_vec();
+    if trimmed.len() < 32 {
+        return Err(format!(
+            "key file '{}': a server key needs at least 32 bytes, got {}",
+            path.display(),
+            trimmed.len()
+        ));
+    }
+    Ok(trimmed)
+}
+
 /// Seals and opens envelopes with one server key.
 #[derive(Clone)]
 pub struct EnvelopeKey {
@@ -88,10 +105,9 @@ impl EnvelopeKey {
 
     /// A key read from a file holding at least 32 bytes of secret.
     pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read key file '{}': {e}", path.display()))?;
-        let trimmed = bytes.trim_ascii().to_vec();
-        Self::new(trimmed).map_err(|e| format!("key file '{}': {e}", path.display()))
+        Ok(Self {
+            key: read_key_file(path)?,
+        })
     }
 
     fn mac(&self, data: &[u8]) -> Hmac<Sha256> {

@@ -1,0 +1,289 @@
+//! Distributed execution: which queries run across workers, and the codec
+//! that carries Lakegate's own nodes to them.
+//!
+//! A server with workers ([`Workers`]) plans every query as on one node: the
+//! secured catalog, a [`PolicyBarrierExec`] over each secured table, the
+//! physical optimizer over the whole plan. [`FleetQueryPlanner`] then looks
+//! at that finished plan and hands it to datafusion-distributed when
+//!
+//! * its scans read at least [`Workers::distribute_from_bytes`] of files (the
+//!   sizes of the files left after partition pruning),
+//! * at least one worker is up, and
+//! * every node of it can be encoded (a Delta table's scan cannot: such
+//!   queries run on the coordinator).
+//!
+//! datafusion-distributed only cuts the plan into stages and adds the nodes
+//! that move rows between them; it moves no predicate, so what lies beneath
+//! each barrier is what the coordinator planned (the plan checker walks the
+//! stages, which are the coordinator plan's children). The barrier crosses
+//! the wire through [`LakegateCodec`] as table, role and child, and is
+//! rebuilt as the same node on the worker: no filter enters it there either,
+//! and errors beneath it are replaced there by the same fixed message.
+//! `current_user()` and `current_role()` never reach a worker: they are
+//! folded into literals when the query is optimized (`functions.rs`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, internal_datafusion_err, internal_err, not_impl_err};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
+use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use lakegate_distributed::{FleetKey, LiveWorkers, SigningChannelResolver};
+use lakegate_policy::TableName;
+use prost::Message;
+
+use crate::barrier::PolicyBarrierExec;
+
+/// The workers a server may run queries on.
+#[derive(Debug, Clone)]
+pub struct Workers {
+    /// The workers, and which are up.
+    pub live: LiveWorkers,
+    /// The key calls to them are signed with.
+    pub key: FleetKey,
+    /// A query whose scans read at least this many bytes of files runs
+    /// across the workers; 0 sends every query that reads a file.
+    pub distribute_from_bytes: u64,
+    /// About how many bytes of files one task of a distributed scan reads: a
+    /// scan is split into its bytes / `task_bytes` tasks, at most one per
+    /// worker up.
+    pub task_bytes: usize,
+}
+
+/// The default [`Workers::task_bytes`]: 16 MiB (datafusion-distributed's own).
+pub const DEFAULT_TASK_BYTES: usize = 16 * 1024 * 1024;
+
+/// The default [`Workers::distribute_from_bytes`]: 256 MiB.
+pub const DEFAULT_DISTRIBUTE_FROM_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `state` (a template of user sessions) planning across `workers`.
+pub(crate) fn with_workers(state: SessionState, workers: &Workers) -> SessionState {
+    let channels = SigningChannelResolver::new(workers.key.clone(), Some(workers.live.clone()));
+    let mut builder = SessionStateBuilder::new_from_existing(state)
+        // What the distributed planner starts from: the plan made on one node.
+        .with_query_planner(Arc::new(PlannedOnOneNode))
+        .with_distributed_planner()
+        .with_distributed_worker_resolver(workers.live.clone())
+        .with_distributed_channel_resolver(channels)
+        .with_distributed_user_codec(LakegateCodec)
+        .with_distributed_file_scan_config_bytes_per_partition(workers.task_bytes.max(1))
+        .expect("a byte count is a valid setting");
+    let distributed = builder
+        .query_planner()
+        .take()
+        .expect("the distributed planner was just set");
+    builder
+        .with_query_planner(Arc::new(FleetQueryPlanner {
+            distributed,
+            live: workers.live.clone(),
+            distribute_from_bytes: workers.distribute_from_bytes,
+        }))
+        .build()
+}
+
+/// Plans on one node, then distributes the plans that qualify.
+#[derive(Debug)]
+struct FleetQueryPlanner {
+    distributed: Arc<dyn QueryPlanner + Send + Sync>,
+    live: LiveWorkers,
+    distribute_from_bytes: u64,
+}
+
+/// A plan already made, handed to the distributed planner in the session's
+/// configuration.
+#[derive(Debug)]
+struct OneNodePlan(Arc<dyn ExecutionPlan>);
+
+/// The distributed planner's inner planner: the [`OneNodePlan`] it is given.
+#[derive(Debug)]
+struct PlannedOnOneNode;
+
+#[async_trait]
+impl QueryPlanner for PlannedOnOneNode {
+    async fn create_physical_plan(
+        &self,
+        _logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        session
+            .config()
+            .get_extension::<OneNodePlan>()
+            .map(|planned| Arc::clone(&planned.0))
+            .ok_or_else(|| internal_datafusion_err!("no plan to distribute"))
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for FleetQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let plan = DefaultPhysicalPlanner::default()
+            .create_physical_plan(logical_plan, session)
+            .await?;
+        if scanned_bytes(&plan)? < self.distribute_from_bytes.max(1)
+            || self.live.up().is_empty()
+            || !encodable(&plan)
+        {
+            return Ok(plan);
+        }
+        let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
+            return Ok(plan);
+        };
+        let mut state = state.clone();
+        state
+            .config_mut()
+            .set_extension(Arc::new(OneNodePlan(plan)));
+        self.distributed
+            .create_physical_plan(logical_plan, &state)
+            .await
+    }
+}
+
+/// The bytes of the files `plan`'s scans read.
+fn scanned_bytes(plan: &Arc<dyn ExecutionPlan>) -> Result<u64> {
+    let mut bytes = 0;
+    plan.apply(|node| {
+        if let Some(source) = node.downcast_ref::<DataSourceExec>()
+            && let Some(files) = source.data_source().downcast_ref::<FileScanConfig>()
+        {
+            bytes += files
+                .file_groups
+                .iter()
+                .flat_map(|group| group.files())
+                .map(|file| file.object_meta.size)
+                .sum::<u64>();
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(bytes)
+}
+
+/// Whether every node of `plan` can be sent to a worker.
+fn encodable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    match physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &LakegateCodec) {
+        Ok(_) => true,
+        Err(e) => {
+            log::debug!("a query runs on the coordinator, its plan cannot be sent: {e}");
+            false
+        }
+    }
+}
+
+/// A [`PolicyBarrierExec`] on the wire: its child travels as the node's
+/// input.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BarrierNode {
+    #[prost(string, tag = "1")]
+    database: String,
+    #[prost(string, tag = "2")]
+    table: String,
+    #[prost(string, tag = "3")]
+    role: String,
+}
+
+/// Encodes and decodes Lakegate's own execution nodes (the policy barrier)
+/// for datafusion-distributed; registered on the coordinator and on every
+/// worker.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LakegateCodec;
+
+impl PhysicalExtensionCodec for LakegateCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let node = BarrierNode::decode(buf)
+            .map_err(|e| internal_datafusion_err!("undecodable policy barrier: {e}"))?;
+        let [input] = inputs else {
+            return internal_err!("a policy barrier has one input, got {}", inputs.len());
+        };
+        Ok(Arc::new(PolicyBarrierExec::new(
+            TableName::new(node.database, node.table),
+            node.role,
+            Arc::clone(input),
+        )))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let Some(barrier) = node.downcast_ref::<PolicyBarrierExec>() else {
+            return not_impl_err!("{} cannot be sent to a worker", node.name());
+        };
+        BarrierNode {
+            database: barrier.table().database.clone(),
+            table: barrier.table().table.clone(),
+            role: barrier.role().to_string(),
+        }
+        .encode(buf)
+        .map_err(|e| internal_datafusion_err!("cannot encode a policy barrier: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::displayable;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use datafusion::prelude::SessionContext;
+    use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
+
+    use super::*;
+
+    #[test]
+    fn a_barrier_crosses_the_wire_as_itself() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(PolicyBarrierExec::new(
+            TableName::new("shop", "orders"),
+            "analyst".into(),
+            Arc::new(EmptyExec::new(schema)),
+        ));
+        assert!(encodable(&plan));
+        let bytes =
+            physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &LakegateCodec).unwrap();
+        let task_ctx = SessionContext::new().task_ctx();
+        let decoded =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &task_ctx, &LakegateCodec)
+                .unwrap();
+        let barrier = decoded
+            .downcast_ref::<PolicyBarrierExec>()
+            .expect("a policy barrier");
+        assert_eq!(barrier.table(), &TableName::new("shop", "orders"));
+        assert_eq!(barrier.role(), "analyst");
+        assert_eq!(
+            displayable(decoded.as_ref()).indent(true).to_string(),
+            displayable(plan.as_ref()).indent(true).to_string()
+        );
+    }
+
+    #[test]
+    fn a_plan_with_a_node_the_codec_does_not_know_stays_on_the_coordinator() {
+        let plan = crate::explain::redact_barriers(Arc::new(PolicyBarrierExec::new(
+            TableName::new("shop", "orders"),
+            "analyst".into(),
+            Arc::new(EmptyExec::new(Arc::new(Schema::empty()))),
+        )))
+        .unwrap();
+        assert_eq!(plan.name(), "SecuredScan");
+        assert!(!encodable(&plan));
+    }
+}

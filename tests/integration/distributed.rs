@@ -1,0 +1,354 @@
+//! Distributed execution: a coordinator (an engine with workers) and two
+//! `lakegate worker` processes run all 22 TPC-H queries as `analyst` and
+//! `admin` with the answers of one node, every distributed plan passing the
+//! plan checker; a worker reached directly refuses a plan that is unsigned,
+//! signed with another key or tampered with; a worker killed mid-query fails
+//! that query and the next one runs on the worker left.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::displayable;
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
+use datafusion_distributed::grpc::DefaultChannelResolver;
+use datafusion_distributed::{
+    ChannelResolver, DistributedExt, MaybeEncoded, SessionStateBuilderExt, SetPlanRequest, TaskKey,
+};
+use futures::StreamExt;
+use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data};
+use lakegate_distributed::signature::{SIGNATURE_HEADER, SignedCall, TaskFields};
+use lakegate_distributed::{FleetKey, LiveWorkers, SigningChannelResolver};
+use lakegate_engine::{Engine, EngineOptions, LakegateCodec, QuerySession, Workers};
+use tokio::sync::OnceCell;
+
+use crate::common;
+use crate::plan_checker::check_plan;
+
+#[path = "../../benches/support/worker_process.rs"]
+mod worker_process;
+use worker_process::WorkerProcess;
+
+/// The fleet's key file contents (a test key; any 32 bytes or more).
+const SECRET: &str = "the distributed tests' fleet key, 32+ bytes";
+
+/// Each scan task reads about this much: the test lake's tables are small,
+/// and are split across both workers all the same.
+const TASK_BYTES: usize = 16 * 1024;
+
+/// The TPC-H lake at scale 0.01 (generated once per build directory) and
+/// the fleet key file beside it.
+async fn lake() -> &'static (PathBuf, PathBuf) {
+    static LAKE: OnceCell<(PathBuf, PathBuf)> = OnceCell::const_new();
+    LAKE.get_or_init(|| async {
+        let data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tpch-sf0.01-layout{TPCH_LAYOUT}"));
+        let generating = data_dir.clone();
+        tokio::task::spawn_blocking(move || ensure_tpch_data(&generating, 0.01))
+            .await
+            .unwrap()
+            .expect("TPC-H data");
+        let key_file = data_dir.join("fleet-test.key");
+        std::fs::write(&key_file, SECRET).unwrap();
+        (data_dir, key_file)
+    })
+    .await
+}
+
+fn tpch_catalog() -> PathBuf {
+    common::repo_root().join("catalog/tpch")
+}
+
+/// Starts `lakegate worker` on a free loopback port.
+fn start_worker(data_dir: &Path, key_file: &Path) -> WorkerProcess {
+    WorkerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_lakegate")),
+        &common::repo_root(),
+        &tpch_catalog(),
+        data_dir,
+        key_file,
+    )
+}
+
+/// An engine over the TPC-H lake: on one node, or with `workers`.
+async fn engine(data_dir: &Path, workers: Option<Workers>) -> Engine {
+    let options = EngineOptions {
+        target_partitions: 2,
+        workers,
+        ..EngineOptions::default()
+    };
+    common::engine_with(&tpch_catalog(), data_dir, options).await
+}
+
+/// Every query reading a file runs across `urls`, split finely.
+fn workers_at(urls: Vec<url::Url>) -> Workers {
+    let live = LiveWorkers::new(urls);
+    live.watch();
+    Workers {
+        live,
+        key: FleetKey::derive(SECRET.as_bytes()),
+        distribute_from_bytes: 0,
+        task_bytes: TASK_BYTES,
+    }
+}
+
+fn queries() -> Vec<(String, String)> {
+    let dir = common::repo_root().join("benches/tpch/queries");
+    let mut queries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    queries.sort();
+    queries
+}
+
+/// A result's rows as text, sorted; numbers that are not integers rounded
+/// to 6 significant digits (a sum over partial sums adds in another order).
+async fn rows_of(session: &mut QuerySession, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let output = session.execute(sql).await.map_err(|e| e.to_string())?;
+    let batches = output.collect().await.map_err(|e| e.to_string())?;
+    let mut rows: Vec<Vec<String>> = common::cells_as_text(&batches)
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|cell| match cell.parse::<f64>() {
+                    Ok(number) if cell.contains('.') => format!("{number:.6e}"),
+                    _ => cell,
+                })
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
+fn is_distributed(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+        .contains("DistributedExec")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_runs_across_two_worker_processes_with_one_nodes_answers() {
+    let (data_dir, key_file) = lake().await;
+    let first = start_worker(data_dir, key_file);
+    let second = start_worker(data_dir, key_file);
+    let one_node = engine(data_dir, None).await;
+    let fleet = engine(
+        data_dir,
+        Some(workers_at(vec![first.url.clone(), second.url.clone()])),
+    )
+    .await;
+    for role in ["admin", "analyst"] {
+        let mut local = one_node.session(role, None).unwrap();
+        let mut distributed = fleet.session(role, None).unwrap();
+        let mut across = 0;
+        for (name, sql) in queries() {
+            let expected = rows_of(&mut local, &sql).await;
+            let plan = distributed.physical_plan(&sql).await;
+            let answered = rows_of(&mut distributed, &sql).await;
+            match (&expected, plan) {
+                (Err(refusal), Err(e)) => {
+                    assert_eq!(
+                        (name.as_str(), role),
+                        ("q10", "analyst"),
+                        "{name} refused as {role}: {refusal}"
+                    );
+                    assert_eq!(refusal, &e.to_string(), "{name} as {role}");
+                }
+                (Ok(_), Ok(plan)) => {
+                    across += usize::from(is_distributed(&plan));
+                    let barriers = check_plan(&plan, false, false);
+                    if role == "analyst" && (sql.contains("customer") || sql.contains("orders")) {
+                        assert!(barriers > 0, "{name}: no barrier in\n{}", show(&plan));
+                    }
+                }
+                (expected, plan) => panic!(
+                    "{name} as {role}: one node {:?}, distributed plan {:?}",
+                    expected.as_ref().err(),
+                    plan.err()
+                ),
+            }
+            assert_eq!(answered, expected, "{name} as {role}");
+        }
+        assert_eq!(across, 22 - usize::from(role == "analyst"), "distributed");
+    }
+    // The workers logged no refusal: every call was signed.
+    for worker in [&first, &second] {
+        let log = std::fs::read_to_string(&worker.log).unwrap();
+        assert!(!log.contains("refused"), "{log}");
+    }
+}
+
+fn show(plan: &Arc<dyn ExecutionPlan>) -> String {
+    displayable(plan.as_ref()).indent(true).to_string()
+}
+
+/// A stage plan as a coordinator would send it to `url`, with `headers`.
+async fn send_plan(
+    url: &url::Url,
+    headers: http::HeaderMap,
+    plan: MaybeEncoded<Arc<dyn ExecutionPlan>>,
+    channels: &dyn ChannelResolver,
+) -> Result<(), String> {
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_distributed_planner()
+        .with_distributed_user_codec(LakegateCodec)
+        .build();
+    let task_ctx = state.task_ctx();
+    let mut worker = channels
+        .get_worker_client_for_url(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = SetPlanRequest {
+        task_key: TaskKey {
+            query_id: uuid::Uuid::new_v4(),
+            stage_id: 1,
+            task_number: 0,
+        },
+        task_count: 1,
+        plan,
+        work_unit_feed_declarations: Vec::new(),
+        target_worker_url: url.clone(),
+        query_start_time_ns: 0,
+    };
+    let mut answers = worker
+        .coordinator_channel(
+            headers,
+            request,
+            futures::stream::empty().boxed(),
+            Default::default(),
+            &task_ctx,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    // The worker answers once its plan is set (or refused).
+    match answers.next().await {
+        Some(Err(e)) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn encoded(plan: Arc<dyn ExecutionPlan>) -> Vec<u8> {
+    datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(plan, &LakegateCodec)
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_plans_not_signed_with_the_fleet_key() {
+    let (data_dir, key_file) = lake().await;
+    let worker = start_worker(data_dir, key_file);
+    let url = &worker.url;
+    let plain = DefaultChannelResolver::default();
+    let harmless: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(
+        arrow::datatypes::Schema::empty(),
+    )));
+    let plan = || MaybeEncoded::Encoded(encoded(Arc::clone(&harmless)));
+
+    // No signature.
+    let refused = send_plan(url, http::HeaderMap::new(), plan(), &plain)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("unsigned call"), "{refused}");
+
+    // Signed with another fleet's key.
+    let other =
+        SigningChannelResolver::new(FleetKey::derive(b"another fleet's key, 32 bytes..."), None);
+    let refused = send_plan(url, http::HeaderMap::new(), plan(), &other)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("does not match"), "{refused}");
+
+    // Signed for one plan, sent with another.
+    let key = FleetKey::derive(SECRET.as_bytes());
+    let query_id = uuid::Uuid::new_v4();
+    let signed_for = encoded(Arc::clone(&harmless));
+    let signature = key.sign(&SignedCall::SetPlan {
+        task: TaskFields {
+            query_id: query_id.as_bytes(),
+            stage_id: 1,
+            task_number: 0,
+        },
+        task_count: 1,
+        target_worker_url: url.as_str(),
+        plan: &signed_for,
+    });
+    let mut headers = http::HeaderMap::new();
+    headers.insert(SIGNATURE_HEADER, signature.parse().unwrap());
+    let mut tampered = signed_for.clone();
+    tampered.push(0);
+    let refused = send_plan(url, headers, MaybeEncoded::Encoded(tampered), &plain)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("does not match"), "{refused}");
+
+    // Signed with the fleet key: taken.
+    let fleet = SigningChannelResolver::new(key, None);
+    send_plan(url, http::HeaderMap::new(), plan(), &fleet)
+        .await
+        .unwrap();
+
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    assert_eq!(log.matches("refused").count(), 3, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_query_fails_it_and_the_next_query_runs_without_it() {
+    let (data_dir, key_file) = lake().await;
+    let mut doomed = start_worker(data_dir, key_file);
+    let survivor = start_worker(data_dir, key_file);
+    let workers = workers_at(vec![doomed.url.clone(), survivor.url.clone()]);
+    let live = workers.live.clone();
+    let fleet = engine(data_dir, Some(workers)).await;
+    let mut session = fleet.session("admin", None).unwrap();
+    // Some 36 million rows, joined on the workers and streamed back.
+    let long = "SELECT a.l_orderkey, b.l_orderkey FROM lineitem a \
+                JOIN lineitem b ON a.l_suppkey = b.l_suppkey";
+    let plan = session.physical_plan(long).await.unwrap();
+    assert!(is_distributed(&plan), "{}", show(&plan));
+    let mut output = session.execute(long).await.unwrap();
+    let first = output.stream.next().await.expect("a first batch");
+    assert!(first.is_ok(), "{first:?}");
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let killed = Instant::now();
+    let failure = loop {
+        match tokio::time::timeout(Duration::from_secs(60), output.stream.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => break e.to_string(),
+            Ok(None) => panic!("the query ended without the killed worker's rows"),
+            Err(_) => panic!("the query hangs after its worker was killed"),
+        }
+    };
+    assert!(
+        killed.elapsed() < Duration::from_secs(30),
+        "failed only after {:?}",
+        killed.elapsed()
+    );
+    assert!(failure.contains(doomed.url.authority()), "{failure}");
+    // The next query runs on the worker left (the survivor, whose own calls
+    // to the killed worker failed too, is back within a check or two).
+    let waiting = Instant::now();
+    while live.up() != vec![survivor.url.clone()] {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "workers up: {:?}",
+            live.up()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut local = engine(data_dir, None).await.session("admin", None).unwrap();
+    let (q, sql) = &queries()[0];
+    let expected = rows_of(&mut local, sql).await.unwrap();
+    assert_eq!(rows_of(&mut session, sql).await.unwrap(), expected, "{q}");
+}
