@@ -352,3 +352,31 @@ async fn a_worker_killed_mid_query_fails_it_and_the_next_query_runs_without_it()
     let expected = rows_of(&mut local, sql).await.unwrap();
     assert_eq!(rows_of(&mut session, sql).await.unwrap(), expected, "{q}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_a_delta_table_runs_on_the_coordinator() {
+    // The workers are up, and every query reading a file would go to them,
+    // but a Delta table's scan cannot be sent: the query runs on the
+    // coordinator, with the answer of an engine without workers.
+    let (data_dir, key_file) = lake().await;
+    let worker = start_worker(data_dir, key_file);
+    let delta = common::shop_lake_delta().await;
+    let catalog = common::delta_catalog(
+        &common::shop_catalog(),
+        &delta.dir.path().join("catalog-with-workers"),
+    );
+    let options = EngineOptions {
+        workers: Some(workers_at(vec![worker.url.clone()])),
+        ..common::test_engine_options(delta.dir.path())
+    };
+    let fleet = common::engine_with(&catalog, delta.dir.path(), options).await;
+    let sql = "SELECT o.order_id, o.amount, c.name FROM shop.orders o \
+               JOIN shop.customers c ON c.id = o.customer_id";
+    let mut distributed = fleet.session("ann", Some("analyst")).unwrap();
+    let plan = distributed.physical_plan(sql).await.unwrap();
+    assert!(!is_distributed(&plan), "{}", show(&plan));
+    let mut local = delta.engine.session("ann", Some("analyst")).unwrap();
+    let expected = rows_of(&mut local, sql).await.unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(rows_of(&mut distributed, sql).await.unwrap(), expected);
+}

@@ -10,7 +10,8 @@
 //!   sizes of the files left after partition pruning),
 //! * at least one worker is up, and
 //! * every node of it can be encoded (a Delta table's scan cannot: such
-//!   queries run on the coordinator).
+//!   queries run on the coordinator), into at most [`MAX_SENT_PLAN_BYTES`]
+//!   (rows of the table cache travel inside the plan).
 //!
 //! datafusion-distributed only cuts the plan into stages and adds the nodes
 //! that move rows between them; it moves no predicate, so what lies beneath
@@ -171,9 +172,23 @@ fn scanned_bytes(plan: &Arc<dyn ExecutionPlan>) -> Result<u64> {
     Ok(bytes)
 }
 
-/// Whether every node of `plan` can be sent to a worker.
+/// The largest encoded plan sent to workers: a quarter of what a worker
+/// accepts, so that every stage cut from it fits. Only rows carried inside a
+/// plan (a table held in the table cache) make plans this large; such
+/// queries run on the coordinator.
+const MAX_SENT_PLAN_BYTES: usize = lakegate_distributed::guard::MAX_CHECKED_MESSAGE_BYTES / 4;
+
+/// Whether every node of `plan` can be sent to a worker, in a plan small
+/// enough for one message.
 fn encodable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     match physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &LakegateCodec) {
+        Ok(bytes) if bytes.len() > MAX_SENT_PLAN_BYTES => {
+            log::debug!(
+                "a query runs on the coordinator, its plan is {} bytes encoded",
+                bytes.len()
+            );
+            false
+        }
         Ok(_) => true,
         Err(e) => {
             log::debug!("a query runs on the coordinator, its plan cannot be sent: {e}");
@@ -242,6 +257,7 @@ impl PhysicalExtensionCodec for LakegateCodec {
 #[cfg(test)]
 mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::memory::MemorySourceConfig;
     use datafusion::physical_plan::displayable;
     use datafusion::physical_plan::empty::EmptyExec;
     use datafusion::prelude::SessionContext;
@@ -285,5 +301,19 @@ mod tests {
         .unwrap();
         assert_eq!(plan.name(), "SecuredScan");
         assert!(!encodable(&plan));
+    }
+
+    #[test]
+    fn a_plan_carrying_many_rows_stays_on_the_coordinator() {
+        let rows = |count: usize| -> Arc<dyn ExecutionPlan> {
+            let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+            let column = arrow::array::Int64Array::from_iter_values(0..count as i64);
+            let batch =
+                arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(column)])
+                    .unwrap();
+            MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None).unwrap()
+        };
+        assert!(encodable(&rows(1000)));
+        assert!(!encodable(&rows(MAX_SENT_PLAN_BYTES / 8 + 1)));
     }
 }
