@@ -26,7 +26,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion_distributed::grpc::DefaultChannelResolver;
 use datafusion_distributed::{
     ChannelResolver, CoordinatorToWorkerMsg, ExecuteTaskRequest, GetWorkerInfoRequest,
-    GetWorkerInfoResponse, MaybeEncoded, SetPlanRequest, WorkerChannel, WorkerResolver,
+    GetWorkerInfoResponse, MaybeEncoded, SetPlanRequest, TaskKey, WorkerChannel, WorkerResolver,
     WorkerToCoordinatorMsg,
 };
 use futures::StreamExt;
@@ -275,14 +275,10 @@ impl WorkerChannel for SignedWorkerChannel {
     ) -> Result<BoxStream<'static, Result<WorkerToCoordinatorMsg>>> {
         // Encoded here, so that what is signed is what is sent.
         let plan = set_plan_request.plan.encode(task_ctx)?;
-        let query_id = set_plan_request.task_key.query_id;
+        let task_key = set_plan_request.task_key;
         let target_worker_url = set_plan_request.target_worker_url.to_string();
         let call = SignedCall::SetPlan {
-            task: TaskFields {
-                query_id: query_id.as_bytes(),
-                stage_id: set_plan_request.task_key.stage_id as u64,
-                task_number: set_plan_request.task_key.task_number as u64,
-            },
+            task: task_fields(&task_key),
             task_count: set_plan_request.task_count as u64,
             target_worker_url: &target_worker_url,
             plan: &plan,
@@ -307,13 +303,9 @@ impl WorkerChannel for SignedWorkerChannel {
         metrics: ExecutionPlanMetricsSet,
         task_ctx: &Arc<TaskContext>,
     ) -> Result<Vec<BoxStream<'static, Result<RecordBatch>>>> {
-        let query_id = request.task_key.query_id;
+        let task_key = request.task_key;
         let call = SignedCall::ExecuteTask {
-            task: TaskFields {
-                query_id: query_id.as_bytes(),
-                stage_id: request.task_key.stage_id as u64,
-                task_number: request.task_key.task_number as u64,
-            },
+            task: task_fields(&task_key),
             partition_start: request.target_partition_start as u64,
             partition_end: request.target_partition_end as u64,
         };
@@ -336,5 +328,14 @@ impl WorkerChannel for SignedWorkerChannel {
         // Worker versions are not used: every worker runs with the
         // coordinator's build (the guard refuses this call).
         self.inner.get_worker_info(request).await
+    }
+}
+
+/// What a signature covers of a task's key.
+fn task_fields(key: &TaskKey) -> TaskFields<'_> {
+    TaskFields {
+        query_id: key.query_id.as_bytes(),
+        stage_id: key.stage_id as u64,
+        task_number: key.task_number as u64,
     }
 }

@@ -83,6 +83,15 @@ mod wire {
     }
 }
 
+/// What a signature covers of a task's key, as the worker received it.
+fn task_fields(task: &wire::TaskKey) -> TaskFields<'_> {
+    TaskFields {
+        query_id: &task.query_id,
+        stage_id: task.stage_id,
+        task_number: task.task_number,
+    }
+}
+
 /// The worker calls Lakegate makes, by the last segment of their gRPC path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallKind {
@@ -111,11 +120,7 @@ impl CallKind {
                     .ok_or("the first message is not a stage plan")?;
                 let task = request.task_key.unwrap_or_default();
                 let call = SignedCall::SetPlan {
-                    task: TaskFields {
-                        query_id: &task.query_id,
-                        stage_id: task.stage_id,
-                        task_number: task.task_number,
-                    },
+                    task: task_fields(&task),
                     task_count: request.task_count,
                     target_worker_url: &request.target_worker_url,
                     plan: &request.plan_proto,
@@ -127,11 +132,7 @@ impl CallKind {
                     .map_err(|e| format!("undecodable request: {e}"))?;
                 let task = request.task_key.unwrap_or_default();
                 let call = SignedCall::ExecuteTask {
-                    task: TaskFields {
-                        query_id: &task.query_id,
-                        stage_id: task.stage_id,
-                        task_number: task.task_number,
-                    },
+                    task: task_fields(&task),
                     partition_start: request.target_partition_start,
                     partition_end: request.target_partition_end,
                 };
