@@ -12,6 +12,7 @@
 //! ```
 
 mod access;
+mod admin_args;
 mod admin_cli;
 mod admin_tag_cli;
 mod cli;
