@@ -66,6 +66,7 @@ mod clock;
 mod created_tables;
 mod delta;
 mod distributed;
+mod dynamic_filters;
 mod fleet;
 mod flight;
 mod flight_sql;

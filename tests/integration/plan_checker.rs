@@ -4,13 +4,19 @@
 //! 1. every Parquet scan sits beneath a `PolicyBarrierExec` (for roles whose
 //!    every table is restricted), and
 //! 2. beneath each barrier there is no predicate that was not in the policy
-//!    plan when the barrier was made (no user predicate or dynamic filter was
-//!    pushed into it later by the optimizer), except leakproof predicates the
-//!    barrier itself accepted, which are already in that plan.
+//!    plan when the barrier was made (no user predicate was pushed into it
+//!    later by the optimizer), except leakproof predicates the barrier itself
+//!    accepted, which are already in that plan, and
+//! 3. every dynamic filter beneath a barrier either comes from the policy's
+//!    own joins and top-k sorts beneath it or reads nothing but bare columns
+//!    the role sees raw (a leakproof one let through from above).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use lakegate_engine::{PolicyBarrierExec, QuerySession};
 
@@ -82,6 +88,54 @@ fn produced_dynamic_filters(plan: &Arc<dyn ExecutionPlan>) -> usize {
             .sum::<usize>()
 }
 
+/// The dynamic filters read by `plan` and its descendants, each once (a
+/// filter may be read by several scans), as the names of the columns each
+/// reads (`None` for an input that is not a bare column).
+pub(crate) fn consumed_dynamic_filters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Vec<Option<String>>> {
+    let mut found = HashSet::new();
+    collect_dynamic_filters(plan, &mut found);
+    found
+        .into_iter()
+        .map(|filter| {
+            filter
+                .children()
+                .iter()
+                .map(|input| {
+                    input
+                        .downcast_ref::<Column>()
+                        .map(|column| column.name().to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn collect_dynamic_filters(
+    plan: &Arc<dyn ExecutionPlan>,
+    found: &mut HashSet<Arc<dyn PhysicalExpr>>,
+) {
+    // A join or sort lists the filter it makes among its own expressions.
+    let produced = plan.dynamic_expressions_produced();
+    let mut visit = |expr: &Arc<dyn PhysicalExpr>| {
+        expr.apply(|node| {
+            Ok(
+                if node.downcast_ref::<DynamicFilterPhysicalExpr>().is_some() {
+                    if !produced.contains(node) {
+                        found.insert(Arc::clone(node));
+                    }
+                    TreeNodeRecursion::Jump
+                } else {
+                    TreeNodeRecursion::Continue
+                },
+            )
+        })
+    };
+    plan.apply_expressions(&mut visit).unwrap();
+    for child in plan.children() {
+        collect_dynamic_filters(child, found);
+    }
+}
+
 /// Checks one plan; returns the number of barriers found. With
 /// `scans_restricted` (a role whose every table is restricted), every Parquet
 /// scan must also sit beneath a barrier.
@@ -108,13 +162,23 @@ pub(crate) fn check_plan(
                 barrier.planned()
             );
         }
-        // Dynamic filters beneath the barrier must come from the policy's own
-        // joins and top-k sorts beneath it, never from a node above.
-        let consumed = now.matches("DynamicFilter").count();
+        // A dynamic filter beneath the barrier that reads anything but bare
+        // raw columns must come from the policy's own joins and top-k sorts
+        // beneath it, never from a node above.
+        let raw = barrier.raw_columns();
+        let not_leakproof: Vec<_> = consumed_dynamic_filters(plan.children()[0])
+            .into_iter()
+            .filter(|inputs| {
+                !inputs
+                    .iter()
+                    .all(|input| input.as_ref().is_some_and(|name| raw.contains(name)))
+            })
+            .collect();
         let produced = produced_dynamic_filters(plan.children()[0]);
         assert!(
-            consumed <= produced,
-            "{consumed} dynamic filter(s) beneath the barrier of {}, but only {produced} produced beneath it:\n{now}",
+            not_leakproof.len() <= produced,
+            "{} dynamic filter(s) over columns not seen raw ({not_leakproof:?}; raw: {raw:?}) beneath the barrier of {}, but only {produced} produced beneath it:\n{now}",
+            not_leakproof.len(),
             barrier.table()
         );
         for child in plan.children() {

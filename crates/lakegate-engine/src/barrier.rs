@@ -6,10 +6,10 @@
 //! joins). Above it runs everything the user wrote. The barrier keeps the two
 //! apart whatever the optimizer does:
 //!
-//! * it accepts no filter from its parents, in either filter-pushdown phase, so
-//!   neither a user predicate nor a join's dynamic filter reaches the rows
-//!   beneath it (the default of [`ExecutionPlan::gather_filters_for_pushdown`],
-//!   kept deliberately);
+//! * it accepts no user predicate from its parents (the leakproof ones enter
+//!   the policy plan itself, through the secured table's scan), and of the
+//!   dynamic filters that joins, top-k sorts and aggregates make while the
+//!   query runs, only those that are leakproof: see [`leakproof_dynamic_filter`];
 //! * it takes no limit and swaps with no projection (the defaults of
 //!   [`ExecutionPlan::supports_limit_pushdown`] and
 //!   [`ExecutionPlan::try_swapping_with_projection`]), so `LIMIT` never lands
@@ -29,13 +29,19 @@
 //! `WHERE 10 / (a - 3) > 0` into the policy's own filter and a division by zero
 //! on a hidden row leaks through the error.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildFilterDescription, FilterDescription, FilterPushdownPhase,
+};
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -51,6 +57,9 @@ use crate::error::barrier_error;
 pub struct PolicyBarrierExec {
     table: TableName,
     role: String,
+    /// The table's columns the role sees exactly as stored, in every visible
+    /// row: the only ones a dynamic filter from above may read beneath.
+    raw_columns: Arc<BTreeSet<String>>,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     /// The policy plan as first planned, for the plan checker: whatever the
@@ -63,14 +72,22 @@ pub struct PolicyBarrierExec {
 
 impl PolicyBarrierExec {
     /// Puts `input`, the policy plan of `table` for `role`, under a barrier.
-    pub fn new(table: TableName, role: String, input: Arc<dyn ExecutionPlan>) -> Self {
+    /// `raw_columns` are the columns the role sees exactly as stored in every
+    /// visible row (none, to let no dynamic filter pass).
+    pub fn new(
+        table: TableName,
+        role: String,
+        raw_columns: Arc<BTreeSet<String>>,
+        input: Arc<dyn ExecutionPlan>,
+    ) -> Self {
         let planned = Arc::clone(&input);
-        Self::with_planned(table, role, input, planned)
+        Self::with_planned(table, role, raw_columns, input, planned)
     }
 
     fn with_planned(
         table: TableName,
         role: String,
+        raw_columns: Arc<BTreeSet<String>>,
         input: Arc<dyn ExecutionPlan>,
         planned: Arc<dyn ExecutionPlan>,
     ) -> Self {
@@ -78,6 +95,7 @@ impl PolicyBarrierExec {
         Self {
             table,
             role,
+            raw_columns,
             input,
             properties,
             planned,
@@ -92,6 +110,11 @@ impl PolicyBarrierExec {
     /// The role whose policy the barrier enforces.
     pub fn role(&self) -> &str {
         &self.role
+    }
+
+    /// The columns the role sees exactly as stored, in every visible row.
+    pub fn raw_columns(&self) -> &Arc<BTreeSet<String>> {
+        &self.raw_columns
     }
 
     /// The policy plan as first planned (indented display).
@@ -142,9 +165,55 @@ impl ExecutionPlan for PolicyBarrierExec {
         Ok(Arc::new(Self::with_planned(
             self.table.clone(),
             self.role.clone(),
+            Arc::clone(&self.raw_columns),
             input,
             Arc::clone(&self.planned),
         )))
+    }
+
+    /// Lets the leakproof dynamic filters through, in the phase that carries
+    /// them (after the physical optimizer's other rules); in the phase of the
+    /// user's predicates, nothing.
+    fn gather_filters_for_pushdown(
+        &self,
+        phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        if phase != FilterPushdownPhase::Post {
+            return Ok(FilterDescription::all_unsupported(
+                &parent_filters,
+                &self.children(),
+            ));
+        }
+        let schema = self.schema();
+        let raw_indices: HashSet<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| self.raw_columns.contains(field.name()))
+            .map(|(index, _)| index)
+            .collect();
+        // DataFusion decides filter by filter only from the columns a filter
+        // reads: one refused for its shape is offered as a column the input
+        // does not have, and the optimizer reads back only whether each
+        // filter was accepted, by position.
+        let offered: Vec<Arc<dyn PhysicalExpr>> = parent_filters
+            .iter()
+            .map(|filter| {
+                if leakproof_dynamic_filter(filter, &raw_indices) {
+                    Arc::clone(filter)
+                } else {
+                    Arc::new(Column::new(REFUSED, usize::MAX)) as Arc<dyn PhysicalExpr>
+                }
+            })
+            .collect();
+        let child = ChildFilterDescription::from_child_with_allowed_indices(
+            &offered,
+            raw_indices,
+            &self.input,
+        )?;
+        Ok(FilterDescription::new().with_child(child))
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
@@ -177,5 +246,79 @@ impl ExecutionPlan for PolicyBarrierExec {
         let schema = stream.schema();
         let sanitized = stream.map(move |batch| batch.map_err(|e| barrier_error(&table, e)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, sanitized)))
+    }
+}
+
+/// The name of the column a refused filter is offered as (no input has it).
+const REFUSED: &str = "lakegate: refused at the policy barrier";
+
+/// Whether `filter` may run beneath the barrier: a dynamic filter (made by a
+/// join from its build side's keys, by a top-k sort from its heap, or by an
+/// aggregate from its running minimum or maximum) whose inputs are all bare
+/// columns the role sees raw (`raw_indices`, in the barrier's output).
+///
+/// Such a filter is leakproof in the sense of [`crate::leakproof`]: DataFusion
+/// builds it only of comparisons, `IN` lists and hash-table membership over
+/// its inputs, none of which can fail or has an effect; its constants come
+/// from rows above the barrier, which the role already sees; and it removes
+/// only rows the node that made it would drop anyway (no join partner, not
+/// among the top k), so whether it runs before or after the row filter the
+/// query returns the same rows. It reads raw values only, so pruning Parquet
+/// row groups by their raw statistics with it keeps invariant 7. A filter over
+/// anything else (a masked column, a column NULL in some rows for the role,
+/// an expression such as `a + 1` or `10 / a` whose evaluation could fail on a
+/// hidden row) stays above.
+pub(crate) fn leakproof_dynamic_filter(
+    filter: &Arc<dyn PhysicalExpr>,
+    raw_indices: &HashSet<usize>,
+) -> bool {
+    filter
+        .downcast_ref::<DynamicFilterPhysicalExpr>()
+        .is_some_and(|dynamic| {
+            dynamic.children().iter().all(|input| {
+                input
+                    .downcast_ref::<Column>()
+                    .is_some_and(|column| raw_indices.contains(&column.index()))
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, lit};
+
+    use super::*;
+
+    fn dynamic(inputs: Vec<Arc<dyn PhysicalExpr>>) -> Arc<dyn PhysicalExpr> {
+        Arc::new(DynamicFilterPhysicalExpr::new(inputs, lit(true)))
+    }
+
+    fn column(index: usize) -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new("c", index))
+    }
+
+    #[test]
+    fn only_dynamic_filters_over_bare_raw_columns_pass() {
+        let raw = HashSet::from([0, 2]);
+        assert!(leakproof_dynamic_filter(&dynamic(vec![column(0)]), &raw));
+        assert!(leakproof_dynamic_filter(
+            &dynamic(vec![column(0), column(2)]),
+            &raw
+        ));
+        // A column not seen raw, alone or beside a raw one.
+        assert!(!leakproof_dynamic_filter(&dynamic(vec![column(1)]), &raw));
+        assert!(!leakproof_dynamic_filter(
+            &dynamic(vec![column(0), column(1)]),
+            &raw
+        ));
+        // An expression over a raw column (it could fail on a hidden row).
+        let plus_one: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(column(0), Operator::Plus, lit(1i64)));
+        assert!(!leakproof_dynamic_filter(&dynamic(vec![plus_one]), &raw));
+        // A user predicate, even a leakproof one, is not a dynamic filter.
+        let user: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(column(0), Operator::Gt, lit(5i64)));
+        assert!(!leakproof_dynamic_filter(&user, &raw));
     }
 }

@@ -207,6 +207,8 @@ struct BarrierNode {
     table: String,
     #[prost(string, tag = "3")]
     role: String,
+    #[prost(string, repeated, tag = "4")]
+    raw_columns: Vec<String>,
 }
 
 /// Encodes and decodes Lakegate's own execution nodes (the policy barrier)
@@ -231,6 +233,7 @@ impl PhysicalExtensionCodec for LakegateCodec {
         Ok(Arc::new(PolicyBarrierExec::new(
             TableName::new(node.database, node.table),
             node.role,
+            Arc::new(node.raw_columns.into_iter().collect()),
             Arc::clone(input),
         )))
     }
@@ -248,6 +251,7 @@ impl PhysicalExtensionCodec for LakegateCodec {
             database: barrier.table().database.clone(),
             table: barrier.table().table.clone(),
             role: barrier.role().to_string(),
+            raw_columns: barrier.raw_columns().iter().cloned().collect(),
         }
         .encode(buf)
         .map_err(|e| internal_datafusion_err!("cannot encode a policy barrier: {e}"))
@@ -271,6 +275,7 @@ mod tests {
         let plan: Arc<dyn ExecutionPlan> = Arc::new(PolicyBarrierExec::new(
             TableName::new("shop", "orders"),
             "analyst".into(),
+            Arc::new(["a".to_string()].into()),
             Arc::new(EmptyExec::new(schema)),
         ));
         assert!(encodable(&plan));
@@ -285,6 +290,7 @@ mod tests {
             .expect("a policy barrier");
         assert_eq!(barrier.table(), &TableName::new("shop", "orders"));
         assert_eq!(barrier.role(), "analyst");
+        assert_eq!(barrier.raw_columns().as_ref(), &["a".to_string()].into());
         assert_eq!(
             displayable(decoded.as_ref()).indent(true).to_string(),
             displayable(plan.as_ref()).indent(true).to_string()
@@ -296,6 +302,7 @@ mod tests {
         let plan = crate::explain::redact_barriers(Arc::new(PolicyBarrierExec::new(
             TableName::new("shop", "orders"),
             "analyst".into(),
+            Arc::new(["a".to_string()].into()),
             Arc::new(EmptyExec::new(Arc::new(Schema::empty()))),
         )))
         .unwrap();

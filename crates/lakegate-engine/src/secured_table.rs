@@ -7,8 +7,8 @@
 //! ```text
 //!   user's query ...
 //!        │
-//!   PolicyBarrierExec            ◀── nothing from above passes below
-//!        │
+//!   PolicyBarrierExec            ◀── nothing from above passes below but
+//!        │                            dynamic filters over raw columns
 //!   [LIMIT n]                     (a limit DataFusion handed to the scan)
 //!   Projection: requested columns
 //!   [Filter: leakproof user predicates]
@@ -124,8 +124,8 @@ enum SecuredPlan {
         policy_plan: LogicalPlan,
         scan_planner: Arc<ScanPlanner>,
         /// Visible columns shown raw in every visible row: the only ones a
-        /// pushed-down user predicate may read.
-        raw_columns: BTreeSet<String>,
+        /// pushed-down user predicate or dynamic filter may read.
+        raw_columns: Arc<BTreeSet<String>>,
         /// Whether the policy reads the query's clock (`now()`,
         /// `current_date()`, ...): optimizing folds it into a constant of
         /// that query, so its scan plans are never reused.
@@ -181,7 +181,7 @@ impl SecuredTable {
         scan_planner: Arc<ScanPlanner>,
     ) -> Self {
         let schema = Arc::new(policy_plan.schema().as_arrow().clone());
-        let raw_columns = raw_columns(&access, stored).into_iter().collect();
+        let raw_columns = Arc::new(raw_columns(&access, stored).into_iter().collect());
         let reads_clock = reads_clock(&policy_plan);
         Self {
             access,
@@ -368,6 +368,7 @@ impl TableProvider for SecuredTable {
         Ok(Arc::new(PolicyBarrierExec::new(
             table.clone(),
             self.access.role.clone(),
+            Arc::clone(raw_columns),
             physical,
         )))
     }
