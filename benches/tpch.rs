@@ -51,7 +51,7 @@ use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use lakegate::tpch_data::{TPCH_LAYOUT, TPCH_TABLES, ensure_tpch_data, table_dir};
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_distributed::{FleetKey, LiveWorkers};
@@ -172,10 +172,7 @@ fn plain_context(options: &EngineOptions) -> SessionContext {
         .with_cache_manager(options.cache_config())
         .build_arc()
         .expect("a runtime builds");
-    let config = SessionConfig::new()
-        .with_target_partitions(options.target_partitions)
-        .with_batch_size(options.batch_size);
-    SessionContext::new_with_config_rt(config, runtime)
+    SessionContext::new_with_config_rt(options.session_config(), runtime)
 }
 
 /// Registers every TPC-H table of `data_dir` in `ctx` under `schema.table`
@@ -488,7 +485,13 @@ async fn run(full: bool) {
         started.elapsed().as_secs_f64()
     );
 
-    let options = EngineOptions::default();
+    let options = EngineOptions {
+        parquet_filter_pushdown: env_or(
+            "LAKEGATE_TPCH_FILTER_PUSHDOWN",
+            EngineOptions::default().parquet_filter_pushdown,
+        ),
+        ..EngineOptions::default()
+    };
     let load = LoadOptions {
         data_dir: data_dir.clone(),
         ..Default::default()

@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use lakegate_engine::{
     DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_STATEMENT_BYTES,
-    DEFAULT_MAX_WRITE_BYTES, DEFAULT_METADATA_CACHE_BYTES, EngineOptions,
+    DEFAULT_MAX_WRITE_BYTES, DEFAULT_METADATA_CACHE_BYTES, DEFAULT_PARQUET_FILTER_PUSHDOWN,
+    EngineOptions,
 };
 use lakegate_flight::{DEFAULT_MAX_PARAMETER_BYTES, QueryLimits, ServiceOptions};
 
@@ -307,6 +308,12 @@ pub struct EngineArgs {
     /// read them.
     #[arg(long)]
     pub view_types: bool,
+    /// Whether Parquet scans apply filters while decoding (`true`: the
+    /// filter's columns first, the rest only for the rows that pass, so a
+    /// join's runtime filter drops rows in the scan) or only skip row
+    /// groups by their statistics (`false`).
+    #[arg(long, default_value_t = DEFAULT_PARQUET_FILTER_PUSHDOWN, action = clap::ArgAction::Set)]
+    pub parquet_filter_pushdown: bool,
 }
 
 impl EngineArgs {
@@ -322,6 +329,7 @@ impl EngineArgs {
             max_statement_bytes: self.max_statement_bytes,
             max_write_bytes: self.max_write_bytes,
             view_types: self.view_types,
+            parquet_filter_pushdown: self.parquet_filter_pushdown,
             ..EngineOptions::default()
         }
     }

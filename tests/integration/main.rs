@@ -81,6 +81,7 @@ mod partitions;
 mod plan_checker;
 mod probe;
 mod result_schema;
+mod reuse_subplans;
 mod scan_reuse;
 mod storage;
 mod store;

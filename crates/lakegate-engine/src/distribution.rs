@@ -21,7 +21,9 @@
 //! rebuilt as the same node on the worker: no filter enters it there either,
 //! and errors beneath it are replaced there by the same fixed message.
 //! `current_user()` and `current_role()` never reach a worker: they are
-//! folded into literals when the query is optimized (`functions.rs`).
+//! folded into literals when the query is optimized (`functions.rs`). A
+//! [`SharedResultExec`] (a repeated aggregate, `reuse_subplans.rs`) arrives
+//! as its own subplan: on a worker each occurrence computes its own.
 
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ use lakegate_policy::TableName;
 use prost::Message;
 
 use crate::barrier::PolicyBarrierExec;
+use crate::reuse_subplans::SharedResultExec;
 
 /// The workers a server may run queries on.
 #[derive(Debug, Clone)]
@@ -197,6 +200,26 @@ fn encodable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     }
 }
 
+/// One of Lakegate's nodes on the wire.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LakegateNode {
+    #[prost(oneof = "Node", tags = "1, 2")]
+    node: Option<Node>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Node {
+    #[prost(message, tag = "1")]
+    Barrier(BarrierNode),
+    #[prost(message, tag = "2")]
+    SharedResult(SharedResultNode),
+}
+
+/// A [`SharedResultExec`] on the wire: nothing but its child, the node's
+/// input, which is what the worker runs.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SharedResultNode {}
+
 /// A [`PolicyBarrierExec`] on the wire: its child travels as the node's
 /// input.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -211,9 +234,9 @@ struct BarrierNode {
     raw_columns: Vec<String>,
 }
 
-/// Encodes and decodes Lakegate's own execution nodes (the policy barrier)
-/// for datafusion-distributed; registered on the coordinator and on every
-/// worker.
+/// Encodes and decodes Lakegate's own execution nodes (the policy barrier,
+/// shared results) for datafusion-distributed; registered on the
+/// coordinator and on every worker.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LakegateCodec;
 
@@ -225,17 +248,21 @@ impl PhysicalExtensionCodec for LakegateCodec {
         _ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let node = BarrierNode::decode(buf)
-            .map_err(|e| internal_datafusion_err!("undecodable policy barrier: {e}"))?;
+        let node = LakegateNode::decode(buf)
+            .map_err(|e| internal_datafusion_err!("undecodable Lakegate node: {e}"))?;
         let [input] = inputs else {
-            return internal_err!("a policy barrier has one input, got {}", inputs.len());
+            return internal_err!("a Lakegate node has one input, got {}", inputs.len());
         };
-        Ok(Arc::new(PolicyBarrierExec::new(
-            TableName::new(node.database, node.table),
-            node.role,
-            Arc::new(node.raw_columns.into_iter().collect()),
-            Arc::clone(input),
-        )))
+        match node.node {
+            Some(Node::Barrier(barrier)) => Ok(Arc::new(PolicyBarrierExec::new(
+                TableName::new(barrier.database, barrier.table),
+                barrier.role,
+                Arc::new(barrier.raw_columns.into_iter().collect()),
+                Arc::clone(input),
+            ))),
+            Some(Node::SharedResult(_)) => Ok(Arc::clone(input)),
+            None => internal_err!("an empty Lakegate node"),
+        }
     }
 
     fn try_encode(
@@ -244,17 +271,23 @@ impl PhysicalExtensionCodec for LakegateCodec {
         buf: &mut Vec<u8>,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        let Some(barrier) = node.downcast_ref::<PolicyBarrierExec>() else {
+        let encoded = if let Some(barrier) = node.downcast_ref::<PolicyBarrierExec>() {
+            Node::Barrier(BarrierNode {
+                database: barrier.table().database.clone(),
+                table: barrier.table().table.clone(),
+                role: barrier.role().to_string(),
+                raw_columns: barrier.raw_columns().iter().cloned().collect(),
+            })
+        } else if node.is::<SharedResultExec>() {
+            Node::SharedResult(SharedResultNode {})
+        } else {
             return not_impl_err!("{} cannot be sent to a worker", node.name());
         };
-        BarrierNode {
-            database: barrier.table().database.clone(),
-            table: barrier.table().table.clone(),
-            role: barrier.role().to_string(),
-            raw_columns: barrier.raw_columns().iter().cloned().collect(),
+        LakegateNode {
+            node: Some(encoded),
         }
         .encode(buf)
-        .map_err(|e| internal_datafusion_err!("cannot encode a policy barrier: {e}"))
+        .map_err(|e| internal_datafusion_err!("cannot encode a Lakegate node: {e}"))
     }
 }
 
@@ -294,6 +327,26 @@ mod tests {
         assert_eq!(
             displayable(decoded.as_ref()).indent(true).to_string(),
             displayable(plan.as_ref()).indent(true).to_string()
+        );
+    }
+
+    #[test]
+    fn shared_results_reach_a_worker_as_their_subplan() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let input: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(schema));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(SharedResultExec::new(
+            Arc::clone(&input),
+            Arc::new(crate::reuse_subplans::SharedResults::new(1)),
+        ));
+        assert!(encodable(&plan));
+        let bytes = physical_plan_to_bytes_with_extension_codec(plan, &LakegateCodec).unwrap();
+        let task_ctx = SessionContext::new().task_ctx();
+        let decoded =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &task_ctx, &LakegateCodec)
+                .unwrap();
+        assert_eq!(
+            displayable(decoded.as_ref()).indent(true).to_string(),
+            displayable(input.as_ref()).indent(true).to_string()
         );
     }
 

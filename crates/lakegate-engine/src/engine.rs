@@ -10,6 +10,7 @@ use std::time::Duration;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionConfig;
 use lakegate_catalog::{Catalog, CatalogError, CatalogErrors, LoadOptions, RequestTotals};
 use lakegate_policy::{EffectiveAccess, TableName};
 use lakegate_policy::{Principal, RoleError};
@@ -121,7 +122,16 @@ pub struct EngineOptions {
     /// Workers that large queries run across (`distribution.rs`); `None`,
     /// every query runs in this process.
     pub workers: Option<Workers>,
+    /// Whether Parquet scans apply their filters while decoding (DataFusion's
+    /// `pushdown_filters`, with `reorder_filters`): the filter's columns are
+    /// decoded first and the others only for the rows that pass. A join's
+    /// or a top-k sort's dynamic filter then drops rows in the scan, not
+    /// only whole row groups. See docs/performance.md for what it measured.
+    pub parquet_filter_pushdown: bool,
 }
+
+/// The default [`EngineOptions::parquet_filter_pushdown`].
+pub const DEFAULT_PARQUET_FILTER_PUSHDOWN: bool = false;
 
 /// The default [`EngineOptions::max_write_bytes`]: 1 GiB.
 pub const DEFAULT_MAX_WRITE_BYTES: usize = 1024 * 1024 * 1024;
@@ -147,6 +157,19 @@ impl EngineOptions {
             .with_list_files_cache_limit(self.listing_cache_bytes)
             .with_metadata_cache_limit(self.metadata_cache_bytes)
     }
+
+    /// DataFusion's settings these options ask for: partitions, batch size
+    /// and how Parquet is scanned. Benchmarks give their plain DataFusion
+    /// baselines the same.
+    pub fn session_config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new()
+            .with_target_partitions(self.target_partitions)
+            .with_batch_size(self.batch_size);
+        let parquet = &mut config.options_mut().execution.parquet;
+        parquet.pushdown_filters = self.parquet_filter_pushdown;
+        parquet.reorder_filters = self.parquet_filter_pushdown;
+        config
+    }
 }
 
 impl Default for EngineOptions {
@@ -169,6 +192,7 @@ impl Default for EngineOptions {
             max_write_bytes: DEFAULT_MAX_WRITE_BYTES,
             functions: Vec::new(),
             workers: None,
+            parquet_filter_pushdown: DEFAULT_PARQUET_FILTER_PUSHDOWN,
         }
     }
 }

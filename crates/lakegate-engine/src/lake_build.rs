@@ -28,7 +28,7 @@ use crate::engine::{EngineOptions, Shared, engine_error};
 use crate::error::Result;
 use crate::executor::executor;
 use crate::lake::{Lake, LakeParts, StatementPlans};
-use crate::optimizer_rules::optimizer_rules;
+use crate::optimizer_rules::{optimizer_rules, physical_optimizer_rules};
 use crate::planner::NO_DATABASE;
 use crate::raw_tables::RawDatabase;
 use crate::secured_table::ScanPlanner;
@@ -86,6 +86,9 @@ async fn build_lake(
     // the embedding application's functions join it: policies never see
     // them.
     let policy_base = user_template.clone();
+    let user_template = SessionStateBuilder::new_from_existing(user_template)
+        .with_physical_optimizer_rules(physical_optimizer_rules())
+        .build();
     // Only users' queries are distributed: a policy plan is planned on its
     // own (and under its barrier) before the user's plan is distributed.
     let mut user_template = match &options.workers {
@@ -195,7 +198,8 @@ async fn build_lake(
 }
 
 fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
-    let mut config = SessionConfig::new()
+    let mut config = options
+        .session_config()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(false)
         .with_default_catalog_and_schema(
@@ -204,9 +208,7 @@ fn session_config(catalog: &Catalog, options: &EngineOptions) -> SessionConfig {
                 .default_database
                 .clone()
                 .unwrap_or_else(|| NO_DATABASE.to_string()),
-        )
-        .with_target_partitions(options.target_partitions)
-        .with_batch_size(options.batch_size);
+        );
     // Planning errors point at the offending part of the SQL text.
     config.options_mut().sql_parser.collect_spans = true;
     config

@@ -7,12 +7,21 @@
 //!     (and after every other rule that rebuilds predicates)
 //! ... last: NestWideUnions
 //! ```
+//!
+//! And its physical optimizer, DataFusion's rules with one of Lakegate's:
+//!
+//! ```text
+//! ... EnsureCooperative ─▶ ReuseRepeatedAggregates ─▶ FilterPushdown(Post) ...   (reuse_subplans.rs)
+//! ```
 
 use std::sync::Arc;
 
 use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
+use crate::reuse_subplans::ReuseRepeatedAggregates;
 use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
 
 /// The rules every session of an engine optimizes with.
@@ -29,5 +38,23 @@ pub(crate) fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         }
     }
     rules.push(Arc::new(NestWideUnions));
+    rules
+}
+
+/// The physical rule that places the dynamic filters: repeated aggregates
+/// are shared before it, so that a filter made outside a shared subplan
+/// stops above it (one occurrence's filter must not shape what the others
+/// replay).
+const PLACES_DYNAMIC_FILTERS: &str = "FilterPushdown(Post)";
+
+/// The physical rules users' queries are optimized with.
+pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = Vec::new();
+    for rule in PhysicalOptimizer::new().rules {
+        if rule.name() == PLACES_DYNAMIC_FILTERS {
+            rules.push(Arc::new(ReuseRepeatedAggregates));
+        }
+        rules.push(rule);
+    }
     rules
 }
