@@ -104,7 +104,7 @@ const SAME_ANSWERS: [(&str, &[&str]); 2] = [
 const EXPECTED_REFUSALS: [&str; 1] = ["q10 (analyst)"];
 
 /// The ratios reported: (name, numerator, denominator, target).
-const RATIOS: [(&str, &str, &str, Option<f64>); 7] = [
+const RATIOS: [(&str, &str, &str, Option<f64>); 8] = [
     ("B/A: the gate, nothing to enforce", "B", "A", Some(1.02)),
     (
         "C/C′: enforcement vs hand-written views",
@@ -113,6 +113,12 @@ const RATIOS: [(&str, &str, &str, Option<f64>); 7] = [
         Some(1.05),
     ),
     ("D/C: the wire (analyst)", "D-analyst", "C", Some(1.10)),
+    (
+        "D/E: Lakegate enforcing over Flight SQL vs DuckDB in-process (analyst)",
+        "D-analyst",
+        "E",
+        Some(1.0),
+    ),
     ("C′/E: DataFusion vs DuckDB (views)", "C′", "E", None),
     (
         "D/F: Flight SQL (admin) vs the plain peer",
