@@ -54,6 +54,7 @@ use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    displayable,
 };
 use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use futures::StreamExt;
@@ -74,8 +75,31 @@ impl PhysicalOptimizerRule for ReuseRepeatedAggregates {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Cheap first: an aggregate is encoded only if another has the same
+        // line and subplan size, which almost no query has.
+        let mut outlines: HashMap<Outline, usize> = HashMap::new();
+        visit_aggregates(&plan, &mut |aggregate| {
+            *outlines.entry(outline(aggregate)).or_default() += 1;
+        });
+        let alike: HashSet<Outline> = outlines
+            .into_iter()
+            .filter(|(_, count)| *count > 1)
+            .map(|(outline, _)| outline)
+            .collect();
+        if alike.is_empty() {
+            return Ok(plan);
+        }
+        let key_of = |node: &Arc<dyn ExecutionPlan>| {
+            (node.is::<AggregateExec>() && alike.contains(&outline(node)))
+                .then(|| shareable_key(node))
+                .flatten()
+        };
         let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        collect_aggregates(&plan, &mut seen);
+        visit_aggregates(&plan, &mut |aggregate| {
+            if let Some(key) = key_of(aggregate) {
+                *seen.entry(key).or_default() += 1;
+            }
+        });
         let repeated: HashSet<Vec<u8>> = seen
             .into_iter()
             .filter(|(_, count)| *count > 1)
@@ -86,7 +110,7 @@ impl PhysicalOptimizerRule for ReuseRepeatedAggregates {
         }
         let mut stores: HashMap<Vec<u8>, Arc<SharedResults>> = HashMap::new();
         plan.transform_down(|node| {
-            let Some(key) = shareable_key(&node).filter(|key| repeated.contains(key)) else {
+            let Some(key) = key_of(&node).filter(|key| repeated.contains(key)) else {
                 return Ok(Transformed::no(node));
             };
             let partitions = node.output_partitioning().partition_count();
@@ -113,21 +137,35 @@ impl PhysicalOptimizerRule for ReuseRepeatedAggregates {
     }
 }
 
-/// Counts the shareable aggregates of `plan` by key, outermost first (an
-/// aggregate inside a repeated one is counted too, harmlessly: the outer
-/// one is shared first).
-fn collect_aggregates(plan: &Arc<dyn ExecutionPlan>, seen: &mut HashMap<Vec<u8>, usize>) {
-    if let Some(key) = shareable_key(plan) {
-        *seen.entry(key).or_default() += 1;
+/// An aggregate's own line (its mode, groups and aggregates) and the number
+/// of nodes beneath it: equal for every occurrence of one subplan.
+type Outline = (String, usize);
+
+fn outline(aggregate: &Arc<dyn ExecutionPlan>) -> Outline {
+    fn size(plan: &Arc<dyn ExecutionPlan>) -> usize {
+        1 + plan.children().into_iter().map(size).sum::<usize>()
+    }
+    (
+        displayable(aggregate.as_ref()).one_line().to_string(),
+        size(aggregate),
+    )
+}
+
+/// Calls `f` on every aggregate of `plan`, outer ones first (an aggregate
+/// inside a repeated one is counted too, harmlessly: the outer one is
+/// shared first).
+fn visit_aggregates(plan: &Arc<dyn ExecutionPlan>, f: &mut dyn FnMut(&Arc<dyn ExecutionPlan>)) {
+    if plan.is::<AggregateExec>() {
+        f(plan);
     }
     for child in plan.children() {
-        collect_aggregates(child, seen);
+        visit_aggregates(child, f);
     }
 }
 
 /// The encoded subplan of an aggregate that may be shared, or `None`.
 fn shareable_key(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<u8>> {
-    if !plan.is::<AggregateExec>() || !deterministic_and_closed(plan) {
+    if !deterministic_and_closed(plan) {
         return None;
     }
     // A subplan that cannot be encoded (a node only this process knows)
@@ -437,145 +475,4 @@ fn keeping(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use datafusion::arrow::array::Int64Array;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::datasource::memory::MemorySourceConfig;
-    use datafusion::prelude::SessionContext;
-
-    use super::*;
-
-    /// An input that counts how often it is run.
-    #[derive(Debug)]
-    struct Counting {
-        input: Arc<dyn ExecutionPlan>,
-        runs: Arc<AtomicUsize>,
-    }
-
-    impl DisplayAs for Counting {
-        fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-            write!(f, "Counting")
-        }
-    }
-
-    impl ExecutionPlan for Counting {
-        fn name(&self) -> &str {
-            "Counting"
-        }
-        fn properties(&self) -> &Arc<PlanProperties> {
-            self.input.properties()
-        }
-        fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-            vec![]
-        }
-        fn apply_expressions(
-            &self,
-            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-        ) -> Result<TreeNodeRecursion> {
-            Ok(TreeNodeRecursion::Continue)
-        }
-        fn with_new_children(
-            self: Arc<Self>,
-            _children: Vec<Arc<dyn ExecutionPlan>>,
-        ) -> Result<Arc<dyn ExecutionPlan>> {
-            Ok(self)
-        }
-        fn execute(
-            &self,
-            partition: usize,
-            context: Arc<TaskContext>,
-        ) -> Result<SendableRecordBatchStream> {
-            self.runs.fetch_add(1, Ordering::SeqCst);
-            self.input.execute(partition, context)
-        }
-    }
-
-    /// Two occurrences sharing one store, each over its own counting copy
-    /// of one three-batch input.
-    fn occurrences() -> (
-        Arc<dyn ExecutionPlan>,
-        Arc<dyn ExecutionPlan>,
-        Arc<AtomicUsize>,
-    ) {
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let batches: Vec<RecordBatch> = (0..3)
-            .map(|i| {
-                RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    vec![Arc::new(Int64Array::from(vec![i, i + 10]))],
-                )
-                .unwrap()
-            })
-            .collect();
-        let runs = Arc::new(AtomicUsize::new(0));
-        let copy = || -> Arc<dyn ExecutionPlan> {
-            Arc::new(Counting {
-                input: MemorySourceConfig::try_new_exec(
-                    std::slice::from_ref(&batches),
-                    Arc::clone(&schema),
-                    None,
-                )
-                .unwrap(),
-                runs: Arc::clone(&runs),
-            })
-        };
-        let store = Arc::new(SharedResults::new(1));
-        (
-            Arc::new(SharedResultExec::new(copy(), Arc::clone(&store))),
-            Arc::new(SharedResultExec::new(copy(), store)),
-            runs,
-        )
-    }
-
-    async fn numbers(stream: SendableRecordBatchStream) -> Vec<i64> {
-        let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
-        batches
-            .iter()
-            .flat_map(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap()
-                    .values()
-                    .to_vec()
-            })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_later_occurrence_replays_what_the_first_computed() {
-        let (first, second, runs) = occurrences();
-        let ctx = SessionContext::new().task_ctx();
-        let expected = vec![0, 10, 1, 11, 2, 12];
-        assert_eq!(
-            numbers(first.execute(0, Arc::clone(&ctx)).unwrap()).await,
-            expected
-        );
-        assert_eq!(numbers(second.execute(0, ctx).unwrap()).await, expected);
-        assert_eq!(
-            runs.load(Ordering::SeqCst),
-            1,
-            "the second occurrence ran its input"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_occurrence_never_waits_for_one_still_computing() {
-        let (first, second, runs) = occurrences();
-        let ctx = SessionContext::new().task_ctx();
-        let mut computing = first.execute(0, Arc::clone(&ctx)).unwrap();
-        // The first has read one batch of three: the second computes its own.
-        assert!(computing.next().await.is_some());
-        assert_eq!(
-            numbers(second.execute(0, Arc::clone(&ctx)).unwrap()).await,
-            [0, 10, 1, 11, 2, 12]
-        );
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-        // One dropped before its end keeps nothing: the next run computes.
-        drop(computing);
-        let _ = numbers(second.execute(0, ctx).unwrap()).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 3);
-    }
-}
+mod tests;
