@@ -30,7 +30,9 @@
 //! --bench tpch`: release, scale 1, 7 measured iterations;
 //! `LAKEGATE_TPCH_SCALE`, `LAKEGATE_TPCH_ITERATIONS` change them,
 //! `LAKEGATE_TPCH_QUERIES=q07,q21` runs only those queries,
-//! `LAKEGATE_TPCH_VARIANTS=C,H` only those variants, and
+//! `LAKEGATE_TPCH_VARIANTS=C,H` only those variants,
+//! `LAKEGATE_TPCH_FILTER_PUSHDOWN` and `LAKEGATE_TPCH_REORDER_JOINS`
+//! (`true|false`) set Lakegate's engine options of those names, and
 //! `LAKEGATE_TPCH_PEER` names the peer's binary; without it F is skipped).
 //! Results: a Markdown table on stdout and in
 //! `$CARGO_TARGET_DIR/bench-results/tpch.md`, the figures in `tpch.json`,
@@ -495,6 +497,10 @@ async fn run(full: bool) {
         parquet_filter_pushdown: env_or(
             "LAKEGATE_TPCH_FILTER_PUSHDOWN",
             EngineOptions::default().parquet_filter_pushdown,
+        ),
+        reorder_joins: env_or(
+            "LAKEGATE_TPCH_REORDER_JOINS",
+            EngineOptions::default().reorder_joins,
         ),
         ..EngineOptions::default()
     };

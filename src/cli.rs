@@ -314,6 +314,10 @@ pub struct EngineArgs {
     /// groups by their statistics (`false`).
     #[arg(long, default_value_t = DEFAULT_PARQUET_FILTER_PUSHDOWN, action = clap::ArgAction::Set)]
     pub parquet_filter_pushdown: bool,
+    /// Whether each query's inner joins are ordered by estimated cost, from
+    /// the tables' statistics (`false`: in the order the query writes them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub reorder_joins: bool,
 }
 
 impl EngineArgs {
@@ -330,6 +334,7 @@ impl EngineArgs {
             max_write_bytes: self.max_write_bytes,
             view_types: self.view_types,
             parquet_filter_pushdown: self.parquet_filter_pushdown,
+            reorder_joins: self.reorder_joins,
             ..EngineOptions::default()
         }
     }

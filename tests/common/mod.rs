@@ -263,6 +263,9 @@ pub fn test_engine_options(data_dir: &Path) -> EngineOptions {
         target_partitions: 2,
         // `system.audit` reads the audit log a test server writes here.
         audit_dir: Some(audit_dir(data_dir)),
+        // The test lakes' tables are a few rows: let dynamic filters reach
+        // them, as they reach large tables.
+        dynamic_filter_min_rows: 0,
         ..EngineOptions::default()
     }
 }

@@ -18,14 +18,14 @@ use datafusion_distributed::{
     ChannelResolver, DistributedExt, MaybeEncoded, SessionStateBuilderExt, SetPlanRequest, TaskKey,
 };
 use futures::StreamExt;
-use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data};
 use lakegate_distributed::signature::{SIGNATURE_HEADER, SignedCall, TaskFields};
 use lakegate_distributed::{FleetKey, LiveWorkers, SigningChannelResolver};
-use lakegate_engine::{Engine, EngineOptions, LakegateCodec, QuerySession, Workers};
+use lakegate_engine::{Engine, EngineOptions, LakegateCodec, Workers};
 use tokio::sync::OnceCell;
 
 use crate::common;
 use crate::plan_checker::check_plan;
+use crate::tpch::{self, queries, rows_of, tpch_catalog};
 
 #[path = "../../benches/support/worker_process.rs"]
 mod worker_process;
@@ -38,27 +38,16 @@ const SECRET: &str = "the distributed tests' fleet key, 32+ bytes";
 /// and are split across both workers all the same.
 const TASK_BYTES: usize = 16 * 1024;
 
-/// The TPC-H lake at scale 0.01 (generated once per build directory) and
-/// the fleet key file beside it.
+/// The TPC-H lake at scale 0.01 and the fleet key file beside it.
 async fn lake() -> &'static (PathBuf, PathBuf) {
     static LAKE: OnceCell<(PathBuf, PathBuf)> = OnceCell::const_new();
     LAKE.get_or_init(|| async {
-        let data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("tpch-sf0.01-layout{TPCH_LAYOUT}"));
-        let generating = data_dir.clone();
-        tokio::task::spawn_blocking(move || ensure_tpch_data(&generating, 0.01))
-            .await
-            .unwrap()
-            .expect("TPC-H data");
+        let data_dir = tpch::lake().await.to_path_buf();
         let key_file = data_dir.join("fleet-test.key");
         std::fs::write(&key_file, SECRET).unwrap();
         (data_dir, key_file)
     })
     .await
-}
-
-fn tpch_catalog() -> PathBuf {
-    common::repo_root().join("catalog/tpch")
 }
 
 /// Starts `lakegate worker` on a free loopback port.
@@ -92,41 +81,6 @@ fn workers_at(urls: Vec<url::Url>) -> Workers {
         distribute_from_bytes: 0,
         task_bytes: TASK_BYTES,
     }
-}
-
-fn queries() -> Vec<(String, String)> {
-    let dir = common::repo_root().join("benches/tpch/queries");
-    let mut queries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect();
-    queries.sort();
-    queries
-}
-
-/// A result's rows as text, sorted; numbers that are not integers rounded
-/// to 6 significant digits (a sum over partial sums adds in another order).
-async fn rows_of(session: &mut QuerySession, sql: &str) -> Result<Vec<Vec<String>>, String> {
-    let output = session.execute(sql).await.map_err(|e| e.to_string())?;
-    let batches = output.collect().await.map_err(|e| e.to_string())?;
-    let mut rows: Vec<Vec<String>> = common::cells_as_text(&batches)
-        .into_iter()
-        .map(|row| {
-            row.into_iter()
-                .map(|cell| match cell.parse::<f64>() {
-                    Ok(number) if cell.contains('.') => format!("{number:.6e}"),
-                    _ => cell,
-                })
-                .collect()
-        })
-        .collect();
-    rows.sort();
-    Ok(rows)
 }
 
 fn is_distributed(plan: &Arc<dyn ExecutionPlan>) -> bool {

@@ -44,6 +44,9 @@
 //! * `distributed` — a coordinator and two `lakegate worker` processes:
 //!   TPC-H with one node's answers and checked plans, unsigned or tampered
 //!   plans refused, a worker killed mid-query.
+//! * `join_order` — joins reordered by estimate give TPC-H's answers as
+//!   written, with checked plans; under the policy, Q5 and Q8 meet their
+//!   empty join before any line item is read.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
 //!   checks turn NOT_SERVING while calls are still served, then new
 //!   connections are refused and running streams finish.
@@ -71,6 +74,7 @@ mod fleet;
 mod flight;
 mod flight_sql;
 mod generated_sql;
+mod join_order;
 mod long_input;
 mod malformed;
 mod masks;
@@ -87,4 +91,5 @@ mod storage;
 mod store;
 mod table_cache;
 mod tags;
+mod tpch;
 mod writes;

@@ -128,7 +128,20 @@ pub struct EngineOptions {
     /// or a top-k sort's dynamic filter then drops rows in the scan, not
     /// only whole row groups. See docs/performance.md for what it measured.
     pub parquet_filter_pushdown: bool,
+    /// The fewest rows a secured table's scan must be estimated to return
+    /// for a dynamic filter to pass its policy barrier. Such a filter skips
+    /// whole files and row groups (with `parquet_filter_pushdown` off), so a
+    /// smaller scan gains nothing from it, while pushing it costs planning
+    /// time on every query. 0: always.
+    pub dynamic_filter_min_rows: usize,
+    /// Whether clusters of inner joins are reordered by estimated cost
+    /// (`ReorderJoinsByEstimate`, docs/performance.md); off, joins run in
+    /// the order the query writes them, as in DataFusion.
+    pub reorder_joins: bool,
 }
+
+/// The default [`EngineOptions::dynamic_filter_min_rows`]: one batch.
+pub const DEFAULT_DYNAMIC_FILTER_MIN_ROWS: usize = 8192;
 
 /// The default [`EngineOptions::parquet_filter_pushdown`].
 pub const DEFAULT_PARQUET_FILTER_PUSHDOWN: bool = false;
@@ -193,6 +206,8 @@ impl Default for EngineOptions {
             functions: Vec::new(),
             workers: None,
             parquet_filter_pushdown: DEFAULT_PARQUET_FILTER_PUSHDOWN,
+            dynamic_filter_min_rows: DEFAULT_DYNAMIC_FILTER_MIN_ROWS,
+            reorder_joins: true,
         }
     }
 }

@@ -91,6 +91,9 @@ pub(crate) struct Lake {
     view_types: bool,
     /// The most bytes one write may write.
     max_write_bytes: usize,
+    /// Whether queries' joins are ordered by estimate (secured tables then
+    /// read their statistics).
+    reorder_joins: bool,
 }
 
 /// The parts a lake is built from (see `Engine::new`).
@@ -106,6 +109,7 @@ pub(crate) struct LakeParts {
     pub(crate) query_memory: Option<usize>,
     pub(crate) view_types: bool,
     pub(crate) max_write_bytes: usize,
+    pub(crate) reorder_joins: bool,
 }
 
 /// How many secured tables the engine keeps before starting over.
@@ -132,6 +136,7 @@ impl Lake {
             query_memory: parts.query_memory,
             view_types: parts.view_types,
             max_write_bytes: parts.max_write_bytes,
+            reorder_joins: parts.reorder_joins,
         }
     }
 
@@ -224,6 +229,11 @@ impl Lake {
     /// Whether results keep Arrow's view types.
     pub(crate) fn view_types(&self) -> bool {
         self.view_types
+    }
+
+    /// Whether queries' joins are ordered by estimate.
+    pub(crate) fn reorder_joins(&self) -> bool {
+        self.reorder_joins
     }
 
     /// The policy context for `user` under `role`: the raw tables, and

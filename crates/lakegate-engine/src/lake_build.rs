@@ -80,7 +80,7 @@ async fn build_lake(
         .with_config(config.clone())
         .with_runtime_env(Arc::clone(&runtime))
         .with_default_features()
-        .with_optimizer_rules(optimizer_rules())
+        .with_optimizer_rules(optimizer_rules(options.reorder_joins))
         .build();
     // The policy context is made from the user template below, before
     // the embedding application's functions join it: policies never see
@@ -173,6 +173,7 @@ async fn build_lake(
             Duration::ZERO
         },
         table_writes: Arc::clone(&shared.table_writes),
+        dynamic_filter_min_rows: options.dynamic_filter_min_rows,
     };
 
     let lake = Arc::new(Lake::new(LakeParts {
@@ -188,6 +189,7 @@ async fn build_lake(
         audit_dir: options.audit_dir.clone(),
         query_memory: options.query_memory,
         view_types: options.view_types,
+        reorder_joins: options.reorder_joins,
         max_write_bytes: options.max_write_bytes,
     }));
     let errors = validate_policies(&lake, checked).await;

@@ -41,6 +41,7 @@ mod plan_facts;
 mod planner;
 mod policy_projection;
 mod raw_tables;
+mod reorder_joins;
 mod reuse_subplans;
 mod secured_catalog;
 mod secured_table;
@@ -59,9 +60,9 @@ mod write_refusals;
 pub use barrier::PolicyBarrierExec;
 pub use distribution::{DEFAULT_DISTRIBUTE_FROM_BYTES, DEFAULT_TASK_BYTES, LakegateCodec, Workers};
 pub use engine::{
-    CatalogSummary, DEFAULT_FILE_LISTING_TTL, DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_WRITE_BYTES,
-    DEFAULT_METADATA_CACHE_BYTES, DEFAULT_PARQUET_FILTER_PUSHDOWN, Engine, EngineOptions,
-    PolicySnapshot,
+    CatalogSummary, DEFAULT_DYNAMIC_FILTER_MIN_ROWS, DEFAULT_FILE_LISTING_TTL,
+    DEFAULT_LISTING_CACHE_BYTES, DEFAULT_MAX_WRITE_BYTES, DEFAULT_METADATA_CACHE_BYTES,
+    DEFAULT_PARQUET_FILTER_PUSHDOWN, Engine, EngineOptions, PolicySnapshot,
 };
 pub use error::{EngineError, ErrorCode, Result, SqlPosition};
 pub use executor::{QUERY_THREAD_STACK, ResultStream};

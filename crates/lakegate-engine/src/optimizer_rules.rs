@@ -5,6 +5,9 @@
 //! ... ExactSubqueryMarks ─▶ decorrelate_predicate_subquery ...   (subquery_marks.rs)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
+//!     ─▶ ReorderJoinsByEstimate ...                               (reorder_joins.rs)
+//!     (once filters sit on the scans they estimate, before projections
+//!     are pushed between the joins)
 //! ... last: NestWideUnions
 //! ```
 //!
@@ -21,20 +24,29 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
+use crate::reorder_joins::ReorderJoinsByEstimate;
 use crate::reuse_subplans::ReuseRepeatedAggregates;
 use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
 
-/// The rules every session of an engine optimizes with.
-pub(crate) fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+/// The rule after which joins are reordered: filters have reached the scans.
+const PLACES_FILTERS: &str = "push_down_filter";
+
+/// The rules every session of an engine optimizes with; `reorder_joins`:
+/// with [`ReorderJoinsByEstimate`] (`EngineOptions::reorder_joins`).
+pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = Vec::new();
     for rule in datafusion::optimizer::Optimizer::new().rules {
         if rule.name() == RUNS_BEFORE {
             rules.push(Arc::new(ExactSubqueryMarks));
         }
         let rebuilds = REBUILDING_RULES.contains(&rule.name());
+        let places_filters = rule.name() == PLACES_FILTERS;
         rules.push(rule);
         if rebuilds {
             rules.push(Arc::new(BalanceLongFilters));
+        }
+        if places_filters && reorder_joins {
+            rules.push(Arc::new(ReorderJoinsByEstimate));
         }
     }
     rules.push(Arc::new(NestWideUnions));

@@ -35,7 +35,7 @@ use crate::parameters::parameter_values;
 use crate::parse::parse_one;
 use crate::plan_facts::{check_read_only, reads_first_rows_only, schema_if_readable, table_reads};
 use crate::secured_catalog::{SecuredCatalogList, SecuredResolver};
-use crate::secured_table::reads_clock;
+use crate::secured_table::{gather_statistics, reads_clock};
 use crate::wire::client_schema;
 use crate::write::{
     CreatedTable, ParsedCreate, PlannedWrite, create_table_as, is_create_table_as, is_insert,
@@ -374,6 +374,8 @@ impl Planner {
             .await
             .map_err(EngineError::from_planning)?;
         check_read_only(&plan)?;
+        // Before the optimizer orders the query's joins by them.
+        gather_statistics(&plan, &self.state).await;
         Ok(match plan {
             // DESCRIBE shows the types results arrive with.
             LogicalPlan::DescribeTable(describe) => LogicalPlan::DescribeTable(DescribeTable {

@@ -17,6 +17,7 @@ use crate::lake::Lake;
 use crate::raw_tables::raw_version;
 use crate::secured_table::{SecuredTable, plan_policy};
 use crate::system_tables::{AUDIT_TABLE, SYSTEM_DATABASE, SystemDatabase};
+use crate::table_cache::statistics_source;
 
 /// Resolves tables to their secured form for one session (secured tables are
 /// cached engine-wide, by user, role and table).
@@ -96,6 +97,11 @@ impl SecuredResolver {
                 plan,
                 Arc::clone(self.lake.scan_planner()),
             )
+        };
+        let table = if self.lake.reorder_joins() {
+            table.with_statistics_source(statistics_source(raw))
+        } else {
+            table
         };
         let table = Arc::new(table);
         self.lake.secured_tables().insert(key, Arc::clone(&table));

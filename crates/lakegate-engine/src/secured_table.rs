@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Column, Result};
+use datafusion::common::{Column, Result, Statistics};
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::ListingTable;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -41,6 +42,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use lakegate_policy::EffectiveAccess;
 
 use crate::barrier::PolicyBarrierExec;
@@ -65,6 +67,12 @@ pub struct SecuredTable {
     /// plan is reused for the engine's file listing TTL only, then planned
     /// again from the kept optimized plan.
     scan_plans: BoundedCache<ScanShape, CachedScan>,
+    /// The stored table its statistics are read from (its files, never
+    /// the table cache, which a scan would start loading), when known.
+    statistics_source: Option<Arc<dyn TableProvider>>,
+    /// What the table tells the logical optimizer (join ordering), gathered
+    /// before a query reading it is optimized ([`gather_statistics`]).
+    statistics: tokio::sync::OnceCell<Option<Statistics>>,
 }
 
 /// A scan's plan, kept for the scans of the same shape that follow.
@@ -79,6 +87,9 @@ struct CachedScan {
     planned_at: Instant,
     /// The table's committed writes when it was planned.
     writes_seen: u64,
+    /// Whether the scan is estimated large enough for dynamic filters to
+    /// pass its barrier ([`ScanPlanner::dynamic_filter_min_rows`]).
+    takes_dynamic_filters: bool,
 }
 
 /// Physical planning of policy plans, shared by an engine's secured tables.
@@ -94,6 +105,9 @@ pub(crate) struct ScanPlanner {
     pub(crate) reuse_for: Duration,
     /// Writes committed per table: a scan plan is not reused across one.
     pub(crate) table_writes: Arc<TableWrites>,
+    /// The fewest rows a scan must be estimated to return for dynamic
+    /// filters to pass its barrier (`EngineOptions::dynamic_filter_min_rows`).
+    pub(crate) dynamic_filter_min_rows: usize,
 }
 
 /// What a scan asks of a secured table.
@@ -169,6 +183,8 @@ impl SecuredTable {
             schema: raw.schema(),
             plan: SecuredPlan::Unrestricted(raw),
             scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
+            statistics_source: None,
+            statistics: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -193,6 +209,44 @@ impl SecuredTable {
                 reads_clock,
             },
             scan_plans: BoundedCache::new(SCAN_PLAN_CACHE_LIMIT),
+            statistics_source: None,
+            statistics: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The table, its statistics to be read from `stored` (the stored
+    /// table's files) when a query reading it is planned.
+    pub(crate) fn with_statistics_source(mut self, stored: Arc<dyn TableProvider>) -> Self {
+        self.statistics_source = Some(stored);
+        self
+    }
+
+    /// Reads the stored table's statistics once (the file listing and the
+    /// Parquet footers, both cached, which the query's scan reads next).
+    async fn gather_statistics(&self, state: &dyn Session) {
+        let Some(source) = &self.statistics_source else {
+            return;
+        };
+        self.statistics
+            .get_or_init(|| async {
+                let stored = stored_statistics(source, state).await?;
+                Some(self.visible_statistics(&stored))
+            })
+            .await;
+    }
+
+    /// What the role may be told of the stored table's statistics: all of
+    /// them when it sees the table unrestricted; otherwise only the row
+    /// count, as an upper bound (the barrier gives the physical planner an
+    /// estimate of rows too), and no column's statistics, which describe
+    /// rows and values the role may not see.
+    fn visible_statistics(&self, stored: &Statistics) -> Statistics {
+        match &self.plan {
+            SecuredPlan::Unrestricted(_) => stored.clone().to_inexact(),
+            SecuredPlan::Restricted { .. } => Statistics {
+                num_rows: stored.num_rows.to_inexact(),
+                ..Statistics::new_unknown(&self.schema)
+            },
         }
     }
 
@@ -253,6 +307,10 @@ impl TableProvider for SecuredTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.get().cloned().flatten()
     }
 
     fn supports_filters_pushdown(
@@ -350,11 +408,14 @@ impl TableProvider for SecuredTable {
                     .await
                     // Listing the files can fail at the storage location.
                     .map_err(|e| barrier_error(table, e))?;
+                let takes_dynamic_filters = estimated_rows(&physical)
+                    .is_none_or(|rows| rows >= scan_planner.dynamic_filter_min_rows);
                 let cached = CachedScan {
                     optimized,
                     physical,
                     planned_at: Instant::now(),
                     writes_seen,
+                    takes_dynamic_filters,
                 };
                 if !reads_clock {
                     self.scan_plans.insert(shape, cached.clone());
@@ -365,13 +426,99 @@ impl TableProvider for SecuredTable {
         // A copy with its own execution state (file queues, join tables):
         // plans of concurrent queries share nothing that runs.
         let physical = reset_plan_states(cached.physical).map_err(|e| policy_error(table, &e))?;
+        // A barrier that lets no column through takes no dynamic filter.
+        let passing = if cached.takes_dynamic_filters {
+            Arc::clone(raw_columns)
+        } else {
+            Arc::default()
+        };
         Ok(Arc::new(PolicyBarrierExec::new(
             table.clone(),
             self.access.role.clone(),
-            Arc::clone(raw_columns),
+            passing,
             physical,
         )))
     }
+}
+
+/// The most files a table may have for its statistics to be read before a
+/// query: that reads every file's footer (once; they are cached), where the
+/// query itself may read only a few partitions' files. A larger table has
+/// no statistics, and joins with it keep their written order.
+const MAX_STATISTICS_FILES: usize = 256;
+
+/// The statistics a scan of all of `source` reports, unless it is a file
+/// table of more than [`MAX_STATISTICS_FILES`] files (or cannot be listed).
+async fn stored_statistics(
+    source: &Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> Option<Statistics> {
+    if let Some(files) = source.downcast_ref::<ListingTable>() {
+        let counted = count_files(files, state, MAX_STATISTICS_FILES + 1).await?;
+        if counted > MAX_STATISTICS_FILES {
+            return None;
+        }
+    }
+    let scan = source.scan(state, None, &[], None).await.ok()?;
+    let statistics = StatisticsContext::new()
+        .compute(scan.as_ref(), &StatisticsArgs::new())
+        .ok()?;
+    Some(Statistics::clone(&statistics))
+}
+
+/// How many files `table` lists, counting up to `up_to` (through the
+/// engine's file listing cache, which the query's scan lists next).
+async fn count_files(table: &ListingTable, state: &dyn Session, up_to: usize) -> Option<usize> {
+    use futures::StreamExt;
+    let mut counted = 0;
+    for path in table.table_paths() {
+        let store = state.runtime_env().object_store(path).ok()?;
+        let extension = &table.options().file_extension;
+        let mut files = path
+            .list_all_files(state, store.as_ref(), extension)
+            .await
+            .ok()?;
+        while let Some(file) = files.next().await {
+            file.ok()?;
+            counted += 1;
+            if counted >= up_to {
+                return Some(counted);
+            }
+        }
+    }
+    Some(counted)
+}
+
+/// Gathers the statistics of every secured table `plan` reads (subqueries
+/// included), so that the optimizer can order its joins
+/// (`ReorderJoinsByEstimate`). Each table reads them once.
+pub(crate) async fn gather_statistics(plan: &LogicalPlan, state: &dyn Session) {
+    use datafusion::catalog::default_table_source::source_as_provider;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut tables: Vec<Arc<dyn TableProvider>> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && provider.is::<SecuredTable>()
+        {
+            tables.push(provider);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("visiting a plan cannot fail");
+    let gathering = tables
+        .iter()
+        .filter_map(|t| t.downcast_ref::<SecuredTable>())
+        .map(|t| t.gather_statistics(state));
+    futures::future::join_all(gathering).await;
+}
+
+/// How many rows `plan` is estimated to return, when its statistics say.
+fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    StatisticsContext::new()
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .ok()
+        .and_then(|statistics| statistics.num_rows.get_value().copied())
 }
 
 /// Drops table qualifiers: pushed filters are qualified with the name the user

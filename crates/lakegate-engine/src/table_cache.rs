@@ -199,6 +199,16 @@ fn batches_bytes(partitions: &[Vec<RecordBatch>]) -> usize {
         .sum()
 }
 
+/// Where `raw`'s statistics are read without reading its rows: a cached
+/// table's files (its scan would start loading it into memory), any other
+/// table itself.
+pub(crate) fn statistics_source(raw: &Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
+    match raw.downcast_ref::<CachedTable>() {
+        Some(cached) => Arc::clone(&cached.files) as Arc<dyn TableProvider>,
+        None => Arc::clone(raw),
+    }
+}
+
 /// A stored table read through the engine's table cache.
 #[derive(Debug)]
 pub(crate) struct CachedTable {

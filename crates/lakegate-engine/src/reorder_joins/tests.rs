@@ -1,0 +1,256 @@
+//! The rule over logical plans of tables that report statistics (and one
+//! that does not): which order it picks, and when it keeps the written one.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics, not_impl_err};
+use datafusion::datasource::TableType;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::*;
+
+/// A table known only by its statistics (never scanned here).
+#[derive(Debug)]
+struct Described {
+    schema: SchemaRef,
+    statistics: Option<Statistics>,
+}
+
+#[async_trait]
+impl TableProvider for Described {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.clone()
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        not_impl_err!("never scanned")
+    }
+}
+
+/// A scan of `name` with `rows` rows and Int64 `columns`, each given as
+/// (name, distinct values through its range 1..=n).
+fn table(name: &str, rows: usize, columns: &[(&str, i64)]) -> LogicalPlanBuilder {
+    scan(name, columns, Some(rows))
+}
+
+fn scan(name: &str, columns: &[(&str, i64)], rows: Option<usize>) -> LogicalPlanBuilder {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(c, _)| Field::new(*c, DataType::Int64, false))
+            .collect::<Vec<_>>(),
+    ));
+    let statistics = rows.map(|rows| Statistics {
+        num_rows: Precision::Exact(rows),
+        total_byte_size: Precision::Absent,
+        column_statistics: columns
+            .iter()
+            .map(|(_, range)| ColumnStatistics {
+                min_value: Precision::Exact(ScalarValue::Int64(Some(1))),
+                max_value: Precision::Exact(ScalarValue::Int64(Some(*range))),
+                ..ColumnStatistics::new_unknown()
+            })
+            .collect(),
+    });
+    let provider = Arc::new(Described { schema, statistics });
+    LogicalPlanBuilder::scan(name, provider_as_source(provider), None).unwrap()
+}
+
+fn join(left: LogicalPlanBuilder, right: LogicalPlan, keys: (&str, &str)) -> LogicalPlanBuilder {
+    left.join(right, JoinType::Inner, (vec![keys.0], vec![keys.1]), None)
+        .unwrap()
+}
+
+/// The tables a plan scans, in the order it joins them.
+fn scan_order(plan: &LogicalPlan) -> Vec<String> {
+    let mut names = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            names.push(scan.table_name.to_string());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    names
+}
+
+/// TPC-H Q5's shape, reduced: facts ⋈ customers ⋈ nations ⋈ regions written
+/// from the largest, one region selected; customers and regions linked only
+/// through the nations.
+fn star_written_largest_first() -> LogicalPlan {
+    let facts = table(
+        "facts",
+        6_000_000,
+        &[("f_cust", 150_000), ("f_amount", 1000)],
+    );
+    let customers = table(
+        "customers",
+        150_000,
+        &[("c_cust", 150_000), ("c_nation", 25)],
+    );
+    let nations = table("nations", 25, &[("n_nation", 25), ("n_region", 5)]);
+    let regions = table("regions", 5, &[("r_region", 5), ("r_name", 5)])
+        .filter(col("r_name").eq(lit(3i64)))
+        .unwrap();
+    let plan = join(facts, customers.build().unwrap(), ("f_cust", "c_cust"));
+    let plan = join(plan, nations.build().unwrap(), ("c_nation", "n_nation"));
+    join(plan, regions.build().unwrap(), ("n_region", "r_region"))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_selective_input_written_last_is_joined_first() {
+    let written = star_written_largest_first();
+    let reordered = reorder(written.clone()).unwrap();
+    assert!(reordered.transformed);
+    assert_eq!(
+        scan_order(&reordered.data),
+        ["nations", "regions", "customers", "facts"],
+        "{}",
+        reordered.data.display_indent()
+    );
+    // Same columns, same order, same qualifiers.
+    assert_eq!(reordered.data.schema(), written.schema());
+}
+
+#[test]
+fn a_reordered_plan_is_kept_when_optimized_again() {
+    let once = reorder(star_written_largest_first()).unwrap().data;
+    let twice = reorder(once.clone()).unwrap();
+    assert!(!twice.transformed, "{}", twice.data.display_indent());
+    assert_eq!(twice.data, once);
+}
+
+#[test]
+fn inputs_linked_through_a_third_join_on_the_implied_equality() {
+    // a.k = b.k and b.k = c.k, b large with few keys, c filtered: a and c
+    // join first, on a.k = c.k, which the query never wrote.
+    let a = table("a", 10, &[("a_k", 10)]);
+    let b = table("b", 1_000_000, &[("b_k", 100)]);
+    let c = table("c", 10, &[("c_k", 10)])
+        .filter(col("c_k").lt(lit(3i64)))
+        .unwrap();
+    let plan = join(a, b.build().unwrap(), ("a_k", "b_k"));
+    let written = join(plan, c.build().unwrap(), ("b_k", "c_k"))
+        .build()
+        .unwrap();
+    let reordered = reorder(written.clone()).unwrap().data;
+    assert_eq!(scan_order(&reordered), ["a", "c", "b"]);
+    let shown = reordered.display_indent().to_string();
+    assert!(shown.contains("a.a_k = c.c_k"), "{shown}");
+    assert_eq!(reordered.schema(), written.schema());
+}
+
+#[test]
+fn an_input_without_statistics_keeps_the_written_order() {
+    let facts = scan("facts", &[("f_cust", 0)], None);
+    let customers = table(
+        "customers",
+        150_000,
+        &[("c_cust", 150_000), ("c_nation", 25)],
+    );
+    let nations = table("nations", 25, &[("n_nation", 25)])
+        .filter(col("n_nation").eq(lit(3i64)))
+        .unwrap();
+    let plan = join(facts, customers.build().unwrap(), ("f_cust", "c_cust"));
+    let written = join(plan, nations.build().unwrap(), ("c_nation", "n_nation"))
+        .build()
+        .unwrap();
+    let kept = reorder(written.clone()).unwrap();
+    assert!(!kept.transformed);
+    assert_eq!(kept.data, written);
+}
+
+#[test]
+fn a_small_estimated_gain_keeps_the_written_order() {
+    // Written smallest first along a chain: nothing is estimated at half.
+    let nations = table("nations", 25, &[("n_nation", 25)]);
+    let customers = table(
+        "customers",
+        150_000,
+        &[("c_cust", 150_000), ("c_nation", 25)],
+    );
+    let facts = table("facts", 6_000_000, &[("f_cust", 150_000)]);
+    let plan = join(
+        nations,
+        customers.build().unwrap(),
+        ("n_nation", "c_nation"),
+    );
+    let written = join(plan, facts.build().unwrap(), ("c_cust", "f_cust"))
+        .build()
+        .unwrap();
+    let kept = reorder(written.clone()).unwrap();
+    assert!(!kept.transformed, "{}", kept.data.display_indent());
+}
+
+#[test]
+fn a_join_with_a_condition_beyond_equalities_is_an_input_boundary() {
+    // The top join carries a non-equality filter: it is no cluster node,
+    // and the two-input join beneath it is too small to reorder.
+    let facts = table(
+        "facts",
+        6_000_000,
+        &[("f_cust", 150_000), ("f_amount", 1000)],
+    );
+    let customers = table(
+        "customers",
+        150_000,
+        &[("c_cust", 150_000), ("c_nation", 25)],
+    );
+    let nations = table("nations", 25, &[("n_nation", 25)]);
+    let plan = join(facts, customers.build().unwrap(), ("f_cust", "c_cust"));
+    let written = plan
+        .join(
+            nations.build().unwrap(),
+            JoinType::Inner,
+            (vec!["c_nation"], vec!["n_nation"]),
+            Some(col("f_amount").gt(col("n_nation"))),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(!reorder(written).unwrap().transformed);
+}
+
+#[test]
+fn outer_joins_are_never_reordered() {
+    let facts = table("facts", 6_000_000, &[("f_cust", 150_000)]);
+    let customers = table(
+        "customers",
+        150_000,
+        &[("c_cust", 150_000), ("c_nation", 25)],
+    );
+    let nations = table("nations", 25, &[("n_nation", 25)])
+        .filter(col("n_nation").eq(lit(3i64)))
+        .unwrap();
+    let plan = facts
+        .join(
+            customers.build().unwrap(),
+            JoinType::Left,
+            (vec!["f_cust"], vec!["c_cust"]),
+            None,
+        )
+        .unwrap();
+    let written = join(plan, nations.build().unwrap(), ("c_nation", "n_nation"))
+        .build()
+        .unwrap();
+    assert!(!reorder(written).unwrap().transformed);
+}

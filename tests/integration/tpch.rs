@@ -1,0 +1,71 @@
+//! The TPC-H lake the engine tests share: scale 0.01 (generated once per
+//! build directory), the benchmark's catalog and its 22 queries, and
+//! answers compared as sorted text.
+
+use std::path::{Path, PathBuf};
+
+use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data};
+use lakegate_engine::QuerySession;
+use tokio::sync::OnceCell;
+
+use crate::common;
+
+/// The TPC-H lake's data directory.
+pub(crate) async fn lake() -> &'static Path {
+    static LAKE: OnceCell<PathBuf> = OnceCell::const_new();
+    LAKE.get_or_init(|| async {
+        let data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tpch-sf0.01-layout{TPCH_LAYOUT}"));
+        let generating = data_dir.clone();
+        tokio::task::spawn_blocking(move || ensure_tpch_data(&generating, 0.01))
+            .await
+            .unwrap()
+            .expect("TPC-H data");
+        data_dir
+    })
+    .await
+}
+
+/// The benchmark's catalog (`analyst` under a policy, `admin` unrestricted).
+pub(crate) fn tpch_catalog() -> PathBuf {
+    common::repo_root().join("catalog/tpch")
+}
+
+/// The 22 queries, by name (`q01` ...), in order.
+pub(crate) fn queries() -> Vec<(String, String)> {
+    let dir = common::repo_root().join("benches/tpch/queries");
+    let mut queries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    queries.sort();
+    queries
+}
+
+/// A result's rows as text, sorted; numbers that are not integers rounded
+/// to 6 significant digits (a sum over partial sums adds in another order).
+pub(crate) async fn rows_of(
+    session: &mut QuerySession,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, String> {
+    let output = session.execute(sql).await.map_err(|e| e.to_string())?;
+    let batches = output.collect().await.map_err(|e| e.to_string())?;
+    let mut rows: Vec<Vec<String>> = common::cells_as_text(&batches)
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|cell| match cell.parse::<f64>() {
+                    Ok(number) if cell.contains('.') => format!("{number:.6e}"),
+                    _ => cell,
+                })
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
