@@ -13,8 +13,8 @@
 //! class, so `c` may join `a` directly). It estimates every input from its
 //! table's statistics (`TableProvider::statistics`) and the filters above
 //! its scan, every join by the classic formula
-//! `|A ⋈ B| = |A|·|B| / ∏ max(ndv_A(k), ndv_B(k))` over the classes linking
-//! them, and picks by dynamic programming the left-deep order without cross
+//! `|A ⋈ B| = |A|·|B| / max(ndv_A(k), ndv_B(k))` for the most selective
+//! class `k` linking them, and picks by dynamic programming the left-deep order without cross
 //! products whose intermediate results add up to the fewest rows. The plan
 //! keeps the written order when an input cannot be estimated, when the
 //! cluster is larger than [`MAX_INPUTS`], or unless the chosen order is
@@ -250,20 +250,20 @@ impl Cluster {
     }
 
     /// The estimated rows of joining `a` with `b`, or `None` when no class
-    /// links them (a cross product, never chosen).
+    /// links them (a cross product, never chosen). Joined on several
+    /// classes, the most selective one decides: the keys of one
+    /// relationship go together (a line item's part and supplier are one
+    /// partsupp row), and multiplying their selectivities would take such a
+    /// join for an almost empty one.
     fn join_rows(&self, a: Inputs, a_rows: f64, b: Inputs, b_rows: f64) -> Option<f64> {
-        let mut rows = a_rows * b_rows;
-        let mut linked = false;
-        for class in 0..self.classes.len() {
-            if let (Some(da), Some(db)) = (
-                self.distinct(a, a_rows, class),
-                self.distinct(b, b_rows, class),
-            ) {
-                linked = true;
-                rows /= da.max(db).max(1.0);
-            }
-        }
-        linked.then_some(rows.max(1.0))
+        let most_distinct = (0..self.classes.len())
+            .filter_map(|class| {
+                let da = self.distinct(a, a_rows, class)?;
+                let db = self.distinct(b, b_rows, class)?;
+                Some(da.max(db))
+            })
+            .reduce(f64::max)?;
+        Some((a_rows * b_rows / most_distinct.max(1.0)).max(1.0))
     }
 
     /// The written order's (inputs, rows, cost).

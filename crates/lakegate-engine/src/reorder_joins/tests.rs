@@ -254,3 +254,39 @@ fn outer_joins_are_never_reordered() {
         .unwrap();
     assert!(!reorder(written).unwrap().transformed);
 }
+
+#[test]
+fn a_join_on_two_keys_of_one_relationship_is_not_taken_for_an_empty_one() {
+    // TPC-H Q9's shape: line items join partsupp on part and supplier,
+    // which go together. Multiplying both keys' selectivities would
+    // estimate that join at a few hundred rows and move it first.
+    let parts = table("part", 200_000, &[("p_partkey", 200_000)])
+        .filter(col("p_partkey").gt(lit(5i64)))
+        .unwrap();
+    let lines = table(
+        "lineitem",
+        6_000_000,
+        &[("l_partkey", 200_000), ("l_suppkey", 10_000)],
+    );
+    let partsupp = table(
+        "partsupp",
+        800_000,
+        &[("ps_partkey", 200_000), ("ps_suppkey", 10_000)],
+    );
+    let plan = join(parts, lines.build().unwrap(), ("p_partkey", "l_partkey"));
+    let written = plan
+        .join(
+            partsupp.build().unwrap(),
+            JoinType::Inner,
+            (
+                vec!["l_partkey", "l_suppkey"],
+                vec!["ps_partkey", "ps_suppkey"],
+            ),
+            None,
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let kept = reorder(written).unwrap();
+    assert!(!kept.transformed, "{}", kept.data.display_indent());
+}
