@@ -356,6 +356,21 @@ pub fn cells_as_text(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+/// The first column (Int64) of `sql` in the shop database, as `user`
+/// under `role`, sorted.
+pub async fn shop_first_column(engine: &Engine, user: &str, role: &str, sql: &str) -> Vec<i64> {
+    let mut session = engine.session(user, Some(role)).unwrap();
+    session.use_database("shop").unwrap();
+    let batches = session
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sorted_first_column_i64(&batches)
+}
+
 /// The first column of `batches` (an Int64 column), sorted: to compare
 /// results whose row order is not defined.
 pub fn sorted_first_column_i64(batches: &[RecordBatch]) -> Vec<i64> {

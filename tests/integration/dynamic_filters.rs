@@ -58,16 +58,7 @@ async fn filters_of(engine: &Engine, role: &str, sql: &str) -> Vec<(String, Vec<
 
 /// `sql`'s first column for `role`, sorted.
 async fn answer(engine: &Engine, role: &str, sql: &str) -> Vec<i64> {
-    let mut session = engine.session("ann", Some(role)).unwrap();
-    session.use_database("shop").unwrap();
-    let batches = session
-        .execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    common::sorted_first_column_i64(&batches)
+    common::shop_first_column(engine, "ann", role, sql).await
 }
 
 fn filter_on(table: &str, columns: &[&str]) -> (String, Vec<String>) {

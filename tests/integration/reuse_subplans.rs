@@ -25,16 +25,7 @@ async fn plan_text(lake: &common::ShopLake, user: &str, role: &str, sql: &str) -
 }
 
 async fn first_column(lake: &common::ShopLake, user: &str, role: &str, sql: &str) -> Vec<i64> {
-    let mut session = lake.engine.session(user, Some(role)).unwrap();
-    session.use_database("shop").unwrap();
-    let batches = session
-        .execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    common::sorted_first_column_i64(&batches)
+    common::shop_first_column(&lake.engine, user, role, sql).await
 }
 
 #[tokio::test]

@@ -133,8 +133,12 @@ fn is_cluster_projection(plan: &LogicalPlan) -> bool {
     let LogicalPlan::Projection(projection) = plan else {
         return false;
     };
-    projection.expr.iter().all(|e| matches!(e, Expr::Column(_)))
-        && is_cluster_join(&projection.input)
+    only_columns(&projection.expr) && is_cluster_join(&projection.input)
+}
+
+/// Whether a projection's expressions are bare columns (it only narrows).
+fn only_columns(exprs: &[Expr]) -> bool {
+    exprs.iter().all(|e| matches!(e, Expr::Column(_)))
 }
 
 /// How the written cluster joins its inputs.
@@ -396,9 +400,7 @@ impl InputEstimate {
                     node = &filter.input;
                 }
                 LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
-                LogicalPlan::Projection(projection)
-                    if projection.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
-                {
+                LogicalPlan::Projection(projection) if only_columns(&projection.expr) => {
                     node = &projection.input;
                 }
                 _ => return None,
