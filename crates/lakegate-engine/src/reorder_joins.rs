@@ -14,8 +14,11 @@
 //! table's statistics (`TableProvider::statistics`) and the filters above
 //! its scan, every join by the classic formula
 //! `|A ⋈ B| = |A|·|B| / max(ndv_A(k), ndv_B(k))` for the most selective
-//! class `k` linking them, and picks by dynamic programming the left-deep order without cross
-//! products whose intermediate results add up to the fewest rows. The plan
+//! class `k` linking them (a column's distinct values bounded by the
+//! smallest whole table of its class: a foreign key matches no more values
+//! than the key it references has), and picks by dynamic programming the
+//! left-deep order without cross products whose intermediate results add
+//! up to the fewest rows. The plan
 //! keeps the written order when an input cannot be estimated, when the
 //! cluster is larger than [`MAX_INPUTS`], or unless the chosen order is
 //! estimated at most half the written order's cost: an estimate is a guess,
@@ -218,20 +221,27 @@ impl Cluster {
             classes[class].push(column.clone());
         }
 
-        let mut rows = Vec::with_capacity(inputs.len());
+        let estimates = inputs
+            .iter()
+            .map(InputEstimate::of)
+            .collect::<Option<Vec<_>>>()?;
+        let rows = estimates.iter().map(|e| e.rows).collect();
         let mut ndv = HashMap::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let estimate = InputEstimate::of(input)?;
-            rows.push(estimate.rows);
-            for (class, members) in classes.iter().enumerate() {
-                let distinct = members
-                    .iter()
-                    .filter(|(owner, _)| *owner == i)
-                    .map(|(_, column)| estimate.distinct(&column.name))
-                    .fold(f64::INFINITY, f64::min);
-                if distinct.is_finite() {
-                    ndv.insert((i, class), distinct);
-                }
+        for (class, members) in classes.iter().enumerate() {
+            // A key cannot match more distinct values than the smallest
+            // whole table in its class holds: a line item's order key
+            // ranges over 6 M numbers, but only the 1.5 M orders' keys can
+            // join. Unfiltered tables bound it, since a filter on one side
+            // says nothing of which keys the other side holds.
+            let domain = members
+                .iter()
+                .map(|(owner, column)| estimates[*owner].table_distinct(&column.name))
+                .fold(f64::INFINITY, f64::min);
+            for (owner, column) in members {
+                let distinct = estimates[*owner].distinct(&column.name).min(domain);
+                ndv.entry((*owner, class))
+                    .and_modify(|d: &mut f64| *d = d.min(distinct))
+                    .or_insert(distinct);
             }
         }
         Some(Self {
@@ -380,6 +390,8 @@ fn flatten(
 /// What one input of a cluster is estimated to return.
 struct InputEstimate {
     rows: f64,
+    /// The rows of its whole table, before any filter.
+    table_rows: f64,
     /// The input's table's statistics, and its schema's column names.
     table: Statistics,
     names: Vec<String>,
@@ -423,15 +435,23 @@ impl InputEstimate {
             .collect();
         Some(Self {
             rows: rows.max(1.0),
+            table_rows,
             table,
             names,
         })
     }
 
-    /// Estimated distinct values of the column `name`: its statistics'
-    /// distinct count, or for an integer its range, or else one per row
-    /// (a key); never more than the input's rows.
+    /// Estimated distinct values of the column `name` in this input: as in
+    /// its whole table ([`Self::table_distinct`]), never more than the
+    /// input's rows.
     fn distinct(&self, name: &str) -> f64 {
+        self.table_distinct(name).min(self.rows)
+    }
+
+    /// Estimated distinct values of the column `name` in the whole table:
+    /// its statistics' distinct count, or for an integer its range, or else
+    /// one per row (a key); never more than the table's rows.
+    fn table_distinct(&self, name: &str) -> f64 {
         let known = self
             .names
             .iter()
@@ -448,7 +468,7 @@ impl InputEstimate {
                         min.distance(max).map(|d| d as f64 + 1.0)
                     })
             });
-        known.unwrap_or(f64::INFINITY).min(self.rows)
+        known.unwrap_or(f64::INFINITY).min(self.table_rows)
     }
 }
 
