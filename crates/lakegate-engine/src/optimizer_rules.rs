@@ -5,7 +5,7 @@
 //! ... ExactSubqueryMarks ─▶ decorrelate_predicate_subquery ...   (subquery_marks.rs)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
-//!     ─▶ ReorderJoinsByEstimate ...                               (reorder_joins.rs)
+//!     ─▶ ReorderJoinsByEstimate ─▶ AggregateOnlyJoinedKeys ...    (reorder_joins.rs, reduce_aggregates.rs)
 //!     (once filters sit on the scans they estimate, before projections
 //!     are pushed between the joins)
 //! ... last: NestWideUnions
@@ -24,11 +24,13 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
+use crate::reduce_aggregates::AggregateOnlyJoinedKeys;
 use crate::reorder_joins::ReorderJoinsByEstimate;
 use crate::reuse_subplans::ReuseRepeatedAggregates;
 use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
 
-/// The rule after which joins are reordered: filters have reached the scans.
+/// The rule after which joins are reordered and aggregates reduced: filters
+/// have reached the scans.
 const PLACES_FILTERS: &str = "push_down_filter";
 
 /// The rules every session of an engine optimizes with; `reorder_joins`:
@@ -47,6 +49,9 @@ pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule 
         }
         if places_filters && reorder_joins {
             rules.push(Arc::new(ReorderJoinsByEstimate));
+        }
+        if places_filters {
+            rules.push(Arc::new(AggregateOnlyJoinedKeys));
         }
     }
     rules.push(Arc::new(NestWideUnions));

@@ -36,24 +36,16 @@
 
 use std::collections::HashMap;
 
-use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchemaRef, NullEquality, Result, Statistics};
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::common::{Column, DFSchemaRef, NullEquality, Result};
 use datafusion::logical_expr::{Expr, JoinConstraint, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use crate::estimates::{InputEstimate, only_columns};
 
 /// The most inputs a cluster may have to be reordered: the search visits
 /// every subset of them (2^10 = 1,024).
 pub(crate) const MAX_INPUTS: usize = 10;
-
-/// The share of rows a filter conjunct is assumed to keep (DataFusion's
-/// own default filter selectivity, 20 %).
-const CONJUNCT_SELECTIVITY: f64 = 0.2;
-
-/// The most conjuncts an input's estimate counts: past a few, the estimate
-/// is one row anyway, and a 100,000-term predicate must not cost more.
-const MAX_COUNTED_CONJUNCTS: usize = 8;
 
 /// How much cheaper (in estimated rows) the chosen order must be than the
 /// written one for the plan to change.
@@ -137,11 +129,6 @@ fn is_cluster_projection(plan: &LogicalPlan) -> bool {
         return false;
     };
     only_columns(&projection.expr) && is_cluster_join(&projection.input)
-}
-
-/// Whether a projection's expressions are bare columns (it only narrows).
-fn only_columns(exprs: &[Expr]) -> bool {
-    exprs.iter().all(|e| matches!(e, Expr::Column(_)))
 }
 
 /// How the written cluster joins its inputs.
@@ -385,130 +372,6 @@ fn flatten(
             Shape::Input(inputs.len() - 1)
         }
     }
-}
-
-/// What one input of a cluster is estimated to return.
-struct InputEstimate {
-    rows: f64,
-    /// The rows of its whole table, before any filter.
-    table_rows: f64,
-    /// The input's table's statistics, and its schema's column names.
-    table: Statistics,
-    names: Vec<String>,
-}
-
-impl InputEstimate {
-    /// The estimate of a table scan beneath filters, aliases and projections
-    /// of bare columns; `None` for anything else or a table without
-    /// statistics.
-    fn of(input: &LogicalPlan) -> Option<Self> {
-        let mut predicates: Vec<&Expr> = Vec::new();
-        let mut node = input;
-        let scan = loop {
-            match node {
-                LogicalPlan::TableScan(scan) => break scan,
-                LogicalPlan::Filter(filter) => {
-                    predicates.push(&filter.predicate);
-                    node = &filter.input;
-                }
-                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
-                LogicalPlan::Projection(projection) if only_columns(&projection.expr) => {
-                    node = &projection.input;
-                }
-                _ => return None,
-            }
-        };
-        predicates.extend(&scan.filters);
-        let provider = source_as_provider(&scan.source).ok()?;
-        let table = provider.statistics()?;
-        let table_rows = *table.num_rows.get_value()? as f64;
-        let conjuncts = selective_conjuncts(&predicates);
-        let mut rows = table_rows * CONJUNCT_SELECTIVITY.powi(conjuncts);
-        if let Some(fetch) = scan.fetch {
-            rows = rows.min(fetch as f64);
-        }
-        let names = provider
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        Some(Self {
-            rows: rows.max(1.0),
-            table_rows,
-            table,
-            names,
-        })
-    }
-
-    /// Estimated distinct values of the column `name` in this input: as in
-    /// its whole table ([`Self::table_distinct`]), never more than the
-    /// input's rows.
-    fn distinct(&self, name: &str) -> f64 {
-        self.table_distinct(name).min(self.rows)
-    }
-
-    /// Estimated distinct values of the column `name` in the whole table:
-    /// its statistics' distinct count, or for an integer its range, or else
-    /// one per row (a key); never more than the table's rows.
-    fn table_distinct(&self, name: &str) -> f64 {
-        let known = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| self.table.column_statistics.get(i))
-            .and_then(|column| {
-                column
-                    .distinct_count
-                    .get_value()
-                    .map(|d| *d as f64)
-                    .or_else(|| {
-                        let (min, max) =
-                            (column.min_value.get_value()?, column.max_value.get_value()?);
-                        min.distance(max).map(|d| d as f64 + 1.0)
-                    })
-            });
-        known.unwrap_or(f64::INFINITY).min(self.table_rows)
-    }
-}
-
-/// How many distinct conjuncts of `predicates` narrow the rows, counted up
-/// to [`MAX_COUNTED_CONJUNCTS`]: a predicate kept above an inexactly pushed
-/// copy counts once, and a key's `IS NOT NULL` (added for every nullable
-/// join key) keeps all rows.
-fn selective_conjuncts(predicates: &[&Expr]) -> i32 {
-    let mut counted: Vec<&Expr> = Vec::new();
-    let conjuncts = predicates.iter().flat_map(|p| split_conjunction(p));
-    for conjunct in conjuncts {
-        if counted.len() == MAX_COUNTED_CONJUNCTS {
-            break;
-        }
-        if !matches!(conjunct, Expr::IsNotNull(_))
-            && !counted.iter().any(|c| unqualified_eq(c, conjunct))
-        {
-            counted.push(conjunct);
-        }
-    }
-    counted.len() as i32
-}
-
-/// Whether two predicates are the same but for their columns' qualifiers
-/// (a scan's pushed copy names the table, the filter above its alias).
-fn unqualified_eq(a: &Expr, b: &Expr) -> bool {
-    let strip = |e: &Expr| {
-        e.clone()
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) => {
-                        Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
-                    }
-                    other => Transformed::no(other),
-                })
-            })
-            .map(|t| t.data)
-            .ok()
-    };
-    strip(a) == strip(b)
 }
 
 #[cfg(test)]

@@ -1,77 +1,10 @@
 //! The rule over logical plans of tables that report statistics (and one
 //! that does not): which order it picks, and when it keeps the written one.
 
-use std::sync::Arc;
-
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, ScalarValue, Statistics, not_impl_err};
-use datafusion::datasource::TableType;
-use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{JoinType, LogicalPlan, LogicalPlanBuilder, col, lit};
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::*;
-
-/// A table known only by its statistics (never scanned here).
-#[derive(Debug)]
-struct Described {
-    schema: SchemaRef,
-    statistics: Option<Statistics>,
-}
-
-#[async_trait]
-impl TableProvider for Described {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-    fn statistics(&self) -> Option<Statistics> {
-        self.statistics.clone()
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        not_impl_err!("never scanned")
-    }
-}
-
-/// A scan of `name` with `rows` rows and Int64 `columns`, each given as
-/// (name, distinct values through its range 1..=n).
-fn table(name: &str, rows: usize, columns: &[(&str, i64)]) -> LogicalPlanBuilder {
-    scan(name, columns, Some(rows))
-}
-
-fn scan(name: &str, columns: &[(&str, i64)], rows: Option<usize>) -> LogicalPlanBuilder {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(c, _)| Field::new(*c, DataType::Int64, false))
-            .collect::<Vec<_>>(),
-    ));
-    let statistics = rows.map(|rows| Statistics {
-        num_rows: Precision::Exact(rows),
-        total_byte_size: Precision::Absent,
-        column_statistics: columns
-            .iter()
-            .map(|(_, range)| ColumnStatistics {
-                min_value: Precision::Exact(ScalarValue::Int64(Some(1))),
-                max_value: Precision::Exact(ScalarValue::Int64(Some(*range))),
-                ..ColumnStatistics::new_unknown()
-            })
-            .collect(),
-    });
-    let provider = Arc::new(Described { schema, statistics });
-    LogicalPlanBuilder::scan(name, provider_as_source(provider), None).unwrap()
-}
+use crate::test_tables::{scan, table};
 
 fn join(left: LogicalPlanBuilder, right: LogicalPlan, keys: (&str, &str)) -> LogicalPlanBuilder {
     left.join(right, JoinType::Inner, (vec![keys.0], vec![keys.1]), None)
