@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
-use datafusion::prelude::SessionContext;
-use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 
 use crate::common;
 use crate::plan_checker::check_plan;
-use crate::tpch::{self, queries, rows_of, tpch_catalog};
+use crate::tpch::{self, lake_context, queries, rows_of, rows_read, tpch_catalog};
 
 async fn engine(data_dir: &Path, reorder_joins: bool) -> Engine {
     let options = EngineOptions {
@@ -115,38 +113,6 @@ async fn under_the_policy_q5_and_q8_meet_the_region_before_the_line_items() {
             show(&plan)
         );
     }
-}
-
-/// A context that reads the TPC-H lake's storage location, to run a plan.
-async fn lake_context(data_dir: &Path) -> SessionContext {
-    let load = LoadOptions {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
-    let catalog = Catalog::load(&tpch_catalog(), &load).await.unwrap();
-    let context = SessionContext::new();
-    for location in catalog.storage.values() {
-        context.register_object_store(&location.registry_url(), Arc::clone(&location.store));
-    }
-    context
-}
-
-/// The rows each scan of `table`'s files in `plan` returned (none when
-/// it never ran).
-fn rows_read(plan: &Arc<dyn ExecutionPlan>, table: &str) -> usize {
-    let line = displayable(plan.as_ref()).one_line().to_string();
-    let here = if line.starts_with("DataSourceExec") && line.contains(&format!("{table}/")) {
-        plan.metrics()
-            .and_then(|m| m.output_rows())
-            .unwrap_or_default()
-    } else {
-        0
-    };
-    here + plan
-        .children()
-        .into_iter()
-        .map(|child| rows_read(child, table))
-        .sum::<usize>()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

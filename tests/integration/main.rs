@@ -47,6 +47,9 @@
 //! * `join_order` — joins reordered by estimate give TPC-H's answers as
 //!   written, with checked plans; under the policy, Q5 and Q8 meet their
 //!   empty join before any line item is read.
+//! * `joined_keys` — aggregates narrowed to the keys a join keeps: TPC-H
+//!   Q2, Q17 and Q20 under both roles, Q17's aggregate given only the
+//!   selected parts' line items.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
 //!   checks turn NOT_SERVING while calls are still served, then new
 //!   connections are refused and running streams finish.
@@ -75,6 +78,7 @@ mod flight;
 mod flight_sql;
 mod generated_sql;
 mod join_order;
+mod joined_keys;
 mod long_input;
 mod malformed;
 mod masks;

@@ -3,8 +3,12 @@
 //! answers compared as sorted text.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::prelude::SessionContext;
 use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data};
+use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::QuerySession;
 use tokio::sync::OnceCell;
 
@@ -68,4 +72,36 @@ pub(crate) async fn rows_of(
         .collect();
     rows.sort();
     Ok(rows)
+}
+
+/// A context that reads the TPC-H lake's storage location, to run a plan.
+pub(crate) async fn lake_context(data_dir: &Path) -> SessionContext {
+    let load = LoadOptions {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
+    let catalog = Catalog::load(&tpch_catalog(), &load).await.unwrap();
+    let context = SessionContext::new();
+    for location in catalog.storage.values() {
+        context.register_object_store(&location.registry_url(), Arc::clone(&location.store));
+    }
+    context
+}
+
+/// The rows each scan of `table`'s files in `plan` returned (none when
+/// it never ran).
+pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>, table: &str) -> usize {
+    let line = displayable(plan.as_ref()).one_line().to_string();
+    let here = if line.starts_with("DataSourceExec") && line.contains(&format!("{table}/")) {
+        plan.metrics()
+            .and_then(|m| m.output_rows())
+            .unwrap_or_default()
+    } else {
+        0
+    };
+    here + plan
+        .children()
+        .into_iter()
+        .map(|child| rows_read(child, table))
+        .sum::<usize>()
 }
