@@ -65,7 +65,7 @@ use serde_json::{Value, json};
 mod support;
 #[path = "support/worker_process.rs"]
 mod worker_process;
-use support::{baseline_table, repo_root, results_dir};
+use support::{baseline_table, env_or, repo_root, results_dir};
 use worker_process::WorkerProcess;
 
 /// A variant's answer to one query: its rows (in the form every engine's
@@ -141,15 +141,6 @@ const RATIOS: [(&str, &str, &str, Option<f64>); 8] = [
         Some(1.3),
     ),
 ];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text} is not a valid value")),
-        Err(_) => default,
-    }
-}
 
 /// The 22 queries, `q01` to `q22`, or those `LAKEGATE_TPCH_QUERIES` names
 /// (a comma-separated list such as `q07,q21`).

@@ -40,16 +40,7 @@ use serde_json::json;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::results_dir;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(text) => text
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text} is not a valid value")),
-        Err(_) => default,
-    }
-}
+use support::{env_or, results_dir};
 
 const CATALOG: &str = r#"
 [catalog]

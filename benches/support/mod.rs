@@ -16,6 +16,17 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use lakegate_catalog::hash_password;
 use parquet::arrow::ArrowWriter;
 
+/// The value of the environment variable `name`, or `default` when unset;
+/// a value that does not parse stops the run with its name.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -33,6 +33,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics};
@@ -225,12 +226,10 @@ impl ExecutionPlan for PolicyBarrierExec {
         input_stats: &[Arc<Statistics>],
         _args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
-        let beneath = &input_stats[0];
-        Ok(Arc::new(
-            Statistics::new_unknown(&self.schema())
-                .with_num_rows(beneath.num_rows.to_inexact())
-                .with_total_byte_size(beneath.total_byte_size.to_inexact()),
-        ))
+        Ok(Arc::new(statistics_past_policy(
+            &self.schema(),
+            &input_stats[0],
+        )))
     }
 
     fn execute(
@@ -247,6 +246,18 @@ impl ExecutionPlan for PolicyBarrierExec {
         let sanitized = stream.map(move |batch| batch.map_err(|e| barrier_error(&table, e)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, sanitized)))
     }
+}
+
+/// What of a table's statistics crosses its policy, for the physical
+/// planner (the barrier's estimate) and the join-order rule
+/// (`SecuredTable::statistics`) alike: its rows and bytes, as estimates,
+/// never a column's statistics (bounds, distinct and null counts describe
+/// rows and values the role may not see, and a plan the role can EXPLAIN
+/// must not depend on them).
+pub(crate) fn statistics_past_policy(schema: &Schema, beneath: &Statistics) -> Statistics {
+    Statistics::new_unknown(schema)
+        .with_num_rows(beneath.num_rows.to_inexact())
+        .with_total_byte_size(beneath.total_byte_size.to_inexact())
 }
 
 /// The name of the column a refused filter is offered as (no input has it).

@@ -5,8 +5,8 @@
 //! `l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE
 //! l_partkey = p_partkey)` is decorrelated by DataFusion into an aggregate
 //! of the whole table grouped by the correlated key, joined back to the
-//! outer query on that key (apache/datafusion#5492 tracks the general
-//! "magic set" / delim-join approach). The outer query selects a few
+//! outer query on that key (general decorrelation with DuckDB-style delim
+//! joins: apache/datafusion#5492, #16059). The outer query selects a few
 //! hundred parts, the aggregate groups six million line items into
 //! 200,000 groups, and the join then drops all but those few hundred.
 //!

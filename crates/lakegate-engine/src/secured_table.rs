@@ -45,7 +45,7 @@ use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use lakegate_policy::EffectiveAccess;
 
-use crate::barrier::PolicyBarrierExec;
+use crate::barrier::{PolicyBarrierExec, statistics_past_policy};
 use crate::cache::BoundedCache;
 use crate::error::{barrier_error, permission_error, policy_error};
 use crate::leakproof::is_leakproof;
@@ -236,17 +236,12 @@ impl SecuredTable {
     }
 
     /// What the role may be told of the stored table's statistics: all of
-    /// them when it sees the table unrestricted; otherwise only the row
-    /// count, as an upper bound (the barrier gives the physical planner an
-    /// estimate of rows too), and no column's statistics, which describe
-    /// rows and values the role may not see.
+    /// them when it sees the table unrestricted; otherwise what crosses a
+    /// policy barrier ([`statistics_past_policy`]).
     fn visible_statistics(&self, stored: &Statistics) -> Statistics {
         match &self.plan {
             SecuredPlan::Unrestricted(_) => stored.clone().to_inexact(),
-            SecuredPlan::Restricted { .. } => Statistics {
-                num_rows: stored.num_rows.to_inexact(),
-                ..Statistics::new_unknown(&self.schema)
-            },
+            SecuredPlan::Restricted { .. } => statistics_past_policy(&self.schema, stored),
         }
     }
 

@@ -7,7 +7,7 @@ use lakegate_admin::{AdminStatement, TagTarget};
 use lakegate_admin_api::v1 as api;
 use lakegate_policy::TagExpr;
 
-use crate::admin_api::{invalid, missing, optional, required, table_name};
+use crate::admin_messages::{invalid, missing, optional, required, table_name};
 use crate::error::CallResult;
 
 /// A tag expression given as text.

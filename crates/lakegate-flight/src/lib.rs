@@ -28,6 +28,7 @@
 //! ticket, `ListFlights`, `GetSchema`).
 
 mod admin_api;
+mod admin_messages;
 mod admin_tags;
 mod answered_token;
 mod audit;
