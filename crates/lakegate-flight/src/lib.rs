@@ -35,6 +35,7 @@ mod audit;
 mod auth;
 mod call;
 mod credentials;
+mod do_get_frames;
 mod entry;
 mod error;
 mod keep_alive;

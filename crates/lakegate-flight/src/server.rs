@@ -31,6 +31,7 @@ use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
 
 use crate::admin_api::LakegateAdminApi;
 use crate::answered_token::AnsweredTokenLayer;
+use crate::do_get_frames::FramedDoGet;
 use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
 
@@ -172,7 +173,9 @@ async fn serve_with_health(
     let max_request = service.max_request_bytes();
     let entry = LakegateFlight::new(service);
     let admin = AdminServiceServer::new(LakegateAdminApi::new(entry.clone()));
-    let flight = FlightServiceServer::new(entry).max_decoding_message_size(max_request);
+    let flight = FlightServiceServer::new(entry.clone()).max_decoding_message_size(max_request);
+    // DoGet's Arrow data leaves without a copy into gRPC frames.
+    let flight = FramedDoGet::new(flight, entry, max_request);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.server_config())?;

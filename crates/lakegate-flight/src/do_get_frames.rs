@@ -1,0 +1,372 @@
+//! DoGet answered without copying Arrow data into gRPC frames.
+//!
+//! tonic's codec encodes each message into one buffer: a batch's Arrow IPC
+//! body, already one copy of the batch's buffers (made by arrow-ipc's
+//! encoder), is copied again into the gRPC frame, because prost writes a
+//! `bytes` field by copying it. This service answers DoGet itself. The same
+//! entry (`LakegateFlight::do_get`: authentication, the ticket, the role,
+//! the audit) gives the same stream of `FlightData`, and each message leaves
+//! as two chunks: its gRPC prefix and protobuf fields (the IPC header, a
+//! few dozen bytes, encoded here) and its IPC body, the encoder's own
+//! buffer, handed to h2 as it is. Every other call goes to tonic's
+//! generated service unchanged.
+//!
+//! ```text
+//! DoGet ─▶ the Ticket decoded here ─▶ LakegateFlight::do_get ─▶ FlightData stream
+//!        ◀─ per message: [0, length, fields ..., body tag, body length] + [IPC body]
+//!        ◀─ trailers: grpc-status (and grpc-message when the stream failed)
+//! ```
+//!
+//! On the wire this is the message tonic would send (a protobuf message may
+//! be split across HTTP/2 data frames at any byte), so every Flight client
+//! reads it unchanged; the unit tests compare the two byte for byte.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{FlightData, Ticket};
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::BodyExt;
+use prost::Message;
+use prost::bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{WireType, encode_key, encode_varint};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::{self, HeaderMap, HeaderValue};
+use tonic::server::NamedService;
+
+use crate::entry::LakegateFlight;
+
+/// The path DoGet is called on.
+const DO_GET: &str = "/arrow.flight.protocol.FlightService/DoGet";
+
+/// `FlightData.data_body`'s field number.
+const DATA_BODY_FIELD: u32 = 1000;
+
+/// Bodies smaller than this are copied into their message's first chunk:
+/// a separate chunk costs more than copying a few kilobytes.
+const SEPARATE_BODY_FROM: usize = 16 * 1024;
+
+/// The Flight service with DoGet answered here (see the module docs).
+#[derive(Clone)]
+pub(crate) struct FramedDoGet<S> {
+    inner: S,
+    entry: LakegateFlight,
+    max_request: usize,
+}
+
+impl<S> FramedDoGet<S> {
+    /// `inner`, tonic's Flight service over `entry`, with DoGet answered by
+    /// `entry` here; tickets longer than `max_request` bytes are refused.
+    pub(crate) fn new(inner: S, entry: LakegateFlight, max_request: usize) -> Self {
+        Self {
+            inner,
+            entry,
+            max_request,
+        }
+    }
+}
+
+impl<S: NamedService> NamedService for FramedDoGet<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for FramedDoGet<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() != DO_GET {
+            return Box::pin(self.inner.call(request));
+        }
+        let entry = self.entry.clone();
+        let max_request = self.max_request;
+        Box::pin(async move { Ok(answer(entry, request, max_request).await) })
+    }
+}
+
+/// The answer to one DoGet call.
+async fn answer(
+    entry: LakegateFlight,
+    request: http::Request<Body>,
+    max_request: usize,
+) -> http::Response<Body> {
+    let (parts, body) = request.into_parts();
+    let ticket = match one_message::<Ticket>(body, max_request).await {
+        Ok(ticket) => ticket,
+        Err(status) => return status.into_http(),
+    };
+    let request = tonic::Request::from_http(http::Request::from_parts(parts, ticket));
+    match FlightService::do_get(&entry, request).await {
+        Err(status) => status.into_http(),
+        Ok(response) => {
+            let (metadata, stream, extensions) = response.into_parts();
+            let mut answer = http::Response::new(Body::new(FlightFrames::new(stream)));
+            *answer.headers_mut() = metadata.into_headers();
+            answer.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            *answer.extensions_mut() = extensions;
+            answer
+        }
+    }
+}
+
+/// The one message of a unary request body: a gRPC frame (a compression
+/// flag, a 4-byte length, the message), refused when compressed, larger
+/// than `max_bytes`, missing, or followed by another.
+async fn one_message<M: Message + Default>(mut body: Body, max_bytes: usize) -> Result<M, Status> {
+    let mut received = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            received.extend_from_slice(&data);
+        }
+        if received.len() > max_bytes.saturating_add(5) {
+            return Err(too_large(received.len() - 5, max_bytes));
+        }
+    }
+    if received.len() < 5 {
+        return Err(Status::invalid_argument("DoGet needs a ticket message"));
+    }
+    if received[0] != 0 {
+        return Err(Status::unimplemented(
+            "compressed requests are not supported: send the ticket uncompressed",
+        ));
+    }
+    let length = u32::from_be_bytes([received[1], received[2], received[3], received[4]]) as usize;
+    if length > max_bytes {
+        return Err(too_large(length, max_bytes));
+    }
+    if received.len() != 5 + length {
+        return Err(Status::invalid_argument(
+            "DoGet takes exactly one ticket message",
+        ));
+    }
+    M::decode(&received[5..]).map_err(|e| Status::invalid_argument(format!("bad ticket: {e}")))
+}
+
+fn too_large(found: usize, limit: usize) -> Status {
+    Status::out_of_range(format!(
+        "the request is too large: {found} bytes, the limit is {limit}"
+    ))
+}
+
+/// A stream of `FlightData` as a gRPC response body: each message's frame
+/// in at most two chunks, then the trailers.
+struct FlightFrames {
+    messages: Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>,
+    /// The IPC body of the message whose first chunk went last.
+    body: Option<Bytes>,
+    ended: bool,
+}
+
+impl FlightFrames {
+    fn new(messages: Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>) -> Self {
+        Self {
+            messages,
+            body: None,
+            ended: false,
+        }
+    }
+}
+
+impl HttpBody for FlightFrames {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(body) = self.body.take() {
+            return Poll::Ready(Some(Ok(Frame::data(body))));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let trailers = match ready!(self.messages.poll_next_unpin(cx)) {
+            Some(Ok(message)) => {
+                let (first, body) = message_chunks(message);
+                self.body = body;
+                return Poll::Ready(Some(Ok(Frame::data(first))));
+            }
+            Some(Err(status)) => status_trailers(&status),
+            None => status_trailers(&Status::ok("")),
+        };
+        self.ended = true;
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.body.is_none()
+    }
+}
+
+/// One message's gRPC frame: its first chunk (the 5-byte prefix, every
+/// field but the body, the body's key and length) and its body, separate
+/// when large.
+fn message_chunks(message: FlightData) -> (Bytes, Option<Bytes>) {
+    let body = message.data_body.clone();
+    let fields = FlightData {
+        data_body: Bytes::new(),
+        ..message
+    };
+    let fields_length = fields.encoded_len();
+    let body_key_and_length = if body.is_empty() {
+        0
+    } else {
+        prost::encoding::key_len(DATA_BODY_FIELD)
+            + prost::encoding::encoded_len_varint(body.len() as u64)
+    };
+    let message_length = fields_length + body_key_and_length + body.len();
+    let separate = body.len() >= SEPARATE_BODY_FROM;
+    let mut first = BytesMut::with_capacity(
+        5 + fields_length + body_key_and_length + if separate { 0 } else { body.len() },
+    );
+    first.put_u8(0);
+    first.put_u32(message_length as u32);
+    fields
+        .encode(&mut first)
+        .expect("the buffer was sized for the message");
+    if !body.is_empty() {
+        encode_key(DATA_BODY_FIELD, WireType::LengthDelimited, &mut first);
+        encode_varint(body.len() as u64, &mut first);
+    }
+    if separate {
+        (first.freeze(), Some(body))
+    } else {
+        first.extend_from_slice(&body);
+        (first.freeze(), None)
+    }
+}
+
+/// The trailers ending a response with `status`.
+fn status_trailers(status: &Status) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert("grpc-status", HeaderValue::from_static("13"));
+    }
+    trailers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes tonic's codec sends for `message`: the gRPC prefix and
+    /// prost's encoding.
+    fn as_tonic_frames_it(message: &FlightData) -> Vec<u8> {
+        let encoded = message.encode_to_vec();
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&encoded);
+        frame
+    }
+
+    fn sent(message: FlightData) -> (Vec<u8>, bool) {
+        let (first, body) = message_chunks(message);
+        let separate = body.is_some();
+        let mut bytes = first.to_vec();
+        bytes.extend_from_slice(&body.unwrap_or_default());
+        (bytes, separate)
+    }
+
+    #[test]
+    fn each_message_is_sent_as_tonic_would_send_it() {
+        let descriptor = arrow_flight::FlightDescriptor::new_cmd("q");
+        for body_length in [
+            0,
+            1,
+            100,
+            SEPARATE_BODY_FROM - 1,
+            SEPARATE_BODY_FROM,
+            3 << 20,
+        ] {
+            for with_descriptor in [false, true] {
+                let message = FlightData {
+                    flight_descriptor: with_descriptor.then(|| descriptor.clone()),
+                    data_header: Bytes::from_static(b"an ipc header"),
+                    app_metadata: Bytes::from_static(b"metadata"),
+                    data_body: Bytes::from((0..body_length).map(|i| i as u8).collect::<Vec<_>>()),
+                };
+                let expected = as_tonic_frames_it(&message);
+                let (bytes, separate) = sent(message);
+                assert_eq!(bytes, expected, "a body of {body_length} bytes");
+                assert_eq!(separate, body_length >= SEPARATE_BODY_FROM);
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_body_is_sent_from_its_own_buffer() {
+        let body = Bytes::from(vec![7u8; 1 << 20]);
+        let message = FlightData {
+            data_body: body.clone(),
+            ..FlightData::default()
+        };
+        let (_, sent_body) = message_chunks(message);
+        // The same allocation, not a copy of it.
+        assert_eq!(sent_body.unwrap().as_ptr(), body.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_its_status_in_the_trailers() {
+        let messages = futures::stream::iter([
+            Ok(FlightData::default()),
+            Err(Status::resource_exhausted("the query ran out of memory")),
+        ]);
+        let mut frames = FlightFrames::new(Box::pin(messages));
+        let mut data = Vec::new();
+        let mut trailers = None;
+        while let Some(frame) = frames.frame().await {
+            match frame.unwrap().into_data() {
+                Ok(bytes) => data.extend_from_slice(&bytes),
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            }
+        }
+        assert_eq!(data, as_tonic_frames_it(&FlightData::default()));
+        let trailers = trailers.expect("trailers");
+        assert_eq!(trailers["grpc-status"], "8");
+        assert_eq!(
+            Status::from_header_map(&trailers).unwrap().message(),
+            "the query ran out of memory"
+        );
+        assert!(frames.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_ticket_request_is_read_or_refused_with_a_clear_error() {
+        let framed = |flag: u8, message: &[u8], declared: usize| {
+            let mut bytes = vec![flag];
+            bytes.extend_from_slice(&(declared as u32).to_be_bytes());
+            bytes.extend_from_slice(message);
+            Body::new(http_body_util::Full::new(Bytes::from(bytes)))
+        };
+        let ticket = Ticket::new("a ticket").encode_to_vec();
+        let read = one_message::<Ticket>(framed(0, &ticket, ticket.len()), 1024).await;
+        assert_eq!(read.unwrap(), Ticket::new("a ticket"));
+        let compressed = one_message::<Ticket>(framed(1, &ticket, ticket.len()), 1024).await;
+        assert_eq!(compressed.unwrap_err().code(), tonic::Code::Unimplemented);
+        let large = one_message::<Ticket>(framed(0, &ticket, ticket.len()), 4).await;
+        assert_eq!(large.unwrap_err().code(), tonic::Code::OutOfRange);
+        let cut = one_message::<Ticket>(framed(0, &ticket, ticket.len() + 1), 1024).await;
+        assert_eq!(cut.unwrap_err().code(), tonic::Code::InvalidArgument);
+        let missing = one_message::<Ticket>(Body::empty(), 1024).await;
+        assert_eq!(missing.unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+}
