@@ -22,12 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use arrow_flight::FlightData;
 use futures::Stream;
 use lakegate_admin::redacted;
 use lakegate_audit::{AuditEvent, AuditLog, Outcome, TableRead, TableWrite};
 use lakegate_identity::SignInMethod;
 use tonic::{Code, Status};
+
+use crate::flight_messages::FlightMessage;
 
 /// What the service tells the audit about a read it started.
 #[derive(Debug, Clone)]
@@ -192,9 +193,9 @@ impl PendingAudit {
     }
 
     /// Counts one message of a DoGet answer.
-    fn count(&mut self, data: &FlightData) {
-        self.event.bytes += (data.data_header.len() + data.data_body.len()) as u64;
-        if let Ok(message) = arrow::ipc::root_as_message(&data.data_header)
+    fn count(&mut self, message: &FlightMessage) {
+        self.event.bytes += (message.data.data_header.len() + message.body_len()) as u64;
+        if let Ok(message) = arrow::ipc::root_as_message(&message.data.data_header)
             && let Some(batch) = message.header_as_record_batch()
         {
             self.event.rows += batch.length().max(0) as u64;
@@ -219,9 +220,9 @@ impl<S> AuditedStream<S> {
 
 impl<S> Stream for AuditedStream<S>
 where
-    S: Stream<Item = Result<FlightData, Status>> + Unpin,
+    S: Stream<Item = Result<FlightMessage, Status>> + Unpin,
 {
-    type Item = Result<FlightData, Status>;
+    type Item = Result<FlightMessage, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let item = Pin::new(&mut self.inner).poll_next(cx);

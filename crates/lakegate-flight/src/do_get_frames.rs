@@ -1,19 +1,19 @@
 //! DoGet answered without copying Arrow data into gRPC frames.
 //!
-//! tonic's codec encodes each message into one buffer: a batch's Arrow IPC
-//! body, already one copy of the batch's buffers (made by arrow-ipc's
-//! encoder), is copied again into the gRPC frame, because prost writes a
-//! `bytes` field by copying it. This service answers DoGet itself. The same
-//! entry (`LakegateFlight::do_get`: authentication, the ticket, the role,
-//! the audit) gives the same stream of `FlightData`, and each message leaves
-//! as two chunks: its gRPC prefix and protobuf fields (the IPC header, a
-//! few dozen bytes, encoded here) and its IPC body, the encoder's own
-//! buffer, handed to h2 as it is. Every other call goes to tonic's
-//! generated service unchanged.
+//! tonic's codec encodes each message into one buffer, and prost writes a
+//! `bytes` field by copying it: every batch's IPC body would be copied once
+//! more into its gRPC frame. This service answers DoGet itself. The same
+//! entry (`LakegateFlight::do_get_messages`: authentication, the ticket,
+//! the role, the audit) gives the answer as Flight messages whose bodies
+//! are the batches' own buffers (`flight_messages.rs`), and each message
+//! leaves as its gRPC prefix and protobuf fields (encoded here, with the
+//! small buffers of its body) followed by its large buffers, handed to h2
+//! as they are. Every other call goes to tonic's generated service
+//! unchanged.
 //!
 //! ```text
-//! DoGet ─▶ the Ticket decoded here ─▶ LakegateFlight::do_get ─▶ FlightData stream
-//!        ◀─ per message: [0, length, fields ..., body tag, body length] + [IPC body]
+//! DoGet ─▶ the Ticket decoded here ─▶ LakegateFlight::do_get_messages ─▶ FlightMessage stream
+//!        ◀─ per message: [0, length, fields ..., body tag, body length, small parts] [large part] ...
 //!        ◀─ trailers: grpc-status (and grpc-message when the stream failed)
 //! ```
 //!
@@ -21,14 +21,14 @@
 //! be split across HTTP/2 data frames at any byte), so every Flight client
 //! reads it unchanged; the unit tests compare the two byte for byte.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{FlightData, Ticket};
+use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use prost::Message;
@@ -41,6 +41,7 @@ use tonic::codegen::http::{self, HeaderMap, HeaderValue};
 use tonic::server::NamedService;
 
 use crate::entry::LakegateFlight;
+use crate::flight_messages::{FlightMessage, MessageStream};
 
 /// The path DoGet is called on.
 const DO_GET: &str = "/arrow.flight.protocol.FlightService/DoGet";
@@ -48,8 +49,8 @@ const DO_GET: &str = "/arrow.flight.protocol.FlightService/DoGet";
 /// `FlightData.data_body`'s field number.
 const DATA_BODY_FIELD: u32 = 1000;
 
-/// Bodies smaller than this are copied into their message's first chunk:
-/// a separate chunk costs more than copying a few kilobytes.
+/// Body parts smaller than this are copied into the chunk before them: a
+/// separate chunk costs more than copying a few kilobytes.
 const SEPARATE_BODY_FROM: usize = 16 * 1024;
 
 /// The Flight service with DoGet answered here (see the module docs).
@@ -111,7 +112,7 @@ async fn answer(
         Err(status) => return status.into_http(),
     };
     let request = tonic::Request::from_http(http::Request::from_parts(parts, ticket));
-    match FlightService::do_get(&entry, request).await {
+    match entry.do_get_messages(request).await {
         Err(status) => status.into_http(),
         Ok(response) => {
             let (metadata, stream, extensions) = response.into_parts();
@@ -166,20 +167,20 @@ fn too_large(found: usize, limit: usize) -> Status {
     ))
 }
 
-/// A stream of `FlightData` as a gRPC response body: each message's frame
-/// in at most two chunks, then the trailers.
+/// A stream of Flight messages as a gRPC response body: each message's
+/// frame in its chunks, then the trailers.
 struct FlightFrames {
-    messages: Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>,
-    /// The IPC body of the message whose first chunk went last.
-    body: Option<Bytes>,
+    messages: MessageStream,
+    /// The chunks of the current message not sent yet.
+    chunks: VecDeque<Bytes>,
     ended: bool,
 }
 
 impl FlightFrames {
-    fn new(messages: Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>) -> Self {
+    fn new(messages: MessageStream) -> Self {
         Self {
             messages,
-            body: None,
+            chunks: VecDeque::new(),
             ended: false,
         }
     }
@@ -193,16 +194,16 @@ impl HttpBody for FlightFrames {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if let Some(body) = self.body.take() {
-            return Poll::Ready(Some(Ok(Frame::data(body))));
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if self.ended {
             return Poll::Ready(None);
         }
         let trailers = match ready!(self.messages.poll_next_unpin(cx)) {
             Some(Ok(message)) => {
-                let (first, body) = message_chunks(message);
-                self.body = body;
+                self.chunks = message_chunks(message).into();
+                let first = self.chunks.pop_front().unwrap_or_default();
                 return Poll::Ready(Some(Ok(Frame::data(first))));
             }
             Some(Err(status)) => status_trailers(&status),
@@ -213,46 +214,52 @@ impl HttpBody for FlightFrames {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended && self.body.is_none()
+        self.ended && self.chunks.is_empty()
     }
 }
 
-/// One message's gRPC frame: its first chunk (the 5-byte prefix, every
-/// field but the body, the body's key and length) and its body, separate
-/// when large.
-fn message_chunks(message: FlightData) -> (Bytes, Option<Bytes>) {
-    let body = message.data_body.clone();
+/// One message's gRPC frame in chunks: the 5-byte prefix, every field but
+/// the body, the body's key and length, then the body's parts, the small
+/// ones copied into the chunk before them and the large ones as they are.
+fn message_chunks(message: FlightMessage) -> Vec<Bytes> {
+    let body_length = message.body_len();
     let fields = FlightData {
         data_body: Bytes::new(),
-        ..message
+        ..message.data
     };
     let fields_length = fields.encoded_len();
-    let body_key_and_length = if body.is_empty() {
+    let body_key_and_length = if body_length == 0 {
         0
     } else {
         prost::encoding::key_len(DATA_BODY_FIELD)
-            + prost::encoding::encoded_len_varint(body.len() as u64)
+            + prost::encoding::encoded_len_varint(body_length as u64)
     };
-    let message_length = fields_length + body_key_and_length + body.len();
-    let separate = body.len() >= SEPARATE_BODY_FROM;
-    let mut first = BytesMut::with_capacity(
-        5 + fields_length + body_key_and_length + if separate { 0 } else { body.len() },
-    );
-    first.put_u8(0);
-    first.put_u32(message_length as u32);
+    let message_length = fields_length + body_key_and_length + body_length;
+    let mut chunk = BytesMut::with_capacity(5 + fields_length + body_key_and_length);
+    chunk.put_u8(0);
+    chunk.put_u32(message_length as u32);
     fields
-        .encode(&mut first)
+        .encode(&mut chunk)
         .expect("the buffer was sized for the message");
-    if !body.is_empty() {
-        encode_key(DATA_BODY_FIELD, WireType::LengthDelimited, &mut first);
-        encode_varint(body.len() as u64, &mut first);
+    if body_length > 0 {
+        encode_key(DATA_BODY_FIELD, WireType::LengthDelimited, &mut chunk);
+        encode_varint(body_length as u64, &mut chunk);
     }
-    if separate {
-        (first.freeze(), Some(body))
-    } else {
-        first.extend_from_slice(&body);
-        (first.freeze(), None)
+    let mut chunks = Vec::new();
+    for part in message.body {
+        if part.len() >= SEPARATE_BODY_FROM {
+            if !chunk.is_empty() {
+                chunks.push(chunk.split().freeze());
+            }
+            chunks.push(part);
+        } else {
+            chunk.extend_from_slice(&part);
+        }
     }
+    if !chunk.is_empty() {
+        chunks.push(chunk.freeze());
+    }
+    chunks
 }
 
 /// The trailers ending a response with `status`.
@@ -278,12 +285,10 @@ mod tests {
         frame
     }
 
-    fn sent(message: FlightData) -> (Vec<u8>, bool) {
-        let (first, body) = message_chunks(message);
-        let separate = body.is_some();
-        let mut bytes = first.to_vec();
-        bytes.extend_from_slice(&body.unwrap_or_default());
-        (bytes, separate)
+    /// The bytes sent for `message`, and in how many chunks.
+    fn sent(message: FlightMessage) -> (Vec<u8>, usize) {
+        let chunks = message_chunks(message);
+        (chunks.concat(), chunks.len())
     }
 
     #[test]
@@ -305,29 +310,55 @@ mod tests {
                     data_body: Bytes::from((0..body_length).map(|i| i as u8).collect::<Vec<_>>()),
                 };
                 let expected = as_tonic_frames_it(&message);
-                let (bytes, separate) = sent(message);
+                let (bytes, chunks) = sent(FlightMessage::whole(message));
                 assert_eq!(bytes, expected, "a body of {body_length} bytes");
-                assert_eq!(separate, body_length >= SEPARATE_BODY_FROM);
+                assert_eq!(
+                    chunks,
+                    if body_length >= SEPARATE_BODY_FROM {
+                        2
+                    } else {
+                        1
+                    }
+                );
             }
         }
     }
 
     #[test]
-    fn a_large_body_is_sent_from_its_own_buffer() {
-        let body = Bytes::from(vec![7u8; 1 << 20]);
-        let message = FlightData {
-            data_body: body.clone(),
+    fn a_body_in_parts_is_sent_as_one_message_its_large_parts_as_they_are() {
+        let large = Bytes::from(vec![7u8; 1 << 20]);
+        let parts = vec![
+            Bytes::from_static(b"small"),
+            large.clone(),
+            Bytes::from_static(b"padding"),
+            Bytes::from_static(b"tail"),
+            large.clone(),
+        ];
+        let message = FlightMessage {
+            data: FlightData {
+                data_header: Bytes::from_static(b"header"),
+                ..FlightData::default()
+            },
+            body: parts.clone(),
+        };
+        let whole = FlightData {
+            data_header: Bytes::from_static(b"header"),
+            data_body: parts.concat().into(),
             ..FlightData::default()
         };
-        let (_, sent_body) = message_chunks(message);
-        // The same allocation, not a copy of it.
-        assert_eq!(sent_body.unwrap().as_ptr(), body.as_ptr());
+        let chunks = message_chunks(message);
+        assert_eq!(chunks.concat(), as_tonic_frames_it(&whole));
+        // header + "small", large, "padding" + "tail", large: the large
+        // parts are the same allocation, not copies of it.
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks[1].as_ptr(), large.as_ptr());
+        assert_eq!(chunks[3].as_ptr(), large.as_ptr());
     }
 
     #[tokio::test]
     async fn a_stream_ends_with_its_status_in_the_trailers() {
         let messages = futures::stream::iter([
-            Ok(FlightData::default()),
+            Ok(FlightMessage::default()),
             Err(Status::resource_exhausted("the query ran out of memory")),
         ]);
         let mut frames = FlightFrames::new(Box::pin(messages));

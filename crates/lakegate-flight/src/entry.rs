@@ -32,6 +32,7 @@ use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
     SchemaAsIpc, SchemaResult, Ticket,
 };
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -42,6 +43,8 @@ use crate::auth::Presented;
 use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::error::{CallError, CallResult};
+use crate::flight_messages::{FlightMessage, MessageStream};
+use crate::running::as_flight_data;
 use crate::service::LakegateFlightService;
 use crate::statements::flight_info;
 
@@ -264,6 +267,59 @@ impl LakegateFlight {
         let log = self.service.audit_log()?;
         Some(PendingAudit::start(log, start))
     }
+
+    /// DoGet: the caller admitted, the ticket opened once and run, and the
+    /// read audited when its stream ends. A statement's answer comes as
+    /// Flight messages whose bodies are the batches' own buffers
+    /// (`flight_messages.rs`); `do_get_frames.rs` sends them as they are.
+    pub(crate) async fn do_get_messages(
+        &self,
+        mut request: Request<Ticket>,
+    ) -> Result<Response<MessageStream>, Status> {
+        let carried = Carried::of(&request.get_ref().ticket);
+        let mut call = self.admit(&request, carried.action("DoGet")).await;
+        // A statement ticket is opened once, here.
+        let ticket = match (&call.caller, &carried) {
+            (Ok(caller), Carried::FlightSql(any)) => any
+                .unpack::<TicketStatementQuery>()
+                .ok()
+                .flatten()
+                .map(|t| {
+                    let seals = self.service.seals();
+                    seals.open_ticket(&t.statement_handle, caller.user())
+                }),
+            _ => None,
+        };
+        call.audit.statement = match (&carried, &ticket) {
+            (Carried::Sql(sql), _) => Some(sql.clone()),
+            (_, Some(Ok(ticket))) => Some(ticket.sql.clone()),
+            _ => None,
+        };
+        let pending = self.audit(call.audit);
+        let result = async {
+            let caller = call.caller?;
+            if let Carried::Sql(sql) = &carried {
+                return Ok(self.service.statements().run_sql(&caller, sql).await?);
+            }
+            if let Some(ticket) = ticket {
+                let statements = self.service.statements();
+                return Ok(statements.run_ticket(&caller, ticket?).await?);
+            }
+            request.extensions_mut().insert(caller);
+            let response = FlightService::do_get(&self.service, request).await?;
+            Ok(response
+                .map(|stream| Box::pin(stream.map_ok(FlightMessage::whole)) as MessageStream))
+        };
+        match (pending, result.await) {
+            // A read: recorded when its stream ends.
+            (Some(mut pending), Ok(response)) => {
+                pending.note(response.extensions().get::<ReadNote>());
+                Ok(response
+                    .map(|stream| Box::pin(AuditedStream::new(stream, pending)) as MessageStream))
+            }
+            (pending, result) => recorded(pending, result),
+        }
+    }
 }
 
 /// Records a finished call; passes its result through.
@@ -424,49 +480,9 @@ impl FlightService for LakegateFlight {
 
     async fn do_get(
         &self,
-        mut request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let carried = Carried::of(&request.get_ref().ticket);
-        let mut call = self.admit(&request, carried.action("DoGet")).await;
-        // A statement ticket is opened once, here.
-        let ticket = match (&call.caller, &carried) {
-            (Ok(caller), Carried::FlightSql(any)) => any
-                .unpack::<TicketStatementQuery>()
-                .ok()
-                .flatten()
-                .map(|t| {
-                    let seals = self.service.seals();
-                    seals.open_ticket(&t.statement_handle, caller.user())
-                }),
-            _ => None,
-        };
-        call.audit.statement = match (&carried, &ticket) {
-            (Carried::Sql(sql), _) => Some(sql.clone()),
-            (_, Some(Ok(ticket))) => Some(ticket.sql.clone()),
-            _ => None,
-        };
-        let pending = self.audit(call.audit);
-        let result = async {
-            let caller = call.caller?;
-            if let Carried::Sql(sql) = &carried {
-                return Ok(self.service.statements().run_sql(&caller, sql).await?);
-            }
-            if let Some(ticket) = ticket {
-                request.extensions_mut().insert(ticket?);
-            }
-            request.extensions_mut().insert(caller);
-            FlightService::do_get(&self.service, request).await
-        };
-        match (pending, result.await) {
-            // A read: recorded when its stream ends.
-            (Some(mut pending), Ok(response)) => {
-                pending.note(response.extensions().get::<ReadNote>());
-                Ok(response.map(|stream| {
-                    Box::pin(AuditedStream::new(stream, pending)) as Self::DoGetStream
-                }))
-            }
-            (pending, result) => recorded(pending, result),
-        }
+        Ok(as_flight_data(self.do_get_messages(request).await?))
     }
 
     async fn do_put(

@@ -38,6 +38,7 @@ mod credentials;
 mod do_get_frames;
 mod entry;
 mod error;
+mod flight_messages;
 mod keep_alive;
 mod limits;
 mod metadata;

@@ -6,7 +6,7 @@
 //!   ├─ a slot of the user's (or TooManyQueries at once)
 //!   ├─ start (plan + execute) within the query timeout
 //!   └─ Answer's batches ─▶ KeepAlive ─▶ LimitedStream (slot, timeout, server stop)
-//!                       ─▶ FlightDataEncoder ─▶ the client
+//!                       ─▶ Flight messages (flight_messages.rs) ─▶ the client
 //! ```
 
 use std::future::Future;
@@ -17,18 +17,19 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow_flight::FlightData;
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::error::FlightError;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Response, Status};
 
 use crate::audit::ReadNote;
 use crate::error::{CallError, CallResult};
+use crate::flight_messages::{FlightMessage, MessageStream, encode_messages};
 use crate::keep_alive::KeepAlive;
 use crate::limits::{LimitedStream, QueryLimits, UserSlots};
 
-/// The stream a DoGet answers with.
+/// The stream a DoGet answers with through `FlightService` (the Flight
+/// SQL metadata RPCs, and any caller of the trait); the server itself sends
+/// statements' answers as [`MessageStream`]s (`do_get_frames.rs`).
 pub(crate) type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
 
 /// A started query: what DoGet streams back.
@@ -99,7 +100,7 @@ impl QueryRunner {
         &self,
         user: &str,
         start: impl Future<Output = CallResult<Answer>>,
-    ) -> CallResult<Response<DoGetStream>> {
+    ) -> CallResult<Response<MessageStream>> {
         let slot = self.slots.acquire(user)?;
         let answer = self.within_timeout(start).await?;
         let batches = match self.keep_alive {
@@ -118,20 +119,19 @@ impl QueryRunner {
     }
 }
 
-/// Encodes record batches as Flight data; an error raised while producing
-/// them reaches the client as its status.
+/// Encodes record batches as Flight messages; an error raised while
+/// producing them reaches the client as its status.
 pub(crate) fn encode(
     schema: SchemaRef,
     batches: impl Stream<Item = CallResult<RecordBatch>> + Send + 'static,
-) -> Response<DoGetStream> {
-    let stream = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(batches.map_err(|error| FlightError::Tonic(Box::new(error.into()))))
-        .map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::from(CallError::Internal(other.to_string())),
-        });
-    Response::new(Box::pin(stream))
+) -> Response<MessageStream> {
+    Response::new(encode_messages(schema, batches.map_err(Status::from)))
+}
+
+/// A stream of messages as `FlightData`, each body joined into one buffer.
+pub(crate) fn as_flight_data(response: Response<MessageStream>) -> Response<DoGetStream> {
+    response
+        .map(|messages| Box::pin(messages.map_ok(FlightMessage::into_flight_data)) as DoGetStream)
 }
 
 /// A DoGet answer of one batch.
@@ -140,7 +140,10 @@ pub(crate) fn one_batch(
     batch: Result<RecordBatch, impl std::fmt::Display>,
 ) -> CallResult<Response<DoGetStream>> {
     let batch = batch.map_err(|e| CallError::Internal(e.to_string()))?;
-    Ok(encode(schema, futures::stream::iter([Ok(batch)])))
+    Ok(as_flight_data(encode(
+        schema,
+        futures::stream::iter([Ok(batch)]),
+    )))
 }
 
 /// Adds a response header.

@@ -58,7 +58,7 @@ use crate::metadata::{
     FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
 };
 use crate::options::ServiceOptions;
-use crate::running::{DoGetStream, QueryRunner, insert_header, one_batch};
+use crate::running::{DoGetStream, QueryRunner, as_flight_data, insert_header, one_batch};
 use crate::session_options::{session_action, session_action_types};
 use crate::signing::EnvelopeKey;
 use crate::sql_info::sql_info_data;
@@ -328,10 +328,11 @@ impl FlightSqlService for LakegateFlightService {
             .ok_or_else(|| {
                 CallError::Internal("a statement ticket reached DoGet unopened".into())
             })?;
-        Ok(self
+        let answer = self
             .statements
             .run_ticket(caller_of(&request)?, ticket)
-            .await?)
+            .await?;
+        Ok(as_flight_data(answer))
     }
 
     async fn get_flight_info_sql_info(

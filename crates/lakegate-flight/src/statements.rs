@@ -34,8 +34,9 @@ use tonic::{Response, Status};
 use crate::audit::{HandlerNotes, ReadNote};
 use crate::call::Caller;
 use crate::error::{CallError, CallResult};
+use crate::flight_messages::MessageStream;
 use crate::prepared::{decode_parameters, encode_parameters, receive_parameters};
-use crate::running::{Answer, DoGetStream, QueryRunner};
+use crate::running::{Answer, QueryRunner};
 use crate::tickets::{
     Planned, PreparedHandle, Seals, StatementTicket, column_digest, schema_digest,
 };
@@ -306,7 +307,7 @@ impl Statements {
         &self,
         caller: &Caller,
         ticket: StatementTicket,
-    ) -> CallResult<Response<DoGetStream>> {
+    ) -> CallResult<Response<MessageStream>> {
         let run_as = RunAs {
             principal: caller.principal(),
             role: Some(&ticket.role),
@@ -338,7 +339,7 @@ impl Statements {
         &self,
         caller: &Caller,
         sql: &str,
-    ) -> CallResult<Response<DoGetStream>> {
+    ) -> CallResult<Response<MessageStream>> {
         if let Some(statement) = administrative(sql) {
             let statement = statement?;
             let answer = self
