@@ -167,4 +167,3 @@ async fn an_error_ends_the_stream_with_its_status() {
         "stopped"
     );
 }
-
