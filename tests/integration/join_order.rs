@@ -5,25 +5,13 @@
 //! region's nations first, which is empty, and read no line item.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
-use lakegate_engine::{Engine, EngineOptions};
 
-use crate::common;
 use crate::plan_checker::check_plan;
-use crate::tpch::{self, lake_context, queries, rows_of, rows_read, tpch_catalog};
-
-async fn engine(data_dir: &Path, reorder_joins: bool) -> Engine {
-    let options = EngineOptions {
-        target_partitions: 2,
-        reorder_joins,
-        ..EngineOptions::default()
-    };
-    common::engine_with(&tpch_catalog(), data_dir, options).await
-}
+use crate::tpch::{self, lake_context, queries, rows_of, rows_read, tpch_engine};
 
 /// The TPC-H tables `plan` reads.
 fn tables_read(plan: &Arc<dyn ExecutionPlan>) -> BTreeSet<&'static str> {
@@ -61,8 +49,8 @@ fn show(plan: &Arc<dyn ExecutionPlan>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_answers_are_the_same_with_joins_reordered_and_as_written() {
     let data_dir = tpch::lake().await;
-    let reordering = engine(data_dir, true).await;
-    let as_written = engine(data_dir, false).await;
+    let reordering = tpch_engine(data_dir, true).await;
+    let as_written = tpch_engine(data_dir, false).await;
     for role in ["admin", "analyst"] {
         let mut reordered = reordering.session(role, None).unwrap();
         let mut written = as_written.session(role, None).unwrap();
@@ -97,7 +85,7 @@ async fn tpch_answers_are_the_same_with_joins_reordered_and_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_policy_q5_and_q8_meet_the_region_before_the_line_items() {
     let data_dir = tpch::lake().await;
-    let engine = engine(data_dir, true).await;
+    let engine = tpch_engine(data_dir, true).await;
     let mut session = engine.session("analyst", None).unwrap();
     for (name, sql) in queries() {
         if name != "q05" && name != "q08" {
@@ -119,7 +107,7 @@ async fn under_the_policy_q5_and_q8_meet_the_region_before_the_line_items() {
 async fn under_the_policy_q5_and_q8_read_no_line_item() {
     let data_dir = tpch::lake().await;
     for reorder_joins in [true, false] {
-        let engine = engine(data_dir, reorder_joins).await;
+        let engine = tpch_engine(data_dir, reorder_joins).await;
         let mut session = engine.session("analyst", None).unwrap();
         for (name, sql) in queries() {
             if name != "q05" && name != "q08" {

@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use lakegate_engine::{EngineOptions, QuerySession};
+use lakegate_engine::QuerySession;
 
-use crate::common;
 use crate::plan_checker::check_plan;
-use crate::tpch::{self, lake_context, queries, rows_of, tpch_catalog};
+use crate::tpch::{self, lake_context, queries, rows_of, tpch_engine};
 
 /// The rows entering the partial aggregates of `plan` that group by
 /// `column` (none when it never ran).
@@ -42,11 +41,7 @@ async fn count(session: &mut QuerySession, sql: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn q17_aggregates_only_the_selected_parts_line_items() {
     let data_dir = tpch::lake().await;
-    let options = EngineOptions {
-        target_partitions: 2,
-        ..EngineOptions::default()
-    };
-    let engine = common::engine_with(&tpch_catalog(), data_dir, options).await;
+    let engine = tpch_engine(data_dir, true).await;
     let (_, q17) = queries()
         .into_iter()
         .find(|(name, _)| name == "q17")
@@ -76,11 +71,7 @@ async fn q17_aggregates_only_the_selected_parts_line_items() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_correlated_aggregates_of_q2_q17_and_q20_are_narrowed() {
     let data_dir = tpch::lake().await;
-    let options = EngineOptions {
-        target_partitions: 2,
-        ..EngineOptions::default()
-    };
-    let engine = common::engine_with(&tpch_catalog(), data_dir, options).await;
+    let engine = tpch_engine(data_dir, true).await;
     for role in ["admin", "analyst"] {
         let mut session = engine.session(role, None).unwrap();
         for (name, sql) in queries() {

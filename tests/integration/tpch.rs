@@ -9,7 +9,7 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data};
 use lakegate_catalog::{Catalog, LoadOptions};
-use lakegate_engine::QuerySession;
+use lakegate_engine::{Engine, EngineOptions, QuerySession};
 use tokio::sync::OnceCell;
 
 use crate::common;
@@ -33,6 +33,17 @@ pub(crate) async fn lake() -> &'static Path {
 /// The benchmark's catalog (`analyst` under a policy, `admin` unrestricted).
 pub(crate) fn tpch_catalog() -> PathBuf {
     common::repo_root().join("catalog/tpch")
+}
+
+/// An engine over the TPC-H lake on two partitions, joins reordered by
+/// estimate or kept as written.
+pub(crate) async fn tpch_engine(data_dir: &Path, reorder_joins: bool) -> Engine {
+    let options = EngineOptions {
+        target_partitions: 2,
+        reorder_joins,
+        ..EngineOptions::default()
+    };
+    common::engine_with(&tpch_catalog(), data_dir, options).await
 }
 
 /// The 22 queries, by name (`q01` ...), in order.

@@ -2,7 +2,8 @@
 //! builders: SQL type names of Arrow types (for the `ARROW:FLIGHT:SQL:*`
 //! column metadata of GetTables, and for GetXdbcTypeInfo, which ODBC tools
 //! read before anything else), and the empty but well-formed answers to the
-//! key RPCs (Lakegate tables declare no keys).
+//! key RPCs (Lakegate tables declare no keys); GetTables' answer, the tables
+//! a role may describe.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -10,7 +11,12 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::metadata::{XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
-use arrow_flight::sql::{Nullable, Searchable, XdbcDataType};
+use arrow_flight::sql::{CommandGetTables, Nullable, Searchable, XdbcDataType};
+use lakegate_engine::QuerySession;
+use tonic::Response;
+
+use crate::error::{CallError, CallResult};
+use crate::running::{DoGetStream, one_batch};
 
 /// One SQL type Lakegate returns: its name and its XDBC code.
 struct SqlType {
@@ -225,6 +231,31 @@ pub(crate) static FOREIGN_KEYS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// An answer with no rows.
 pub(crate) fn no_rows(schema: &SchemaRef) -> RecordBatch {
     RecordBatch::new_empty(Arc::clone(schema))
+}
+
+/// GetTables: the tables `session`'s role may describe, with the columns it
+/// sees (masked columns with their masked types) when the schemas are
+/// asked for.
+pub(crate) async fn tables(
+    session: &QuerySession,
+    catalog: &str,
+    query: CommandGetTables,
+) -> CallResult<Response<DoGetStream>> {
+    let mut builder = query.into_builder();
+    for (database, table) in session.visible_tables() {
+        let schema = if builder.include_schema() {
+            let Some(schema) = session.table_schema(&database, &table).await? else {
+                continue;
+            };
+            with_column_metadata(&schema, catalog, &database, &table)
+        } else {
+            Schema::empty()
+        };
+        builder
+            .append(catalog, &database, &table, "TABLE", &schema)
+            .map_err(|e| CallError::Internal(e.to_string()))?;
+    }
+    one_batch(builder.schema(), builder.build())
 }
 
 #[cfg(test)]

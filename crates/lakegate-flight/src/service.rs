@@ -54,15 +54,13 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Authenticator, SignIn, TokenIssuer};
 use crate::call::caller_of;
 use crate::error::{CallError, CallResult};
-use crate::metadata::{
-    FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, with_column_metadata,
-};
+use crate::metadata::{FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA, XDBC_TYPE_INFO, no_rows, tables};
 use crate::options::ServiceOptions;
 use crate::running::{DoGetStream, QueryRunner, as_flight_data, insert_header, one_batch};
 use crate::session_options::{session_action, session_action_types};
 use crate::signing::EnvelopeKey;
 use crate::sql_info::sql_info_data;
-use crate::statements::{Statements, administrative, flight_info};
+use crate::statements::{Statements, flight_info};
 use crate::throttle::LoginThrottle;
 use crate::tickets::{PreparedHandle, Seals, StatementTicket};
 
@@ -237,32 +235,6 @@ impl LakegateFlightService {
             Ok::<_, CallError>(no_rows(schema)),
         )?)
     }
-
-    /// Tables the caller's role may describe, with the columns it sees
-    /// (masked columns with their masked types).
-    async fn tables(
-        &self,
-        query: CommandGetTables,
-        request: &Request<Ticket>,
-    ) -> CallResult<Response<DoGetStream>> {
-        let session = self.statements.session(caller_of(request)?)?;
-        let catalog = self.engine.catalog_name();
-        let mut builder = query.into_builder();
-        for (database, table) in session.visible_tables() {
-            let schema = if builder.include_schema() {
-                let Some(schema) = session.table_schema(&database, &table).await? else {
-                    continue;
-                };
-                with_column_metadata(&schema, &catalog, &database, &table)
-            } else {
-                Schema::empty()
-            };
-            builder
-                .append(&catalog, &database, &table, "TABLE", &schema)
-                .map_err(|e| CallError::Internal(e.to_string()))?;
-        }
-        one_batch(builder.schema(), builder.build())
-    }
 }
 
 type DoActionStream = <LakegateFlightService as FlightService>::DoActionStream;
@@ -431,7 +403,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(self.tables(query, &request).await?)
+        let session = self.statements.session(caller_of(&request)?)?;
+        Ok(tables(&session, &self.engine.catalog_name(), query).await?)
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -576,24 +549,8 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        // Administration statements are updates (ADBC's execute_update,
-        // JDBC's executeUpdate); every other update is a write.
-        match administrative(&query.query) {
-            Some(statement) => {
-                let caller = caller_of(&request)?;
-                Ok(self.statements.update(caller, &statement?).await?)
-            }
-            // An INSERT runs; anything else gets the SQL gate's answer,
-            // or is told to run as a query.
-            None => {
-                let caller = caller_of(&request)?;
-                let session = self.statements.session(caller)?;
-                if session.is_write(&query.query) {
-                    return Ok(self.statements.write(caller, &query.query, None).await?);
-                }
-                Err(CallError::from(session.update_refusal(&query.query)).into())
-            }
-        }
+        let caller = caller_of(&request)?;
+        Ok(self.statements.run_update(caller, &query.query).await?)
     }
 
     async fn do_put_prepared_statement_update(
@@ -601,33 +558,15 @@ impl FlightSqlService for LakegateFlightService {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        // What DB-API's `executemany` and ADBC's execute_update send: an
-        // administration statement is made; an INSERT runs with the
-        // parameter rows sent with it (or bound before), all as one write;
-        // any other prepared statement is a query, and an update would
-        // discard its rows.
         let caller = caller_of(&request)?.clone();
         let handle = self
             .seals
             .open_handle(&query.prepared_statement_handle, caller.user())?;
-        if let Some(statement) = administrative(&handle.sql) {
-            return Ok(self.statements.update(&caller, &statement?).await?);
-        }
-        if self.statements.session(&caller)?.is_write(&handle.sql) {
-            let data = request.into_inner();
-            return Ok(self
-                .statements
-                .prepared_write(&caller, &handle, data)
-                .await?);
-        }
-        Err(CallError::Refused(
-            "the prepared statement is a query, and executing it as an update \
-             (executemany, execute_update) would discard its rows: bind the parameter \
-             rows and execute it as a query, which runs it once per row and returns \
-             every result"
-                .into(),
-        )
-        .into())
+        let data = request.into_inner();
+        Ok(self
+            .statements
+            .run_prepared_update(&caller, &handle, data)
+            .await?)
     }
 
     async fn do_put_statement_ingest(

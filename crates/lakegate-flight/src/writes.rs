@@ -8,6 +8,7 @@
 //! event is told what was written.
 //!
 //! ```text
+//! DoPut(CommandStatementUpdate)            ─▶ run_update: administration, a write, or refused
 //! DoPut(CommandStatementUpdate: INSERT)    ─▶ write
 //! DoPut(CommandStatementUpdate: CREATE TABLE AS) ─▶ write ─▶ create_table_as ─▶ declare
 //! DoPut(CommandPreparedStatementUpdate)    ─▶ prepared_write ─▶ write (every parameter row, one write)
@@ -38,7 +39,7 @@ use tonic::Status;
 use crate::call::Caller;
 use crate::error::{CallError, CallResult};
 use crate::prepared::{decode_parameters, encode_parameters, receive_batches};
-use crate::statements::{Statements, flight_info};
+use crate::statements::{Statements, administrative, flight_info};
 use crate::tickets::{PreparedHandle, StatementTicket};
 
 /// Tells the audit of `caller`'s call what a write did (or, refused, the
@@ -74,6 +75,47 @@ fn noted_write(
 }
 
 impl Statements {
+    /// An update `sql` of `caller`'s (ADBC's execute_update, JDBC's
+    /// executeUpdate): an administration statement is made, an INSERT or
+    /// CREATE TABLE AS runs; anything else gets the SQL gate's answer, or
+    /// is told to run as a query.
+    pub(crate) async fn run_update(&self, caller: &Caller, sql: &str) -> CallResult<i64> {
+        if let Some(statement) = administrative(sql) {
+            return self.update(caller, &statement?).await;
+        }
+        let session = self.session(caller)?;
+        if session.is_write(sql) {
+            return self.write(caller, sql, None).await;
+        }
+        Err(CallError::from(session.update_refusal(sql)))
+    }
+
+    /// A prepared statement executed as an update (what DB-API's
+    /// `executemany` and ADBC's execute_update send): an administration
+    /// statement is made; an INSERT runs with the parameter rows sent with
+    /// it (or bound before), all as one write; any other prepared statement
+    /// is a query, and an update would discard its rows.
+    pub(crate) async fn run_prepared_update(
+        &self,
+        caller: &Caller,
+        handle: &PreparedHandle,
+        data: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    ) -> CallResult<i64> {
+        if let Some(statement) = administrative(&handle.sql) {
+            return self.update(caller, &statement?).await;
+        }
+        if self.session(caller)?.is_write(&handle.sql) {
+            return self.prepared_write(caller, handle, data).await;
+        }
+        Err(CallError::Refused(
+            "the prepared statement is a query, and executing it as an update \
+             (executemany, execute_update) would discard its rows: bind the parameter \
+             rows and execute it as a query, which runs it once per row and returns \
+             every result"
+                .into(),
+        ))
+    }
+
     /// Runs the INSERT `sql` for `caller` (every row of `parameters` bound
     /// in turn, as one write): the number of rows written. The audit event
     /// records the statement, the table, what was committed and the grants

@@ -65,6 +65,25 @@ fn selected_parts() -> LogicalPlanBuilder {
         .unwrap()
 }
 
+/// `parts` (with `p_partkey`) joined to `aggregate` (aliased `sq`) on the
+/// part key.
+fn parts_joined_to(
+    parts: LogicalPlanBuilder,
+    aggregate: LogicalPlan,
+    join_type: JoinType,
+) -> LogicalPlan {
+    parts
+        .join(
+            aggregate,
+            join_type,
+            (vec!["p_partkey"], vec!["sq.l_partkey"]),
+            None,
+        )
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
 /// TPC-H Q17's shape: the selected parts' line items, semi-joined to the
 /// per-part aggregate of all line items on the part key.
 fn q17_shape() -> LogicalPlanBuilder {
@@ -152,16 +171,7 @@ fn a_reducer_is_found_across_a_semi_join() {
 fn an_unselective_other_side_leaves_the_aggregate_whole() {
     // Every part: a second scan of the table would save no group.
     let all_parts = table("part", 200_000, &[("p_partkey", 200_000)]);
-    let plan = all_parts
-        .join(
-            quantities_per_part(),
-            JoinType::Inner,
-            (vec!["p_partkey"], vec!["sq.l_partkey"]),
-            None,
-        )
-        .unwrap()
-        .build()
-        .unwrap();
+    let plan = parts_joined_to(all_parts, quantities_per_part(), JoinType::Inner);
     assert!(reducers(&optimized(plan)).is_empty());
 }
 
@@ -170,32 +180,14 @@ fn a_reducer_must_give_the_same_rows_when_evaluated_again() {
     let sampled_parts = table("part", 200_000, &[("p_partkey", 200_000)])
         .filter(random().lt(lit(0.01)))
         .unwrap();
-    let plan = sampled_parts
-        .join(
-            quantities_per_part(),
-            JoinType::Inner,
-            (vec!["p_partkey"], vec!["sq.l_partkey"]),
-            None,
-        )
-        .unwrap()
-        .build()
-        .unwrap();
+    let plan = parts_joined_to(sampled_parts, quantities_per_part(), JoinType::Inner);
     assert!(reducers(&optimized(plan)).is_empty());
 }
 
 #[test]
 fn joins_that_keep_unmatched_aggregate_rows_are_left_alone() {
     for join_type in [JoinType::Left, JoinType::Full, JoinType::RightAnti] {
-        let plan = selected_parts()
-            .join(
-                quantities_per_part(),
-                join_type,
-                (vec!["p_partkey"], vec!["sq.l_partkey"]),
-                None,
-            )
-            .unwrap()
-            .build()
-            .unwrap();
+        let plan = parts_joined_to(selected_parts(), quantities_per_part(), join_type);
         // A left join keeps every part and needs only the matched groups,
         // but the rule does not reason about it: only the aggregate's own
         // rows being dropped makes a reduction exact.
@@ -211,15 +203,6 @@ fn an_aggregate_beneath_a_limit_is_left_whole() {
         .unwrap()
         .build()
         .unwrap();
-    let plan = selected_parts()
-        .join(
-            limited,
-            JoinType::Inner,
-            (vec!["p_partkey"], vec!["sq.l_partkey"]),
-            None,
-        )
-        .unwrap()
-        .build()
-        .unwrap();
+    let plan = parts_joined_to(selected_parts(), limited, JoinType::Inner);
     assert!(reducers(&optimized(plan)).is_empty());
 }

@@ -188,38 +188,46 @@ fn outer_joins_are_never_reordered() {
     assert!(!reorder(written).unwrap().transformed);
 }
 
-#[test]
-fn a_join_on_two_keys_of_one_relationship_is_not_taken_for_an_empty_one() {
-    // TPC-H Q9's shape: line items join partsupp on part and supplier,
-    // which go together. Multiplying both keys' selectivities would
-    // estimate that join at a few hundred rows and move it first.
-    let parts = table("part", 200_000, &[("p_partkey", 200_000)])
+/// TPC-H's parts, one filter selecting some of them.
+fn selected_parts() -> LogicalPlanBuilder {
+    table("part", 200_000, &[("p_partkey", 200_000)])
         .filter(col("p_partkey").gt(lit(5i64)))
-        .unwrap();
-    let lines = table(
-        "lineitem",
-        6_000_000,
-        &[("l_partkey", 200_000), ("l_suppkey", 10_000)],
-    );
+        .unwrap()
+}
+
+/// `plan` (holding line items) joined with partsupp on part and supplier,
+/// the two keys of one relationship.
+fn join_partsupp(plan: LogicalPlanBuilder) -> LogicalPlanBuilder {
     let partsupp = table(
         "partsupp",
         800_000,
         &[("ps_partkey", 200_000), ("ps_suppkey", 10_000)],
     );
+    plan.join(
+        partsupp.build().unwrap(),
+        JoinType::Inner,
+        (
+            vec!["l_partkey", "l_suppkey"],
+            vec!["ps_partkey", "ps_suppkey"],
+        ),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_join_on_two_keys_of_one_relationship_is_not_taken_for_an_empty_one() {
+    // TPC-H Q9's shape: line items join partsupp on part and supplier,
+    // which go together. Multiplying both keys' selectivities would
+    // estimate that join at a few hundred rows and move it first.
+    let parts = selected_parts();
+    let lines = table(
+        "lineitem",
+        6_000_000,
+        &[("l_partkey", 200_000), ("l_suppkey", 10_000)],
+    );
     let plan = join(parts, lines.build().unwrap(), ("p_partkey", "l_partkey"));
-    let written = plan
-        .join(
-            partsupp.build().unwrap(),
-            JoinType::Inner,
-            (
-                vec!["l_partkey", "l_suppkey"],
-                vec!["ps_partkey", "ps_suppkey"],
-            ),
-            None,
-        )
-        .unwrap()
-        .build()
-        .unwrap();
+    let written = join_partsupp(plan).build().unwrap();
     let kept = reorder(written).unwrap();
     assert!(!kept.transformed, "{}", kept.data.display_indent());
 }
@@ -231,9 +239,7 @@ fn a_foreign_key_matches_no_more_values_than_its_referenced_key_has() {
     // line items ⋈ orders looked like it kept a quarter of the line items
     // and came first, probing all 6 M of them before the selected parts
     // narrowed anything.
-    let parts = table("part", 200_000, &[("p_partkey", 200_000)])
-        .filter(col("p_partkey").gt(lit(5i64)))
-        .unwrap();
+    let parts = selected_parts();
     let suppliers = table(
         "supplier",
         10_000,
@@ -248,28 +254,13 @@ fn a_foreign_key_matches_no_more_values_than_its_referenced_key_has() {
             ("l_suppkey", 10_000),
         ],
     );
-    let partsupp = table(
-        "partsupp",
-        800_000,
-        &[("ps_partkey", 200_000), ("ps_suppkey", 10_000)],
-    );
     let orders = table("orders", 1_500_000, &[("o_orderkey", 6_000_000)]);
     let nations = table("nation", 25, &[("n_nationkey", 25)]);
     // DataFusion's own order for Q9: selected parts, their line items,
     // then suppliers, partsupp, orders and nations.
     let plan = join(parts, lines.build().unwrap(), ("p_partkey", "l_partkey"));
     let plan = join(plan, suppliers.build().unwrap(), ("l_suppkey", "s_suppkey"));
-    let plan = plan
-        .join(
-            partsupp.build().unwrap(),
-            JoinType::Inner,
-            (
-                vec!["l_partkey", "l_suppkey"],
-                vec!["ps_partkey", "ps_suppkey"],
-            ),
-            None,
-        )
-        .unwrap();
+    let plan = join_partsupp(plan);
     let plan = join(plan, orders.build().unwrap(), ("l_orderkey", "o_orderkey"));
     let written = join(
         plan,
