@@ -21,6 +21,7 @@
 
 mod barrier;
 mod cache;
+mod decimal_literals;
 mod distribution;
 mod engine;
 mod error;

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! ... ExactSubqueryMarks ─▶ decorrelate_predicate_subquery ...   (subquery_marks.rs)
+//! ... simplify_expressions ─▶ RescaleDecimalLiterals ...          (decimal_literals.rs)
+//!     (once constants are folded into literals; first occurrence only)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
 //!     ─▶ ReorderJoinsByEstimate ─▶ AggregateOnlyJoinedKeys ...    (reorder_joins.rs, reduce_aggregates.rs)
@@ -23,6 +25,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
+use crate::decimal_literals::RescaleDecimalLiterals;
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
 use crate::reduce_aggregates::AggregateOnlyJoinedKeys;
 use crate::reorder_joins::ReorderJoinsByEstimate;
@@ -33,17 +36,27 @@ use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
 /// have reached the scans.
 const PLACES_FILTERS: &str = "push_down_filter";
 
+/// The rule that folds casts of constants into literals, after which
+/// decimal literals are rescaled.
+const FOLDS_CONSTANTS: &str = "simplify_expressions";
+
 /// The rules every session of an engine optimizes with; `reorder_joins`:
 /// with [`ReorderJoinsByEstimate`] (`EngineOptions::reorder_joins`).
 pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = Vec::new();
+    let mut literals_rescaled = false;
     for rule in datafusion::optimizer::Optimizer::new().rules {
         if rule.name() == RUNS_BEFORE {
             rules.push(Arc::new(ExactSubqueryMarks));
         }
         let rebuilds = REBUILDING_RULES.contains(&rule.name());
         let places_filters = rule.name() == PLACES_FILTERS;
+        let folds_constants = rule.name() == FOLDS_CONSTANTS;
         rules.push(rule);
+        if folds_constants && !literals_rescaled {
+            rules.push(Arc::new(RescaleDecimalLiterals));
+            literals_rescaled = true;
+        }
         if rebuilds {
             rules.push(Arc::new(BalanceLongFilters));
         }
