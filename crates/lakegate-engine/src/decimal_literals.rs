@@ -43,10 +43,6 @@ impl OptimizerRule for RescaleDecimalLiterals {
         Some(ApplyOrder::BottomUp)
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,

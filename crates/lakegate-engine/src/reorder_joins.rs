@@ -66,10 +66,6 @@ impl OptimizerRule for ReorderJoinsByEstimate {
         None
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,

@@ -63,10 +63,6 @@ impl OptimizerRule for ExactSubqueryMarks {
         Some(ApplyOrder::TopDown)
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,
