@@ -91,6 +91,7 @@ mod probe;
 mod result_schema;
 mod reuse_subplans;
 mod scan_reuse;
+mod semi_joins;
 mod storage;
 mod store;
 mod table_cache;

@@ -48,6 +48,7 @@ mod reorder_joins;
 mod reuse_subplans;
 mod secured_catalog;
 mod secured_table;
+mod semi_joins;
 mod session;
 mod sql_text;
 mod statement;

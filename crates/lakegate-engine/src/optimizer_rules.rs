@@ -7,7 +7,8 @@
 //!     (once constants are folded into literals; first occurrence only)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
-//!     ─▶ ReorderJoinsByEstimate ─▶ AggregateOnlyJoinedKeys ...    (reorder_joins.rs, reduce_aggregates.rs)
+//!     ─▶ PushSemiJoinsDown ─▶ ReorderJoinsByEstimate ─▶ AggregateOnlyJoinedKeys ...
+//!     (semi_joins.rs, reorder_joins.rs, reduce_aggregates.rs)
 //!     (once filters sit on the scans they estimate, before projections
 //!     are pushed between the joins)
 //! ... last: NestWideUnions
@@ -30,6 +31,7 @@ use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULE
 use crate::reduce_aggregates::AggregateOnlyJoinedKeys;
 use crate::reorder_joins::ReorderJoinsByEstimate;
 use crate::reuse_subplans::ReuseRepeatedAggregates;
+use crate::semi_joins::PushSemiJoinsDown;
 use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
 
 /// The rule after which joins are reordered and aggregates reduced: filters
@@ -59,6 +61,9 @@ pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule 
         }
         if rebuilds {
             rules.push(Arc::new(BalanceLongFilters));
+        }
+        if places_filters {
+            rules.push(Arc::new(PushSemiJoinsDown));
         }
         if places_filters && reorder_joins {
             rules.push(Arc::new(ReorderJoinsByEstimate));
