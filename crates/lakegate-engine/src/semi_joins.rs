@@ -101,32 +101,13 @@ fn pushed_beneath(semi: &Join) -> Result<Option<LogicalPlan>> {
     } else {
         return Ok(None);
     };
-    let semi_over = |input: &Arc<LogicalPlan>| -> Result<Arc<LogicalPlan>> {
-        Ok(Arc::new(LogicalPlan::Join(Join::try_new(
-            Arc::clone(input),
-            Arc::clone(&semi.right),
-            semi.on.clone(),
-            semi.filter.clone(),
-            JoinType::LeftSemi,
-            semi.join_constraint,
-            semi.null_equality,
-            semi.null_aware,
-        )?)))
-    };
+    let semi_over =
+        |input: &Arc<LogicalPlan>| rejoined(semi, Arc::clone(input), Arc::clone(&semi.right));
     let (left, right) = match side {
-        Side::Left => (semi_over(&inner.left)?, Arc::clone(&inner.right)),
-        Side::Right => (Arc::clone(&inner.left), semi_over(&inner.right)?),
+        Side::Left => (Arc::new(semi_over(&inner.left)?), Arc::clone(&inner.right)),
+        Side::Right => (Arc::clone(&inner.left), Arc::new(semi_over(&inner.right)?)),
     };
-    let joined = LogicalPlan::Join(Join::try_new(
-        left,
-        right,
-        inner.on.clone(),
-        inner.filter.clone(),
-        JoinType::Inner,
-        inner.join_constraint,
-        inner.null_equality,
-        inner.null_aware,
-    )?);
+    let joined = rejoined(inner, left, right)?;
     Ok(Some(match projection {
         None => joined,
         Some(projection) => LogicalPlan::Projection(Projection::try_new_with_schema(
@@ -135,6 +116,20 @@ fn pushed_beneath(semi: &Join) -> Result<Option<LogicalPlan>> {
             Arc::clone(&projection.schema),
         )?),
     }))
+}
+
+/// `join` over other inputs: the same keys, filter and kind.
+fn rejoined(join: &Join, left: Arc<LogicalPlan>, right: Arc<LogicalPlan>) -> Result<LogicalPlan> {
+    Ok(LogicalPlan::Join(Join::try_new(
+        left,
+        right,
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )?))
 }
 
 /// The columns of its left input that a semi join reads: its left keys'
