@@ -21,7 +21,10 @@
 //! projections, inner joins of such), so that `A ⋈ B` is at least as large
 //! as `A` on a key into `B`'s table, as in Q18's orders and line items.
 //! Beneath a join with a filtered side the semi join stays where it was
-//! written (the join may have removed most of `A` already). Anti joins
+//! written (the join may have removed most of `A` already). A table behind
+//! a role's row filter counts as keeping its rows (the filter is inside the
+//! secured scan): there the semi join may probe rows the policy would have
+//! removed, which costs time and never changes the rows. Anti joins
 //! (`NOT IN`, `NOT EXISTS`) are left alone.
 
 use std::sync::Arc;
