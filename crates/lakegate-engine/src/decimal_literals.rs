@@ -25,6 +25,7 @@ use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, DataType};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::optimizer::ApplyOrder;
@@ -73,27 +74,37 @@ fn rescale_literal_operand(expr: Expr, schema: &DFSchema) -> Result<Transformed<
     if !matches!(op, Operator::Plus | Operator::Minus) {
         return Ok(Transformed::no(expr));
     }
-    let (literal, other) = match (decimal_literal(left), decimal_literal(right)) {
-        (Some(literal), None) => (literal, right),
-        (None, Some(literal)) => (literal, left),
+    let (literal, other, literal_on_left) = match (decimal_literal(left), decimal_literal(right)) {
+        (Some(literal), None) => (literal, right, true),
+        (None, Some(literal)) => (literal, left, false),
         _ => return Ok(Transformed::no(expr)),
     };
-    let DataType::Decimal128(_, other_scale) = other.get_type(schema)? else {
+    let other_type = other.get_type(schema)?;
+    let DataType::Decimal128(_, other_scale) = other_type else {
         return Ok(Transformed::no(expr));
     };
     let Some(rescaled) = literal.at_scale(other_scale) else {
         return Ok(Transformed::no(expr));
     };
-    let rescaled = Expr::Literal(rescaled, None);
-    let candidate = if decimal_literal(left).is_some() {
-        Expr::BinaryExpr(BinaryExpr::new(Box::new(rescaled), *op, right.clone()))
-    } else {
-        Expr::BinaryExpr(BinaryExpr::new(left.clone(), *op, Box::new(rescaled)))
+    // The operation's result type, from its operands' types in their order.
+    let result_type = |literal_type: &DataType| {
+        let (l, r) = if literal_on_left {
+            (literal_type, &other_type)
+        } else {
+            (&other_type, literal_type)
+        };
+        BinaryTypeCoercer::new(l, op, r).get_result_type()
     };
-    if candidate.get_type(schema)? != expr.get_type(schema)? {
+    if result_type(&rescaled.data_type())? != result_type(&literal.data_type())? {
         return Ok(Transformed::no(expr));
     }
-    Ok(Transformed::yes(candidate))
+    let rescaled = Box::new(Expr::Literal(rescaled, None));
+    let candidate = if literal_on_left {
+        BinaryExpr::new(rescaled, *op, right.clone())
+    } else {
+        BinaryExpr::new(left.clone(), *op, rescaled)
+    };
+    Ok(Transformed::yes(Expr::BinaryExpr(candidate)))
 }
 
 /// A non-null `Decimal128` literal's unscaled value, precision and scale.
@@ -118,6 +129,10 @@ fn decimal_literal(expr: &Expr) -> Option<DecimalLiteral> {
 }
 
 impl DecimalLiteral {
+    fn data_type(self) -> DataType {
+        DataType::Decimal128(self.precision, self.scale)
+    }
+
     /// The same number at the larger `scale`, with as many integer digits
     /// (precision grown by as much as the scale); `None` if `scale` is not
     /// larger or the result would not fit a `Decimal128`.
