@@ -48,8 +48,10 @@
 //!   written, with checked plans; under the policy, Q5 and Q8 meet their
 //!   empty join before any line item is read.
 //! * `joined_keys` — aggregates narrowed to the keys a join keeps: TPC-H
-//!   Q2, Q17 and Q20 under both roles, Q17's aggregate given only the
-//!   selected parts' line items.
+//!   Q2 and Q20 under both roles.
+//! * `correlated_windows` — TPC-H Q17's correlated average computed as a
+//!   window over the selected parts' line items, `lineitem` read once,
+//!   under both roles.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
 //!   checks turn NOT_SERVING while calls are still served, then new
 //!   connections are refused and running streams finish.
@@ -69,6 +71,7 @@ mod barrier_statistics;
 mod catalog_errors;
 mod cli;
 mod clock;
+mod correlated_windows;
 mod created_tables;
 mod delta;
 mod distributed;

@@ -21,6 +21,7 @@
 
 mod barrier;
 mod cache;
+mod correlated_windows;
 mod decimal_literals;
 mod distribution;
 mod engine;

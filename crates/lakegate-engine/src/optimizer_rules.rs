@@ -7,8 +7,11 @@
 //!     (once constants are folded into literals; first occurrence only)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
-//!     ─▶ PushSemiJoinsDown ─▶ ReorderJoinsByEstimate ─▶ AggregateOnlyJoinedKeys ...
-//!     (semi_joins.rs, reorder_joins.rs, reduce_aggregates.rs)
+//!     ─▶ PushSemiJoinsDown ─▶ ReorderJoinsByEstimate
+//!     ─▶ CorrelatedAggregatesAsWindows ─▶ AggregateOnlyJoinedKeys ...
+//!     (semi_joins.rs, reorder_joins.rs, correlated_windows.rs,
+//!     reduce_aggregates.rs; an aggregate computed as a window needs no
+//!     narrowing)
 //!     (once filters sit on the scans they estimate, before projections
 //!     are pushed between the joins)
 //! ... last: NestWideUnions
@@ -26,6 +29,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
+use crate::correlated_windows::CorrelatedAggregatesAsWindows;
 use crate::decimal_literals::RescaleDecimalLiterals;
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
 use crate::reduce_aggregates::AggregateOnlyJoinedKeys;
@@ -69,6 +73,7 @@ pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule 
             rules.push(Arc::new(ReorderJoinsByEstimate));
         }
         if places_filters {
+            rules.push(Arc::new(CorrelatedAggregatesAsWindows));
             rules.push(Arc::new(AggregateOnlyJoinedKeys));
         }
     }

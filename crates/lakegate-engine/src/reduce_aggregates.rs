@@ -177,18 +177,41 @@ fn is_unreduced_group_key(plan: &LogicalPlan, column: &Column) -> bool {
         .group_expr
         .iter()
         .any(|e| matches!(e, Expr::GroupingSet(_)));
-    let reduced = matches!(
+    let reduced = !std::ptr::eq(
+        without_reducer(&aggregate.input, &group_column),
         aggregate.input.as_ref(),
-        LogicalPlan::Join(join) if join.join_type == JoinType::LeftSemi
-            && join.on.iter().any(|(l, _)| matches!(l, Expr::Column(c) if *c == group_column))
-            && matches!(join.right.as_ref(), LogicalPlan::SubqueryAlias(a) if a.alias.table() == REDUCER_ALIAS)
     );
     !grouping_sets && !reduced
 }
 
+/// An aggregate's `input` without the reducer semi join this rule put on
+/// its `group_column`, if any (beneath it, every group of the input is
+/// whole: the semi join removes only groups no join keeps).
+pub(crate) fn without_reducer<'a>(
+    input: &'a LogicalPlan,
+    group_column: &Column,
+) -> &'a LogicalPlan {
+    match input {
+        LogicalPlan::Join(join)
+            if join.join_type == JoinType::LeftSemi
+                && join
+                    .on
+                    .iter()
+                    .any(|(l, _)| matches!(l, Expr::Column(c) if c == group_column))
+                && matches!(join.right.as_ref(), LogicalPlan::SubqueryAlias(a) if a.alias.table() == REDUCER_ALIAS) =>
+        {
+            &join.left
+        }
+        other => other,
+    }
+}
+
 /// The reducer for `column` of `plan` keeping the smallest share of its
 /// table's distinct keys: (share, reducer, the reducer's key column).
-fn smallest_reducer(plan: &LogicalPlan, column: &Column) -> Option<(f64, LogicalPlan, Column)> {
+pub(crate) fn smallest_reducer(
+    plan: &LogicalPlan,
+    column: &Column,
+) -> Option<(f64, LogicalPlan, Column)> {
     let mut reached = Vec::new();
     reach(plan, column, &mut reached);
     reached

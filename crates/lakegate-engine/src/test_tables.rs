@@ -1,15 +1,17 @@
-//! Tables known only by their statistics, for the unit tests of the rules
-//! that decide by estimates (`reorder_joins`, `reduce_aggregates`).
+//! Tables known only by their statistics, and small tables that report
+//! their row counts, for the unit tests of the rules that decide by
+//! estimates (`reorder_joins`, `reduce_aggregates`, `correlated_windows`).
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics, not_impl_err};
-use datafusion::datasource::TableType;
 use datafusion::datasource::provider_as_source;
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -69,4 +71,61 @@ pub(crate) fn scan(name: &str, columns: &[(&str, i64)], rows: Option<usize>) -> 
     });
     let provider = Arc::new(Described { schema, statistics });
     LogicalPlanBuilder::scan(name, provider_as_source(provider), None).unwrap()
+}
+
+/// A table of rows held in memory that reports its row count, and nothing
+/// else, as statistics (as a secured table behind a policy does).
+#[derive(Debug)]
+struct Counted {
+    rows: MemTable,
+    count: usize,
+}
+
+#[async_trait]
+impl TableProvider for Counted {
+    fn schema(&self) -> SchemaRef {
+        self.rows.schema()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    fn statistics(&self) -> Option<Statistics> {
+        Some(Statistics {
+            num_rows: Precision::Exact(self.count),
+            ..Statistics::new_unknown(&self.rows.schema())
+        })
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.rows.scan(state, projection, filters, limit).await
+    }
+}
+
+/// A table of nullable Int64 `columns` with one row per tuple of `rows`,
+/// reporting `count` rows as statistics (a few rows standing for a large
+/// table, so that estimates reach the shares they have at scale).
+pub(crate) fn counted(
+    columns: &[&str],
+    rows: &[&[Option<i64>]],
+    count: usize,
+) -> Arc<dyn TableProvider> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Int64, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = (0..columns.len())
+        .map(|i| Arc::new(Int64Array::from_iter(rows.iter().map(|r| r[i]))) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
+    Arc::new(Counted {
+        rows: MemTable::try_new(schema, vec![vec![batch]]).unwrap(),
+        count,
+    })
 }
