@@ -32,7 +32,9 @@
 //! `LAKEGATE_TPCH_QUERIES=q07,q21` runs only those queries,
 //! `LAKEGATE_TPCH_VARIANTS=C,H` only those variants,
 //! `LAKEGATE_TPCH_FILTER_PUSHDOWN` and `LAKEGATE_TPCH_REORDER_JOINS`
-//! (`true|false`) set Lakegate's engine options of those names, and
+//! (`true|false`) set Lakegate's engine options of those names,
+//! `LAKEGATE_TPCH_TARGET_PARTITIONS` the partitions of every DataFusion
+//! variant (A to D, G; H's workers keep their own), and
 //! `LAKEGATE_TPCH_PEER` names the peer's binary; without it F is skipped).
 //! Results: a Markdown table on stdout and in
 //! `$CARGO_TARGET_DIR/bench-results/tpch.md`, the figures in `tpch.json`,
@@ -492,6 +494,10 @@ async fn run(full: bool) {
         reorder_joins: env_or(
             "LAKEGATE_TPCH_REORDER_JOINS",
             EngineOptions::default().reorder_joins,
+        ),
+        target_partitions: env_or(
+            "LAKEGATE_TPCH_TARGET_PARTITIONS",
+            EngineOptions::default().target_partitions,
         ),
         ..EngineOptions::default()
     };
