@@ -75,8 +75,18 @@ impl OptimizerRule for ReorderJoinsByEstimate {
     }
 }
 
-/// Reorders every cluster in `plan`, innermost first.
+/// Reorders every cluster in `plan`, innermost first, and in the
+/// uncorrelated subqueries its expressions hold (a scalar subquery
+/// DataFusion runs on its own, such as TPC-H Q11's total: the optimizer
+/// reaches those only for rules it recurses for, and this one recurses
+/// itself).
 fn reorder(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    plan.map_uncorrelated_subqueries(reorder)?
+        .transform_data(reorder_node)
+}
+
+/// Reorders the cluster rooted at `plan`, or those beneath it.
+fn reorder_node(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     if !is_cluster_join(&plan) {
         return plan.map_children(reorder);
     }

@@ -278,3 +278,40 @@ fn a_foreign_key_matches_no_more_values_than_its_referenced_key_has() {
         reordered.data.display_indent()
     );
 }
+
+#[test]
+fn a_cluster_inside_an_uncorrelated_scalar_subquery_is_reordered() {
+    use std::sync::Arc;
+
+    use datafusion::functions_aggregate::expr_fn::count;
+    use datafusion::logical_expr::scalar_subquery;
+
+    // TPC-H Q11's shape: the total a HAVING compares with, a scalar
+    // subquery DataFusion runs on its own, over a badly written cluster.
+    let total = LogicalPlanBuilder::from(star_written_largest_first())
+        .aggregate(Vec::<Expr>::new(), vec![count(lit(1i64))])
+        .unwrap()
+        .build()
+        .unwrap();
+    let written = table("outer_rows", 100, &[("o_k", 100)])
+        .filter(col("o_k").gt(scalar_subquery(Arc::new(total))))
+        .unwrap()
+        .build()
+        .unwrap();
+    let reordered = reorder(written).unwrap();
+    assert!(reordered.transformed);
+    let mut subquery_order = Vec::new();
+    reordered
+        .data
+        .apply_subqueries(|subquery| {
+            subquery_order = scan_order(subquery);
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+    assert_eq!(
+        subquery_order,
+        ["nations", "regions", "customers", "facts"],
+        "{}",
+        reordered.data.display_indent()
+    );
+}
