@@ -58,7 +58,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::estimates::only_columns;
+use crate::estimates::FilteredScan;
 use crate::reduce_aggregates::{smallest_reducer, without_reducer};
 
 /// The largest estimated share of its table's distinct keys the outer side
@@ -198,41 +198,24 @@ fn as_window(join: &Join, aggregate_on_right: bool) -> Result<Option<LogicalPlan
     let window_columns = windowed.schema().columns();
     let outer_width = outer.schema().fields().len();
     let aggregate_columns = aggregate.schema.columns();
-    let over_window = |expr: &Expr| -> Result<Expr> {
-        Ok(expr
-            .clone()
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) => match aggregate_columns.iter().position(|a| *a == c) {
-                        Some(0) => Transformed::yes(Expr::Column(outer_key.clone())),
-                        Some(i) => Transformed::yes(Expr::Column(
-                            window_columns[outer_width + i - 1].clone(),
-                        )),
-                        None => Transformed::no(Expr::Column(c)),
-                    },
-                    other => Transformed::no(other),
-                })
-            })?
-            .data)
+    let over_window = |expr: &Expr| {
+        with_columns_replaced(expr, |c| {
+            match aggregate_columns.iter().position(|a| a == c)? {
+                0 => Some(Expr::Column(outer_key.clone())),
+                i => Some(Expr::Column(window_columns[outer_width + i - 1].clone())),
+            }
+        })
     };
     let grouped_columns = grouped.schema().columns();
     let grouped_over_window = outputs
         .iter()
         .map(over_window)
         .collect::<Result<Vec<_>>>()?;
-    let replaced = |expr: &Expr| -> Result<Expr> {
-        Ok(expr
-            .clone()
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) => match grouped_columns.iter().position(|g| *g == c) {
-                        Some(i) => Transformed::yes(grouped_over_window[i].clone()),
-                        None => Transformed::no(Expr::Column(c)),
-                    },
-                    other => Transformed::no(other),
-                })
-            })?
-            .data)
+    let replaced = |expr: &Expr| {
+        with_columns_replaced(expr, |c| {
+            let i = grouped_columns.iter().position(|g| g == c)?;
+            Some(grouped_over_window[i].clone())
+        })
     };
 
     let mut builder = LogicalPlanBuilder::from(windowed);
@@ -287,16 +270,12 @@ fn over_aggregate(plan: &LogicalPlan) -> Option<(&Aggregate, Vec<Expr>)> {
                     if expr.is_volatile() {
                         return None;
                     }
-                    let substituted = expr.clone().unalias_nested().data.transform(|e| {
-                        Ok(match e {
-                            Expr::Column(c) => match input_columns.iter().position(|i| *i == c) {
-                                Some(i) => Transformed::yes(beneath[i].clone()),
-                                None => Transformed::no(Expr::Column(c)),
-                            },
-                            other => Transformed::no(other),
-                        })
-                    });
-                    substituted.ok().map(|t| t.data)
+                    let expr = expr.clone().unalias_nested().data;
+                    with_columns_replaced(&expr, |c| {
+                        let i = input_columns.iter().position(|i| i == c)?;
+                        Some(beneath[i].clone())
+                    })
+                    .ok()
                 })
                 .collect::<Option<Vec<_>>>()?;
             Some((aggregate, outputs))
@@ -334,17 +313,11 @@ fn requalified(
     to: &TableReference,
     plan: &LogicalPlan,
 ) -> Option<Expr> {
-    let moved = expr
-        .transform(|e| {
-            Ok(match e {
-                Expr::Column(c) if c.relation.as_ref() == Some(from) => {
-                    Transformed::yes(Expr::Column(Column::new(Some(to.clone()), c.name)))
-                }
-                other => Transformed::no(other),
-            })
-        })
-        .ok()?
-        .data;
+    let moved = with_columns_replaced(&expr, |c| {
+        (c.relation.as_ref() == Some(from))
+            .then(|| Expr::Column(Column::new(Some(to.clone()), &c.name)))
+    })
+    .ok()?;
     let readable = moved
         .column_refs()
         .iter()
@@ -363,43 +336,30 @@ struct RowSource<'a> {
 
 impl<'a> RowSource<'a> {
     fn of(plan: &'a LogicalPlan) -> Option<Self> {
-        let mut qualifier = None;
-        let mut predicates: Vec<&Expr> = Vec::new();
-        let mut node = plan;
-        let scan = loop {
-            match node {
-                LogicalPlan::TableScan(scan) => break scan,
-                LogicalPlan::Filter(filter) => {
-                    predicates.push(&filter.predicate);
-                    node = &filter.input;
-                }
-                LogicalPlan::Projection(projection) if only_columns(&projection.expr) => {
-                    node = &projection.input;
-                }
-                LogicalPlan::SubqueryAlias(alias) => {
-                    qualifier.get_or_insert_with(|| alias.alias.clone());
-                    node = &alias.input;
-                }
-                _ => return None,
-            }
-        };
+        let FilteredScan {
+            scan,
+            predicates,
+            alias,
+        } = FilteredScan::of(plan)?;
         if scan.fetch.is_some() {
             return None;
         }
-        predicates.extend(&scan.filters);
         let mut conditions: Vec<Expr> = Vec::new();
         for conjunct in predicates.into_iter().flat_map(|p| split_conjunction(p)) {
             if conjunct.is_volatile() {
                 return None;
             }
-            let unqualified = unqualified(conjunct.clone());
+            let unqualified = with_columns_replaced(conjunct, |c| {
+                Some(Expr::Column(Column::new_unqualified(&c.name)))
+            })
+            .ok()?;
             if !conditions.contains(&unqualified) {
                 conditions.push(unqualified);
             }
         }
         Some(Self {
             scan,
-            qualifier: qualifier.unwrap_or_else(|| scan.table_name.clone()),
+            qualifier: alias.unwrap_or(&scan.table_name).clone(),
             conditions,
         })
     }
@@ -411,18 +371,6 @@ impl<'a> RowSource<'a> {
             && self.conditions.len() == other.conditions.len()
             && self.conditions.iter().all(|c| other.conditions.contains(c))
     }
-}
-
-/// `expr` with every column unqualified.
-fn unqualified(expr: Expr) -> Expr {
-    expr.transform(|e| {
-        Ok(match e {
-            Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
-            other => Transformed::no(other),
-        })
-    })
-    .map(|t| t.data)
-    .expect("infallible")
 }
 
 /// Where the outer side holds the aggregated rows: the qualifier of the
@@ -499,6 +447,25 @@ fn path_to(plan: &LogicalPlan, rows: &RowSource, group: &str) -> Option<PathToRo
         }
         _ => None,
     }
+}
+
+/// `expr` with each column that `replacement` gives an expression for
+/// replaced by it.
+fn with_columns_replaced(
+    expr: &Expr,
+    replacement: impl Fn(&Column) -> Option<Expr>,
+) -> Result<Expr> {
+    expr.clone()
+        .transform(|e| {
+            Ok(match &e {
+                Expr::Column(c) => match replacement(c) {
+                    Some(replaced) => Transformed::yes(replaced),
+                    None => Transformed::no(e),
+                },
+                _ => Transformed::no(e),
+            })
+        })
+        .map(|t| t.data)
 }
 
 /// Whether `expr` reads a column qualified `qualifier`.

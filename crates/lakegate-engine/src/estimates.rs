@@ -12,9 +12,9 @@
 
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Statistics};
+use datafusion::common::{Column, Statistics, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 
 /// The share of rows a filter conjunct is assumed to keep (DataFusion's
 /// own default filter selectivity, 20 %).
@@ -27,6 +27,48 @@ const MAX_COUNTED_CONJUNCTS: usize = 8;
 /// Whether a projection's expressions are bare columns (it only narrows).
 pub(crate) fn only_columns(exprs: &[Expr]) -> bool {
     exprs.iter().all(|e| matches!(e, Expr::Column(_)))
+}
+
+/// A table scan beneath filters, aliases and projections of bare columns:
+/// an input whose rows are a table's, filtered.
+pub(crate) struct FilteredScan<'a> {
+    pub(crate) scan: &'a TableScan,
+    /// The filters' predicates, and those pushed into the scan.
+    pub(crate) predicates: Vec<&'a Expr>,
+    /// The outermost alias, which qualifies the input's columns.
+    pub(crate) alias: Option<&'a TableReference>,
+}
+
+impl<'a> FilteredScan<'a> {
+    /// `plan` as a filtered scan; `None` for anything else.
+    pub(crate) fn of(plan: &'a LogicalPlan) -> Option<Self> {
+        let mut predicates: Vec<&Expr> = Vec::new();
+        let mut alias = None;
+        let mut node = plan;
+        let scan = loop {
+            match node {
+                LogicalPlan::TableScan(scan) => break scan,
+                LogicalPlan::Filter(filter) => {
+                    predicates.push(&filter.predicate);
+                    node = &filter.input;
+                }
+                LogicalPlan::SubqueryAlias(subquery_alias) => {
+                    alias.get_or_insert(&subquery_alias.alias);
+                    node = &subquery_alias.input;
+                }
+                LogicalPlan::Projection(projection) if only_columns(&projection.expr) => {
+                    node = &projection.input;
+                }
+                _ => return None,
+            }
+        };
+        predicates.extend(&scan.filters);
+        Some(Self {
+            scan,
+            predicates,
+            alias,
+        })
+    }
 }
 
 /// What one input of a join is estimated to return.
@@ -44,23 +86,9 @@ impl InputEstimate {
     /// of bare columns; `None` for anything else or a table without
     /// statistics.
     pub(crate) fn of(input: &LogicalPlan) -> Option<Self> {
-        let mut predicates: Vec<&Expr> = Vec::new();
-        let mut node = input;
-        let scan = loop {
-            match node {
-                LogicalPlan::TableScan(scan) => break scan,
-                LogicalPlan::Filter(filter) => {
-                    predicates.push(&filter.predicate);
-                    node = &filter.input;
-                }
-                LogicalPlan::SubqueryAlias(alias) => node = &alias.input,
-                LogicalPlan::Projection(projection) if only_columns(&projection.expr) => {
-                    node = &projection.input;
-                }
-                _ => return None,
-            }
-        };
-        predicates.extend(&scan.filters);
+        let FilteredScan {
+            scan, predicates, ..
+        } = FilteredScan::of(input)?;
         let provider = source_as_provider(&scan.source).ok()?;
         let table = provider.statistics()?;
         let table_rows = *table.num_rows.get_value()? as f64;

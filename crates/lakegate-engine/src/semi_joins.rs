@@ -171,12 +171,12 @@ mod tests {
 
     use datafusion::arrow::array::{Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
 
     use super::*;
+    use crate::test_tables::plan_and_answer;
 
     /// A table of Int64 columns, one row per tuple of `rows`.
     fn table(columns: &[&str], rows: &[&[i64]]) -> Arc<MemTable> {
@@ -231,15 +231,6 @@ mod tests {
             context.register_table(name, table).unwrap();
         }
         context
-    }
-
-    async fn plan_and_answer(context: &SessionContext, sql: &str) -> (String, String) {
-        let frame = context.sql(sql).await.unwrap();
-        let plan = frame.clone().into_optimized_plan().unwrap();
-        let answer = pretty_format_batches(&frame.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (plan.display_indent().to_string(), answer)
     }
 
     /// The plan line of the semi join and the line beneath it.

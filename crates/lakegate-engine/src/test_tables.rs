@@ -1,6 +1,7 @@
 //! Tables known only by their statistics, and small tables that report
 //! their row counts, for the unit tests of the rules that decide by
-//! estimates (`reorder_joins`, `reduce_aggregates`, `correlated_windows`).
+//! estimates (`reorder_joins`, `reduce_aggregates`, `correlated_windows`);
+//! a query's optimized plan and answer, for the rules' tests.
 
 use std::sync::Arc;
 
@@ -128,4 +129,19 @@ pub(crate) fn counted(
         rows: MemTable::try_new(schema, vec![vec![batch]]).unwrap(),
         count,
     })
+}
+
+/// The optimized logical plan of `sql` in `context`, indented, and its
+/// answer as a table.
+pub(crate) async fn plan_and_answer(
+    context: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> (String, String) {
+    let frame = context.sql(sql).await.unwrap();
+    let plan = frame.clone().into_optimized_plan().unwrap();
+    let batches = frame.collect().await.unwrap();
+    let answer = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    (plan.display_indent().to_string(), answer)
 }

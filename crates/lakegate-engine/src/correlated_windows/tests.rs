@@ -3,13 +3,12 @@
 //! of its table, the same answer) and where it is left alone (the same
 //! plan as without the rule).
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use super::*;
 use crate::optimizer_rules::optimizer_rules;
-use crate::test_tables::counted;
+use crate::test_tables::{counted, plan_and_answer};
 
 /// Parts, suppliers and line items (reporting TPC-H's row counts at scale
 /// 1); part 1 is listed twice (both rows
@@ -71,16 +70,6 @@ fn context(with_rule: bool) -> SessionContext {
         context.register_table(name, table).unwrap();
     }
     context
-}
-
-/// The optimized logical plan of `sql` and its answer.
-async fn plan_and_answer(context: &SessionContext, sql: &str) -> (String, String) {
-    let frame = context.sql(sql).await.unwrap();
-    let plan = frame.clone().into_optimized_plan().unwrap();
-    let answer = pretty_format_batches(&frame.collect().await.unwrap())
-        .unwrap()
-        .to_string();
-    (plan.display_indent().to_string(), answer)
 }
 
 /// How many lines of `plan` start (once trimmed) with `text`.
