@@ -18,7 +18,8 @@
 //! The in-process variants run here; D, E, F and G run in `benches/tpch_client.py`
 //! (the test virtualenv's pyarrow, ADBC driver and DuckDB), a worker this
 //! runner drives one query at a time, so that every variant of a query runs
-//! back to back (in an order rotated each iteration). The first iteration
+//! back to back (in an order shuffled for each query and iteration, from a
+//! fixed seed, so that no variant always follows the same one). The first iteration
 //! warms caches and keeps every variant's result: B, D (admin) and F must
 //! equal A; C, C′, D (analyst), E, G and H must agree with one another. Then
 //! the medians of the measured iterations give the ratios B/A, C/C′, D/C
@@ -322,6 +323,28 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The order the variants run in for one query of one iteration: a
+/// permutation drawn from the iteration and the query, so that no variant
+/// always runs right after the same one (a rotation keeps neighbours: D
+/// would always follow H, whose three processes leave the caches cold).
+fn run_order(variants: usize, iteration: usize, query: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..variants).collect();
+    let mut state = ((iteration as u64) << 32) | query as u64;
+    for i in (1..variants).rev() {
+        state = splitmix64(state);
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+/// One step of SplitMix64: a well-mixed 64-bit value from `x`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Runs `sql` in `variant`; the time, and the answer when `save` names
@@ -648,9 +671,8 @@ async fn run(full: bool) {
     let mut seconds: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
     // Iteration 0 warms up and keeps the answers; the others are measured.
     for iteration in 0..=iterations {
-        for (query, sql) in &queries {
-            for k in 0..variants.len() {
-                let index = (k + iteration) % variants.len();
+        for (position, (query, sql)) in queries.iter().enumerate() {
+            for index in run_order(variants.len(), iteration, position) {
                 let variant = &mut variants[index];
                 let save = (iteration == 0).then(|| {
                     saved.join(format!("{}-{query}.arrow", variant.name.replace('′', "p")))
