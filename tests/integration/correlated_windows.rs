@@ -10,43 +10,25 @@
 
 use std::sync::Arc;
 
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
-use datafusion::physical_plan::{ExecutionPlan, displayable};
 
-use crate::joined_keys::{BRAND, CONTAINER, Q17_BY_SUM_AND_COUNT};
+use crate::joined_keys::{BRAND, CONTAINER, q17_by_sum_and_count, selected_line_items};
 use crate::plan_checker::check_plan;
-use crate::tpch::{self, lake_context, queries, rows_of, tpch_engine};
+use crate::tpch::{
+    self, is_scan_of, lake_context, output_rows, queries, rows_of, sum_over, tpch_engine,
+};
 
-/// The scans of `table`'s files in `plan`.
-fn scans_of(plan: &Arc<dyn ExecutionPlan>, table: &str) -> usize {
-    let line = displayable(plan.as_ref()).one_line().to_string();
-    let here = line.starts_with("DataSourceExec") && line.contains(&format!("{table}/"));
-    usize::from(here)
-        + plan
-            .children()
-            .into_iter()
-            .map(|child| scans_of(child, table))
-            .sum::<usize>()
-}
-
-/// The rows entering the window operators of `plan` (none when it never
-/// ran), and how many there are.
-fn rows_into_windows(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
-    let is_window = plan.downcast_ref::<WindowAggExec>().is_some()
-        || plan.downcast_ref::<BoundedWindowAggExec>().is_some();
-    let mut found = if is_window {
-        let rows = plan.children()[0]
-            .metrics()
-            .and_then(|m| m.output_rows())
-            .unwrap_or_default();
-        (rows, 1)
-    } else {
-        (0, 0)
-    };
+/// The window operators of `plan`.
+fn windows(plan: &Arc<dyn ExecutionPlan>) -> Vec<&Arc<dyn ExecutionPlan>> {
+    let mut found = Vec::new();
+    if plan.downcast_ref::<WindowAggExec>().is_some()
+        || plan.downcast_ref::<BoundedWindowAggExec>().is_some()
+    {
+        found.push(plan);
+    }
     for child in plan.children() {
-        let (rows, windows) = rows_into_windows(child);
-        found.0 += rows;
-        found.1 += windows;
+        found.extend(windows(child));
     }
     found
 }
@@ -64,32 +46,32 @@ async fn q17_reads_lineitem_once_and_averages_only_the_selected_parts() {
         let mut session = engine.session(role, None).unwrap();
         let plan = session.physical_plan(&q17).await.unwrap();
         check_plan(&plan, false, false);
-        assert_eq!(scans_of(&plan, "lineitem"), 1, "{role}");
+        let lineitem_scans =
+            |plan| sum_over(plan, &|node| usize::from(is_scan_of(node, "lineitem")));
+        assert_eq!(lineitem_scans(&plan), 1, "{role}");
         let context = lake_context(data_dir).await;
         datafusion::physical_plan::collect(Arc::clone(&plan), context.task_ctx())
             .await
             .unwrap();
-        let selected = rows_of(
-            &mut session,
-            &format!(
-                "SELECT count(*) FROM lineitem, part WHERE p_partkey = l_partkey \
-                 AND p_brand = '{BRAND}' AND p_container = '{CONTAINER}'"
-            ),
-        )
-        .await
-        .unwrap()[0][0]
-            .parse::<usize>()
-            .unwrap();
+        let selected = selected_line_items(&mut session).await;
         assert!(selected > 0, "{role}");
-        assert_eq!(rows_into_windows(&plan), (selected, 1), "{role}");
+        // One window, given exactly the selected parts' line items.
+        let windows = windows(&plan);
+        assert_eq!(windows.len(), 1, "{role}");
+        assert_eq!(output_rows(windows[0].children()[0]), selected, "{role}");
 
         let answer = rows_of(&mut session, &q17).await.unwrap();
-        let by_sum_and_count = rows_of(&mut session, Q17_BY_SUM_AND_COUNT).await.unwrap();
+        let by_sum_and_count = rows_of(&mut session, &q17_by_sum_and_count())
+            .await
+            .unwrap();
         assert_eq!(answer, by_sum_and_count, "{role}");
         assert_ne!(answer[0][0], "NULL", "{role}: some line items are compared");
-        let plan = session.physical_plan(Q17_BY_SUM_AND_COUNT).await.unwrap();
+        let plan = session
+            .physical_plan(&q17_by_sum_and_count())
+            .await
+            .unwrap();
         assert_eq!(
-            scans_of(&plan, "lineitem"),
+            lineitem_scans(&plan),
             2,
             "{role}: sum and count stay an aggregate"
         );

@@ -99,20 +99,40 @@ pub(crate) async fn lake_context(data_dir: &Path) -> SessionContext {
     context
 }
 
+/// `value` summed over every operator of `plan`.
+pub(crate) fn sum_over(
+    plan: &Arc<dyn ExecutionPlan>,
+    value: &dyn Fn(&Arc<dyn ExecutionPlan>) -> usize,
+) -> usize {
+    value(plan)
+        + plan
+            .children()
+            .into_iter()
+            .map(|child| sum_over(child, value))
+            .sum::<usize>()
+}
+
+/// The rows `plan` returned (none when it never ran).
+pub(crate) fn output_rows(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    plan.metrics()
+        .and_then(|m| m.output_rows())
+        .unwrap_or_default()
+}
+
+/// Whether `plan` is a scan of `table`'s files.
+pub(crate) fn is_scan_of(plan: &Arc<dyn ExecutionPlan>, table: &str) -> bool {
+    let line = displayable(plan.as_ref()).one_line().to_string();
+    line.starts_with("DataSourceExec") && line.contains(&format!("{table}/"))
+}
+
 /// The rows each scan of `table`'s files in `plan` returned (none when
 /// it never ran).
 pub(crate) fn rows_read(plan: &Arc<dyn ExecutionPlan>, table: &str) -> usize {
-    let line = displayable(plan.as_ref()).one_line().to_string();
-    let here = if line.starts_with("DataSourceExec") && line.contains(&format!("{table}/")) {
-        plan.metrics()
-            .and_then(|m| m.output_rows())
-            .unwrap_or_default()
-    } else {
-        0
-    };
-    here + plan
-        .children()
-        .into_iter()
-        .map(|child| rows_read(child, table))
-        .sum::<usize>()
+    sum_over(plan, &|node| {
+        if is_scan_of(node, table) {
+            output_rows(node)
+        } else {
+            0
+        }
+    })
 }

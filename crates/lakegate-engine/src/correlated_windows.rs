@@ -58,7 +58,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::estimates::FilteredScan;
+use crate::estimates::{FilteredScan, unqualified};
 use crate::reduce_aggregates::{smallest_reducer, without_reducer};
 
 /// The largest estimated share of its table's distinct keys the outer side
@@ -349,12 +349,9 @@ impl<'a> RowSource<'a> {
             if conjunct.is_volatile() {
                 return None;
             }
-            let unqualified = with_columns_replaced(conjunct, |c| {
-                Some(Expr::Column(Column::new_unqualified(&c.name)))
-            })
-            .ok()?;
-            if !conditions.contains(&unqualified) {
-                conditions.push(unqualified);
+            let condition = unqualified(conjunct).ok()?;
+            if !conditions.contains(&condition) {
+                conditions.push(condition);
             }
         }
         Some(Self {

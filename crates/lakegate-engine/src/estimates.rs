@@ -12,7 +12,7 @@
 
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Statistics, TableReference};
+use datafusion::common::{Column, Result, Statistics, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 
@@ -165,18 +165,18 @@ fn selective_conjuncts(predicates: &[&Expr]) -> i32 {
 /// Whether two predicates are the same but for their columns' qualifiers
 /// (a scan's pushed copy names the table, the filter above its alias).
 fn unqualified_eq(a: &Expr, b: &Expr) -> bool {
-    let strip = |e: &Expr| {
-        e.clone()
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) => {
-                        Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
-                    }
-                    other => Transformed::no(other),
-                })
+    unqualified(a).ok() == unqualified(b).ok()
+}
+
+/// `expr` with every column unqualified: the same predicate whatever its
+/// columns are qualified by (the table's name, or an alias of it).
+pub(crate) fn unqualified(expr: &Expr) -> Result<Expr> {
+    expr.clone()
+        .transform(|e| {
+            Ok(match e {
+                Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+                other => Transformed::no(other),
             })
-            .map(|t| t.data)
-            .ok()
-    };
-    strip(a) == strip(b)
+        })
+        .map(|t| t.data)
 }

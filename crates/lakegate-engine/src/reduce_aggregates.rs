@@ -83,7 +83,7 @@ impl OptimizerRule for AggregateOnlyJoinedKeys {
             _ => return Ok(Transformed::no(plan)),
         };
         // The best (share, aggregate on the left?, key, reducer, its key).
-        let mut best: Option<(f64, bool, Column, LogicalPlan, Column)> = None;
+        let mut best: Option<(f64, bool, Column, &LogicalPlan, Column)> = None;
         for (left_key, right_key) in &join.on {
             let (Expr::Column(left_key), Expr::Column(right_key)) = (left_key, right_key) else {
                 continue;
@@ -111,7 +111,12 @@ impl OptimizerRule for AggregateOnlyJoinedKeys {
                 }
             }
         }
-        let Some((_, on_left, key, reducer, reducer_key)) = best else {
+        // The reducer is evaluated a second time: a copy of it joins the
+        // aggregate's input.
+        let best = best.map(|(_, on_left, key, reducer, reducer_key)| {
+            (on_left, key, reducer.clone(), reducer_key)
+        });
+        let Some((on_left, key, reducer, reducer_key)) = best else {
             return Ok(Transformed::no(plan));
         };
         let LogicalPlan::Join(mut join) = plan else {
@@ -208,10 +213,10 @@ pub(crate) fn without_reducer<'a>(
 
 /// The reducer for `column` of `plan` keeping the smallest share of its
 /// table's distinct keys: (share, reducer, the reducer's key column).
-pub(crate) fn smallest_reducer(
-    plan: &LogicalPlan,
+pub(crate) fn smallest_reducer<'a>(
+    plan: &'a LogicalPlan,
     column: &Column,
-) -> Option<(f64, LogicalPlan, Column)> {
+) -> Option<(f64, &'a LogicalPlan, Column)> {
     let mut reached = Vec::new();
     reach(plan, column, &mut reached);
     reached
@@ -220,7 +225,7 @@ pub(crate) fn smallest_reducer(
         .filter_map(|(candidate, key)| {
             let estimate = InputEstimate::of(candidate)?;
             let share = estimate.rows / estimate.table_distinct(&key.name);
-            Some((share, candidate.clone(), key))
+            Some((share, candidate, key))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
 }

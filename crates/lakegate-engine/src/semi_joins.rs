@@ -169,28 +169,16 @@ fn keeps_every_row(plan: &LogicalPlan) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{Int64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::datasource::MemTable;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
 
     use super::*;
-    use crate::test_tables::plan_and_answer;
+    use crate::test_tables::{int64_table, plan_and_answer};
 
-    /// A table of Int64 columns, one row per tuple of `rows`.
+    /// A table of non-null Int64 columns, one row per tuple of `rows`.
     fn table(columns: &[&str], rows: &[&[i64]]) -> Arc<MemTable> {
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|c| Field::new(*c, DataType::Int64, false))
-                .collect::<Vec<_>>(),
-        ));
-        let arrays = (0..columns.len())
-            .map(|i| Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r[i]))) as _)
-            .collect();
-        let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+        Arc::new(int64_table(columns, rows, false))
     }
 
     /// Customers, their orders and the orders' line items, shaped as TPC-H's.

@@ -107,6 +107,26 @@ impl TableProvider for Counted {
     }
 }
 
+/// A table in memory of Int64 `columns`, one row per tuple of `rows` (of
+/// `i64`, or `Option<i64>` for nulls), its columns `nullable` or not.
+pub(crate) fn int64_table<T: Copy + Into<Option<i64>>>(
+    columns: &[&str],
+    rows: &[&[T]],
+    nullable: bool,
+) -> MemTable {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Int64, nullable))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = (0..columns.len())
+        .map(|i| Arc::new(Int64Array::from_iter(rows.iter().map(|r| r[i].into()))) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
+    MemTable::try_new(schema, vec![vec![batch]]).unwrap()
+}
+
 /// A table of nullable Int64 `columns` with one row per tuple of `rows`,
 /// reporting `count` rows as statistics (a few rows standing for a large
 /// table, so that estimates reach the shares they have at scale).
@@ -115,18 +135,8 @@ pub(crate) fn counted(
     rows: &[&[Option<i64>]],
     count: usize,
 ) -> Arc<dyn TableProvider> {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|c| Field::new(*c, DataType::Int64, true))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays = (0..columns.len())
-        .map(|i| Arc::new(Int64Array::from_iter(rows.iter().map(|r| r[i]))) as ArrayRef)
-        .collect();
-    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
     Arc::new(Counted {
-        rows: MemTable::try_new(schema, vec![vec![batch]]).unwrap(),
+        rows: int64_table(columns, rows, true),
         count,
     })
 }
