@@ -204,3 +204,42 @@ async fn a_plan_with_parameters_bound_is_never_kept_as_its_texts() {
     let unbound = session.execute(sql).await;
     assert!(unbound.is_err(), "the unbound text ran");
 }
+
+#[tokio::test]
+async fn a_kept_statements_result_schema_is_its_analyzed_one_and_bound_values_type_their_own() {
+    // The result's schema is kept with the statement's plans: planned again
+    // (a prepared statement's GetFlightInfo, its ticket's DoGet), the text
+    // answers with the types DataFusion's analyzer gives it, and a plan with
+    // values bound still takes its types from those values.
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let lake = common::shop_lake().await;
+    let coerced = "SELECT NULL AS x UNION ALL SELECT a FROM shop.orders";
+    for _ in 0..3 {
+        let mut session = lake.engine.session("root", None).unwrap();
+        let schema = session.plan(coerced).await.unwrap().schema();
+        assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    }
+
+    let sql = "SELECT $1 AS x";
+    let bound = |column: Arc<dyn arrow::array::Array>| {
+        let field = Field::new("$1", column.data_type().clone(), false);
+        RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![column]).unwrap()
+    };
+    let mut session = lake.engine.session("root", None).unwrap();
+    let unbound = session.plan(sql).await.unwrap().schema();
+    assert_eq!(session.plan(sql).await.unwrap().schema(), unbound);
+    for (values, data_type) in [
+        (bound(Arc::new(Int64Array::from(vec![1]))), DataType::Int64),
+        (
+            bound(Arc::new(StringArray::from(vec!["one"]))),
+            DataType::Utf8,
+        ),
+    ] {
+        let planned = session.plan_with_parameters(sql, values).await.unwrap();
+        assert_eq!(planned.schema().field(0).data_type(), &data_type);
+    }
+}

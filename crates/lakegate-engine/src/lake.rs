@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -41,6 +42,9 @@ pub(crate) struct StatementPlans {
     pub(crate) logical: BoundedCache<StatementKey, LogicalPlan>,
     /// Optimized plans of queries that do not read the clock.
     pub(crate) optimized: BoundedCache<StatementKey, LogicalPlan>,
+    /// The schemas of their results, as the analyzer types them (a query
+    /// the role may not read is refused each time, never kept).
+    pub(crate) schemas: BoundedCache<StatementKey, SchemaRef>,
 }
 
 impl StatementPlans {
@@ -49,6 +53,7 @@ impl StatementPlans {
         Self {
             logical: BoundedCache::new(limit),
             optimized: BoundedCache::new(limit),
+            schemas: BoundedCache::new(limit),
         }
     }
 }

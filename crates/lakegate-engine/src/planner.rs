@@ -506,6 +506,26 @@ impl Planner {
         Ok((physical, reads))
     }
 
+    /// The schema of a query's result ([`Planner::analyzed_schema`]), kept
+    /// beside its statement's plans: a statement planned again (a prepared
+    /// statement's GetFlightInfo, its ticket's DoGet) runs no analyzer pass.
+    pub(crate) fn result_schema(&self, query: &QueryPlan) -> Result<SchemaRef> {
+        let kept = query
+            .key
+            .as_ref()
+            .and_then(|key| Some((self.plan_caches()?, key)));
+        if let Some((cache, key)) = kept
+            && let Some(schema) = cache.schemas.get(key)
+        {
+            return Ok(schema);
+        }
+        let schema = self.analyzed_schema(&query.logical)?;
+        if let Some((cache, key)) = kept {
+            cache.schemas.insert(key.clone(), Arc::clone(&schema));
+        }
+        Ok(schema)
+    }
+
     /// The schema `plan` will have once DataFusion's analyzer has coerced its
     /// types (a `UNION` of `NULL` and a number is a number), which the
     /// optimizer then keeps: what a statement's result is.

@@ -162,7 +162,7 @@ impl PlannedStatement {
         // types.
         let engine_schema = match &parameters {
             Some(values) => planner.analyzed_schema(&plan.bind(values, 0)?.logical)?,
-            None => planner.analyzed_schema(&plan.logical)?,
+            None => planner.result_schema(&plan)?,
         };
         Ok(Self {
             schema: client_schema(&engine_schema, planner.lake().view_types()),
