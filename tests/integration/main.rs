@@ -52,6 +52,8 @@
 //! * `correlated_windows` — TPC-H Q17's correlated average computed as a
 //!   window over the selected parts' line items, `lineitem` read once,
 //!   under both roles.
+//! * `totals_from_groups` — TPC-H Q11's total computed from its groups:
+//!   `partsupp` joined and aggregated once, under both roles.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
 //!   checks turn NOT_SERVING while calls are still served, then new
 //!   connections are refused and running streams finish.
@@ -99,5 +101,6 @@ mod storage;
 mod store;
 mod table_cache;
 mod tags;
+mod totals_from_groups;
 mod tpch;
 mod writes;

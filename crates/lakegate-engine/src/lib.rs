@@ -59,6 +59,7 @@ mod system_tables;
 mod table_cache;
 #[cfg(test)]
 mod test_tables;
+mod totals_from_groups;
 mod validate;
 mod wire;
 mod write;

@@ -7,11 +7,12 @@
 //!     (once constants are folded into literals; first occurrence only)
 //! ... push_down_filter ─▶ BalanceLongFilters ...                 (long_statements.rs)
 //!     (and after every other rule that rebuilds predicates)
-//!     ─▶ PushSemiJoinsDown ─▶ ReorderJoinsByEstimate
+//!     ─▶ PushSemiJoinsDown ─▶ ReorderJoinsByEstimate ─▶ TotalsFromGroups
 //!     ─▶ CorrelatedAggregatesAsWindows ─▶ AggregateOnlyJoinedKeys ...
-//!     (semi_joins.rs, reorder_joins.rs, correlated_windows.rs,
-//!     reduce_aggregates.rs; an aggregate computed as a window needs no
-//!     narrowing)
+//!     (semi_joins.rs, reorder_joins.rs, totals_from_groups.rs,
+//!     correlated_windows.rs, reduce_aggregates.rs; a subquery's joins are
+//!     ordered as the query's before they are compared; an aggregate
+//!     computed as a window needs no narrowing)
 //!     (once filters sit on the scans they estimate, before projections
 //!     are pushed between the joins)
 //! ... last: NestWideUnions
@@ -37,6 +38,7 @@ use crate::reorder_joins::ReorderJoinsByEstimate;
 use crate::reuse_subplans::ReuseRepeatedAggregates;
 use crate::semi_joins::PushSemiJoinsDown;
 use crate::subquery_marks::{ExactSubqueryMarks, RUNS_BEFORE};
+use crate::totals_from_groups::TotalsFromGroups;
 
 /// The rule after which joins are reordered and aggregates reduced: filters
 /// have reached the scans.
@@ -73,6 +75,7 @@ pub(crate) fn optimizer_rules(reorder_joins: bool) -> Vec<Arc<dyn OptimizerRule 
             rules.push(Arc::new(ReorderJoinsByEstimate));
         }
         if places_filters {
+            rules.push(Arc::new(TotalsFromGroups));
             rules.push(Arc::new(CorrelatedAggregatesAsWindows));
             rules.push(Arc::new(AggregateOnlyJoinedKeys));
         }
