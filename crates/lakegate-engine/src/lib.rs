@@ -21,6 +21,7 @@
 
 mod barrier;
 mod cache;
+mod conjunctions;
 mod correlated_windows;
 mod decimal_literals;
 mod distribution;

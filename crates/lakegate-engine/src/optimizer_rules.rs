@@ -18,10 +18,11 @@
 //! ... last: NestWideUnions
 //! ```
 //!
-//! And its physical optimizer, DataFusion's rules with one of Lakegate's:
+//! And its physical optimizer, DataFusion's rules with two of Lakegate's:
 //!
 //! ```text
 //! ... EnsureCooperative ─▶ ReuseRepeatedAggregates ─▶ FilterPushdown(Post) ...   (reuse_subplans.rs)
+//! ... last: NarrowFilterConjunctions                                             (conjunctions.rs)
 //! ```
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
+use crate::conjunctions::NarrowFilterConjunctions;
 use crate::correlated_windows::CorrelatedAggregatesAsWindows;
 use crate::decimal_literals::RescaleDecimalLiterals;
 use crate::long_statements::{BalanceLongFilters, NestWideUnions, REBUILDING_RULES};
@@ -99,5 +101,7 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
         }
         rules.push(rule);
     }
+    // Last: DataFusion's rules read predicates as `AND` trees.
+    rules.push(Arc::new(NarrowFilterConjunctions));
     rules
 }
