@@ -48,8 +48,8 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_expr::{PhysicalExpr, conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::{ExecutionPlan, PlanProperties};
 
 /// The largest share of a batch's rows still undecided for which a term is
 /// evaluated on those rows alone, rather than on the whole batch.
@@ -80,6 +80,11 @@ impl PhysicalOptimizerRule for NarrowFilterConjunctions {
             let narrowed = FilterExecBuilder::from(filter)
                 .with_predicate(predicate)
                 .build()?;
+            // DataFusion derives a filter's constants and equal columns from
+            // the `AND` tree; where its plan relied on them, the tree stays.
+            if !same_properties(filter.properties(), narrowed.properties()) {
+                return Ok(Transformed::no(node));
+            }
             Ok(Transformed::yes(
                 Arc::new(narrowed) as Arc<dyn ExecutionPlan>
             ))
@@ -94,6 +99,13 @@ impl PhysicalOptimizerRule for NarrowFilterConjunctions {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Whether two filters' outputs have the same ordering, constants, equal
+/// columns and partitioning.
+fn same_properties(a: &PlanProperties, b: &PlanProperties) -> bool {
+    a.equivalence_properties().to_string() == b.equivalence_properties().to_string()
+        && a.output_partitioning() == b.output_partitioning()
 }
 
 /// Whether `expr` calls anything volatile (evaluated on fewer rows, it

@@ -139,3 +139,33 @@ async fn the_rule_narrows_filters_and_their_display_is_unchanged() {
         .unwrap();
     assert_eq!(actual, expected);
 }
+
+#[tokio::test]
+async fn a_filter_whose_equality_the_plan_relies_on_keeps_its_and_tree() {
+    // `a = 5` makes `a` constant after the filter, which DataFusion reads
+    // only from an `AND` tree: such a filter is left as it is.
+    let context = SessionContext::new();
+    context.register_batch("t", batch(20_000, 5)).unwrap();
+    let sql = "SELECT a, b FROM t WHERE a = 5 AND b > 3 ORDER BY a, b";
+    let plan = context
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let narrowed = NarrowFilterConjunctions
+        .optimize(Arc::clone(&plan), &ConfigOptions::default())
+        .unwrap();
+    let mut filters = 0;
+    narrowed
+        .apply(|node| {
+            if let Some(filter) = node.downcast_ref::<FilterExec>() {
+                assert!(filter.predicate().downcast_ref::<BinaryExpr>().is_some());
+                filters += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+    assert_eq!(filters, 1);
+}
