@@ -52,6 +52,8 @@
 //! * `correlated_windows` — TPC-H Q17's correlated average computed as a
 //!   window over the selected parts' line items, `lineitem` read once,
 //!   under both roles.
+//! * `conjunctions` — TPC-H Q6's and Q19's filters evaluated as narrowing
+//!   conjunctions, under both roles, with checked plans.
 //! * `totals_from_groups` — TPC-H Q11's total computed from its groups:
 //!   `partsupp` joined and aggregated once, under both roles.
 //! * `fleet` — the gRPC health service, and draining at SIGTERM: health
@@ -73,6 +75,7 @@ mod barrier_statistics;
 mod catalog_errors;
 mod cli;
 mod clock;
+mod conjunctions;
 mod correlated_windows;
 mod created_tables;
 mod delta;

@@ -102,10 +102,11 @@ impl PhysicalOptimizerRule for NarrowFilterConjunctions {
 }
 
 /// Whether two filters' outputs have the same ordering, constants, equal
-/// columns and partitioning.
+/// columns and partitioning (compared as shown: an unknown partitioning
+/// equals no other, itself included).
 fn same_properties(a: &PlanProperties, b: &PlanProperties) -> bool {
     a.equivalence_properties().to_string() == b.equivalence_properties().to_string()
-        && a.output_partitioning() == b.output_partitioning()
+        && a.output_partitioning().to_string() == b.output_partitioning().to_string()
 }
 
 /// Whether `expr` calls anything volatile (evaluated on fewer rows, it
@@ -123,39 +124,92 @@ fn volatile(expr: &Arc<dyn PhysicalExpr>) -> bool {
 /// (module docs).
 #[derive(Debug)]
 pub struct NarrowingConjunction {
-    /// The terms, in order.
+    /// The terms, in order, over the filter's input.
     terms: Vec<Arc<dyn PhysicalExpr>>,
-    /// For each term: the input columns it reads, and the term reading
-    /// them at their positions among those columns.
-    narrowed: Vec<(Vec<usize>, Arc<dyn PhysicalExpr>)>,
+    /// The input columns the terms read, in order.
+    columns: Vec<usize>,
+    /// The terms over a batch of just those columns.
+    compact_terms: Vec<Arc<dyn PhysicalExpr>>,
+    /// The largest share of rows undecided for which the rest of the terms
+    /// are evaluated on those rows alone.
+    narrow_below: f64,
 }
 
 impl NarrowingConjunction {
     /// The conjunction of `terms`, in order.
     pub fn try_new(terms: Vec<Arc<dyn PhysicalExpr>>) -> Result<Self> {
-        let narrowed = terms.iter().map(over_own_columns).collect::<Result<_>>()?;
-        Ok(Self { terms, narrowed })
+        Self::narrowing_below(terms, NARROW_BELOW)
+    }
+
+    /// The conjunction of `terms`, narrowed where at most `share` of the
+    /// rows are undecided (0: never; for benchmarks).
+    pub fn narrowing_below(terms: Vec<Arc<dyn PhysicalExpr>>, share: f64) -> Result<Self> {
+        let mut columns = Vec::new();
+        for term in &terms {
+            term.apply(|e| {
+                if let Some(column) = e.downcast_ref::<Column>() {
+                    columns.push(column.index());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        columns.sort_unstable();
+        columns.dedup();
+        let compact_terms = terms
+            .iter()
+            .map(|term| over_columns(term, &columns))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            terms,
+            columns,
+            compact_terms,
+            narrow_below: share,
+        })
     }
 
     /// The `AND` chain this conjunction evaluates.
     fn as_binary_chain(&self) -> Arc<dyn PhysicalExpr> {
         conjunction(self.terms.iter().cloned())
     }
+
+    /// `terms` (this conjunction's, or their compact forms when `batch`
+    /// holds just the columns they read) over `batch`. Where few rows are
+    /// left undecided, the rest of the terms are evaluated, the same way,
+    /// on a compact batch of those rows, and their values written back.
+    fn conjoin(
+        &self,
+        terms: &[Arc<dyn PhysicalExpr>],
+        batch: &RecordBatch,
+        compact: bool,
+    ) -> Result<BooleanArray> {
+        let rows = batch.num_rows();
+        let mut result = boolean(terms[0].evaluate(batch)?, rows)?;
+        for (at, term) in terms.iter().enumerate().skip(1) {
+            let undecided = undecided(&result);
+            let count = undecided.count_set_bits();
+            if count == 0 {
+                break;
+            }
+            if !self.columns.is_empty() && count as f64 <= self.narrow_below * rows as f64 {
+                let selection = BooleanArray::new(undecided.clone(), None);
+                let inputs = if compact {
+                    filter_record_batch(batch, &selection)?
+                } else {
+                    filter_record_batch(&batch.project(&self.columns)?, &selection)?
+                };
+                let rest = self.conjoin(&self.compact_terms[at..], &inputs, true)?;
+                return Ok(and_on_undecided(&result, &undecided, &rest));
+            }
+            result = and_kleene(&result, &boolean(term.evaluate(batch)?, rows)?)?;
+        }
+        Ok(result)
+    }
 }
 
-/// The input columns `term` reads, in order, and `term` reading each at
-/// its position in that list.
-fn over_own_columns(term: &Arc<dyn PhysicalExpr>) -> Result<(Vec<usize>, Arc<dyn PhysicalExpr>)> {
-    let mut columns = Vec::new();
-    term.apply(|e| {
-        if let Some(column) = e.downcast_ref::<Column>() {
-            columns.push(column.index());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    columns.sort_unstable();
-    columns.dedup();
-    let renumbered = Arc::clone(term)
+/// `term` reading each of `columns` at its position in that list (which
+/// holds every column it reads).
+fn over_columns(term: &Arc<dyn PhysicalExpr>, columns: &[usize]) -> Result<Arc<dyn PhysicalExpr>> {
+    Ok(Arc::clone(term)
         .transform_up(|e| {
             Ok(match e.downcast_ref::<Column>() {
                 Some(column) => {
@@ -167,8 +221,7 @@ fn over_own_columns(term: &Arc<dyn PhysicalExpr>) -> Result<(Vec<usize>, Arc<dyn
                 None => Transformed::no(e),
             })
         })?
-        .data;
-    Ok((columns, renumbered))
+        .data)
 }
 
 impl PartialEq for NarrowingConjunction {
@@ -206,23 +259,7 @@ impl PhysicalExpr for NarrowingConjunction {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let rows = batch.num_rows();
-        let mut result = boolean(self.terms[0].evaluate(batch)?, rows)?;
-        for (term, (columns, narrowed)) in self.terms.iter().zip(&self.narrowed).skip(1) {
-            let undecided = undecided(&result);
-            let count = undecided.count_set_bits();
-            if count == 0 {
-                break;
-            }
-            result = if !columns.is_empty() && count as f64 <= NARROW_BELOW * rows as f64 {
-                let selection = BooleanArray::new(undecided.clone(), None);
-                let inputs = filter_record_batch(&batch.project(columns)?, &selection)?;
-                let values = boolean(narrowed.evaluate(&inputs)?, count)?;
-                and_on_undecided(&result, &undecided, &values)
-            } else {
-                and_kleene(&result, &boolean(term.evaluate(batch)?, rows)?)?
-            };
-        }
+        let result = self.conjoin(&self.terms, batch, false)?;
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
 
@@ -234,7 +271,10 @@ impl PhysicalExpr for NarrowingConjunction {
         self: Arc<Self>,
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(Arc::new(Self::try_new(children)?))
+        Ok(Arc::new(Self::narrowing_below(
+            children,
+            self.narrow_below,
+        )?))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

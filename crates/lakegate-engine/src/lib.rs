@@ -67,6 +67,7 @@ mod write;
 mod write_refusals;
 
 pub use barrier::PolicyBarrierExec;
+pub use conjunctions::{NARROW_BELOW, NarrowingConjunction};
 pub use distribution::{DEFAULT_DISTRIBUTE_FROM_BYTES, DEFAULT_TASK_BYTES, LakegateCodec, Workers};
 pub use engine::{
     CatalogSummary, DEFAULT_DYNAMIC_FILTER_MIN_ROWS, DEFAULT_FILE_LISTING_TTL,
