@@ -43,10 +43,10 @@ use datafusion::arrow::util::bit_util;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
-use datafusion::logical_expr::ColumnarValue;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::logical_expr::{ColumnarValue, Operator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column};
 use datafusion::physical_expr::utils::split_conjunction;
-use datafusion::physical_expr::{PhysicalExpr, conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::{ExecutionPlan, PlanProperties};
@@ -167,9 +167,24 @@ impl NarrowingConjunction {
         })
     }
 
-    /// The `AND` chain this conjunction evaluates.
+    /// The `AND` of the terms as DataFusion writes it (shown alike
+    /// whatever its shape), balanced: a chain of 100,000 terms nests 17
+    /// deep, not 100,000, for whatever walks it recursively.
     fn as_binary_chain(&self) -> Arc<dyn PhysicalExpr> {
-        conjunction(self.terms.iter().cloned())
+        fn balanced(terms: &[Arc<dyn PhysicalExpr>]) -> Arc<dyn PhysicalExpr> {
+            match terms {
+                [term] => Arc::clone(term),
+                _ => {
+                    let (left, right) = terms.split_at(terms.len() / 2);
+                    Arc::new(BinaryExpr::new(
+                        balanced(left),
+                        Operator::And,
+                        balanced(right),
+                    ))
+                }
+            }
+        }
+        balanced(&self.terms)
     }
 
     /// `terms` (this conjunction's, or their compact forms when `batch`

@@ -8,6 +8,8 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal, binary, col, lit};
 use datafusion::prelude::SessionContext;
 
+use datafusion::physical_expr::conjunction;
+
 use super::*;
 
 /// `rows` rows of nullable Int64 columns `a`, `b` and `c`, each value in
