@@ -28,7 +28,10 @@
 //! division by zero on a row an earlier term rejects), never add one. Terms
 //! keep their order, so under a policy barrier the policy's own filter is
 //! evaluated as written, and nothing moves across the barrier. Displayed,
-//! and sent to workers, the conjunction is the `AND` chain it replaces.
+//! and sent to workers, the conjunction is the `AND` chain it replaces:
+//! workers evaluate that as DataFusion does (datafusion-distributed's
+//! composed codec hands no expression to Lakegate's, so a worker could not
+//! decode the conjunction itself).
 
 use std::fmt;
 use std::hash::Hash;
