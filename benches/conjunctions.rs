@@ -18,7 +18,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,10 +27,10 @@ use datafusion::physical_expr::{PhysicalExpr, split_conjunction};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data, table_dir};
+use lakegate::tpch_data::table_dir;
 use lakegate_engine::{EngineOptions, NARROW_BELOW, NarrowingConjunction};
 use serde_json::json;
-use support::{env_or, results_dir};
+use support::{env_or, median, results_dir, tpch_lake};
 
 /// The queries' conditions on `lineitem` alone.
 const FILTERS: [(&str, &str); 4] = [
@@ -102,17 +101,10 @@ fn evaluate(predicate: &dyn PhysicalExpr, batches: &[RecordBatch]) -> Vec<Boolea
         .collect()
 }
 
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[samples.len() / 2]
-}
-
 async fn run(full: bool) {
     let scale: f64 = env_or("LAKEGATE_TPCH_SCALE", if full { 1.0 } else { 0.01 });
     let rounds: usize = env_or("LAKEGATE_CONJUNCTION_ROUNDS", if full { 15 } else { 1 });
-    let data_dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{scale}-layout{TPCH_LAYOUT}"));
-    ensure_tpch_data(&data_dir, scale).expect("TPC-H data");
+    let data_dir = tpch_lake(scale);
     let options = EngineOptions::default();
     let context = SessionContext::new_with_config(options.session_config());
     let lineitem = table_dir(&data_dir, "lineitem");

@@ -57,7 +57,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
-use lakegate::tpch_data::{TPCH_LAYOUT, TPCH_TABLES, ensure_tpch_data, table_dir};
+use lakegate::tpch_data::{TPCH_TABLES, table_dir};
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_distributed::{FleetKey, LiveWorkers};
 use lakegate_engine::{DEFAULT_TASK_BYTES, Engine, EngineOptions, QuerySession, Workers};
@@ -500,9 +500,7 @@ async fn run(full: bool) {
     let scale: f64 = env_or("LAKEGATE_TPCH_SCALE", if full { 1.0 } else { 0.01 });
     let iterations: usize = env_or("LAKEGATE_TPCH_ITERATIONS", if full { 7 } else { 1 });
     let started = Instant::now();
-    let data_dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{scale}-layout{TPCH_LAYOUT}"));
-    ensure_tpch_data(&data_dir, scale).expect("TPC-H data");
+    let data_dir = support::tpch_lake(scale);
     eprintln!(
         "TPC-H scale {scale} in {} ({:.1} s)",
         data_dir.display(),

@@ -32,7 +32,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lakegate::tpch_data::{TPCH_LAYOUT, ensure_tpch_data, table_dir};
+use lakegate::tpch_data::table_dir;
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_engine::{Engine, EngineOptions};
 use parquet::arrow::ArrowWriter;
@@ -40,7 +40,7 @@ use serde_json::json;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{env_or, results_dir};
+use support::{env_or, median, results_dir, tpch_lake};
 
 const CATALOG: &str = r#"
 [catalog]
@@ -172,17 +172,10 @@ async fn lakegate_copy(engine: &Engine, role: &str) -> u64 {
         .rows
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 async fn run(full: bool) {
     let scale: f64 = env_or("LAKEGATE_WRITES_SCALE", if full { 1.0 } else { 0.01 });
     let iterations: usize = env_or("LAKEGATE_WRITES_ITERATIONS", if full { 5 } else { 1 });
-    let data_dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{scale}-layout{TPCH_LAYOUT}"));
-    ensure_tpch_data(&data_dir, scale).expect("TPC-H data");
+    let data_dir = tpch_lake(scale);
     let lineitem_rows = written_rows(&table_dir(&data_dir, "lineitem"));
 
     // The write target: an empty file with lineitem's columns.

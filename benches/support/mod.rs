@@ -27,6 +27,23 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// The TPC-H lake at `scale` in the target directory (the layout `lakegate
+/// bench data` writes), generated on first use and kept across runs.
+pub fn tpch_lake(scale: f64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "tpch-sf{scale}-layout{}",
+        lakegate::tpch_data::TPCH_LAYOUT
+    ));
+    lakegate::tpch_data::ensure_tpch_data(&dir, scale).expect("TPC-H data");
+    dir
+}
+
+/// The middle of `samples` once sorted (the upper one of an even count).
+pub fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

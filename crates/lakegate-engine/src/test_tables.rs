@@ -141,6 +141,21 @@ pub(crate) fn counted(
     })
 }
 
+/// A context that optimizes with Lakegate's logical rules, less the one
+/// named `without` (to compare a rule's plans and answers with DataFusion's
+/// and Lakegate's others alone).
+pub(crate) fn optimizing_context(without: Option<&str>) -> datafusion::prelude::SessionContext {
+    let rules = crate::optimizer_rules::optimizer_rules(true)
+        .into_iter()
+        .filter(|rule| Some(rule.name()) != without)
+        .collect();
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_default_features()
+        .with_optimizer_rules(rules)
+        .build();
+    datafusion::prelude::SessionContext::new_with_state(state)
+}
+
 /// The optimized logical plan of `sql` in `context`, indented, and its
 /// answer as a table.
 pub(crate) async fn plan_and_answer(

@@ -3,12 +3,10 @@
 //! of its table, the same answer) and where it is left alone (the same
 //! plan as without the rule).
 
-use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use super::*;
-use crate::optimizer_rules::optimizer_rules;
-use crate::test_tables::{counted, plan_and_answer};
+use crate::test_tables::{counted, optimizing_context, plan_and_answer};
 
 /// Parts, suppliers and line items (reporting TPC-H's row counts at scale
 /// 1); part 1 is listed twice (both rows
@@ -16,15 +14,7 @@ use crate::test_tables::{counted, plan_and_answer};
 /// selected without line items, supplier 1 is listed twice, and some keys
 /// and quantities are null.
 fn context(with_rule: bool) -> SessionContext {
-    let rules = optimizer_rules(true)
-        .into_iter()
-        .filter(|rule| with_rule || rule.name() != CorrelatedAggregatesAsWindows.name())
-        .collect();
-    let state = SessionStateBuilder::new()
-        .with_default_features()
-        .with_optimizer_rules(rules)
-        .build();
-    let context = SessionContext::new_with_state(state);
+    let context = optimizing_context((!with_rule).then(|| CorrelatedAggregatesAsWindows.name()));
     let part = counted(
         &["p_partkey", "p_brand", "p_container"],
         &[

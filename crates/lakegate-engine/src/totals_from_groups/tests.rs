@@ -3,25 +3,15 @@
 //! the grouped aggregate twice as one subplan) and where it is left alone
 //! (the same plan as without the rule).
 
-use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use super::*;
-use crate::optimizer_rules::optimizer_rules;
-use crate::test_tables::{counted, plan_and_answer};
+use crate::test_tables::{counted, optimizing_context, plan_and_answer};
 
 /// Part suppliers and suppliers (reporting TPC-H's row counts at scale 1);
 /// supplier 1 is listed twice, some keys and values are null.
 fn context(with_rule: bool) -> SessionContext {
-    let rules = optimizer_rules(true)
-        .into_iter()
-        .filter(|rule| with_rule || rule.name() != TotalsFromGroups.name())
-        .collect();
-    let state = SessionStateBuilder::new()
-        .with_default_features()
-        .with_optimizer_rules(rules)
-        .build();
-    let context = SessionContext::new_with_state(state);
+    let context = optimizing_context((!with_rule).then(|| TotalsFromGroups.name()));
     let partsupp = counted(
         &["ps_partkey", "ps_suppkey", "ps_value"],
         &[
