@@ -26,6 +26,24 @@ impl<K: Eq + Hash, V: Clone> BoundedCache<K, V> {
         self.entries.lock().expect("cache lock").get(key).cloned()
     }
 
+    /// The value cached for `key`, else the one `make` gives, cached (an
+    /// error is returned, not cached). `make` runs without the lock held.
+    pub(crate) fn get_or_try_insert_with<E>(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        K: Clone,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(value);
+        }
+        let value = make()?;
+        self.insert(key.clone(), value.clone());
+        Ok(value)
+    }
+
     /// Caches `value` for `key`, starting over when full.
     pub(crate) fn insert(&self, key: K, value: V) {
         let mut entries = self.entries.lock().expect("cache lock");

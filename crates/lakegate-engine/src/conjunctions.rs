@@ -44,12 +44,13 @@ use datafusion::arrow::compute::kernels::boolean::and_kleene;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::util::bit_util;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, internal_err};
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column};
-use datafusion::physical_expr::utils::split_conjunction;
+use datafusion::physical_expr::utils::{collect_columns, split_conjunction};
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::{ExecutionPlan, PlanProperties};
@@ -76,7 +77,8 @@ impl PhysicalOptimizerRule for NarrowFilterConjunctions {
                 .into_iter()
                 .cloned()
                 .collect();
-            if terms.len() < 2 || terms.iter().any(volatile) {
+            // A volatile term evaluated on fewer rows would be called fewer times.
+            if terms.len() < 2 || terms.iter().any(is_volatile) {
                 return Ok(Transformed::no(node));
             }
             let predicate = Arc::new(NarrowingConjunction::try_new(terms)?);
@@ -112,17 +114,6 @@ fn same_properties(a: &PlanProperties, b: &PlanProperties) -> bool {
         && a.output_partitioning().to_string() == b.output_partitioning().to_string()
 }
 
-/// Whether `expr` calls anything volatile (evaluated on fewer rows, it
-/// would be called fewer times).
-fn volatile(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
-    let _ = expr.apply(|e| {
-        found |= e.is_volatile_node();
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
-}
-
 /// `a AND b AND ...`, evaluated term by term on the rows still undecided
 /// (module docs).
 #[derive(Debug)]
@@ -147,15 +138,11 @@ impl NarrowingConjunction {
     /// The conjunction of `terms`, narrowed where at most `share` of the
     /// rows are undecided (0: never; for benchmarks).
     pub fn narrowing_below(terms: Vec<Arc<dyn PhysicalExpr>>, share: f64) -> Result<Self> {
-        let mut columns = Vec::new();
-        for term in &terms {
-            term.apply(|e| {
-                if let Some(column) = e.downcast_ref::<Column>() {
-                    columns.push(column.index());
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-        }
+        let mut columns: Vec<usize> = terms
+            .iter()
+            .flat_map(collect_columns)
+            .map(|column| column.index())
+            .collect();
         columns.sort_unstable();
         columns.dedup();
         let compact_terms = terms

@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, Result, TableReference};
-use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionParams};
+use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan,
@@ -59,6 +59,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use crate::estimates::{FilteredScan, unqualified};
+use crate::plan_facts::plain_aggregate;
 use crate::reduce_aggregates::{smallest_reducer, without_reducer};
 
 /// The largest estimated share of its table's distinct keys the outer side
@@ -285,22 +286,19 @@ fn over_aggregate(plan: &LogicalPlan) -> Option<(&Aggregate, Vec<Expr>)> {
 }
 
 /// Each of the aggregate's functions with its arguments, when all are
-/// insensitive to repeated rows and plain (no `DISTINCT`, `FILTER` or
-/// `ORDER BY`).
+/// insensitive to repeated rows and plain (no `DISTINCT`, `FILTER`, `ORDER
+/// BY` or null treatment).
 fn repetition_insensitive(aggregate: &Aggregate) -> Option<Vec<(Arc<AggregateUDF>, Vec<Expr>)>> {
     aggregate
         .aggr_expr
         .iter()
-        .map(|expr| match expr.clone().unalias() {
-            Expr::AggregateFunction(AggregateFunction { func, params })
-                if REPETITION_INSENSITIVE.contains(&func.name())
-                    && !params.distinct
-                    && params.filter.is_none()
-                    && params.order_by.is_empty() =>
-            {
-                Some((func, params.args))
-            }
-            _ => None,
+        .map(|expr| {
+            let unaliased = match expr {
+                Expr::Alias(alias) => alias.expr.as_ref(),
+                other => other,
+            };
+            let function = plain_aggregate(unaliased, &REPETITION_INSENSITIVE)?;
+            Some((Arc::clone(&function.func), function.params.args.clone()))
         })
         .collect()
 }

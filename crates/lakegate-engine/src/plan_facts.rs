@@ -1,14 +1,17 @@
 //! What the engine reads off DataFusion's plans: whether a plan only reads
 //! what the role may read, what it reads (for the audit log), whether it
-//! would change anything, whether it reads only a table's first rows, and
-//! into how many independent parts it splits.
+//! would change anything, whether it reads only a table's first rows, into
+//! how many independent parts it splits, and, for the optimizer rules,
+//! whether evaluating it twice gives the same rows and which of its
+//! aggregates are plain calls.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
@@ -18,6 +21,44 @@ use lakegate_audit::TableRead;
 
 use crate::error::{EngineError, Result};
 use crate::secured_table::SecuredTable;
+
+/// Whether evaluating `plan` again gives the same rows: no volatile
+/// expression (in its subqueries neither) and no scan limit (which rows a
+/// limit returns is arbitrary).
+pub(crate) fn is_repeatable(plan: &LogicalPlan) -> bool {
+    let mut repeatable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(TableScan { fetch: Some(_), .. }) = node {
+            repeatable = false;
+        }
+        if node.expressions().iter().any(Expr::is_volatile) {
+            repeatable = false;
+        }
+        Ok(if repeatable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    repeatable
+}
+
+/// `expr` when it is a plain call of one of the aggregates `names` (no
+/// `DISTINCT`, `FILTER`, `ORDER BY` or null treatment).
+pub(crate) fn plain_aggregate<'a>(expr: &'a Expr, names: &[&str]) -> Option<&'a AggregateFunction> {
+    match expr {
+        Expr::AggregateFunction(function)
+            if names.contains(&function.func.name())
+                && !function.params.distinct
+                && function.params.filter.is_none()
+                && function.params.order_by.is_empty()
+                && function.params.null_treatment.is_none() =>
+        {
+            Some(function)
+        }
+        _ => None,
+    }
+}
 
 /// The schema of a logical plan, once every table it scans is one the role
 /// may read rows of (not only describe): what execution would check first.

@@ -455,19 +455,15 @@ impl Planner {
             .as_ref()
             .filter(|_| !reads_clock(&query.logical))
             .and_then(|key| Some((self.plan_caches()?, key)));
-        if let Some((cache, key)) = kept
-            && let Some(optimized) = cache.optimized.get(key)
-        {
-            return Ok(optimized);
+        let optimize = || {
+            self.state
+                .optimize(&query.logical)
+                .map_err(EngineError::from_planning)
+        };
+        match kept {
+            Some((cache, key)) => cache.optimized.get_or_try_insert_with(key, optimize),
+            None => optimize(),
         }
-        let optimized = self
-            .state
-            .optimize(&query.logical)
-            .map_err(EngineError::from_planning)?;
-        if let Some((cache, key)) = kept {
-            cache.optimized.insert(key.clone(), optimized.clone());
-        }
-        Ok(optimized)
     }
 
     /// The physical plan of an optimized query (on one partition when it
@@ -514,16 +510,11 @@ impl Planner {
             .key
             .as_ref()
             .and_then(|key| Some((self.plan_caches()?, key)));
-        if let Some((cache, key)) = kept
-            && let Some(schema) = cache.schemas.get(key)
-        {
-            return Ok(schema);
+        let analyze = || self.analyzed_schema(&query.logical);
+        match kept {
+            Some((cache, key)) => cache.schemas.get_or_try_insert_with(key, analyze),
+            None => analyze(),
         }
-        let schema = self.analyzed_schema(&query.logical)?;
-        if let Some((cache, key)) = kept {
-            cache.schemas.insert(key.clone(), Arc::clone(&schema));
-        }
-        Ok(schema)
     }
 
     /// The schema `plan` will have once DataFusion's analyzer has coerced its

@@ -32,14 +32,13 @@
 //! the user's own query, its scans are secured like every other (each gets
 //! its barrier), and the semi join only removes rows.
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, NullEquality, Result};
-use datafusion::logical_expr::{
-    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, TableScan,
-};
+use datafusion::logical_expr::{Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use crate::estimates::InputEstimate;
+use crate::plan_facts::is_repeatable;
 
 /// The largest share of its table's distinct keys a reducer may keep:
 /// beyond that, a second scan of its table costs more than the groups it
@@ -277,26 +276,6 @@ fn reach<'a>(plan: &'a LogicalPlan, column: &Column, reached: &mut Vec<(&'a Logi
             }
         }
     }
-}
-
-/// Whether evaluating `plan` again gives the same rows: no volatile
-/// expression and no scan limit (which rows a limit returns is arbitrary).
-fn is_repeatable(plan: &LogicalPlan) -> bool {
-    let mut repeatable = true;
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(TableScan { fetch: Some(_), .. }) = node {
-            repeatable = false;
-        }
-        if node.expressions().iter().any(Expr::is_volatile) {
-            repeatable = false;
-        }
-        Ok(if repeatable {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    });
-    repeatable
 }
 
 /// `plan` with the aggregate grouping by `column` (beneath it) computed

@@ -43,7 +43,7 @@
 //!   DataFusion's projection pushdown, and the copies would no longer
 //!   match;
 //! * `T`'s input equals `G`'s (the same plan, each scan of the very same
-//!   table) and calls nothing volatile: the same rows.
+//!   table), calls nothing volatile and limits no scan: the same rows.
 //!
 //! `sum` of the groups' sums has a wider type than `sum` of the rows (a
 //! decimal gains digits); it is cast back, so the subquery's schema is
@@ -58,9 +58,11 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::expr::{AggregateFunction, Alias};
+use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::{Aggregate, Cast, Expr, LogicalPlan, Projection, Subquery};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use crate::plan_facts::{is_repeatable, plain_aggregate};
 
 /// Aggregates whose total over all rows is the same aggregate of the
 /// groups' values.
@@ -131,7 +133,7 @@ fn grouped_aggregates(plan: &LogicalPlan) -> Result<Vec<Aggregate>> {
                     .iter()
                     .any(|e| matches!(e, Expr::GroupingSet(_)))
                 && aggregate.aggr_expr.iter().all(decomposable)
-                && deterministic(&aggregate.input)?
+                && is_repeatable(&aggregate.input)
             {
                 found.push(aggregate.clone());
             }
@@ -141,35 +143,9 @@ fn grouped_aggregates(plan: &LogicalPlan) -> Result<Vec<Aggregate>> {
     Ok(found)
 }
 
-/// Whether `expr` is `sum`, `min` or `max` of its argument, without
-/// `DISTINCT`, `FILTER` or `ORDER BY`.
+/// Whether `expr` is `sum`, `min` or `max` of one argument, plainly.
 fn decomposable(expr: &Expr) -> bool {
-    let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
-        return false;
-    };
-    DECOMPOSABLE.contains(&func.name())
-        && !params.distinct
-        && params.filter.is_none()
-        && params.order_by.is_empty()
-        && params.null_treatment.is_none()
-        && params.args.len() == 1
-}
-
-/// Whether nothing in `plan` (its subqueries included) is volatile.
-fn deterministic(plan: &LogicalPlan) -> Result<bool> {
-    let mut volatile = false;
-    plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|expr| {
-            volatile |= expr.is_volatile();
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        Ok(if volatile {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    Ok(!volatile)
+    plain_aggregate(expr, &DECOMPOSABLE).is_some_and(|f| f.params.args.len() == 1)
 }
 
 /// `node`, when it is a subquery's total that one of `groups` holds, as the

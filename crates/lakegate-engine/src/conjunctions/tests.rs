@@ -8,6 +8,7 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal, binary, col, lit};
 use datafusion::prelude::SessionContext;
 
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::physical_expr::conjunction;
 
 use super::*;
@@ -116,23 +117,12 @@ async fn the_rule_narrows_filters_and_their_display_is_unchanged() {
             .to_string()
     };
     assert_eq!(display(&narrowed), display(&plan));
-    let mut filters = 0;
-    narrowed
-        .apply(|node| {
-            if let Some(filter) = node.downcast_ref::<FilterExec>() {
-                assert!(
-                    filter
-                        .predicate()
-                        .downcast_ref::<NarrowingConjunction>()
-                        .is_some()
-                );
-                assert!(filter.predicate().downcast_ref::<BinaryExpr>().is_none());
-                filters += 1;
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })
-        .unwrap();
-    assert_eq!(filters, 1, "{}", display(&narrowed));
+    let predicates = filter_predicates(&narrowed);
+    assert_eq!(predicates.len(), 1, "{}", display(&narrowed));
+    for predicate in predicates {
+        assert!(predicate.downcast_ref::<NarrowingConjunction>().is_some());
+        assert!(predicate.downcast_ref::<BinaryExpr>().is_none());
+    }
     // The plan's operators keep their execution state: the answer without
     // the rule comes from a plan of its own.
     let expected = frame.collect().await.unwrap();
@@ -159,15 +149,22 @@ async fn a_filter_whose_equality_the_plan_relies_on_keeps_its_and_tree() {
     let narrowed = NarrowFilterConjunctions
         .optimize(Arc::clone(&plan), &ConfigOptions::default())
         .unwrap();
-    let mut filters = 0;
-    narrowed
-        .apply(|node| {
-            if let Some(filter) = node.downcast_ref::<FilterExec>() {
-                assert!(filter.predicate().downcast_ref::<BinaryExpr>().is_some());
-                filters += 1;
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })
-        .unwrap();
-    assert_eq!(filters, 1);
+    let predicates = filter_predicates(&narrowed);
+    assert_eq!(predicates.len(), 1);
+    for predicate in predicates {
+        assert!(predicate.downcast_ref::<BinaryExpr>().is_some());
+    }
+}
+
+/// The predicates of `plan`'s filters.
+fn filter_predicates(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<dyn PhysicalExpr>> {
+    let mut predicates = Vec::new();
+    plan.apply(|node| {
+        if let Some(filter) = node.downcast_ref::<FilterExec>() {
+            predicates.push(Arc::clone(filter.predicate()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    predicates
 }
