@@ -9,7 +9,7 @@ use datafusion::execution::object_store::DefaultObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use lakegate_catalog::{Catalog, LoadOptions};
 use lakegate_distributed::{FleetKey, LiveWorkers, WorkerSettings, serve_worker};
-use lakegate_engine::{LakegateCodec, Workers};
+use lakegate_engine::{LakegateCodec, Workers, worker_stage_rules};
 use lakegate_flight::{Signals, bind, read_key_file};
 
 /// The workers `serve --workers` runs large queries across.
@@ -69,6 +69,7 @@ pub async fn run_worker(
         key,
         runtime,
         codec: Arc::new(LakegateCodec),
+        stage_rules: worker_stage_rules(),
     };
     serve_worker(listener, settings, async move { signals.next().await }).await
 }

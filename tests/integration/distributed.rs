@@ -2,16 +2,26 @@
 //! `lakegate worker` processes run all 22 TPC-H queries as `analyst` and
 //! `admin` with the answers of one node, every distributed plan passing the
 //! plan checker; a worker reached directly refuses a plan that is unsigned,
-//! signed with another key or tampered with; a worker killed mid-query fails
-//! that query and the next one runs on the worker left.
+//! signed with another key or tampered with; a worker narrows the filters of
+//! the stages it decodes; a worker killed mid-query fails that query and the
+//! next one runs on the worker left.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::config::ConfigOptions;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{binary, col, lit};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::displayable;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion_distributed::grpc::DefaultChannelResolver;
 use datafusion_distributed::{
@@ -19,8 +29,12 @@ use datafusion_distributed::{
 };
 use futures::StreamExt;
 use lakegate_distributed::signature::{SIGNATURE_HEADER, SignedCall, TaskFields};
-use lakegate_distributed::{FleetKey, LiveWorkers, SigningChannelResolver};
-use lakegate_engine::{Engine, EngineOptions, LakegateCodec, Workers};
+use lakegate_distributed::{
+    FleetKey, LiveWorkers, SigningChannelResolver, WorkerSettings, serve_worker,
+};
+use lakegate_engine::{
+    Engine, EngineOptions, LakegateCodec, NarrowingConjunction, Workers, worker_stage_rules,
+};
 use tokio::sync::OnceCell;
 
 use crate::common;
@@ -254,6 +268,89 @@ async fn a_worker_refuses_plans_not_signed_with_the_fleet_key() {
 
     let log = std::fs::read_to_string(&worker.log).unwrap();
     assert_eq!(log.matches("refused").count(), 3, "{log}");
+}
+
+/// A stage rule that keeps every plan it is given, as it is.
+#[derive(Debug, Default)]
+struct KeepStagePlans(Mutex<Vec<Arc<dyn ExecutionPlan>>>);
+
+impl PhysicalOptimizerRule for KeepStagePlans {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.0.lock().unwrap().push(Arc::clone(&plan));
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "keep_stage_plans"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_narrows_the_conjunctions_of_the_stages_it_decodes() {
+    // A narrowed filter crosses the wire as its `AND` tree; the worker's
+    // stage rules make it a narrowing conjunction again.
+    let kept = Arc::new(KeepStagePlans::default());
+    let mut stage_rules = worker_stage_rules();
+    stage_rules.push(Arc::clone(&kept) as _);
+    let key = FleetKey::derive(SECRET.as_bytes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = WorkerSettings {
+        key: key.clone(),
+        runtime: Arc::new(RuntimeEnv::default()),
+        codec: Arc::new(LakegateCodec),
+        stage_rules,
+    };
+    let worker = tokio::spawn(serve_worker(listener, settings, async move {
+        stopped.await.ok();
+    }));
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    let term = |name, op, value: i64| {
+        binary(col(name, &schema).unwrap(), op, lit(value), &schema).unwrap()
+    };
+    let terms = vec![term("a", Operator::Gt, 1), term("b", Operator::Lt, 2)];
+    let narrowed = Arc::new(NarrowingConjunction::try_new(terms.clone()).unwrap());
+    let plan: Arc<dyn ExecutionPlan> = Arc::new(
+        FilterExec::try_new(narrowed, Arc::new(EmptyExec::new(Arc::clone(&schema)))).unwrap(),
+    );
+    let fleet = SigningChannelResolver::new(key, None);
+    send_plan(
+        &url,
+        http::HeaderMap::new(),
+        MaybeEncoded::Encoded(encoded(plan)),
+        &fleet,
+    )
+    .await
+    .unwrap();
+
+    let kept = kept.0.lock().unwrap().clone();
+    let [stage] = kept.as_slice() else {
+        panic!("{} stage plans kept", kept.len());
+    };
+    let filter = stage
+        .downcast_ref::<FilterExec>()
+        .unwrap_or_else(|| panic!("{}", show(stage)));
+    let conjunction = filter
+        .predicate()
+        .downcast_ref::<NarrowingConjunction>()
+        .unwrap_or_else(|| panic!("not narrowed on the worker: {}", show(stage)));
+    let decoded_terms: Vec<_> = conjunction.children().into_iter().cloned().collect();
+    assert_eq!(decoded_terms, terms);
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,13 +6,21 @@
 //! the object stores of its own storage locations, registered under the names
 //! plans use (`lakegate://<name>/`). It calls other workers (for the stages
 //! beneath its own) through a [`SigningChannelResolver`], as the coordinator
-//! does.
+//! does. Each decoded stage plan then goes through the worker's stage rules
+//! ([`WorkerSettings::stage_rules`]): the physical optimizer rules whose
+//! nodes or expressions cannot cross the wire as themselves, applied again
+//! to what arrived (they may change expressions, never the plan's shape).
 
 use std::future::Future;
 use std::sync::Arc;
 
+use datafusion::common::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion_distributed::{
+    DistributedExt, Worker, WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse,
+    WorkerPlanRewriteHandler, WorkerQueryContext,
+};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -32,6 +40,28 @@ pub struct WorkerSettings {
     pub runtime: Arc<RuntimeEnv>,
     /// The codec of Lakegate's own execution nodes and functions.
     pub codec: Arc<dyn PhysicalExtensionCodec>,
+    /// Rules applied, in order, to each stage plan a worker decodes. They
+    /// must keep the plan's nodes and each node's output as they are.
+    pub stage_rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+}
+
+/// The worker's [`WorkerSettings::stage_rules`], as datafusion-distributed's
+/// rewrite of a decoded stage plan.
+#[derive(Clone)]
+struct StageRules(Arc<[Arc<dyn PhysicalOptimizerRule + Send + Sync>]>);
+
+impl WorkerPlanRewriteHandler for StageRules {
+    fn rewrite_worker_plan(
+        &self,
+        event: WorkerPlanRewriteEvent,
+    ) -> Result<WorkerPlanRewriteEventResponse> {
+        let options = event.session_config.options();
+        let mut plan = event.plan;
+        for rule in self.0.iter() {
+            plan = rule.optimize(plan, options)?;
+        }
+        Ok(WorkerPlanRewriteEventResponse::new(plan))
+    }
 }
 
 /// Serves a worker on `listener` until `shutdown` completes.
@@ -44,16 +74,20 @@ pub async fn serve_worker(
         key,
         runtime,
         codec,
+        stage_rules,
     } = settings;
     let channels = SigningChannelResolver::new(key.clone(), None);
+    let stage_rules = StageRules(stage_rules.into());
     let worker = Worker::from_session_builder(move |query: WorkerQueryContext| {
         let codec = Arc::clone(&codec);
         let channels = channels.clone();
+        let stage_rules = stage_rules.clone();
         async move {
             Ok(query
                 .builder
                 .with_distributed_user_codec_arc(codec)
                 .with_distributed_channel_resolver(channels)
+                .with_distributed_worker_plan_rewrite_handler(stage_rules)
                 .build())
         }
     })

@@ -28,10 +28,11 @@
 //! division by zero on a row an earlier term rejects), never add one. Terms
 //! keep their order, so under a policy barrier the policy's own filter is
 //! evaluated as written, and nothing moves across the barrier. Displayed,
-//! and sent to workers, the conjunction is the `AND` chain it replaces:
-//! workers evaluate that as DataFusion does (datafusion-distributed's
-//! composed codec hands no expression to Lakegate's, so a worker could not
-//! decode the conjunction itself).
+//! and sent to workers, the conjunction is the `AND` chain it replaces
+//! (datafusion-distributed's composed codec hands no expression to
+//! Lakegate's, so a worker could not decode the conjunction itself); each
+//! worker applies this rule again to the stages it decodes
+//! (`worker_stage_rules`).
 
 use std::fmt;
 use std::hash::Hash;

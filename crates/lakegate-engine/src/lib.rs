@@ -78,6 +78,7 @@ pub use error::{EngineError, ErrorCode, Result, SqlPosition};
 pub use executor::{QUERY_THREAD_STACK, ResultStream};
 pub use lakegate_audit::TableRead;
 pub use masks::REDACTED_TEXT;
+pub use optimizer_rules::worker_stage_rules;
 pub use parse::DEFAULT_MAX_STATEMENT_BYTES;
 pub use secured_table::{MASK_METADATA_KEY, SecuredTable};
 pub use session::QuerySession;

@@ -24,6 +24,11 @@
 //! ... EnsureCooperative ─▶ ReuseRepeatedAggregates ─▶ FilterPushdown(Post) ...   (reuse_subplans.rs)
 //! ... last: NarrowFilterConjunctions                                             (conjunctions.rs)
 //! ```
+//!
+//! A worker receives each stage of a distributed plan with its filters as
+//! `AND` trees (an expression of Lakegate's own cannot cross
+//! datafusion-distributed's codec), and applies [`worker_stage_rules`] to
+//! what it decodes: the conjunctions are narrowed there too.
 
 use std::sync::Arc;
 
@@ -104,4 +109,11 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
     // Last: DataFusion's rules read predicates as `AND` trees.
     rules.push(Arc::new(NarrowFilterConjunctions));
     rules
+}
+
+/// The rules a worker applies to each stage plan it decodes: those of
+/// [`physical_optimizer_rules`] whose work does not survive the trip (it
+/// changes expressions only, so the stage keeps its nodes).
+pub fn worker_stage_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    vec![Arc::new(NarrowFilterConjunctions)]
 }
