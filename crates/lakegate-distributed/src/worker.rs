@@ -22,9 +22,9 @@ use datafusion_distributed::{
     WorkerPlanRewriteHandler, WorkerQueryContext,
 };
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-use lakegate_transport::accepted_connections;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::channels::SigningChannelResolver;
 use crate::guard::WorkerGuardLayer;
@@ -92,10 +92,11 @@ pub async fn serve_worker(
         }
     })
     .with_runtime_env(runtime);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .layer(WorkerGuardLayer::new(key))
         .add_service(worker.into_worker_server())
-        .serve_with_incoming_shutdown(accepted_connections(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| format!("worker server failed: {e}"))
 }
