@@ -34,7 +34,6 @@ mod answered_token;
 mod audit;
 mod auth;
 mod call;
-mod coalesced_writes;
 mod credentials;
 mod do_get_frames;
 mod entry;

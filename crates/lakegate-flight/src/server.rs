@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use lakegate_audit::AuditLog;
 
 use tokio::net::TcpListener;
@@ -32,7 +31,6 @@ use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
 
 use crate::admin_api::LakegateAdminApi;
 use crate::answered_token::AnsweredTokenLayer;
-use crate::coalesced_writes::CoalescedWrites;
 use crate::do_get_frames::FramedDoGet;
 use crate::entry::LakegateFlight;
 use crate::service::LakegateFlightService;
@@ -184,9 +182,7 @@ async fn serve_with_health(
     }
     // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms
     // per call on Linux).
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map_ok(CoalescedWrites::new);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
         .layer(AnsweredTokenLayer)
         .add_service(flight)
