@@ -23,7 +23,10 @@
 //! `current_user()` and `current_role()` never reach a worker: they are
 //! folded into literals when the query is optimized (`functions.rs`). A
 //! [`SharedResultExec`] (a repeated aggregate, `reuse_subplans.rs`) arrives
-//! as its own subplan: on a worker each occurrence computes its own.
+//! as its own subplan: on a worker each occurrence computes its own. A
+//! worker narrows each filter's conjunction again
+//! ([`worker_stage_rules`](crate::worker_stage_rules)): that changes how a
+//! filter is evaluated, never its terms, their order or the rows it keeps.
 
 use std::sync::Arc;
 

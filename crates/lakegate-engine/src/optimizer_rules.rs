@@ -111,8 +111,8 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
     rules
 }
 
-/// The rules a worker applies to each stage plan it decodes: those of
-/// [`physical_optimizer_rules`] whose work does not survive the trip (it
+/// The rules a worker applies to each stage plan it decodes: those of the
+/// engine's physical optimizer whose work does not survive the trip (it
 /// changes expressions only, so the stage keeps its nodes).
 pub fn worker_stage_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     vec![Arc::new(NarrowFilterConjunctions)]
