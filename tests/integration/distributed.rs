@@ -218,9 +218,8 @@ async fn a_worker_refuses_plans_not_signed_with_the_fleet_key() {
     let worker = start_worker(data_dir, key_file);
     let url = &worker.url;
     let plain = DefaultChannelResolver::default();
-    let harmless: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(
-        arrow::datatypes::Schema::empty(),
-    )));
+    let harmless: Arc<dyn ExecutionPlan> =
+        Arc::new(PlaceholderRowExec::new(Arc::new(Schema::empty())));
     let plan = || MaybeEncoded::Encoded(encoded(Arc::clone(&harmless)));
 
     // No signature.

@@ -107,13 +107,15 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
         rules.push(rule);
     }
     // Last: DataFusion's rules read predicates as `AND` trees.
-    rules.push(Arc::new(NarrowFilterConjunctions));
+    rules.extend(worker_stage_rules());
     rules
 }
 
-/// The rules a worker applies to each stage plan it decodes: those of the
-/// engine's physical optimizer whose work does not survive the trip (it
-/// changes expressions only, so the stage keeps its nodes).
+/// The rules that turn expressions into forms only Lakegate evaluates: the
+/// last of the engine's physical optimizer (DataFusion's own rules read the
+/// plain forms), and applied again by a worker to each stage plan it
+/// decodes (the forms do not cross the wire; the rules change expressions
+/// only, so the stage keeps its nodes).
 pub fn worker_stage_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     vec![Arc::new(NarrowFilterConjunctions)]
 }

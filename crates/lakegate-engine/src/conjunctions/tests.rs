@@ -4,12 +4,11 @@
 
 use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::Field;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::conjunction;
 use datafusion::physical_expr::expressions::{BinaryExpr, Literal, binary, col, lit};
 use datafusion::prelude::SessionContext;
-
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::physical_expr::conjunction;
 
 use super::*;
 
