@@ -1,7 +1,7 @@
 //! The wire: what Flight transport costs Lakegate, against the transport's
 //! own ceiling and a local read, measured by one pyarrow client in one run.
 //!
-//! Servers, both in this process on loopback:
+//! Servers in this process, on loopback:
 //!
 //! * Lakegate's Flight SQL service over the demo catalog (the binary's code),
 //!   as it serves by default, and a second one with the table cache on
@@ -19,8 +19,12 @@
 //!   baseline of what Lakegate itself adds.
 //!
 //! The client, `benches/wire_client.py` (pyarrow and the ADBC driver, from
-//! the test virtualenv), interleaves: pyarrow reading the Parquet files
-//! locally; a DoGet from each bare server; a DoGet from each Lakegate as the
+//! the test virtualenv), adds one server of its own: a bare `pyarrow.flight`
+//! server (`benches/wire_cpp_ceiling.py`, Arrow's C++ Flight, in a process
+//! of its own) streaming the same batches from memory, the ceiling of the
+//! other Flight implementation on this machine. It interleaves: pyarrow
+//! reading the Parquet files locally; a DoGet from each bare server (one
+//! stream, and two parts at once); a DoGet from each Lakegate as the
 //! lake administrator (one stream, and parallel endpoints); the same scan as
 //! a role with a row filter; and the latency of `SELECT ... LIMIT 10` through
 //! ADBC (1,000 queries) against `SELECT 1`, the same calls' floor.
@@ -518,7 +522,7 @@ async fn run(full: bool) {
         .arg("--out")
         .arg(out_dir.join("wire.json"))
         .args(["--iterations", &ITERATIONS.to_string()])
-        // Both servers run in this process: the client reads its CPU time,
+        // The Rust servers run in this process: the client reads its CPU time,
         // and records the scan without transport beside its own variants.
         .args(["--server-pid", &std::process::id().to_string()])
         .args(["--scan-in-process", &format!("{decode_wall},{decode_cpu}")]);

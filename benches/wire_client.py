@@ -11,6 +11,12 @@ client ends up with), for the largest demo table, variants interleaved:
   ceiling-parquet   the same bare server decodes the Parquet files on each
                     DoGet (the parquet crate, no DataFusion): what serving
                     these files costs any arrow-rs Flight server
+  ceiling-cpp, ceiling-cpp-parallel
+                    the same batches from memory, one stream and two, served
+                    by Arrow's C++ Flight implementation (a bare pyarrow.flight
+                    server, `wire_cpp_ceiling.py`, in a process of its own):
+                    what the other implementation every pyarrow client also
+                    speaks reaches on this machine
   lakegate          Lakegate, lake administrator, one stream
   lakegate-parallel Lakegate, lake administrator, parallel endpoints read
                     by one thread each
@@ -48,6 +54,9 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -121,6 +130,25 @@ def bare_parallel(location, parts=2):
     ])
 
 
+def start_cpp_ceiling(table, directory):
+    """Starts `wire_cpp_ceiling.py` serving `table`'s batches; returns the
+    process and its location."""
+    path = os.path.join(directory, "batches.arrow")
+    with pa.ipc.new_file(path, table.schema) as writer:
+        for batch in table.to_batches():
+            writer.write_batch(batch)
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire_cpp_ceiling.py"), path],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = server.stdout.readline().strip()
+    if not port:
+        server.kill()
+        raise RuntimeError("the C++ ceiling server did not start")
+    return server, f"grpc://127.0.0.1:{port}"
+
+
 def lakegate(location, user="admin", role=None, scan=SCAN):
     headers = [(b"x-lakegate-role", role.encode())] if role else []
     client, options = signed_in(location, user, headers)
@@ -188,12 +216,24 @@ def main():
     parser.add_argument("--iterations", type=int, default=7)
     parser.add_argument("--latency-queries", type=int, default=1000)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        # The C++ server streams the very batches Lakegate returns.
+        cpp, cpp_location = start_cpp_ceiling(lakegate(args.lakegate_cached), directory)
+        try:
+            measure(args, cpp.pid, cpp_location)
+        finally:
+            cpp.kill()
+            cpp.wait()
 
+
+def measure(args, cpp_pid, cpp_location):
     variants = {
         "parquet-local": lambda: parquet_local(args.parquet),
         "ceiling": lambda: bare(args.ceiling),
         "ceiling-parallel": lambda: bare_parallel(args.ceiling),
         "ceiling-parquet": lambda: bare(args.decoding),
+        "ceiling-cpp": lambda: bare(cpp_location),
+        "ceiling-cpp-parallel": lambda: bare_parallel(cpp_location),
         "lakegate": lambda: lakegate(args.lakegate),
         "lakegate-parallel": lambda: lakegate_parallel(args.lakegate)[0],
         "lakegate-policy": lambda: lakegate(args.lakegate, "tina", "sales"),
@@ -209,15 +249,18 @@ def main():
     seconds = {name: [] for name in variants}
     server_cpu = {name: 0.0 for name in variants}
     client_cpu = {name: 0.0 for name in variants}
+    # The process whose CPU a variant costs: the C++ server's own, or the
+    # benchmark's, which runs every Rust server.
+    server_pid = {name: cpp_pid if name.startswith("ceiling-cpp") else args.server_pid for name in variants}
     sizes = {}
     rows = {}
     for _ in range(args.iterations):
         for name, run in variants.items():
-            server_before, client_before = process_cpu(args.server_pid), time.process_time()
+            server_before, client_before = process_cpu(server_pid[name]), time.process_time()
             started = time.perf_counter()
             table = run()
             seconds[name].append(time.perf_counter() - started)
-            server_cpu[name] += process_cpu(args.server_pid) - server_before
+            server_cpu[name] += process_cpu(server_pid[name]) - server_before
             client_cpu[name] += time.process_time() - client_before
             sizes[name] = table.nbytes
             rows[name] = table.num_rows
@@ -229,8 +272,8 @@ def main():
 
     results = {"rows": rows, "endpoints": endpoints, "variants": {}}
     print(f"\nFull scan of dl_tpc_web_sales ({rows['lakegate']:,} rows), median of {args.iterations}, interleaved\n")
-    print("| variant | median s | MB/s | vs ceiling | vs ceiling-parallel | vs ceiling-parquet | server CPU s | client CPU s | cores busy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | median s | MB/s | vs ceiling | vs ceiling-parallel | vs ceiling-parquet | vs ceiling-cpp-parallel | server CPU s | client CPU s | cores busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
         median = statistics.median(seconds[name])
         rate = sizes[name] / median / 1e6
@@ -248,12 +291,13 @@ def main():
         entry = results["variants"][name]
         if name.startswith("text"):  # another scan: no ceiling to compare
             continue
-        for baseline in ("ceiling", "ceiling-parallel", "ceiling-parquet"):
+        for baseline in ("ceiling", "ceiling-parallel", "ceiling-parquet", "ceiling-cpp-parallel"):
             key = "vs_" + baseline.replace("-", "_")
             entry[key] = entry["mb_per_s"] / results["variants"][baseline]["mb_per_s"]
         print(
             f"| {name} | {entry['median_s']:.3f} | {entry['mb_per_s']:.0f} | {entry['vs_ceiling']:.2f} "
             f"| {entry['vs_ceiling_parallel']:.2f} | {entry['vs_ceiling_parquet']:.2f} "
+            f"| {entry['vs_ceiling_cpp_parallel']:.2f} "
             f"| {entry['server_cpu_s']:.3f} | {entry['client_cpu_s']:.3f} | {entry['cores_busy']:.2f} |"
         )
     print(f"\nA scan of text columns ({rows['text']:,} rows), one stream, median of {args.iterations}, interleaved with the above\n")
