@@ -374,6 +374,13 @@ mod tests {
         assert_eq!(chunks.len(), 4);
         assert_eq!(chunks[1].as_ptr(), large.as_ptr());
         assert_eq!(chunks[3].as_ptr(), large.as_ptr());
+        // The copied parts fill one allocation sized for them, the second
+        // piece right after the first: a buffer that had to grow would
+        // have copied them again.
+        assert_eq!(
+            chunks[2].as_ptr(),
+            chunks[0].as_ptr().wrapping_add(chunks[0].len())
+        );
     }
 
     #[tokio::test]
