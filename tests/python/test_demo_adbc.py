@@ -266,8 +266,11 @@ def test_parallel_endpoints_reassemble_the_single_stream_result(server):
 
 def test_tls(data_dir, tmp_path):
     """--tls-cert/--tls-key: clients that trust the certificate connect over
-    grpc+tls; a plain-text client gets nowhere."""
+    grpc+tls; a plain-text client gets nowhere, and a client that connects
+    and never starts the handshake is disconnected after 10 s."""
+    import socket
     import subprocess
+    import time
 
     import pyarrow.flight as flight
 
@@ -283,6 +286,9 @@ def test_tls(data_dir, tmp_path):
     with start_server(data_dir, "--tls-cert", str(cert), "--tls-key", str(key)) as address:
         assert address.startswith("grpc+tls://")
         location = address.replace("127.0.0.1", "localhost")
+        host, port = address.removeprefix("grpc+tls://").rsplit(":", 1)
+        silent = socket.create_connection((host, int(port)))
+        connected = time.monotonic()
         client = flight.FlightClient(location, tls_root_certs=cert.read_bytes())
         options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("david", "david-pass")])
         assert client.do_get(flight.Ticket(b"SELECT 1 AS one"), options).read_all().num_rows == 1
@@ -299,6 +305,14 @@ def test_tls(data_dir, tmp_path):
         plain = flight.FlightClient(location.replace("grpc+tls://", "grpc://"))
         with pytest.raises(flight.FlightError):
             plain.authenticate_basic_token("david", "david-pass")
+
+        # The silent client: the server closes the connection (an empty
+        # read) once the handshake time is over, not before.
+        silent.settimeout(20)
+        assert silent.recv(1) == b""
+        waited = time.monotonic() - connected
+        assert 9 < waited < 15, waited
+        silent.close()
 
 
 def serving_a_running_query(data_dir, audit_dir, grace):

@@ -44,6 +44,7 @@ use crate::call::{CallHeaders, Caller};
 use crate::credentials::{Credentials, parse_authorization};
 use crate::error::{CallError, CallResult};
 use crate::flight_messages::{FlightMessage, MessageStream};
+use crate::grpc_server::ClientCertificates;
 use crate::running::as_flight_data;
 use crate::service::LakegateFlightService;
 use crate::statements::flight_info;
@@ -162,7 +163,10 @@ impl LakegateFlight {
                 .and_then(|text| parse_authorization(text).ok())
                 .ok_or(CallError::InvalidCredentials)
         });
-        let certificates = request.peer_certs();
+        let certificates = request
+            .extensions()
+            .get::<ClientCertificates>()
+            .map(|certificates| certificates.0.clone());
         let sent_source = headers
             .as_ref()
             .ok()

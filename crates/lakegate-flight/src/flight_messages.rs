@@ -6,9 +6,9 @@
 //! server's CPU on a full scan from memory (perf, docs/performance.md). A
 //! [`FlightMessage`] keeps the body as the list of buffers arrow-ipc's
 //! `StreamEncoder` collects without copying (the batch's buffers, sliced,
-//! with their alignment padding between them); `do_get_frames.rs` copies
-//! them once, straight into the message's gRPC frame, where arrow-flight's
-//! encoder and tonic's codec would copy each byte twice.
+//! with their alignment padding between them); `do_get_frames.rs` hands
+//! them to the socket as they are, where arrow-flight's encoder and tonic's
+//! codec would copy each byte twice.
 //!
 //! ```text
 //! batches ─▶ split to ≤ 2 MiB (as arrow-flight does) ─▶ StreamEncoder ─▶ [prefix, header, buffers ...]

@@ -39,6 +39,7 @@ mod do_get_frames;
 mod entry;
 mod error;
 mod flight_messages;
+mod grpc_server;
 mod keep_alive;
 mod limits;
 mod metadata;

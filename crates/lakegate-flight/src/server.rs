@@ -15,14 +15,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lakegate_audit::AuditLog;
 
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -30,9 +34,9 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use lakegate_admin_api::v1::admin_service_server::AdminServiceServer;
 
 use crate::admin_api::LakegateAdminApi;
-use crate::answered_token::AnsweredTokenLayer;
-use crate::do_get_frames::FramedDoGet;
+use crate::do_get_frames::DoGetAnswers;
 use crate::entry::LakegateFlight;
+use crate::grpc_server::{self, Calls};
 use crate::service::LakegateFlightService;
 
 /// A server certificate chain and its private key, PEM-encoded, and the
@@ -40,8 +44,9 @@ use crate::service::LakegateFlightService;
 /// server asks for them (mutual TLS).
 #[derive(Clone)]
 pub struct TlsIdentity {
-    identity: Identity,
-    client_ca: Option<Certificate>,
+    certificate: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
     client_auth_optional: bool,
 }
 
@@ -59,7 +64,8 @@ impl TlsIdentity {
         let certificate = read_pem(certificate, "certificate", "-----BEGIN CERTIFICATE-----")?;
         let key = read_pem(key, "private key", "PRIVATE KEY-----")?;
         Ok(Self {
-            identity: Identity::from_pem(certificate, key),
+            certificate,
+            key,
             client_ca: None,
             client_auth_optional: false,
         })
@@ -75,7 +81,7 @@ impl TlsIdentity {
             "client certificate authority",
             "-----BEGIN CERTIFICATE-----",
         )?;
-        self.client_ca = Some(Certificate::from_pem(pem));
+        self.client_ca = Some(pem);
         self.client_auth_optional = optional;
         Ok(self)
     }
@@ -85,14 +91,45 @@ impl TlsIdentity {
         self.client_ca.is_some()
     }
 
-    fn server_config(self) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new().identity(self.identity);
-        match self.client_ca {
-            Some(ca) => config
-                .client_ca_root(ca)
-                .client_auth_optional(self.client_auth_optional),
-            None => config,
-        }
+    /// The TLS settings a server is started with: the certificate chain
+    /// and key, the client certificate authority when there is one, and
+    /// HTTP/2 offered in the handshake (ALPN), as gRPC clients expect.
+    fn server_config(&self) -> Result<ServerConfig, String> {
+        let chain = CertificateDer::pem_slice_iter(&self.certificate)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot read the TLS certificate: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key)
+            .map_err(|e| format!("cannot read the TLS private key: {e}"))?;
+        let builder = ServerConfig::builder();
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for certificate in CertificateDer::pem_slice_iter(ca) {
+                    let certificate = certificate.map_err(|e| {
+                        format!("cannot read the client certificate authority: {e}")
+                    })?;
+                    roots.add(certificate).map_err(|e| {
+                        format!("the client certificate authority is not usable: {e}")
+                    })?;
+                }
+                let verifier = WebPkiClientVerifier::builder(roots.into());
+                let verifier = if self.client_auth_optional {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| format!("the client certificate authority is not usable: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("the TLS certificate and key do not make a server: {e}"))?;
+        config.alpn_protocols.push(b"h2".to_vec());
+        Ok(config)
     }
 }
 
@@ -117,14 +154,13 @@ fn read_pem(path: &Path, what: &str, marker: &str) -> Result<Vec<u8>, String> {
     Ok(pem)
 }
 
-/// Serves `service` on `listener` until `shutdown` completes, over TLS when
-/// `tls` is given; running calls finish or are cancelled by tonic's graceful
-/// shutdown.
+/// Serves `service` on `listener` until `shutdown` completes; then new
+/// connections are refused and running calls finish (graceful shutdown).
 pub async fn serve_on(
     listener: TcpListener,
     service: LakegateFlightService,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), String> {
     serve_with_tls(listener, service, None, shutdown).await
 }
 
@@ -134,7 +170,7 @@ pub async fn serve_with_tls(
     service: LakegateFlightService,
     tls: Option<TlsIdentity>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), String> {
     serve_with_health(listener, service, tls, HealthReporter::new(), shutdown).await
 }
 
@@ -163,8 +199,12 @@ async fn serve_with_health(
     tls: Option<TlsIdentity>,
     health: HealthReporter,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), String> {
     install_tls_provider();
+    let tls = match tls {
+        Some(tls) => Some(Arc::new(tls.server_config()?)),
+        None => None,
+    };
     set_health(&health, ServingStatus::Serving).await;
     let health_service = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(health),
@@ -174,22 +214,13 @@ async fn serve_with_health(
     let entry = LakegateFlight::new(service);
     let admin = AdminServiceServer::new(LakegateAdminApi::new(entry.clone()));
     let flight = FlightServiceServer::new(entry.clone()).max_decoding_message_size(max_request);
-    // DoGet's Arrow data leaves without a copy into gRPC frames.
-    let flight = FramedDoGet::new(flight, entry, max_request);
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls.server_config())?;
-    }
-    // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms
-    // per call on Linux).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    builder
-        .layer(AnsweredTokenLayer)
-        .add_service(flight)
+    let routes = Routes::new(flight)
         .add_service(admin)
-        .add_service(health_service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .add_service(health_service);
+    // DoGet's Arrow buffers leave without a copy into gRPC frames.
+    let calls = Calls::new(routes, DoGetAnswers::new(entry, max_request));
+    grpc_server::serve(listener, calls, tls, shutdown).await;
+    Ok(())
 }
 
 /// How a server stops at a signal (see the module documentation).
