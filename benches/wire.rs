@@ -31,7 +31,8 @@
 //!
 //! Run: `cargo bench --bench wire` (release; demo data at scale 1, generated
 //! once into the target directory). Results: a Markdown table on stdout and
-//! `$CARGO_TARGET_DIR/bench-results/wire.json`. Under `cargo test` it runs
+//! `$CARGO_TARGET_DIR/bench-results/wire.json`, with its report as Markdown
+//! (`wire.md`) and a chart (`wire.png`). Under `cargo test` it runs
 //! once at a tiny scale with a Rust client, as a smoke test.
 
 use std::net::SocketAddr;
