@@ -65,7 +65,7 @@ use crate::answered_token::{AnswerToken, AnsweredTokenLayer};
 use crate::do_get_frames::{DO_GET, DoGetAnswers, MessageFrame};
 
 /// How long a client has to finish the TLS handshake.
-pub(crate) const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 
 /// How long the server waits before accepting again after `accept` failed
 /// (out of file descriptors, for instance), rather than spinning.
@@ -155,7 +155,7 @@ pub(crate) struct ConnectionCalls {
     certificates: Option<ClientCertificates>,
 }
 
-impl Service<http::Request<Body>> for ConnectionCalls {
+impl Service<http::Request<Incoming>> for ConnectionCalls {
     type Response = http::Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
@@ -165,7 +165,9 @@ impl Service<http::Request<Body>> for ConnectionCalls {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
+        // hyper's request body, as tonic's services read it.
+        let mut request = request.map(Body::new);
         request.extensions_mut().insert(self.peer.clone());
         if let Some(certificates) = &self.certificates {
             request.extensions_mut().insert(certificates.clone());
@@ -311,7 +313,7 @@ async fn serve_http2<IO>(io: IO, calls: AnswerToken<ConnectionCalls>, mut stop: 
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(RequestBody(calls));
+    let service = TowerToHyperService::new(calls);
     let mut connection = pin!(
         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -326,24 +328,6 @@ where
     };
     if let Err(e) = ended {
         log::debug!("connection ended with an error: {e}");
-    }
-}
-
-/// `calls`, given hyper's request bodies as tonic's.
-#[derive(Clone)]
-struct RequestBody(AnswerToken<ConnectionCalls>);
-
-impl Service<http::Request<Incoming>> for RequestBody {
-    type Response = http::Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
-        self.0.call(request.map(Body::new))
     }
 }
 
