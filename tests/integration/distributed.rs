@@ -4,7 +4,8 @@
 //! plan checker; a worker reached directly refuses a plan that is unsigned,
 //! signed with another key or tampered with; a worker narrows the filters of
 //! the stages it decodes; a worker killed mid-query fails that query and the
-//! next one runs on the worker left.
+//! next one runs on the worker left; a scalar subquery runs on the
+//! coordinator, its input and subqueries across the workers.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -426,6 +427,113 @@ async fn a_query_over_a_delta_table_runs_on_the_coordinator() {
     let plan = distributed.physical_plan(sql).await.unwrap();
     assert!(!is_distributed(&plan), "{}", show(&plan));
     let mut local = delta.engine.session("ann", Some("analyst")).unwrap();
+    let expected = rows_of(&mut local, sql).await.unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(rows_of(&mut distributed, sql).await.unwrap(), expected);
+}
+
+/// The plan's lines, each without its leading spaces, and its depth.
+fn lines_with_depth(plan: &Arc<dyn ExecutionPlan>) -> Vec<(usize, String)> {
+    show(plan)
+        .lines()
+        .map(|line| {
+            let text = line.trim_start();
+            ((line.len() - text.len()) / 2, text.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scalar_subquery_runs_on_the_coordinator_and_its_parts_across_the_workers() {
+    let (data_dir, key_file) = lake().await;
+    let first = start_worker(data_dir, key_file);
+    let second = start_worker(data_dir, key_file);
+    let one_node = engine(data_dir, None).await;
+    let fleet = engine(
+        data_dir,
+        Some(workers_at(vec![first.url.clone(), second.url.clone()])),
+    )
+    .await;
+    let mut local = one_node.session("analyst", None).unwrap();
+    let mut distributed = fleet.session("analyst", None).unwrap();
+    let query = |wanted: &str| {
+        queries()
+            .into_iter()
+            .find(|(name, _)| name == wanted)
+            .unwrap()
+            .1
+    };
+    let q15 = &query("q15");
+    // Q15: the subquery's maximum and the query's filter both read the
+    // revenue per supplier, computed once, across the workers.
+    let plan = distributed.physical_plan(q15).await.unwrap();
+    let lines = lines_with_depth(&plan);
+    assert!(
+        lines[0].1.starts_with("ScalarSubqueryExec"),
+        "{}",
+        show(&plan)
+    );
+    let shared: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, text))| text.starts_with("SharedResultExec"))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(shared.len(), 2, "{}", show(&plan));
+    for at in shared {
+        assert!(
+            lines[at + 1].1.starts_with("DistributedExec"),
+            "a shared result is read from the workers:\n{}",
+            show(&plan)
+        );
+    }
+    check_plan(&plan, false, false);
+    assert_eq!(
+        rows_of(&mut distributed, q15).await,
+        rows_of(&mut local, q15).await
+    );
+
+    // Q22: the filter that reads the subquery is in the input, which runs
+    // across the workers: the value reaches them as a literal.
+    let q22 = &query("q22");
+    let plan = distributed.physical_plan(q22).await.unwrap();
+    let lines = lines_with_depth(&plan);
+    assert!(
+        lines[0].1.starts_with("ScalarSubqueryExec"),
+        "{}",
+        show(&plan)
+    );
+    assert!(lines[1].1.starts_with("DistributedExec"), "{}", show(&plan));
+    check_plan(&plan, false, false);
+    let expected = rows_of(&mut local, q22).await.unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(rows_of(&mut distributed, q22).await.unwrap(), expected);
+
+    // A subquery read where its value cannot be sent (a projection): that
+    // part runs on the coordinator, the subquery across the workers.
+    let sql = "SELECT o_orderkey, o_totalprice - (SELECT avg(o_totalprice) FROM tpch.orders) AS above \
+               FROM tpch.orders WHERE o_orderkey < 100 ORDER BY o_orderkey";
+    let plan = distributed.physical_plan(sql).await.unwrap();
+    let lines = lines_with_depth(&plan);
+    assert!(
+        lines[0].1.starts_with("ScalarSubqueryExec"),
+        "{}",
+        show(&plan)
+    );
+    assert!(
+        !lines[1].1.starts_with("DistributedExec"),
+        "the input reads the subquery in a projection:\n{}",
+        show(&plan)
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|(depth, text)| *depth == 1 && text.starts_with("DistributedExec"))
+            .count(),
+        1,
+        "the subquery runs across the workers:\n{}",
+        show(&plan)
+    );
     let expected = rows_of(&mut local, sql).await.unwrap();
     assert!(!expected.is_empty());
     assert_eq!(rows_of(&mut distributed, sql).await.unwrap(), expected);

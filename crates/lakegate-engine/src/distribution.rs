@@ -39,17 +39,23 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use futures::future::BoxFuture;
 use lakegate_distributed::{FleetKey, LiveWorkers, SigningChannelResolver};
 use lakegate_policy::TableName;
 use prost::Message;
 
 use crate::barrier::PolicyBarrierExec;
 use crate::reuse_subplans::SharedResultExec;
+use crate::subquery_values::{reads_subquery_results, send_values};
 
 /// The workers a server may run queries on.
 #[derive(Debug, Clone)]
@@ -85,6 +91,15 @@ pub(crate) fn with_workers(state: SessionState, workers: &Workers) -> SessionSta
         .with_distributed_user_codec(LakegateCodec)
         .with_distributed_file_scan_config_bytes_per_partition(workers.task_bytes.max(1))
         .expect("a byte count is a valid setting");
+    // datafusion-distributed turns scalar subqueries into joins, computed
+    // again in each part that reads them; FleetQueryPlanner keeps DataFusion's
+    // own node on the coordinator instead (subquery_values.rs).
+    builder
+        .config()
+        .get_or_insert_default()
+        .options_mut()
+        .optimizer
+        .enable_physical_uncorrelated_scalar_subquery = true;
     let distributed = builder
         .query_planner()
         .take()
@@ -149,13 +164,107 @@ impl QueryPlanner for FleetQueryPlanner {
         let Some(state) = session.as_any().downcast_ref::<SessionState>() else {
             return Ok(plan);
         };
-        let mut state = state.clone();
-        state
-            .config_mut()
-            .set_extension(Arc::new(OneNodePlan(plan)));
-        self.distributed
-            .create_physical_plan(logical_plan, &state)
-            .await
+        self.distribute(plan, logical_plan, state).await
+    }
+}
+
+impl FleetQueryPlanner {
+    /// `plan` across the workers. A [`ScalarSubqueryExec`] and what lies
+    /// above it stay on the coordinator; its input and each of its
+    /// subqueries are distributed on their own ([`subquery_values`](crate::subquery_values)).
+    fn distribute<'a>(
+        &'a self,
+        plan: Arc<dyn ExecutionPlan>,
+        logical_plan: &'a LogicalPlan,
+        state: &'a SessionState,
+    ) -> BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            if !plan.exists(|node| Ok(node.is::<ScalarSubqueryExec>()))? {
+                if reads_subquery_results(&plan)? {
+                    log::debug!("a part of a query runs on the coordinator: it reads a subquery");
+                    return Ok(plan);
+                }
+                let mut state = state.clone();
+                state
+                    .config_mut()
+                    .set_extension(Arc::new(OneNodePlan(plan)));
+                return self
+                    .distributed
+                    .create_physical_plan(logical_plan, &state)
+                    .await;
+            }
+            let mut children = Vec::new();
+            if plan.is::<ScalarSubqueryExec>() {
+                for (at, part) in plan.children().into_iter().enumerate() {
+                    // Child 0 is the input, the others are the subqueries.
+                    let part = if at == 0 {
+                        send_values(Arc::clone(part))?
+                    } else {
+                        Arc::clone(part)
+                    };
+                    children.push(self.distribute_part(part, logical_plan, state).await?);
+                }
+            } else {
+                for child in plan.children() {
+                    children.push(
+                        self.distribute(Arc::clone(child), logical_plan, state)
+                            .await?,
+                    );
+                }
+            }
+            replace_children_if_necessary(plan, children)
+        })
+    }
+
+    /// One part of a [`ScalarSubqueryExec`] across the workers. A result
+    /// shared between occurrences (`reuse_subplans.rs`, Q15's CTE, which the
+    /// query and its subquery both read) is computed once: beneath each
+    /// [`SharedResultExec`] runs across the workers, the shared result and
+    /// what reads it on the coordinator, when the plan stays valid so.
+    async fn distribute_part(
+        &self,
+        part: Arc<dyn ExecutionPlan>,
+        logical_plan: &LogicalPlan,
+        state: &SessionState,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if part.exists(|node| Ok(node.is::<SharedResultExec>()))? {
+            let shared_once = self
+                .distribute_beneath_shared(Arc::clone(&part), logical_plan, state)
+                .await?;
+            if SanityCheckPlan::new()
+                .optimize(Arc::clone(&shared_once), state.config_options())
+                .is_ok()
+            {
+                return Ok(shared_once);
+            }
+        }
+        self.distribute(part, logical_plan, state).await
+    }
+
+    /// `plan` with the input of each [`SharedResultExec`] distributed, and
+    /// every other node where it was.
+    fn distribute_beneath_shared<'a>(
+        &'a self,
+        plan: Arc<dyn ExecutionPlan>,
+        logical_plan: &'a LogicalPlan,
+        state: &'a SessionState,
+    ) -> BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            if !plan.exists(|node| Ok(node.is::<SharedResultExec>()))? {
+                return Ok(plan);
+            }
+            let mut children = Vec::new();
+            for child in plan.children() {
+                children.push(if plan.is::<SharedResultExec>() {
+                    self.distribute(Arc::clone(child), logical_plan, state)
+                        .await?
+                } else {
+                    self.distribute_beneath_shared(Arc::clone(child), logical_plan, state)
+                        .await?
+                });
+            }
+            replace_children_if_necessary(plan, children)
+        })
     }
 }
 

@@ -56,6 +56,7 @@ mod sql_text;
 mod statement;
 mod statement_shape;
 mod subquery_marks;
+mod subquery_values;
 mod system_tables;
 mod table_cache;
 #[cfg(test)]
