@@ -27,6 +27,13 @@
 //! worker narrows each filter's conjunction again
 //! ([`worker_stage_rules`](crate::worker_stage_rules)): that changes how a
 //! filter is evaluated, never its terms, their order or the rows it keeps.
+//!
+//! An uncorrelated scalar subquery stays DataFusion's `ScalarSubqueryExec`,
+//! on the coordinator: its input and each of its subqueries are distributed
+//! on their own, and the subquery's value reaches the workers as a literal
+//! in the filter that reads it ([`subquery_values`](crate::subquery_values)).
+//! A result both read (Q15's CTE) is computed once, across the workers,
+//! and what reads it runs on the coordinator.
 
 use std::sync::Arc;
 
