@@ -123,9 +123,10 @@ def chart(report_path, png_path):
     axis.set_xticks(range(len(queries)), [q.upper() for q in queries])
     axis.set_ylabel("ratio of median times (log scale)")
     axis.set_title(f"TPC-H SF{report['scale']}: per-query ratios, {report['iterations']} interleaved iterations")
-    axis.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    axis.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
-    figure.savefig(png_path, dpi=110)
+    # The legend sits below the axes: keep it inside the image.
+    figure.savefig(png_path, dpi=110, bbox_inches="tight")
 
 
 def main():
