@@ -15,9 +15,7 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 
 use crate::joined_keys::{BRAND, CONTAINER, q17_by_sum_and_count, selected_line_items};
 use crate::plan_checker::check_plan;
-use crate::tpch::{
-    self, is_scan_of, lake_context, output_rows, queries, rows_of, sum_over, tpch_engine,
-};
+use crate::tpch::{self, is_scan_of, lake_context, output_rows, rows_of, sum_over, tpch_engine};
 
 /// The window operators of `plan`.
 fn windows(plan: &Arc<dyn ExecutionPlan>) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -37,10 +35,7 @@ fn windows(plan: &Arc<dyn ExecutionPlan>) -> Vec<&Arc<dyn ExecutionPlan>> {
 async fn q17_reads_lineitem_once_and_averages_only_the_selected_parts() {
     let data_dir = tpch::lake().await;
     let engine = tpch_engine(data_dir, true).await;
-    let (_, q17) = queries()
-        .into_iter()
-        .find(|(name, _)| name == "q17")
-        .unwrap();
+    let q17 = tpch::query("q17");
     let q17 = q17.replace("Brand#23", BRAND).replace("MED BOX", CONTAINER);
     for role in ["admin", "analyst"] {
         let mut session = engine.session(role, None).unwrap();

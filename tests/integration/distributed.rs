@@ -98,15 +98,9 @@ fn workers_at(urls: Vec<url::Url>) -> Workers {
     }
 }
 
-fn is_distributed(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    displayable(plan.as_ref())
-        .indent(true)
-        .to_string()
-        .contains("DistributedExec")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tpch_runs_across_two_worker_processes_with_one_nodes_answers() {
+/// Two worker processes over the TPC-H lake, an engine on one node and
+/// an engine running every query that reads a file across the two.
+async fn one_node_and_two_workers() -> (WorkerProcess, WorkerProcess, Engine, Engine) {
     let (data_dir, key_file) = lake().await;
     let first = start_worker(data_dir, key_file);
     let second = start_worker(data_dir, key_file);
@@ -116,6 +110,19 @@ async fn tpch_runs_across_two_worker_processes_with_one_nodes_answers() {
         Some(workers_at(vec![first.url.clone(), second.url.clone()])),
     )
     .await;
+    (first, second, one_node, fleet)
+}
+
+fn is_distributed(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+        .contains("DistributedExec")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_runs_across_two_worker_processes_with_one_nodes_answers() {
+    let (first, second, one_node, fleet) = one_node_and_two_workers().await;
     for role in ["admin", "analyst"] {
         let mut local = one_node.session(role, None).unwrap();
         let mut distributed = fleet.session(role, None).unwrap();
@@ -445,25 +452,11 @@ fn lines_with_depth(plan: &Arc<dyn ExecutionPlan>) -> Vec<(usize, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scalar_subquery_runs_on_the_coordinator_and_its_parts_across_the_workers() {
-    let (data_dir, key_file) = lake().await;
-    let first = start_worker(data_dir, key_file);
-    let second = start_worker(data_dir, key_file);
-    let one_node = engine(data_dir, None).await;
-    let fleet = engine(
-        data_dir,
-        Some(workers_at(vec![first.url.clone(), second.url.clone()])),
-    )
-    .await;
+    // The workers run as long as the test holds them.
+    let (_first, _second, one_node, fleet) = one_node_and_two_workers().await;
     let mut local = one_node.session("analyst", None).unwrap();
     let mut distributed = fleet.session("analyst", None).unwrap();
-    let query = |wanted: &str| {
-        queries()
-            .into_iter()
-            .find(|(name, _)| name == wanted)
-            .unwrap()
-            .1
-    };
-    let q15 = &query("q15");
+    let q15 = &tpch::query("q15");
     // Q15: the subquery's maximum and the query's filter both read the
     // revenue per supplier, computed once, across the workers.
     let plan = distributed.physical_plan(q15).await.unwrap();
@@ -495,7 +488,7 @@ async fn a_scalar_subquery_runs_on_the_coordinator_and_its_parts_across_the_work
 
     // Q22: the filter that reads the subquery is in the input, which runs
     // across the workers: the value reaches them as a literal.
-    let q22 = &query("q22");
+    let q22 = &tpch::query("q22");
     let plan = distributed.physical_plan(q22).await.unwrap();
     let lines = lines_with_depth(&plan);
     assert!(

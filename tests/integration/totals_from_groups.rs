@@ -9,16 +9,13 @@ use std::sync::Arc;
 use datafusion::physical_plan::displayable;
 
 use crate::plan_checker::check_plan;
-use crate::tpch::{self, lake_context, queries, rows_of, rows_read, tpch_engine};
+use crate::tpch::{self, lake_context, rows_of, rows_read, tpch_engine};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn q11_reads_partsupp_once_and_answers_as_written() {
     let data_dir = tpch::lake().await;
     let engine = tpch_engine(data_dir, true).await;
-    let (_, q11) = queries()
-        .into_iter()
-        .find(|(name, _)| name == "q11")
-        .unwrap();
+    let q11 = tpch::query("q11");
     // The subquery's aggregate differs from the query's: computed apart.
     let apart = q11.replace(
         "SELECT sum(ps_supplycost * ps_availqty) * 0.0001",

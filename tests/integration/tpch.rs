@@ -46,6 +46,15 @@ pub(crate) async fn tpch_engine(data_dir: &Path, reorder_joins: bool) -> Engine 
     common::engine_with(&tpch_catalog(), data_dir, options).await
 }
 
+/// The text of the query named `name` (`q01` ...).
+pub(crate) fn query(name: &str) -> String {
+    queries()
+        .into_iter()
+        .find(|(found, _)| found == name)
+        .unwrap_or_else(|| panic!("no TPC-H query {name}"))
+        .1
+}
+
 /// The 22 queries, by name (`q01` ...), in order.
 pub(crate) fn queries() -> Vec<(String, String)> {
     let dir = common::repo_root().join("benches/tpch/queries");

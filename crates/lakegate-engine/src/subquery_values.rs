@@ -165,7 +165,7 @@ pub(crate) fn reads_subquery_results(plan: &Arc<dyn ExecutionPlan>) -> Result<bo
     plan.exists(|node| {
         let mut found = false;
         node.apply_expressions(&mut |expr| {
-            found |= expr.exists(|e| Ok(e.is::<ScalarSubqueryExpr>()))?;
+            found = expr.exists(|e| Ok(e.is::<ScalarSubqueryExpr>()))?;
             Ok(if found {
                 TreeNodeRecursion::Stop
             } else {
