@@ -8,6 +8,8 @@ use std::sync::Arc;
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use lakegate_engine::PolicyBarrierExec;
 
@@ -76,4 +78,32 @@ async fn a_barrier_passes_on_an_estimate_of_its_rows_and_no_column_statistics() 
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_barrier_keeps_the_estimate_made_when_its_policy_plan_was_planned() {
+    let lake = common::shop_lake().await;
+    let mut session = lake.engine.session("ann", Some("auditor")).unwrap();
+    session.use_database("shop").unwrap();
+    let plan = session.physical_plan("SELECT * FROM orders").await.unwrap();
+    let barrier = first_barrier(&plan).expect("orders is read through a barrier");
+    let estimate = statistics(barrier.as_ref());
+
+    // The same barrier over an empty input: asked for its whole output, it
+    // answers with the estimate it was made with, not walking beneath (the
+    // optimizer asks again at every join and every filter it rebuilds).
+    let empty: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(barrier.children()[0].schema()));
+    let over_nothing = replace_children_if_necessary(Arc::clone(&barrier), vec![empty]).unwrap();
+    let walked = Precision::Inexact(0);
+    assert_ne!(estimate.num_rows, walked, "else this test proves nothing");
+    assert_eq!(statistics(over_nothing.as_ref()), estimate);
+
+    // One partition's statistics are still its input's.
+    let partition = StatisticsContext::new()
+        .compute(
+            over_nothing.as_ref(),
+            &StatisticsArgs::new().with_partition(Some(0)),
+        )
+        .unwrap();
+    assert_eq!(partition.num_rows, walked);
 }

@@ -4,6 +4,11 @@
 //!
 //! * `catalog_errors` — a broken catalog is refused with every error, its file
 //!   and the offending name; `lakegate catalog check` prints them.
+//! * `pushed_predicates` — a leakproof user predicate is applied once, by
+//!   the secured scan beneath the barrier; any other stays above it; the
+//!   audit names the columns filtered on.
+//! * `barrier_statistics` — a barrier passes on an estimate of its rows,
+//!   made once when its policy plan is planned, and nothing per column.
 //! * `probe` — a probe function placed anywhere in user SQL only ever sees
 //!   values the role may see (test tool b).
 //! * `plan_checker` — in the final physical plan, every scan of a protected
@@ -96,6 +101,7 @@ mod panics;
 mod partitions;
 mod plan_checker;
 mod probe;
+mod pushed_predicates;
 mod result_schema;
 mod reuse_subplans;
 mod scan_reuse;

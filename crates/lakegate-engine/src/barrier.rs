@@ -69,6 +69,13 @@ pub struct PolicyBarrierExec {
     /// and displayed only when asked: formatting it on every scan cost more
     /// than a tenth of the scan's planning.
     planned: Arc<dyn ExecutionPlan>,
+    /// What the barrier passes on of its whole output's statistics
+    /// ([`statistics_past_policy`]), when it was computed as the policy plan
+    /// was planned: the physical optimizer asks for statistics over and over
+    /// (at each join, at each filter it rebuilds), and every ask would
+    /// otherwise walk the policy plan beneath, its row filter's analysis
+    /// included.
+    estimate: Option<Arc<Statistics>>,
 }
 
 impl PolicyBarrierExec {
@@ -82,16 +89,6 @@ impl PolicyBarrierExec {
         input: Arc<dyn ExecutionPlan>,
     ) -> Self {
         let planned = Arc::clone(&input);
-        Self::with_planned(table, role, raw_columns, input, planned)
-    }
-
-    fn with_planned(
-        table: TableName,
-        role: String,
-        raw_columns: Arc<BTreeSet<String>>,
-        input: Arc<dyn ExecutionPlan>,
-        planned: Arc<dyn ExecutionPlan>,
-    ) -> Self {
         let properties = Arc::clone(input.properties());
         Self {
             table,
@@ -100,7 +97,18 @@ impl PolicyBarrierExec {
             input,
             properties,
             planned,
+            estimate: None,
         }
+    }
+
+    /// The barrier with its output's statistics as `beneath` (those of the
+    /// whole policy plan) describes them, kept for every later ask. The
+    /// physical optimizer's rewrites beneath (repartitioning, pushed dynamic
+    /// filters) return the same rows, so the estimate holds for the
+    /// rewritten plans too.
+    pub fn with_estimate(mut self, beneath: &Statistics) -> Self {
+        self.estimate = Some(Arc::new(statistics_past_policy(&self.schema(), beneath)));
+        self
     }
 
     /// The secured table.
@@ -163,13 +171,15 @@ impl ExecutionPlan for PolicyBarrierExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children.swap_remove(0);
-        Ok(Arc::new(Self::with_planned(
-            self.table.clone(),
-            self.role.clone(),
-            Arc::clone(&self.raw_columns),
+        Ok(Arc::new(Self {
+            table: self.table.clone(),
+            role: self.role.clone(),
+            raw_columns: Arc::clone(&self.raw_columns),
+            properties: Arc::clone(input.properties()),
             input,
-            Arc::clone(&self.planned),
-        )))
+            planned: Arc::clone(&self.planned),
+            estimate: self.estimate.clone(),
+        }))
     }
 
     /// Lets the leakproof dynamic filters through, in the phase that carries
@@ -218,14 +228,20 @@ impl ExecutionPlan for PolicyBarrierExec {
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        vec![ChildStats::At(partition)]
+        match (partition, &self.estimate) {
+            (None, Some(_)) => vec![ChildStats::Skip],
+            _ => vec![ChildStats::At(partition)],
+        }
     }
 
     fn statistics_from_inputs(
         &self,
         input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
+        args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
+        if let (None, Some(estimate)) = (args.partition(), &self.estimate) {
+            return Ok(Arc::clone(estimate));
+        }
         Ok(Arc::new(statistics_past_policy(
             &self.schema(),
             &input_stats[0],

@@ -22,7 +22,7 @@
 //! DataFusion. The rewrite would fit DataFusion's expression simplifier.
 
 use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, DataType};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer;
@@ -51,7 +51,7 @@ impl OptimizerRule for RescaleDecimalLiterals {
     ) -> Result<Transformed<LogicalPlan>> {
         // A node without inputs (a scan) holds only the filters handed to
         // its table: comparisons, which DataFusion has already coerced.
-        if plan.inputs().is_empty() {
+        if plan.inputs().is_empty() || !has_candidate(&plan)? {
             return Ok(Transformed::no(plan));
         }
         let schema = merge_schema(&plan.inputs());
@@ -62,6 +62,29 @@ impl OptimizerRule for RescaleDecimalLiterals {
             Ok(rewritten.update_data(|e| name.restore(e)))
         })
     }
+}
+
+/// Whether any expression of `plan` holds a `+` or `-` with a decimal
+/// literal operand: the only shape the rule rewrites, looked for before
+/// merging the inputs' schemas and rebuilding every expression (which the
+/// rule did at every node of every optimizer pass, for nothing in most).
+fn has_candidate(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_expressions(|expr| {
+        found = expr.exists(|e| {
+            Ok(matches!(
+                e,
+                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Plus | Operator::Minus, right })
+                    if decimal_literal(left).is_some() || decimal_literal(right).is_some()
+            ))
+        })?;
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
 }
 
 /// `expr` with its decimal literal operand written at the other operand's

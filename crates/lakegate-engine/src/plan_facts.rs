@@ -5,6 +5,7 @@
 //! whether evaluating it twice gives the same rows and which of its
 //! aggregates are plain calls.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -82,10 +83,24 @@ pub(crate) fn table_reads(plan: &LogicalPlan) -> Result<Vec<TableRead>> {
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let provider = source_as_provider(&scan.source)?;
-            let columns: Vec<String> = scan
+            // What the scan returns, and what the filters it applies itself
+            // read (a secured table takes the leakproof ones exactly, so a
+            // column only filtered on is not among those returned).
+            let mut read: HashSet<&str> = scan
                 .projected_schema
                 .fields()
                 .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            for filter in &scan.filters {
+                read.extend(filter.column_refs().into_iter().map(|c| c.name.as_str()));
+            }
+            let columns: Vec<String> = scan
+                .source
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| read.contains(f.name().as_str()))
                 .map(|f| f.name().clone())
                 .collect();
             let (table, policies) = match provider.downcast_ref::<SecuredTable>() {

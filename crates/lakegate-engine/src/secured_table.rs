@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Column, Result, Statistics};
+use datafusion::common::{Column, DataFusionError, Result, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::execution::SessionState;
@@ -90,6 +90,8 @@ struct CachedScan {
     /// Whether the scan is estimated large enough for dynamic filters to
     /// pass its barrier ([`ScanPlanner::dynamic_filter_min_rows`]).
     takes_dynamic_filters: bool,
+    /// `physical`'s statistics, when it has them: the barrier's estimate.
+    statistics: Option<Arc<Statistics>>,
 }
 
 /// Physical planning of policy plans, shared by an engine's secured tables.
@@ -315,13 +317,15 @@ impl TableProvider for SecuredTable {
         let (offered, kept_above) = filters.split_at(filters.len().min(MAX_PUSHED_FILTERS));
         let mut answers = match &self.plan {
             SecuredPlan::Unrestricted(raw) => raw.supports_filters_pushdown(offered)?,
-            // Inexact: DataFusion keeps the filter above as well, so nothing
-            // depends on how much the scan prunes.
+            // Exact: the scan applies each such filter to every row, in a
+            // filter over the policy plan (`policy_plan_for`), beneath the
+            // barrier; another copy above it would be one more operator for
+            // every optimizer pass to rebuild and every row to go through.
             SecuredPlan::Restricted { raw_columns, .. } => offered
                 .iter()
                 .map(|f| {
                     if is_leakproof(f, raw_columns) {
-                        TableProviderFilterPushDown::Inexact
+                        TableProviderFilterPushDown::Exact
                     } else {
                         TableProviderFilterPushDown::Unsupported
                     }
@@ -357,12 +361,15 @@ impl TableProvider for SecuredTable {
         };
         let table = &self.access.table;
         // Only predicates we declared leakproof may come here; check again
-        // rather than trust the caller.
-        let pushed: Vec<Expr> = filters
-            .iter()
-            .filter(|f| is_leakproof(f, raw_columns))
-            .map(|f| unqualify(f.clone()))
-            .collect();
+        // rather than trust the caller. The scan answers for each filter it
+        // is given (they were declared exact), so another is refused, not
+        // dropped.
+        if filters.iter().any(|f| !is_leakproof(f, raw_columns)) {
+            return Err(DataFusionError::Internal(format!(
+                "a scan of '{table}' was given a filter it did not accept"
+            )));
+        }
+        let pushed: Vec<Expr> = filters.iter().map(|f| unqualify(f.clone())).collect();
         let shape = ScanShape {
             projection: projection.cloned(),
             filters: format!("{pushed:?}"),
@@ -403,7 +410,12 @@ impl TableProvider for SecuredTable {
                     .await
                     // Listing the files can fail at the storage location.
                     .map_err(|e| barrier_error(table, e))?;
-                let takes_dynamic_filters = estimated_rows(&physical)
+                let statistics = StatisticsContext::new()
+                    .compute(physical.as_ref(), &StatisticsArgs::new())
+                    .ok();
+                let takes_dynamic_filters = statistics
+                    .as_ref()
+                    .and_then(|statistics| statistics.num_rows.get_value().copied())
                     .is_none_or(|rows| rows >= scan_planner.dynamic_filter_min_rows);
                 let cached = CachedScan {
                     optimized,
@@ -411,6 +423,7 @@ impl TableProvider for SecuredTable {
                     planned_at: Instant::now(),
                     writes_seen,
                     takes_dynamic_filters,
+                    statistics,
                 };
                 if !reads_clock {
                     self.scan_plans.insert(shape, cached.clone());
@@ -427,12 +440,12 @@ impl TableProvider for SecuredTable {
         } else {
             Arc::default()
         };
-        Ok(Arc::new(PolicyBarrierExec::new(
-            table.clone(),
-            self.access.role.clone(),
-            passing,
-            physical,
-        )))
+        let barrier =
+            PolicyBarrierExec::new(table.clone(), self.access.role.clone(), passing, physical);
+        Ok(Arc::new(match &cached.statistics {
+            Some(statistics) => barrier.with_estimate(statistics),
+            None => barrier,
+        }))
     }
 }
 
@@ -506,14 +519,6 @@ pub(crate) async fn gather_statistics(plan: &LogicalPlan, state: &dyn Session) {
         .filter_map(|t| t.downcast_ref::<SecuredTable>())
         .map(|t| t.gather_statistics(state));
     futures::future::join_all(gathering).await;
-}
-
-/// How many rows `plan` is estimated to return, when its statistics say.
-fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
-    StatisticsContext::new()
-        .compute(plan.as_ref(), &StatisticsArgs::new())
-        .ok()
-        .and_then(|statistics| statistics.num_rows.get_value().copied())
 }
 
 /// Drops table qualifiers: pushed filters are qualified with the name the user

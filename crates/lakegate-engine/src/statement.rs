@@ -155,14 +155,18 @@ impl PlannedStatement {
         Self::query(planner, plan, parameters)
     }
 
-    fn query(planner: Planner, plan: QueryPlan, parameters: Option<RecordBatch>) -> Result<Self> {
+    fn query(
+        planner: Planner,
+        mut plan: QueryPlan,
+        parameters: Option<RecordBatch>,
+    ) -> Result<Self> {
         let parameter_schema = parameter_schema(&plan.logical)?;
         // With parameters, the schema is the bound plan's (a placeholder's
         // type may come from its value); every row binds values of the same
         // types.
         let engine_schema = match &parameters {
             Some(values) => planner.analyzed_schema(&plan.bind(values, 0)?.logical)?,
-            None => planner.result_schema(&plan)?,
+            None => planner.result_schema(&mut plan)?,
         };
         Ok(Self {
             schema: client_schema(&engine_schema, planner.lake().view_types()),
