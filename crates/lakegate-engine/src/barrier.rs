@@ -38,6 +38,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_plan::filter_pushdown::{
@@ -76,6 +77,10 @@ pub struct PolicyBarrierExec {
     /// otherwise walk the policy plan beneath, its row filter's analysis
     /// included.
     estimate: Option<Arc<Statistics>>,
+    /// The user's own predicates that the secured scan applies beneath the
+    /// barrier (leakproof, over columns the role sees raw), kept to be shown
+    /// in a non-administrator's EXPLAIN, which shows nothing else beneath.
+    user_filters: Arc<[Expr]>,
 }
 
 impl PolicyBarrierExec {
@@ -98,7 +103,20 @@ impl PolicyBarrierExec {
             properties,
             planned,
             estimate: None,
+            user_filters: Arc::new([]),
         }
+    }
+
+    /// The barrier noting `filters`, the user's predicates applied beneath
+    /// it, for EXPLAIN.
+    pub fn with_user_filters(mut self, filters: Arc<[Expr]>) -> Self {
+        self.user_filters = filters;
+        self
+    }
+
+    /// The user's predicates applied beneath the barrier.
+    pub fn user_filters(&self) -> &[Expr] {
+        &self.user_filters
     }
 
     /// The barrier with its output's statistics as `beneath` (those of the
@@ -179,6 +197,7 @@ impl ExecutionPlan for PolicyBarrierExec {
             input,
             planned: Arc::clone(&self.planned),
             estimate: self.estimate.clone(),
+            user_filters: Arc::clone(&self.user_filters),
         }))
     }
 

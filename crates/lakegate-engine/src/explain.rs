@@ -3,8 +3,9 @@
 //! A non-admin sees the plan of *their* query: the optimized logical plan (in
 //! which a secured table is a plain `TableScan` of the columns the role sees)
 //! and the physical plan with every policy barrier shown as one opaque
-//! `SecuredScan` leaf. What lies beneath a barrier (the row filter, masks,
-//! hidden columns, the policy's subqueries, file paths) is never shown.
+//! `SecuredScan` leaf, which names the user's own predicates the scan
+//! applies. What lies beneath a barrier (the row filter, masks, hidden
+//! columns, the policy's subqueries, file paths) is never shown.
 //! EXPLAIN ANALYZE and VERBOSE are for lake administrators, who see DataFusion's
 //! own output in full.
 
@@ -29,6 +30,8 @@ use crate::barrier::PolicyBarrierExec;
 struct SecuredScan {
     table: String,
     columns: Vec<String>,
+    /// The user's own predicates the scan applies (never the policy's).
+    filters: Vec<String>,
     properties: Arc<PlanProperties>,
 }
 
@@ -36,10 +39,14 @@ impl DisplayAs for SecuredScan {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "SecuredScan: table={}, columns=[{}], policy=applied",
+            "SecuredScan: table={}, columns=[{}], ",
             self.table,
             self.columns.join(", ")
-        )
+        )?;
+        if !self.filters.is_empty() {
+            write!(f, "filters=[{}], ", self.filters.join(", "))?;
+        }
+        write!(f, "policy=applied")
     }
 }
 
@@ -86,6 +93,11 @@ pub(crate) fn redact_barriers(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Ex
                     .fields()
                     .iter()
                     .map(|f| f.name().clone())
+                    .collect(),
+                filters: barrier
+                    .user_filters()
+                    .iter()
+                    .map(ToString::to_string)
                     .collect(),
                 properties: Arc::clone(node.properties()),
             };

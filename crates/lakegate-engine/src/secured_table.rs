@@ -369,7 +369,7 @@ impl TableProvider for SecuredTable {
                 "a scan of '{table}' was given a filter it did not accept"
             )));
         }
-        let pushed: Vec<Expr> = filters.iter().map(|f| unqualify(f.clone())).collect();
+        let pushed: Arc<[Expr]> = filters.iter().map(|f| unqualify(f.clone())).collect();
         let shape = ScanShape {
             projection: projection.cloned(),
             filters: format!("{pushed:?}"),
@@ -396,7 +396,7 @@ impl TableProvider for SecuredTable {
                     Some(expired) => expired.optimized,
                     None => {
                         let plan = self
-                            .policy_plan_for(policy_plan, pushed, projection, limit)
+                            .policy_plan_for(policy_plan, pushed.to_vec(), projection, limit)
                             .map_err(|e| policy_error(table, &e))?;
                         state.optimize(&plan).map_err(|e| policy_error(table, &e))?
                     }
@@ -441,7 +441,8 @@ impl TableProvider for SecuredTable {
             Arc::default()
         };
         let barrier =
-            PolicyBarrierExec::new(table.clone(), self.access.role.clone(), passing, physical);
+            PolicyBarrierExec::new(table.clone(), self.access.role.clone(), passing, physical)
+                .with_user_filters(pushed);
         Ok(Arc::new(match &cached.statistics {
             Some(statistics) => barrier.with_estimate(statistics),
             None => barrier,
