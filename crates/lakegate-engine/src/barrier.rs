@@ -55,7 +55,7 @@ use lakegate_policy::TableName;
 use crate::error::barrier_error;
 
 /// The boundary between a secured table's policy plan and the user's query.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PolicyBarrierExec {
     table: TableName,
     role: String,
@@ -188,17 +188,12 @@ impl ExecutionPlan for PolicyBarrierExec {
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = children.swap_remove(0);
-        Ok(Arc::new(Self {
-            table: self.table.clone(),
-            role: self.role.clone(),
-            raw_columns: Arc::clone(&self.raw_columns),
-            properties: Arc::clone(input.properties()),
-            input,
-            planned: Arc::clone(&self.planned),
-            estimate: self.estimate.clone(),
-            user_filters: Arc::clone(&self.user_filters),
-        }))
+        // Everything else (the first plan, the estimate, the user's
+        // filters) carries over to the barrier over the new input.
+        let mut barrier = Self::clone(&self);
+        barrier.input = children.swap_remove(0);
+        barrier.properties = Arc::clone(barrier.input.properties());
+        Ok(Arc::new(barrier))
     }
 
     /// Lets the leakproof dynamic filters through, in the phase that carries

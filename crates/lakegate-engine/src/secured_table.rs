@@ -263,12 +263,12 @@ impl SecuredTable {
     fn policy_plan_for(
         &self,
         policy_plan: &LogicalPlan,
-        pushed: Vec<Expr>,
+        pushed: &[Expr],
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<LogicalPlan> {
         let mut builder = LogicalPlanBuilder::from(policy_plan.clone());
-        if let Some(predicate) = conjunction(pushed) {
+        if let Some(predicate) = conjunction(pushed.iter().cloned()) {
             builder = builder.filter(predicate)?;
         }
         if let Some(indices) = projection {
@@ -396,7 +396,7 @@ impl TableProvider for SecuredTable {
                     Some(expired) => expired.optimized,
                     None => {
                         let plan = self
-                            .policy_plan_for(policy_plan, pushed.to_vec(), projection, limit)
+                            .policy_plan_for(policy_plan, &pushed, projection, limit)
                             .map_err(|e| policy_error(table, &e))?;
                         state.optimize(&plan).map_err(|e| policy_error(table, &e))?
                     }
